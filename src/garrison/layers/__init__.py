@@ -1,0 +1,1 @@
+"""Reading layers: decompression, a streaming tar walker, whiteouts. Never unpacks to disk."""

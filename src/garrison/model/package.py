@@ -1,0 +1,91 @@
+"""What is installed: operating system and packages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class PackageType(StrEnum):
+    """The packaging format a package was found in. Values double as purl types where they coincide."""
+
+    DEB = "deb"
+    APK = "apk"
+    RPM = "rpm"
+    PYTHON = "python"  # purl type "pypi"
+    NPM = "npm"
+    GO = "gomod"  # purl type "golang"
+    JAVA = "jar"  # purl type "maven"
+    GEM = "gem"
+    CARGO = "cargo"
+    NUGET = "nuget"
+    COMPOSER = "composer"
+
+    @property
+    def is_os(self) -> bool:
+        """OS packages are matched against the distribution's advisories, keyed by the detected release."""
+        return self in (PackageType.DEB, PackageType.APK, PackageType.RPM)
+
+    @property
+    def osv_ecosystem(self) -> str:
+        """The OSV ecosystem name for language packages ("" for OS packages: those depend on the release)."""
+        return _OSV_ECOSYSTEMS.get(self, "")
+
+
+_OSV_ECOSYSTEMS = {
+    PackageType.PYTHON: "PyPI",
+    PackageType.NPM: "npm",
+    PackageType.GO: "Go",
+    PackageType.JAVA: "Maven",
+    PackageType.GEM: "RubyGems",
+    PackageType.CARGO: "crates.io",
+    PackageType.NUGET: "NuGet",
+    PackageType.COMPOSER: "Packagist",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OSInfo:
+    """The detected operating system of an image."""
+
+    #: Lower-case family id from ``os-release`` ``ID`` (``debian``, ``alpine``, ``ubuntu``, ``rhel``…).
+    family: str
+    #: ``VERSION_ID`` (``12``, ``3.19.1``) or the release file's version.
+    version_id: str = ""
+    #: ``VERSION_CODENAME`` (``bookworm``) when known.
+    codename: str = ""
+    pretty_name: str = ""
+    #: True for distroless images (``/etc/os-release`` but no package manager database).
+    distroless: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Package:
+    """One installed package. ``layer`` and ``locations`` say where it came from."""
+
+    name: str
+    version: str
+    type: PackageType
+    #: Package URL (https://github.com/package-url/purl-spec).
+    purl: str = ""
+    #: Files that declared the package (``var/lib/dpkg/status``, a METADATA file, a jar path…), no leading "/".
+    locations: tuple[str, ...] = ()
+    #: ``diff_id`` of the layer that introduced the package ("" when unknown, e.g. for ``dir:``).
+    layer: str = ""
+    #: Source package (dpkg ``Source:``, apk origin, rpm source rpm name); advisories are keyed by it.
+    source_name: str = ""
+    #: Source version (dpkg ``Source: name (version)``); equals ``version`` when the binary has none.
+    source_version: str = ""
+    arch: str = ""
+    licenses: tuple[str, ...] = ()
+    #: Epoch for rpm, kept apart because rpm versions print without it.
+    epoch: int | None = None
+    #: Maven group id, npm scope etc. are part of ``name``; this holds e.g. the jar's ``groupId``.
+    namespace: str = ""
+    #: True for packages from lock files or manifests that only declare (``dir:`` mode), not installed ones.
+    from_lockfile: bool = False
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """Identity used for de-duplication and layer attribution."""
+        return (self.type.value, self.name, self.version)
