@@ -79,3 +79,32 @@ class Finding:
     match: MatchDetail | None = None
     #: Other advisory ids merged into this finding (one CVE reported by two sources is one finding).
     merged_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RangeEvent:
+    """One OSV range event: ``kind`` is ``introduced``, ``fixed``, ``last_affected`` or ``limit``."""
+
+    kind: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class AffectedRange:
+    """An OSV ``ranges[]`` entry. ``type`` is ``ECOSYSTEM``, ``SEMVER`` or ``GIT`` (GIT is never matched)."""
+
+    type: str
+    events: tuple[RangeEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Affected:
+    """One OSV ``affected[]`` entry for one package, as stored in the advisory database."""
+
+    advisory_id: str
+    #: Exact OSV ecosystem string (``Debian:12``, ``PyPI``, ``Alpine:v3.19``).
+    ecosystem: str
+    package_name: str
+    ranges: tuple[AffectedRange, ...] = ()
+    #: Explicit affected versions (OSV ``versions``).
+    versions: tuple[str, ...] = ()
