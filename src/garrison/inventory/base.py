@@ -45,12 +45,23 @@ EMPTY = AnalysisResult()
 class Analyzer(Protocol):
     """A package or OS analyzer. Implementations are small frozen dataclasses or module-level objects."""
 
-    #: Unique name (``dpkg``, ``python-dist``…); a duplicate fails at start.
-    name: str
-    #: Bump on any change to what ``analyze`` returns.
-    version: int
-    #: Largest file this analyzer will read; larger files are skipped with a warning.
-    max_bytes: int
+    # Read-only properties rather than plain attributes, so that frozen dataclasses (whose fields
+    # cannot be assigned) satisfy the protocol under mypy.
+
+    @property
+    def name(self) -> str:
+        """Unique name (``dpkg``, ``python-dist``…); a duplicate fails at start."""
+        ...
+
+    @property
+    def version(self) -> int:
+        """Bump on any change to what ``analyze`` returns."""
+        ...
+
+    @property
+    def max_bytes(self) -> int:
+        """Largest file this analyzer will read; larger files are skipped with a warning."""
+        ...
 
     def wants(self, path: str, size: int, mode: int) -> bool:
         """Cheap test on the path (and size/mode); called for every file of every layer."""

@@ -1,0 +1,128 @@
+"""Command implementations. Each turns parsed arguments into one :mod:`garrison.api` call and renders it."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from garrison.cli.main import settings_from_args
+from garrison.cli.progress import progress_for
+
+
+@contextlib.contextmanager
+def _output(path: Path | None) -> Iterator[IO[str]]:
+    """Standard output, or FILE written atomically (a failed run never leaves half a report)."""
+    if path is None:
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    from garrison import __version__
+
+    print(f"garrison {__version__}")
+    return 0
+
+
+def cmd_sbom(args: argparse.Namespace) -> int:
+    from garrison import api
+    from garrison.report import render_inventory
+
+    settings = settings_from_args(args)
+    with progress_for(args.quiet) as progress:
+        inv = api.inventory(args.source, settings, progress)
+    with _output(args.output) as out:
+        render_inventory(inv, args.format, out)
+    _print_warnings(inv.warnings)
+    return 0
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from garrison import api
+    from garrison.errors import EXIT_FINDINGS
+    from garrison.report import render
+
+    settings = settings_from_args(args)
+    options = api.ScanOptions(
+        severities=tuple(s.strip() for s in args.severity.split(",") if s.strip()),
+        ignore_unfixed=args.ignore_unfixed,
+        ignore_file=args.ignore_file or _default_ignore_file(),
+        vex=tuple(args.vex),
+    )
+    with progress_for(args.quiet) as progress:
+        if args.target == "sbom":
+            report = api.scan_sbom(Path(args.source), settings, options, progress)
+        elif args.target == "dir":
+            report = api.scan(f"dir:{args.source}", settings, options, progress)
+        else:
+            report = api.scan(args.source, settings, options, progress)
+    with _output(args.output) as out:
+        render(report, args.format, out)
+    _print_warnings(report.warnings)
+    if args.exit_code and report.findings:
+        return int(args.exit_code) if args.exit_code != 0 else EXIT_FINDINGS
+    return 0
+
+
+def _default_ignore_file() -> Path | None:
+    p = Path(".garrisonignore.yaml")
+    return p if p.is_file() else None
+
+
+def cmd_db_update(args: argparse.Namespace) -> int:
+    from garrison.vulndb.update import update_database
+
+    settings = settings_from_args(args)
+    with progress_for(args.quiet) as progress:
+        status = update_database(settings, progress)
+    _print_db_status(status, "table")
+    return 0
+
+
+def cmd_db_status(args: argparse.Namespace) -> int:
+    from garrison.errors import DatabaseError
+    from garrison.vulndb.store import AdvisoryDB
+
+    settings = settings_from_args(args)
+    path = settings.database_file
+    if not path.exists():
+        raise DatabaseError(f"no advisory database at {path}; run `garrison db update`")
+    db = AdvisoryDB.open(path)
+    try:
+        _print_db_status(db.status(), args.format)
+    finally:
+        db.close()
+    return 0
+
+
+def _print_db_status(status: object, fmt: str) -> None:
+    from garrison.vulndb.store import format_status
+
+    sys.stdout.write(format_status(status, fmt))
+
+
+def _print_warnings(warnings: tuple[str, ...] | list[str]) -> None:
+    if not warnings:
+        return
+    shown = list(warnings)[:20]
+    for w in shown:
+        print(f"garrison: warning: {w}", file=sys.stderr)
+    if len(warnings) > len(shown):
+        print(f"garrison: warning: … and {len(warnings) - len(shown)} more warnings", file=sys.stderr)

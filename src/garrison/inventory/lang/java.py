@@ -1,0 +1,198 @@
+"""Java archives (jar, war, ear, and jars nested in them): Maven coordinates of what they contain.
+
+Per archive: every ``META-INF/maven/<group>/<artifact>/pom.properties`` is a package (shaded jars
+carry several). An archive without any falls back to ``META-INF/MANIFEST.MF``
+(``Implementation-*`` / ``Bundle-*``) and the file name for the artifact id. Nested archives
+(``BOOT-INF/lib``, ``WEB-INF/lib``, ``lib/``…) are opened recursively.
+
+Zip bombs: every byte decompressed is charged to one budget per top-level file, nested archives
+are read only to :data:`MAX_DEPTH`, entries are read with a hard cap rather than trusting declared
+sizes, and an archive with too many entries is skipped. Exceeding a limit gives a warning and the
+packages found so far.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+
+from garrison.inventory import purl
+from garrison.inventory.base import AnalysisResult, FileInput, MiB
+from garrison.inventory.lang.spec import FileAnalyzer
+from garrison.model import Package, PackageType
+
+ARCHIVE_SUFFIXES = (".jar", ".war", ".ear", ".par", ".sar", ".jpi", ".hpi", ".kar", ".nar")
+#: Total bytes decompressed from one top-level archive (its nested archives included).
+MAX_TOTAL_BYTES = 512 * MiB
+#: Nesting: the file itself is depth 0, ``BOOT-INF/lib/x.jar`` depth 1, a jar inside that depth 2.
+MAX_DEPTH = 3
+MAX_ENTRIES = 100_000
+#: A pom.properties or a manifest is tiny; anything bigger is not what it claims to be.
+MAX_SMALL_FILE = 1 * MiB
+
+_FILENAME_VERSION = re.compile(r"^(?P<artifact>.+?)-(?P<version>\d[\w.\-+]*)$")
+
+
+class _LimitExceeded(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class _Scan:
+    """State of one top-level archive scan: the shared decompression budget and what was found."""
+
+    location: str
+    #: Bytes that may still be decompressed.
+    budget: int
+    packages: list[Package] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seen: set[tuple[str, str, str]] = field(default_factory=set)
+
+    def read(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
+        """Read one entry, charging the budget; never trusts the declared size alone."""
+        limit = min(cap, self.budget)
+        if info.file_size > limit:
+            raise _LimitExceeded(f"{info.filename} declares {info.file_size} bytes, over the limit")
+        with zf.open(info) as fh:
+            data = fh.read(limit + 1)
+        if len(data) > limit:
+            raise _LimitExceeded(f"{info.filename} inflates past the limit")
+        self.budget -= len(data)
+        return data
+
+    def add(self, group: str, artifact: str, version: str, licenses: tuple[str, ...] = ()) -> None:
+        key = (group, artifact, version)
+        if not artifact or not version or key in self.seen:
+            return
+        self.seen.add(key)
+        self.packages.append(
+            Package(
+                name=f"{group}:{artifact}" if group else artifact,
+                version=version,
+                type=PackageType.JAVA,
+                purl=purl.maven(group, artifact, version),
+                locations=(self.location,),
+                namespace=group,
+                licenses=licenses,
+            )
+        )
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """Java ``.properties`` (the simple subset Maven writes: ``key=value``, ``#`` comments)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#!":
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            key, sep, value = line.partition(":")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def parse_manifest(text: str) -> dict[str, str]:
+    """Main section of a ``MANIFEST.MF``: ``Key: value`` with 72-byte lines continued by a leading space."""
+    out: dict[str, str] = {}
+    last = ""
+    for line in text.splitlines():
+        if not line:
+            break
+        if line.startswith(" ") and last:
+            out[last] += line[1:]
+            continue
+        key, sep, value = line.partition(":")
+        if sep:
+            last = key.strip()
+            out[last] = value.strip()
+    return out
+
+
+def _from_manifest(manifest: dict[str, str], archive_name: str) -> tuple[str, str, str]:
+    """(group, artifact, version) from a manifest and the archive's file name."""
+    base = archive_name.rsplit("/", 1)[-1]
+    for suffix in ARCHIVE_SUFFIXES:
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+            break
+    m = _FILENAME_VERSION.match(base)
+    artifact = m.group("artifact") if m else base
+    version = (
+        manifest.get("Implementation-Version")
+        or manifest.get("Bundle-Version")
+        or manifest.get("Specification-Version")
+        or (m.group("version") if m else "")
+    )
+    group = manifest.get("Implementation-Vendor-Id", "")
+    return group, artifact, version
+
+
+def _scan_archive(scan: _Scan, data: bytes, archive_name: str, depth: int) -> None:
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        scan.warnings.append(f"{scan.location}: {archive_name}: not a zip archive: {exc}")
+        return
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_ENTRIES:
+            scan.warnings.append(f"{scan.location}: {archive_name}: {len(infos)} entries, skipped")
+            return
+        found_pom = False
+        manifest: dict[str, str] = {}
+        nested: list[zipfile.ZipInfo] = []
+        for info in infos:
+            name = info.filename
+            if name.startswith("META-INF/maven/") and name.endswith("/pom.properties"):
+                props = parse_properties(scan.read(zf, info, MAX_SMALL_FILE).decode("utf-8", "replace"))
+                group, artifact, version = (props.get(k, "") for k in ("groupId", "artifactId", "version"))
+                if artifact and version:
+                    found_pom = True
+                    scan.add(group, artifact, version)
+            elif name == "META-INF/MANIFEST.MF":
+                manifest = parse_manifest(scan.read(zf, info, MAX_SMALL_FILE).decode("utf-8", "replace"))
+            elif name.lower().endswith(ARCHIVE_SUFFIXES) and not info.is_dir():
+                nested.append(info)
+        if not found_pom:
+            group, artifact, version = _from_manifest(manifest, archive_name)
+            scan.add(group, artifact, version)
+        for info in nested:
+            if depth + 1 > MAX_DEPTH:
+                scan.warnings.append(f"{scan.location}: {info.filename}: nested deeper than {MAX_DEPTH}")
+                continue
+            inner = scan.read(zf, info, scan.budget)
+            _scan_archive(scan, inner, info.filename, depth + 1)
+
+
+def analyze_archive(file: FileInput) -> AnalysisResult:
+    scan = _Scan(location=file.path, budget=MAX_TOTAL_BYTES)
+    try:
+        _scan_archive(scan, file.content, file.path, 0)
+    except _LimitExceeded as exc:
+        scan.warnings.append(f"{file.path}: zip bomb guard: {exc}")
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        OSError,
+        EOFError,
+        ValueError,
+        NotImplementedError,
+        RuntimeError,
+    ) as exc:
+        # Corrupt member data, unsupported compression, encrypted entries.
+        scan.warnings.append(f"{file.path}: unreadable archive member: {exc}")
+    return AnalysisResult(packages=tuple(scan.packages), warnings=tuple(scan.warnings))
+
+
+ANALYZER = FileAnalyzer(
+    name="java-archive",
+    version=1,
+    parse=analyze_archive,
+    suffixes=ARCHIVE_SUFFIXES,
+    max_bytes=512 * MiB,
+)

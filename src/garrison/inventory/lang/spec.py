@@ -1,0 +1,61 @@
+"""The declared analyzer most language ecosystems need: a name, the file names it wants, a parse function.
+
+``wants`` must cost next to nothing — the walker calls it for every file of every layer — so matching
+is one ``rfind`` plus a set lookup or a suffix test; an optional ``path_ok`` predicate runs only after
+that cheap test hit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from garrison.inventory.base import AnalysisResult, FileInput, MiB
+from garrison.model import Package
+
+ParseFn = Callable[[FileInput], AnalysisResult]
+
+
+@dataclass(frozen=True, slots=True)
+class FileAnalyzer:
+    """An analyzer declared as data: which files (by base name or suffix) and how to parse them."""
+
+    name: str
+    version: int
+    parse: ParseFn
+    #: Exact base names wanted (``package-lock.json``).
+    basenames: frozenset[str] = frozenset()
+    #: Base-name suffixes wanted (``.gemspec``, ``.deps.json``).
+    suffixes: tuple[str, ...] = ()
+    #: Extra test on the whole path, run only when the base name matched.
+    path_ok: Callable[[str], bool] | None = None
+    max_bytes: int = 32 * MiB
+    #: Every accepted path ending: ``/`` + each base name, and each suffix. Derived, not passed.
+    _tails: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        tails = tuple("/" + b for b in sorted(self.basenames)) + self.suffixes
+        object.__setattr__(self, "_tails", tails)
+
+    def wants(self, path: str, size: int, mode: int) -> bool:
+        # One C-level endswith over the whole path (no slicing), plus the top-level exact names.
+        if path.endswith(self._tails) or path in self.basenames:
+            return self.path_ok is None or self.path_ok(path)
+        return False
+
+    def analyze(self, file: FileInput) -> AnalysisResult:
+        """Run the parse function; any exception from bad content becomes a warning, never a crash."""
+        try:
+            return self.parse(file)
+        except Exception as exc:  # parsers face arbitrary bytes from images
+            return AnalysisResult(warnings=(f"{file.path}: {self.name}: cannot parse: {exc}",))
+
+
+def result(packages: list[Package], warnings: list[str] | None = None) -> AnalysisResult:
+    """An :class:`AnalysisResult` from lists (the shape most parse functions build)."""
+    return AnalysisResult(packages=tuple(packages), warnings=tuple(warnings or ()))
+
+
+def text_of(file: FileInput) -> str:
+    """File content as text; undecodable bytes are replaced rather than fatal."""
+    return file.content.decode("utf-8", "replace")

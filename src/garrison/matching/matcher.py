@@ -1,0 +1,353 @@
+"""Match an inventory against the advisory database with full OSV range semantics.
+
+The algorithm follows the OSV schema (https://ossf.github.io/osv-schema/#evaluation): for each
+``ECOSYSTEM``/``SEMVER`` range the events are sorted by version and replayed; ``introduced`` opens an
+affected interval, ``fixed`` closes it at that version, ``last_affected`` closes it just after, ``limit``
+caps the whole range. ``GIT`` ranges are ignored (we never know the commit). Explicit ``versions`` lists
+match on equality. A package is affected by an ``affected[]`` entry when any of its ranges (or its list)
+says so.
+
+Per package, advisories that name each other through ``aliases`` (a GHSA and a PYSEC record for the same
+CVE) are merged into one :class:`~garrison.model.Finding` whose ``vulnerability_id`` is the CVE.
+
+Cost: one ``db.affected()`` per distinct (ecosystem, name), one ``db.advisories()`` for all matched ids,
+version keys cached per (scheme, version) string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from garrison.matching.ecosystem import Lookup, lookup_for, os_target
+from garrison.model import Advisory, Finding, Inventory, MatchDetail, Package, PackageType, Severity
+from garrison.model.vuln import Affected, AffectedRange
+
+#: The range types we evaluate; GIT ranges need a commit graph we do not have.
+_ORDERED_RANGE_TYPES = frozenset({"ECOSYSTEM", "SEMVER"})
+#: Event order at equal versions: open the interval before closing it.
+_EVENT_ORDER = {"introduced": 0, "last_affected": 1, "fixed": 2, "limit": 3}
+
+
+class VersionScheme(Protocol):
+    """What the matcher needs from :mod:`garrison.vulndb.versions`."""
+
+    name: str
+
+    def key(self, version: str) -> Any:
+        """A totally ordered sort key; raises ``InvalidVersion`` (a ``ValueError``) on junk."""
+        ...
+
+
+class AdvisoryDB(Protocol):
+    """What the matcher needs from :class:`garrison.vulndb.store.AdvisoryDB`."""
+
+    def affected(self, ecosystem: str, name: str) -> list[Affected]: ...
+
+    def advisories(self, ids: Iterable[str]) -> dict[str, Advisory]: ...
+
+    def kev(self) -> frozenset[str]: ...
+
+
+SchemeResolver = Callable[[str], VersionScheme]
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResult:
+    """Findings plus what could not be checked. Warnings are user-facing one-liners."""
+
+    findings: tuple[Finding, ...]
+    warnings: tuple[str, ...] = ()
+    #: Packages whose version (or an advisory's version for them) does not parse in the scheme.
+    not_comparable: tuple[Package, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    """One advisory matching one (ecosystem, name, version)."""
+
+    advisory_id: str
+    fixed: tuple[str, ...]
+    matched_range: str
+
+
+def _default_resolver(ecosystem: str) -> VersionScheme:
+    from garrison.vulndb.versions import scheme_for  # type: ignore[attr-defined]
+
+    scheme: VersionScheme = scheme_for(ecosystem)
+    return scheme
+
+
+def _invalid_version_errors() -> tuple[type[Exception], ...]:
+    try:
+        from garrison.vulndb.versions import InvalidVersion  # type: ignore[attr-defined]
+    except ImportError:
+        return (ValueError,)
+    return (InvalidVersion, ValueError)
+
+
+class _Keys:
+    """Version-key cache for one scheme: the same strings recur across thousands of ranges."""
+
+    def __init__(self, scheme: VersionScheme, errors: tuple[type[Exception], ...]) -> None:
+        self.scheme = scheme
+        self._errors = errors
+        self._cache: dict[str, Hashable | None] = {}
+
+    def key(self, version: str) -> Any:
+        """The key, or None when the version does not parse."""
+        try:
+            return self._cache[version]
+        except KeyError:
+            pass
+        try:
+            k = self.scheme.key(version)
+        except self._errors:
+            k = None
+        self._cache[version] = k
+        return k
+
+
+class _BadEvent(Exception):
+    """An advisory event whose version does not parse: the range cannot be decided."""
+
+    def __init__(self, value: str) -> None:
+        super().__init__(value)
+        self.value = value
+
+
+def _range_text(rng: AffectedRange) -> str:
+    return ", ".join(f"{e.kind} {e.value}" for e in rng.events)
+
+
+def _evaluate_range(rng: AffectedRange, vkey: Any, keys: _Keys) -> tuple[bool, tuple[str, ...]]:
+    """OSV evaluation of one ordered range: (affected, fixed versions above ``vkey``)."""
+    evs = rng.events
+    if len(evs) == 2 and evs[0].kind == "introduced" and evs[0].value == "0" and evs[1].kind == "fixed":
+        # The shape of nearly every distribution record: one key and one comparison, no sorting.
+        fk = keys.key(evs[1].value)
+        if fk is None:
+            raise _BadEvent(evs[1].value)
+        return (True, (evs[1].value,)) if vkey < fk else (False, ())
+    events: list[tuple[Any, int, str, str]] = []
+    limits: list[Any] = []
+    for ev in rng.events:
+        if ev.kind not in _EVENT_ORDER:
+            continue
+        if ev.kind == "introduced" and ev.value == "0":
+            events.append((None, 0, ev.kind, ev.value))
+            continue
+        k = keys.key(ev.value)
+        if k is None:
+            raise _BadEvent(ev.value)
+        if ev.kind == "limit":
+            limits.append(k)
+        else:
+            events.append((k, _EVENT_ORDER[ev.kind], ev.kind, ev.value))
+    # "introduced: 0" sorts before everything.
+    events.sort(key=lambda e: (0,) if e[0] is None else (1, e[0], e[1]))
+    affected = False
+    for k, _, kind, _value in events:
+        if kind == "introduced":
+            if k is None or vkey >= k:
+                affected = True
+        elif kind == "fixed":
+            if vkey >= k:
+                affected = False
+        elif kind == "last_affected" and vkey > k:
+            affected = False
+    if affected and limits and not any(vkey < lim for lim in limits):
+        affected = False
+    if not affected:
+        return False, ()
+    fixed = tuple(v for k, _, kind, v in events if kind == "fixed" and k > vkey)
+    return True, fixed
+
+
+def match_affected(entry: Affected, version: str, vkey: Any, keys: _Keys) -> _Hit | None:
+    """Whether one OSV ``affected[]`` entry covers ``version`` (with its parsed key ``vkey``).
+
+    Ranges are tried first because they also give the fixed versions; the explicit ``versions`` list
+    (often an enumeration of the same ranges) decides alone only when no range matches.
+    """
+    matched: list[str] = []
+    fixed: list[str] = []
+    has_ordered = False
+    for rng in entry.ranges:
+        if rng.type.upper() not in _ORDERED_RANGE_TYPES:
+            continue
+        has_ordered = True
+        hit, fx = _evaluate_range(rng, vkey, keys)
+        if hit:
+            matched.append(_range_text(rng))
+            fixed.extend(f for f in fx if f not in fixed)
+    if matched:
+        fixed.sort(key=keys.key)
+        return _Hit(entry.advisory_id, tuple(fixed), "; ".join(matched))
+    if not entry.versions:
+        return None
+    # OSV lists versions in the ecosystem's canonical spelling, so string equality decides; a parsed
+    # comparison (``2.10`` == ``2.10.0``) is only worth its cost when the entry has no ranges at all.
+    if version in entry.versions or (not has_ordered and any(keys.key(v) == vkey for v in entry.versions)):
+        return _Hit(entry.advisory_id, (), "versions list")
+    return None
+
+
+@dataclass
+class _Run:
+    """State of one ``match_inventory`` call: caches and collected warnings."""
+
+    db: AdvisoryDB
+    resolver: SchemeResolver
+    errors: tuple[type[Exception], ...]
+    schemes: dict[str, _Keys | None] = field(default_factory=dict)
+    affected: dict[tuple[str, str], list[Affected]] = field(default_factory=dict)
+    hits: dict[Lookup, list[_Hit] | None] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    bad_events: set[tuple[str, str]] = field(default_factory=set)
+
+    def keys_for(self, ecosystem: str) -> _Keys | None:
+        if ecosystem not in self.schemes:
+            try:
+                self.schemes[ecosystem] = _Keys(self.resolver(ecosystem), self.errors)
+            except (KeyError, ValueError, LookupError) as exc:
+                self.warnings.append(f"{ecosystem}: no version scheme ({exc}); packages not checked")
+                self.schemes[ecosystem] = None
+        return self.schemes[ecosystem]
+
+    def hits_for(self, lk: Lookup) -> list[_Hit] | None:
+        """Hits for one lookup; None when the installed version is not comparable."""
+        if lk in self.hits:
+            return self.hits[lk]
+        keys = self.keys_for(lk.ecosystem)
+        result: list[_Hit] | None = None
+        if keys is not None:
+            vkey = keys.key(lk.version)
+            if vkey is not None:
+                result = self._evaluate(lk, keys, vkey)
+        self.hits[lk] = result
+        return result
+
+    def _evaluate(self, lk: Lookup, keys: _Keys, vkey: Any) -> list[_Hit]:
+        ak = (lk.ecosystem, lk.name)
+        if ak not in self.affected:
+            self.affected[ak] = self.db.affected(lk.ecosystem, lk.name)
+        found: list[_Hit] = []
+        for entry in self.affected[ak]:
+            try:
+                hit = match_affected(entry, lk.version, vkey, keys)
+            except _BadEvent as bad:
+                if (entry.advisory_id, bad.value) not in self.bad_events:
+                    self.bad_events.add((entry.advisory_id, bad.value))
+                    self.warnings.append(
+                        f"{entry.advisory_id}: version {bad.value!r} does not parse as {keys.scheme.name}; "
+                        f"range skipped for {lk.name}"
+                    )
+                continue
+            if hit is not None:
+                found.append(hit)
+        return found
+
+
+def _cve_of(ids: Iterable[str]) -> str:
+    cves = sorted(i for i in ids if i.startswith("CVE-"))
+    return cves[0] if cves else ""
+
+
+_ID_PRIORITY = ("CVE-", "GHSA-", "DEBIAN-", "ALPINE-", "PYSEC-", "GO-", "RUSTSEC-")
+
+
+def _primary_rank(adv: Advisory) -> tuple[int, int, str]:
+    prio = next((i for i, p in enumerate(_ID_PRIORITY) if adv.id.startswith(p)), len(_ID_PRIORITY))
+    return (-int(adv.severity), prio, adv.id)
+
+
+def _group_by_alias(hits: list[_Hit], advisories: dict[str, Advisory]) -> list[list[_Hit]]:
+    """Union hits whose advisories share an id or alias (transitively)."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for h in hits:
+        adv = advisories.get(h.advisory_id)
+        for alias in adv.aliases if adv else ():
+            parent[find(alias)] = find(h.advisory_id)
+    groups: dict[str, list[_Hit]] = {}
+    for h in hits:
+        groups.setdefault(find(h.advisory_id), []).append(h)
+    return list(groups.values())
+
+
+def _template(lk: Lookup, scheme: str, group: list[_Hit], advisories: dict[str, Advisory],
+              kev: frozenset[str]) -> Finding:
+    """The finding for one alias group, with a placeholder package: computed once per distinct lookup
+    and stamped onto every package that shares it (an image repeats packages across locations)."""
+    advs = [advisories.get(h.advisory_id) or Advisory(id=h.advisory_id) for h in group]
+    primary = min(advs, key=_primary_rank)
+    all_ids = {a.id for a in advs} | {al for a in advs for al in a.aliases}
+    vuln_id = _cve_of(all_ids) or primary.id
+    fixed: list[str] = []
+    for h in group:
+        fixed.extend(f for f in h.fixed if f not in fixed)
+    main_hit = next(h for h in group if h.advisory_id == primary.id)
+    detail = MatchDetail(lk.ecosystem, lk.name, lk.version, main_hit.matched_range, scheme)
+    return Finding(
+        package=_NO_PACKAGE,
+        advisory=primary,
+        vulnerability_id=vuln_id,
+        severity=max((a.severity for a in advs), default=Severity.UNKNOWN),
+        fixed_versions=tuple(fixed),
+        kev=bool(all_ids & kev),
+        match=detail,
+        merged_ids=tuple(sorted({a.id for a in advs} - {primary.id})),
+    )
+
+
+_NO_PACKAGE = Package("", "", PackageType.DEB)
+
+
+def match_inventory(inv: Inventory, db: AdvisoryDB, resolver: SchemeResolver | None = None) -> MatchResult:
+    """Every finding for ``inv``. Never raises on bad versions: those packages land in ``not_comparable``.
+
+    ``resolver`` maps an ecosystem to its version scheme (default:
+    :func:`garrison.vulndb.versions.scheme_for`); tests may pass another.
+    """
+    run = _Run(db, resolver or _default_resolver, _invalid_version_errors())
+    target = os_target(inv.os)
+    per_pkg: list[tuple[Package, Lookup, list[_Hit]]] = []
+    not_comparable: list[Package] = []
+    skipped_os = 0
+    for pkg in inv.packages:
+        lk = lookup_for(pkg, target)
+        if lk is None:
+            skipped_os += pkg.type.is_os
+            continue
+        hits = run.hits_for(lk)
+        if hits is None:
+            if run.schemes.get(lk.ecosystem) is not None:
+                not_comparable.append(pkg)
+                run.warnings.append(f"{pkg.name} {lk.version}: version not comparable in {lk.ecosystem}")
+            continue
+        if hits:
+            per_pkg.append((pkg, lk, hits))
+    if skipped_os and target.reason:
+        run.warnings.insert(0, f"{target.reason} ({skipped_os} packages)")
+    ids = {h.advisory_id for _, _, hits in per_pkg for h in hits}
+    advisories = db.advisories(ids) if ids else {}
+    kev = db.kev() if ids else frozenset()
+    templates: dict[Lookup, list[Finding]] = {}
+    findings: list[Finding] = []
+    for pkg, lk, hits in per_pkg:
+        if lk not in templates:
+            keys = run.keys_for(lk.ecosystem)
+            scheme_name = keys.scheme.name if keys else ""
+            templates[lk] = [_template(lk, scheme_name, g, advisories, kev)
+                             for g in _group_by_alias(hits, advisories)]
+        findings.extend(replace(t, package=pkg) for t in templates[lk])
+    findings.sort(key=lambda f: (f.package.name, f.package.version, -int(f.severity), f.vulnerability_id))
+    return MatchResult(tuple(findings), tuple(run.warnings), tuple(not_comparable))

@@ -1,0 +1,51 @@
+"""Small helpers shared by the renderers (ids, times, tool identity)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable
+
+import garrison
+from garrison.model import Finding, Package
+
+TOOL_NAME = "garrison"
+
+
+def tool_version(declared: str = "") -> str:
+    return declared or garrison.__version__
+
+
+def timestamp(declared: str = "") -> str:
+    """``declared`` or now, as ISO 8601 UTC with a ``Z`` (the form SARIF, CycloneDX and SPDX accept)."""
+    if declared:
+        return declared
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def package_refs(packages: Iterable[Package]) -> dict[Package, str]:
+    """A unique, stable reference per package: its purl, suffixed when two packages share one
+    (the same library vendored twice), else ``type:name@version``. Used as CycloneDX ``bom-ref`` and
+    to tie findings to packages in the JSON report."""
+    refs: dict[Package, str] = {}
+    used: set[str] = set()
+    for pkg in packages:
+        if pkg in refs:
+            continue
+        base = pkg.purl or f"{pkg.type.value}:{pkg.name}@{pkg.version}"
+        ref, n = base, 1
+        while ref in used:
+            n += 1
+            ref = f"{base}#{n}"
+        used.add(ref)
+        refs[pkg] = ref
+    return refs
+
+
+def finding_fingerprint(f: Finding) -> str:
+    """Stable identity of a finding across scans (SARIF ``partialFingerprints``): the vulnerability,
+    the package and where it is installed, not the version (an upgrade that is still vulnerable
+    remains the same alert)."""
+    where = f.package.locations[0] if f.package.locations else ""
+    text = "|".join((f.vulnerability_id, f.package.type.value, f.package.name, where))
+    return hashlib.sha256(text.encode()).hexdigest()

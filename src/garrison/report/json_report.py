@@ -1,0 +1,197 @@
+"""The JSON report: garrison's own, documented and versioned format.
+
+``garrison.scan/v1`` (``garrison scan -f json``)::
+
+    {
+      "schema": "garrison.scan/v1",
+      "generator": {"name": "garrison", "version": "0.1.0"},
+      "generated_at": "2026-01-01T00:00:00Z",
+      "artifact": {"name", "kind", "digest", "config_digest", "architecture", "os",
+                   "layers": [{"index", "digest", "diff_id", "size", "media_type", "created_by"}], ...},
+      "os": {"family", "version_id", "codename", "pretty_name", "distroless"} | null,
+      "packages": [{"ref", "name", "version", "type", "purl", "source_name", "source_version", "arch",
+                    "layer", "locations", "licenses", "namespace", "epoch", "from_lockfile"}],
+      "findings": [{"vulnerability_id", "advisory_id", "merged_ids", "aliases", "package_ref",
+                    "package": {"name", "version", "type", "purl"}, "severity", "cvss_score",
+                    "cvss_vectors", "fixed_versions", "kev", "summary", "references", "published",
+                    "match": {"ecosystem", "searched_name", "searched_version", "matched_range", "scheme"}}],
+      "suppressed": [{... a finding ..., "filter": "vex", "reason": "..."}],
+      "summary": {"findings": N, "by_severity": {"CRITICAL": n, ...}, "suppressed": N, "packages": N},
+      "warnings": ["..."],
+      "database": {"schema_version", "built_at", "sources": [{"name", "updated", "records", "url"}]} | null
+    }
+
+``garrison.inventory/v1`` (``garrison sbom -f json``) holds ``schema``, ``generator``, ``generated_at``,
+``artifact``, ``os``, ``packages`` and ``warnings`` with the same shapes. Keys are only ever added
+within a major schema version; a removal or change of meaning bumps it. Findings are sorted by package
+then severity, packages by type, name and version, so that output is diff-able.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import IO, Any
+
+from garrison.matching.filters import Suppressed
+from garrison.model import Artifact, Finding, Inventory, OSInfo, Package
+from garrison.report.common import package_refs, timestamp, tool_version
+from garrison.report.model import ScanReport
+
+SCAN_SCHEMA = "garrison.scan/v1"
+INVENTORY_SCHEMA = "garrison.inventory/v1"
+
+
+def _artifact(a: Artifact) -> dict[str, Any]:
+    return {
+        "name": a.name,
+        "kind": a.kind.value,
+        "digest": a.digest,
+        "config_digest": a.config_digest,
+        "architecture": a.architecture,
+        "os": a.os,
+        "repo_tags": list(a.repo_tags),
+        "repo_digests": list(a.repo_digests),
+        "labels": dict(sorted(a.labels.items())),
+        "layers": [
+            {
+                "index": lyr.index,
+                "digest": lyr.digest,
+                "diff_id": lyr.diff_id,
+                "size": lyr.size,
+                "media_type": lyr.media_type,
+                "created_by": lyr.created_by,
+            }
+            for lyr in a.layers
+        ],
+    }
+
+
+def _os(o: OSInfo | None) -> dict[str, Any] | None:
+    if o is None:
+        return None
+    return {
+        "family": o.family,
+        "version_id": o.version_id,
+        "codename": o.codename,
+        "pretty_name": o.pretty_name,
+        "distroless": o.distroless,
+    }
+
+
+def sorted_packages(packages: tuple[Package, ...]) -> list[Package]:
+    return sorted(packages, key=lambda p: (p.type.value, p.name, p.version, p.locations))
+
+
+def _package(p: Package, ref: str) -> dict[str, Any]:
+    return {
+        "ref": ref,
+        "name": p.name,
+        "version": p.version,
+        "type": p.type.value,
+        "purl": p.purl,
+        "source_name": p.source_name,
+        "source_version": p.source_version,
+        "arch": p.arch,
+        "layer": p.layer,
+        "locations": list(p.locations),
+        "licenses": list(p.licenses),
+        "namespace": p.namespace,
+        "epoch": p.epoch,
+        "from_lockfile": p.from_lockfile,
+    }
+
+
+def _finding(f: Finding, refs: dict[Package, str]) -> dict[str, Any]:
+    adv = f.advisory
+    m = f.match
+    return {
+        "vulnerability_id": f.vulnerability_id,
+        "advisory_id": adv.id,
+        "merged_ids": list(f.merged_ids),
+        "aliases": list(adv.aliases),
+        "package_ref": refs.get(f.package, ""),
+        "package": {
+            "name": f.package.name,
+            "version": f.package.version,
+            "type": f.package.type.value,
+            "purl": f.package.purl,
+        },
+        "severity": f.severity.name,
+        "cvss_score": adv.cvss_score,
+        "cvss_vectors": list(adv.cvss_vectors),
+        "fixed_versions": list(f.fixed_versions),
+        "kev": f.kev,
+        "summary": adv.summary,
+        "references": list(adv.references),
+        "published": adv.published,
+        "source": adv.source,
+        "match": None
+        if m is None
+        else {
+            "ecosystem": m.ecosystem,
+            "searched_name": m.searched_name,
+            "searched_version": m.searched_version,
+            "matched_range": m.matched_range,
+            "scheme": m.scheme,
+        },
+    }
+
+
+def _suppressed(s: Suppressed, refs: dict[Package, str]) -> dict[str, Any]:
+    out = _finding(s.finding, refs)
+    out["filter"] = s.filter
+    out["reason"] = s.reason
+    return out
+
+
+def inventory_document(inv: Inventory, generated_at: str = "", version: str = "") -> dict[str, Any]:
+    """The ``garrison.inventory/v1`` document as a dict."""
+    pkgs = sorted_packages(inv.packages)
+    refs = package_refs(pkgs)
+    return {
+        "schema": INVENTORY_SCHEMA,
+        "generator": {"name": "garrison", "version": tool_version(version)},
+        "generated_at": timestamp(generated_at),
+        "artifact": _artifact(inv.artifact),
+        "os": _os(inv.os),
+        "packages": [_package(p, refs[p]) for p in pkgs],
+        "warnings": list(inv.warnings),
+    }
+
+
+def scan_document(report: ScanReport) -> dict[str, Any]:
+    """The ``garrison.scan/v1`` document as a dict."""
+    doc = inventory_document(report.inventory, report.generated_at, report.tool_version)
+    refs = package_refs(sorted_packages(report.inventory.packages))
+    db = report.db
+    doc["schema"] = SCAN_SCHEMA
+    doc["findings"] = [_finding(f, refs) for f in report.findings]
+    doc["suppressed"] = [_suppressed(s, refs) for s in report.suppressed]
+    doc["summary"] = {
+        "packages": len(report.inventory.packages),
+        "findings": len(report.findings),
+        "by_severity": {s.name: n for s, n in report.counts().items()},
+        "kev": sum(1 for f in report.findings if f.kev),
+        "suppressed": len(report.suppressed),
+    }
+    doc["warnings"] = list(report.inventory.warnings) + list(report.warnings)
+    doc["database"] = None if db is None else {
+        "schema_version": db.schema_version,
+        "built_at": db.built_at,
+        "sources": [{"name": s.name, "updated": s.updated, "records": s.records, "url": s.url}
+                    for s in db.sources],
+    }
+    return doc
+
+
+def _dump(doc: dict[str, Any], out: IO[str]) -> None:
+    json.dump(doc, out, indent=2, ensure_ascii=False)
+    out.write("\n")
+
+
+def render(report: ScanReport, out: IO[str]) -> None:
+    _dump(scan_document(report), out)
+
+
+def render_inventory(inv: Inventory, out: IO[str]) -> None:
+    _dump(inventory_document(inv), out)

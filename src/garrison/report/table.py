@@ -1,0 +1,110 @@
+"""Human-readable table: one block per vulnerable package, then a summary by severity.
+
+On a terminal the table is coloured; when ``out`` is not a TTY (a pipe, a file, CI logs) it is plain
+ASCII with no escape codes, so it stays readable in logs and diffable in tests.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import IO
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from garrison.model import Finding, Inventory, Package, Severity
+from garrison.report.json_report import sorted_packages
+from garrison.report.model import ScanReport
+
+SEVERITY_STYLE = {
+    Severity.CRITICAL: "bold red",
+    Severity.HIGH: "red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+    Severity.NEGLIGIBLE: "dim",
+    Severity.UNKNOWN: "dim",
+}
+
+
+def _console(out: IO[str]) -> Console:
+    tty = bool(getattr(out, "isatty", lambda: False)())
+    if tty:
+        return Console(file=out, force_terminal=True)
+    return Console(file=out, force_terminal=False, no_color=True, color_system=None, width=200,
+                   highlight=False, emoji=False)
+
+
+def _box(console: Console) -> box.Box:
+    return box.ROUNDED if console.is_terminal else box.ASCII
+
+
+def _target(report_inv: Inventory) -> str:
+    a = report_inv.artifact
+    os_txt = f" ({report_inv.os.pretty_name or report_inv.os.family + ' ' + report_inv.os.version_id})" \
+        if report_inv.os else ""
+    return f"{a.name}{os_txt}"
+
+
+def _group(findings: tuple[Finding, ...]) -> list[tuple[Package, list[Finding]]]:
+    groups: dict[Package, list[Finding]] = defaultdict(list)
+    for f in findings:
+        groups[f.package].append(f)
+    return sorted(groups.items(), key=lambda kv: (kv[0].type.value, kv[0].name, kv[0].version))
+
+
+def _summary_line(report: ScanReport) -> str:
+    counts = report.counts()
+    parts = ", ".join(f"{s.name}: {n}" for s, n in counts.items())
+    kev = sum(1 for f in report.findings if f.kev)
+    line = f"Total: {len(report.findings)} ({parts})"
+    if kev:
+        line += f"  Known exploited: {kev}"
+    if report.suppressed:
+        line += f"  Suppressed: {len(report.suppressed)}"
+    return line
+
+
+def render(report: ScanReport, out: IO[str]) -> None:
+    console = _console(out)
+    inv = report.inventory
+    console.print(Text(_target(inv), style="bold"))
+    console.print(f"{len(inv.packages)} packages scanned")
+    console.print(_summary_line(report))
+    if report.findings:
+        table = Table(box=_box(console), show_lines=False)
+        for col in ("Package", "Installed", "Vulnerability", "Severity", "Fixed in", "Title"):
+            table.add_column(col, overflow="fold")
+        for pkg, findings in _group(report.findings):
+            first = True
+            for f in sorted(findings, key=lambda f: (-int(f.severity), f.vulnerability_id)):
+                sev = Text(f.severity.name + (" KEV" if f.kev else ""), style=SEVERITY_STYLE[f.severity])
+                table.add_row(
+                    pkg.name if first else "",
+                    pkg.version if first else "",
+                    f.vulnerability_id,
+                    sev,
+                    ", ".join(f.fixed_versions) or "(no fix)",
+                    (f.advisory.summary or f.advisory.details.split("\n", 1)[0])[:80],
+                )
+                first = False
+            table.add_section()
+        console.print(table)
+    for w in (*inv.warnings, *report.warnings):
+        console.print(Text(f"warning: {w}", style="yellow"))
+
+
+def render_inventory(inv: Inventory, out: IO[str]) -> None:
+    console = _console(out)
+    console.print(Text(_target(inv), style="bold"))
+    table = Table(box=_box(console))
+    for col in ("Name", "Version", "Type", "Source", "Layer"):
+        table.add_column(col, overflow="fold")
+    for p in sorted_packages(inv.packages):
+        src = p.source_name if p.source_name and p.source_name != p.name else ""
+        table.add_row(p.name, p.version, p.type.value, src, p.layer[:19])
+    console.print(table)
+    console.print(f"{len(inv.packages)} packages")
+    for w in inv.warnings:
+        console.print(Text(f"warning: {w}", style="yellow"))

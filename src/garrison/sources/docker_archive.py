@@ -1,0 +1,234 @@
+"""``docker-archive:FILE``: the tar ``docker save`` and ``skopeo copy … docker-archive:`` write.
+
+The archive is indexed once (member name → offset and size) and layers are read in place by offset;
+nothing is extracted. Both layouts are understood: the classic one (``manifest.json``, ``<id>.json``,
+``<id>/layer.tar``) and Docker 25+'s OCI layout inside the tar (``index.json``, ``blobs/sha256/…``,
+with the classic names kept as symlinks into ``blobs/``).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import tarfile
+from dataclasses import dataclass
+from typing import Any
+
+from garrison.config import Settings
+from garrison.errors import BadImageError, NotFoundError
+from garrison.model import Artifact, LayerInfo, SourceKind
+from garrison.sources.base import OpenedImage, ProgressFn
+from garrison.sources.common import (
+    INDEX_TYPES,
+    FileLayer,
+    check_digest,
+    config_fields,
+    layers_from,
+    load_json,
+    select_manifest,
+    verify_bytes,
+)
+
+_HEX_NAME = re.compile(r"(?:^|/)(?:blobs/sha256/)?([a-f0-9]{64})(?:\.tar|\.json)?$")
+
+
+@dataclass(frozen=True)
+class _Member:
+    offset: int
+    size: int
+    link: str  # target name for symlinks/hardlinks inside the archive, else ""
+
+
+def index_archive(path: str) -> dict[str, _Member]:
+    """Name → member for every file and link of the archive (headers only; contents are seeked over)."""
+    out: dict[str, _Member] = {}
+    try:
+        with tarfile.open(path, "r:") as tf:
+            for m in tf:
+                name = posixpath.normpath("/" + m.name).lstrip("/")
+                if m.isfile():
+                    out[name] = _Member(m.offset_data, m.size, "")
+                elif m.issym():
+                    target = posixpath.join("/" + posixpath.dirname(name), m.linkname)
+                    out[name] = _Member(0, 0, posixpath.normpath(target).lstrip("/"))
+                elif m.islnk():
+                    out[name] = _Member(0, 0, posixpath.normpath("/" + m.linkname).lstrip("/"))
+    except FileNotFoundError:
+        raise NotFoundError(f"docker-archive:{path}: no such file") from None
+    except (tarfile.TarError, EOFError) as exc:
+        raise BadImageError(
+            f"docker-archive:{path}: not an uncompressed tar archive ({exc}); "
+            "decompress it first if it was saved through gzip"
+        ) from None
+    return out
+
+
+class _Archive:
+    def __init__(self, path: str, settings: Settings, what: str) -> None:
+        self.path = path
+        self.settings = settings
+        self.what = what
+        self.members = index_archive(path)
+
+    def member(self, name: str) -> _Member:
+        name = posixpath.normpath("/" + str(name)).lstrip("/")
+        for _ in range(8):
+            m = self.members.get(name)
+            if m is None:
+                raise NotFoundError(f"{self.what}: the archive has no member {name!r}")
+            if not m.link:
+                return m
+            name = m.link
+        raise BadImageError(f"{self.what}: link loop at member {name!r}")
+
+    def read(self, name: str, what: str) -> bytes:
+        m = self.member(name)
+        if m.size > self.settings.max_manifest_bytes:
+            from garrison.errors import LimitExceededError
+
+            raise LimitExceededError(f"{what} is larger than {self.settings.max_manifest_bytes} bytes")
+        with open(self.path, "rb") as fp:
+            fp.seek(m.offset)
+            data = fp.read(m.size)
+        if len(data) != m.size:
+            raise BadImageError(f"{what}: the archive is truncated")
+        return data
+
+    def has(self, name: str) -> bool:
+        return name in self.members
+
+
+def _digest_from_name(name: str) -> str | None:
+    m = _HEX_NAME.search(name)
+    return f"sha256:{m.group(1)}" if m else None
+
+
+@dataclass
+class DockerArchiveSource:
+    path: str
+    settings: Settings
+    name: str = ""
+    kind: SourceKind = SourceKind.DOCKER_ARCHIVE
+
+    def open(self, progress: ProgressFn | None = None) -> OpenedImage:
+        what = self.name or f"docker-archive:{self.path}"
+        if not os.path.isfile(self.path):
+            raise NotFoundError(f"{what}: no such file")
+        arc = _Archive(self.path, self.settings, what)
+        if arc.has("manifest.json"):
+            return self._open_classic(arc, what)
+        if arc.has("index.json"):
+            return self._open_oci(arc, what)
+        raise BadImageError(f"{what}: neither manifest.json nor index.json in the archive")
+
+    def _open_classic(self, arc: _Archive, what: str) -> OpenedImage:
+        import json
+
+        try:
+            doc = json.loads(arc.read("manifest.json", f"{what} manifest.json"))
+        except ValueError as exc:
+            raise BadImageError(f"{what}: manifest.json is not valid JSON: {exc}") from None
+        if not isinstance(doc, list) or not doc or not isinstance(doc[0], dict):
+            raise BadImageError(f"{what}: manifest.json is not a list of images")
+        entry: dict[str, Any] = doc[0]
+        config_name = entry.get("Config")
+        layer_names = entry.get("Layers")
+        if not isinstance(config_name, str) or not isinstance(layer_names, list):
+            raise BadImageError(f"{what}: manifest.json entry lacks Config or Layers")
+        raw_config = arc.read(config_name, f"{what} config")
+        config_digest = _digest_from_name(config_name) or ""
+        if config_digest:
+            verify_bytes(raw_config, config_digest, f"{what} config")
+        else:
+            import hashlib
+
+            config_digest = "sha256:" + hashlib.sha256(raw_config).hexdigest()
+        config = load_json(raw_config, f"{what} config")
+        rootfs = config.get("rootfs") if isinstance(config.get("rootfs"), dict) else {}
+        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+        if not isinstance(diff_ids, list) or len(diff_ids) != len(layer_names):
+            raise BadImageError(f"{what}: config diff_ids do not match the {len(layer_names)} layers")
+        history = [h for h in config.get("history") or [] if isinstance(h, dict) and not h.get("empty_layer")]
+        layers: list[FileLayer] = []
+        for i, (lname, diff_id) in enumerate(zip(layer_names, diff_ids, strict=True)):
+            if not isinstance(lname, str):
+                raise BadImageError(f"{what}: layer {i} name is not a string")
+            m = arc.member(lname)
+            stored = _digest_from_name(self._resolve_name(arc, lname))
+            diff_id = check_digest(diff_id, f"{what} diff_id {i}")
+            info = LayerInfo(
+                index=i,
+                digest=stored or diff_id,
+                diff_id=diff_id,
+                size=m.size,
+                created_by=str(history[i].get("created_by", "")) if i < len(history) else "",
+            )
+            layers.append(FileLayer(info, self.path, m.offset, m.size, verify=stored))
+        tags = entry.get("RepoTags") or []
+        artifact = Artifact(
+            name=what,
+            kind=self.kind,
+            digest="",
+            config_digest=config_digest,
+            layers=tuple(la.info for la in layers),
+            repo_tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),
+            **config_fields(config),
+        )
+        return OpenedImage(artifact=artifact, layers=list(layers), config=config)
+
+    @staticmethod
+    def _resolve_name(arc: _Archive, name: str) -> str:
+        name = posixpath.normpath("/" + name).lstrip("/")
+        for _ in range(8):
+            m = arc.members.get(name)
+            if m is None or not m.link:
+                return name
+            name = m.link
+        return name
+
+    def _open_oci(self, arc: _Archive, what: str) -> OpenedImage:
+        cap = self.settings.max_manifest_bytes
+        index = load_json(arc.read("index.json", f"{what} index.json"), f"{what} index.json")
+        desc: dict[str, Any] = {"_inline": index}
+        digest = ""
+        for _ in range(4):
+            if "_inline" in desc:
+                doc: dict[str, Any] = desc["_inline"]
+            else:
+                digest = check_digest(desc.get("digest"), f"{what} manifest digest")
+                raw = arc.read(f"blobs/sha256/{digest[7:]}", f"{what} manifest")
+                doc = load_json(verify_bytes(raw[: cap + 1], digest, f"{what} manifest"), f"{what} manifest")
+            if str(doc.get("mediaType", "")) in INDEX_TYPES or ("manifests" in doc and "layers" not in doc):
+                ms = [m for m in doc.get("manifests") or [] if isinstance(m, dict)]
+                desc = (
+                    ms[0]
+                    if len(ms) == 1 and not ms[0].get("platform")
+                    else select_manifest(doc, self.settings.platform, what)
+                )
+                continue
+            break
+        else:
+            raise BadImageError(f"{what}: image indexes nested too deeply")
+        cdesc = doc.get("config") or {}
+        config_digest = check_digest(
+            cdesc.get("digest") if isinstance(cdesc, dict) else None, "config digest"
+        )
+        raw_config = verify_bytes(
+            arc.read(f"blobs/sha256/{config_digest[7:]}", f"{what} config"), config_digest, f"{what} config"
+        )
+        config = load_json(raw_config, f"{what} config")
+        infos = layers_from(doc, config, what)
+        layers = []
+        for info in infos:
+            m = arc.member(f"blobs/{info.digest.replace(':', '/')}")
+            layers.append(FileLayer(info, self.path, m.offset, m.size, verify=info.digest))
+        artifact = Artifact(
+            name=what,
+            kind=self.kind,
+            digest=digest,
+            config_digest=config_digest,
+            layers=tuple(infos),
+            **config_fields(config),
+        )
+        return OpenedImage(artifact=artifact, layers=list(layers), config=config)

@@ -1,0 +1,316 @@
+"""The advisory database: a versioned SQLite file, read here and written by :mod:`.build`.
+
+Tables (``SCHEMA_VERSION`` bumps whenever any of them changes shape):
+
+``meta``        key/value: ``schema_version``, ``built_at``
+``sources``     one provenance row per source (an OSV ecosystem zip, the KEV catalog): URL, fetch
+                time, sha256 of the bytes, records used, records skipped, withdrawn records
+``affected``    (ecosystem, normalized name, advisory id, compact ranges JSON), indexed by
+                (ecosystem, name): one indexed query answers "what could affect this package"
+``advisories``  id, aliases, severity, score, the reduced advisory as JSON and the full OSV record
+                as zlib-compressed JSON (it is rarely read and would otherwise be half the file)
+``aliases``     alias → advisory id (CVE → DEBIAN-CVE-…, GHSA-…)
+``kev``         CVE ids in CISA's Known Exploited Vulnerabilities catalog
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import zlib
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from garrison.errors import DatabaseError, SchemaError
+from garrison.model.vuln import Advisory, Affected, AffectedRange, RangeEvent, Severity
+from garrison.vulndb.names import normalize_name
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE sources (
+    name TEXT PRIMARY KEY, url TEXT NOT NULL, fetched_at TEXT NOT NULL, sha256 TEXT NOT NULL,
+    records INTEGER NOT NULL, skipped INTEGER NOT NULL, withdrawn INTEGER NOT NULL,
+    etag TEXT NOT NULL DEFAULT '', last_modified TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE affected (
+    ecosystem TEXT NOT NULL, name TEXT NOT NULL, advisory_id TEXT NOT NULL, data TEXT NOT NULL
+);
+CREATE TABLE advisories (
+    id TEXT PRIMARY KEY, aliases TEXT NOT NULL, severity INTEGER NOT NULL, score REAL,
+    source TEXT NOT NULL, advisory TEXT NOT NULL, record BLOB NOT NULL
+);
+CREATE TABLE aliases (alias TEXT NOT NULL, advisory_id TEXT NOT NULL);
+CREATE TABLE kev (cve TEXT PRIMARY KEY);
+"""
+
+#: Created after the bulk load (building an index once is much cheaper than maintaining it).
+INDEXES = """
+CREATE INDEX affected_lookup ON affected (ecosystem, name);
+CREATE INDEX aliases_lookup ON aliases (alias);
+"""
+
+_CACHE_SIZE = 8192
+
+
+class NewerSchemaError(SchemaError):
+    """Written by a newer garrison: never rebuilt automatically (that would downgrade it)."""
+
+
+class OlderSchemaError(SchemaError):
+    """Written by an older garrison: a scan may rebuild it."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """Provenance of one source in the database."""
+
+    name: str
+    url: str
+    fetched_at: str
+    sha256: str
+    records: int
+    skipped: int
+    withdrawn: int = 0
+    etag: str = ""
+    last_modified: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DBStatus:
+    """What ``garrison db status`` shows and ``garrison db update`` returns."""
+
+    path: str
+    schema_version: int
+    built_at: str
+    sources: tuple[SourceStatus, ...]
+    advisories: int
+    affected: int
+    kev: int
+    ecosystems: tuple[str, ...]
+    #: Recoverable problems of the last update (an optional ecosystem missing from the mirror…).
+    warnings: tuple[str, ...] = ()
+    #: False when an update found every source unchanged and kept the existing file.
+    rebuilt: bool = True
+
+
+# -- compact encoding of affected rows -----------------------------------------------------------
+
+
+def encode_affected(a: Affected) -> str:
+    """Compact JSON for one affected row: ``{"n": name, "r": [[type, [[kind, value]…]]…], "v": […]}``."""
+    doc: dict[str, Any] = {"n": a.package_name}
+    if a.ranges:
+        doc["r"] = [[r.type, [[e.kind, e.value] for e in r.events]] for r in a.ranges]
+    if a.versions:
+        doc["v"] = list(a.versions)
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+@lru_cache(maxsize=65536)
+def _decode_entry(data: str) -> tuple[str, tuple[AffectedRange, ...], tuple[str, ...]]:
+    """Decoded (name, ranges, versions); memoized because many rows share one encoding (the same
+    "introduced 0, fixed X" for every CVE fixed in one upload)."""
+    doc = json.loads(data)
+    ranges = tuple(
+        AffectedRange(rtype, tuple(RangeEvent(k, v) for k, v in events)) for rtype, events in doc.get("r", ())
+    )
+    return doc["n"], ranges, tuple(doc.get("v", ()))
+
+
+def decode_affected(advisory_id: str, ecosystem: str, data: str) -> Affected:
+    return Affected(advisory_id, ecosystem, *_decode_entry(data))
+
+
+def encode_advisory(a: Advisory) -> str:
+    doc = {
+        "summary": a.summary,
+        "details": a.details,
+        "cvss_vectors": list(a.cvss_vectors),
+        "references": list(a.references),
+        "published": a.published,
+        "modified": a.modified,
+    }
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def _decode_advisory(row: sqlite3.Row | tuple[Any, ...]) -> Advisory:
+    advisory_id, aliases, severity, score, source, data = row
+    doc = json.loads(data)
+    return Advisory(
+        id=advisory_id,
+        aliases=tuple(json.loads(aliases)),
+        summary=doc["summary"],
+        details=doc["details"],
+        severity=Severity(severity),
+        cvss_vectors=tuple(doc["cvss_vectors"]),
+        cvss_score=score,
+        references=tuple(doc["references"]),
+        published=doc["published"],
+        modified=doc["modified"],
+        source=source,
+    )
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def check_schema(conn: sqlite3.Connection, path: Path) -> dict[str, str]:
+    """Read ``meta`` and refuse databases of another schema version, saying what to do."""
+    try:
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.DatabaseError as e:
+        raise DatabaseError(
+            f"{path} is not a garrison advisory database ({e}); run garrison db update"
+        ) from e
+    try:
+        version = int(meta.get("schema_version", "0"))
+    except ValueError:
+        version = 0
+    if version > SCHEMA_VERSION:
+        raise NewerSchemaError(
+            f"database schema {version} is newer than this garrison ({SCHEMA_VERSION}); "
+            "upgrade garrison or run garrison db update"
+        )
+    if version < SCHEMA_VERSION:
+        raise OlderSchemaError(
+            f"database schema {version} is older than this garrison ({SCHEMA_VERSION}); "
+            "run garrison db update"
+        )
+    return meta
+
+
+class AdvisoryDB:
+    """Read-only access to a built advisory database. Safe to share between threads."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, meta: dict[str, str]) -> None:
+        self._conn = conn
+        self.path = path
+        self._meta = meta
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple[str, str], tuple[Affected, ...]] = OrderedDict()
+        self._kev: frozenset[str] | None = None
+
+    @classmethod
+    def open(cls, path: Path) -> AdvisoryDB:
+        """Open ``path`` read-only; raises :class:`SchemaError` or :class:`DatabaseError`."""
+        path = Path(path)
+        if not path.is_file():
+            raise DatabaseError(f"no advisory database at {path}; run garrison db update")
+        try:
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+        except sqlite3.Error as e:
+            raise DatabaseError(f"cannot open advisory database {path}: {e}") from e
+        try:
+            meta = check_schema(conn, path)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path, meta)
+
+    def __enter__(self) -> AdvisoryDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, tuple(params)).fetchall()
+            except sqlite3.Error as e:
+                raise DatabaseError(f"advisory database {self.path}: {e}") from e
+
+    def affected(self, ecosystem: str, name: str) -> list[Affected]:
+        """Every affected entry for the package, whatever its version (matching decides that).
+
+        One indexed query per (ecosystem, name), memoized: images repeat packages a lot.
+        """
+        key = (ecosystem, normalize_name(ecosystem, name))
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return list(hit)
+        rows = self._query("SELECT advisory_id, data FROM affected WHERE ecosystem = ? AND name = ?", key)
+        result = tuple(decode_affected(aid, ecosystem, data) for aid, data in rows)
+        with self._lock:
+            self._cache[key] = result
+            if len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return list(result)
+
+    def advisory(self, advisory_id: str) -> Advisory:
+        """The advisory with this id, or the one it is an alias of; raises ``KeyError`` when unknown."""
+        found = self.advisories([advisory_id])
+        if advisory_id in found:
+            return found[advisory_id]
+        sql = "SELECT advisory_id FROM aliases WHERE alias = ? ORDER BY advisory_id"
+        rows = self._query(sql, (advisory_id,))
+        if rows:
+            return self.advisories([rows[0][0]])[rows[0][0]]
+        raise KeyError(advisory_id)
+
+    def advisories(self, ids: Iterable[str]) -> dict[str, Advisory]:
+        """Advisories by id, batched (unknown ids are simply absent from the result)."""
+        wanted = list(dict.fromkeys(ids))
+        out: dict[str, Advisory] = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                f"SELECT id, aliases, severity, score, source, advisory FROM advisories WHERE id IN ({marks})"
+            )
+            for row in self._query(sql, chunk):
+                out[row[0]] = _decode_advisory(row)
+        return out
+
+    def record(self, advisory_id: str) -> dict[str, Any]:
+        """The full OSV record as published (for ``--format json`` consumers and debugging)."""
+        rows = self._query("SELECT record FROM advisories WHERE id = ?", (advisory_id,))
+        if not rows:
+            raise KeyError(advisory_id)
+        doc: dict[str, Any] = json.loads(zlib.decompress(rows[0][0]))
+        return doc
+
+    def aliases_of(self, alias: str) -> list[str]:
+        """Advisory ids that list ``alias`` (e.g. every advisory for a CVE)."""
+        return [r[0] for r in self._query("SELECT advisory_id FROM aliases WHERE alias = ?", (alias,))]
+
+    def kev(self) -> frozenset[str]:
+        if self._kev is None:
+            self._kev = frozenset(r[0] for r in self._query("SELECT cve FROM kev"))
+        return self._kev
+
+    def ecosystems(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT DISTINCT ecosystem FROM affected ORDER BY ecosystem")]
+
+    def sources(self) -> tuple[SourceStatus, ...]:
+        rows = self._query(
+            "SELECT name, url, fetched_at, sha256, records, skipped, withdrawn, etag, last_modified "
+            "FROM sources ORDER BY name"
+        )
+        return tuple(SourceStatus(*r) for r in rows)
+
+    def status(self) -> DBStatus:
+        count = {t: self._query(f"SELECT count(*) FROM {t}")[0][0] for t in ("advisories", "affected", "kev")}
+        return DBStatus(
+            path=str(self.path),
+            schema_version=int(self._meta["schema_version"]),
+            built_at=self._meta.get("built_at", ""),
+            sources=self.sources(),
+            advisories=count["advisories"],
+            affected=count["affected"],
+            kev=count["kev"],
+            ecosystems=tuple(self.ecosystems()),
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,127 @@
+"""The analyzer registry (one list, unique names, cache fingerprint, cheap ``wants``) and purl spelling."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from garrison.errors import UsageError
+from garrison.inventory import purl
+from garrison.inventory.os.dpkg import DpkgAnalyzer
+from garrison.inventory.registry import analyzer_fingerprint, check_unique, default_analyzers
+from garrison.model import OSInfo, Package, PackageType
+
+
+def test_image_and_dir_modes() -> None:
+    image = default_analyzers()
+    names = [a.name for a in image]
+    assert len(names) == len(set(names))
+    assert {"os-release", "dpkg", "apk", "rpm", "python-dist", "npm-package", "java-archive", "go-binary",
+            "rust-binary", "ruby-gemspec", "dotnet-deps", "php-composer"} == set(names)
+    dir_names = {a.name for a in default_analyzers("dir")}
+    assert dir_names > set(names)
+    assert {"npm-package-lock", "yarn-lock", "go-mod", "cargo-lock", "python-requirements"} <= dir_names - set(names)
+    with pytest.raises(UsageError):
+        default_analyzers("bogus")
+
+
+def test_duplicate_name_fails() -> None:
+    with pytest.raises(ValueError, match="duplicate analyzer name 'dpkg'"):
+        check_unique([DpkgAnalyzer(), DpkgAnalyzer()])
+
+
+def test_fingerprint_tracks_names_and_versions() -> None:
+    base = default_analyzers()
+    fp = analyzer_fingerprint(base)
+    assert fp == analyzer_fingerprint(reversed(base))  # order does not matter
+    bumped = tuple(dataclasses.replace(a, version=a.version + 1) if a.name == "dpkg" else a for a in base)
+    assert analyzer_fingerprint(bumped) != fp
+    assert analyzer_fingerprint(base[1:]) != fp
+    assert analyzer_fingerprint(default_analyzers("dir")) != fp
+
+
+ROUTES = [
+    ("etc/os-release", 0o644, 100, {"os-release"}),
+    ("var/lib/dpkg/status", 0o644, 100, {"dpkg"}),
+    ("lib/apk/db/installed", 0o644, 100, {"apk"}),
+    ("var/lib/rpm/rpmdb.sqlite", 0o644, 100, {"rpm"}),
+    ("usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA", 0o644, 100, {"python-dist"}),
+    ("app/node_modules/express/package.json", 0o644, 100, {"npm-package"}),
+    ("app/app.jar", 0o644, 100, {"java-archive"}),
+    ("usr/local/bin/app", 0o755, 5_000_000, {"go-binary", "rust-binary"}),
+    ("usr/share/doc/README", 0o644, 100, set()),
+    ("app/package-lock.json", 0o644, 100, set()),  # image mode: lock files are not read
+]
+
+
+@pytest.mark.parametrize(("path", "mode", "size", "expected"), ROUTES)
+def test_routing(path: str, mode: int, size: int, expected: set[str]) -> None:
+    assert {a.name for a in default_analyzers() if a.wants(path, size, mode)} == expected
+
+
+def test_wants_is_cheap() -> None:
+    """Every analyzer's ``wants`` over real paths: a few microseconds per file for the whole list
+    (CPU time; generous bound for a shared, loaded machine)."""
+    paths: list[tuple[str, int, int]] = []
+    for root, _dirs, files in os.walk("/usr/lib"):
+        for f in files:
+            paths.append((os.path.join(root, f)[1:], 1000, 0o644))
+        if len(paths) > 20_000:
+            break
+    analyzers = default_analyzers("dir")
+    start = time.process_time()
+    for p, size, mode in paths:
+        for a in analyzers:
+            a.wants(p, size, mode)
+    per_file = (time.process_time() - start) / len(paths)
+    assert per_file < 40e-6, f"{per_file * 1e6:.1f} µs per file"
+
+
+# --------------------------------------------------------------------------- purl
+
+_plainish = st.text(alphabet="abcXYZ019.+-~_:@/ %", min_size=1, max_size=12).filter(lambda s: s.strip() == s)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=_plainish, version=_plainish, arch=st.sampled_from(["", "amd64", "x86_64", "all"]))
+def test_fast_path_agrees_with_packageurl(name: str, version: str, arch: str) -> None:
+    for type_, ns in (("deb", "debian"), ("apk", "alpine"), ("rpm", "redhat"), ("cargo", None), ("gem", None)):
+        fast = purl._build(type_, name, version, ns, {"arch": arch})
+        assert fast == purl.slow_build(type_, name, version, ns, {"arch": arch})
+
+
+@pytest.mark.parametrize(
+    ("built", "expected"),
+    [
+        (purl.deb("libc6", "2.36-9+deb12u4", "amd64"), "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64"),
+        (purl.deb("dpkg", "1:1.21.22", "amd64"), "pkg:deb/debian/dpkg@1:1.21.22?arch=amd64"),
+        (purl.npm("@babel/core", "7.0.0"), "pkg:npm/%40babel/core@7.0.0"),
+        (purl.pypi("Django_Rest.framework", "3.0"), "pkg:pypi/django-rest-framework@3.0"),
+        (purl.golang("github.com/Masterminds/semver/v3", "v3.2.1"), "pkg:golang/github.com/masterminds/semver/v3@v3.2.1"),
+        (purl.maven("org.apache.logging.log4j", "log4j-core", "2.14.1"),
+         "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1"),
+        (purl.composer("Symfony/Console", "v5.0.0"), "pkg:composer/symfony/console@v5.0.0"),
+        (purl.rpm("bash", "5.1.8-6.el9", "x86_64", epoch=1), "pkg:rpm/redhat/bash@5.1.8-6.el9?arch=x86_64&epoch=1"),
+        (purl.nuget("Newtonsoft.Json", "13.0.1"), "pkg:nuget/Newtonsoft.Json@13.0.1"),
+    ],
+)
+def test_purl_spellings(built: str, expected: str) -> None:
+    assert built == expected
+
+
+def test_with_os_rebuilds_os_purls() -> None:
+    pkg = Package("bash", "5.1-6ubuntu1", PackageType.DEB, purl=purl.deb("bash", "5.1-6ubuntu1", "amd64"), arch="amd64")
+    out = purl.with_os(pkg, OSInfo("ubuntu", "22.04", "jammy"))
+    assert out.purl == "pkg:deb/ubuntu/bash@5.1-6ubuntu1?arch=amd64&distro=ubuntu-22.04"
+    rpm = Package("openssl", "3.0.7-24.el9", PackageType.RPM, arch="x86_64", epoch=1)
+    assert purl.with_os(rpm, OSInfo("rhel", "9.3")).purl == (
+        "pkg:rpm/redhat/openssl@3.0.7-24.el9?arch=x86_64&distro=rhel-9.3&epoch=1"
+    )
+    py = Package("requests", "2.19.1", PackageType.PYTHON, purl="pkg:pypi/requests@2.19.1")
+    assert purl.with_os(py, OSInfo("debian", "12")) is py
+    assert purl.with_os(pkg, None) is pkg

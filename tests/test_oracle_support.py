@@ -1,0 +1,50 @@
+"""Shared real inputs for the oracle and real-database matching tests: an advisory database built once
+(cached under .cache/test-images, lock-protected) from the real OSV mirror files in shared/vulndb.
+
+No tests here; pytest collects the module harmlessly."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from garrison.progress import NO_PROGRESS
+from tests.support.cache import REPO_ROOT, cached
+
+#: The real mirror (read-only; never copied into the repo).
+MIRROR = Path(os.environ.get("GARRISON_TEST_MIRROR") or REPO_ROOT.parent / "shared" / "vulndb")
+ECOSYSTEMS = ("Debian", "PyPI", "npm")
+DB_VERSION = "oracle-db-v1"
+
+
+def mirror_zip(ecosystem: str) -> Path:
+    return MIRROR / "osv" / ecosystem / "all.zip"
+
+
+def have_mirror() -> bool:
+    return all(mirror_zip(e).is_file() for e in ECOSYSTEMS)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _build(dest: Path) -> None:
+    from garrison.vulndb.build import KevSource, SourceFile, build_database
+    from garrison.vulndb.kev import parse_kev
+
+    sources = [SourceFile(e, mirror_zip(e), mirror_zip(e).as_uri(), "2026-01-01T00:00:00Z", _sha(mirror_zip(e)))
+               for e in ECOSYSTEMS]
+    kev_path = MIRROR / "kev" / "known_exploited_vulnerabilities.json"
+    kev = None
+    if kev_path.is_file():
+        data = kev_path.read_bytes()
+        kev = KevSource(parse_kev(data), kev_path.as_uri(), "2026-01-01T00:00:00Z", hashlib.sha256(data).hexdigest())
+    build_database(dest / "garrison.db", sources, kev, NO_PROGRESS, workers=2)
+
+
+def real_db_path() -> Path:
+    """Path of the built database (built on first use, about half a minute)."""
+    stamp = DB_VERSION + ":" + ",".join(f"{e}={mirror_zip(e).stat().st_size}" for e in ECOSYSTEMS)
+    return cached("oracle-advisory-db", stamp, _build) / "garrison.db"

@@ -1,0 +1,349 @@
+"""Table tests per version scheme, plus property tests against the real tools (dpkg, rpm,
+packaging) where the machine has them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from packaging.version import Version
+
+from garrison.vulndb.versions import SCHEMES, InvalidVersion, scheme_for
+
+TABLES: dict[str, list[tuple[str, str, int]]] = {
+    "dpkg": [
+        ("1.0", "1.0", 0),
+        ("1.0~rc1", "1.0", -1),
+        ("1.0", "1.0-0", 0),
+        ("1:1.0", "2.0", 1),
+        ("1.0-1", "1.0-2", -1),
+        ("1.0a", "1.0", 1),
+        ("1.0", "1.0+b1", -1),
+        ("1.0~~", "1.0~", -1),
+        ("1.0~~a", "1.0~~", 1),
+        ("1.0.1", "1.0a", 1),
+        ("2.30-5", "2.30-10", -1),
+        ("7:4.3-2", "7:4.3.6-0+deb12u1", -1),
+        ("3.0.11-1~deb12u2", "3.0.11-1", -1),
+        ("1.2.3-1", "1.2.3-1.1", -1),
+        ("0.9", "0.10", -1),
+        ("1.0-1ubuntu1", "1.0-1", 1),
+        ("1.0+dfsg-1", "1.0-1", 1),
+        ("2:1.0", "1:9.9", 1),
+        ("1.01", "1.1", 0),
+        ("1.2-3-4", "1.2-3-5", -1),
+        ("0", "0.0.1", -1),
+    ],
+    "rpm": [
+        ("1.0", "1.0", 0),
+        ("1.0", "1.0.1", -1),
+        ("1.0a", "1.0", 1),
+        ("1.0~rc1", "1.0", -1),
+        ("1.0^git1", "1.0", 1),
+        ("1.0^git1", "1.0.1", -1),
+        ("1.0~rc1^git1", "1.0~rc1", 1),
+        ("1.a", "1.1", -1),
+        ("1.010", "1.10", 0),
+        ("2.0", "10.0", -1),
+        ("1:1.0-1", "2.0-1", 1),
+        ("1.0-1.el8", "1.0-1.el9", -1),
+        ("1.0-2", "1.0-10", -1),
+        ("abc", "abd", -1),
+        ("1.0.0", "1.0", 1),
+        ("1.0", "1_0", 0),
+        ("1.0-1", "1.0-1~bootstrap", 1),
+        ("FC5", "fc4", -1),
+    ],
+    "apk": [
+        ("1.2.3-r0", "1.2.3-r1", -1),
+        ("1.2.3_rc1-r0", "1.2.3-r0", -1),
+        ("1.2.3_p1-r0", "1.2.3-r0", 1),
+        ("1.2.3_alpha", "1.2.3_beta", -1),
+        ("1.2.3_beta2", "1.2.3_beta10", -1),
+        ("1.2.3a", "1.2.3", 1),
+        ("1.2.3a", "1.2.4", -1),
+        ("1.2.3", "1.2.3.1", -1),
+        ("1.2a", "1.2.1", -1),
+        ("1.2_p1", "1.2-r1", 1),
+        ("3.0.11-r0", "3.0.11-r0", 0),
+        ("1.10", "1.9", 1),
+        ("2.0_git20200101", "2.0", 1),
+        ("2.0_pre1", "2.0_rc1", -1),
+        ("0", "1.0", -1),
+        ("1.0_rc1_p1", "1.0_rc1", 1),
+        ("1.0-r10", "1.0-r9", 1),
+    ],
+    "pep440": [
+        ("1.0", "1.0.0", 0),
+        ("1.0a1", "1.0", -1),
+        ("1.0.dev1", "1.0a1", -1),
+        ("1.0rc1", "1.0", -1),
+        ("1.0.post1", "1.0", 1),
+        ("1.0+local", "1.0", 1),
+        ("1!0.1", "2.0", 1),
+        ("2.2.10", "2.2.9", 1),
+        ("1.0-rc-1", "1.0rc1", 0),
+        ("v1.0", "1.0", 0),
+        ("1.0.0a1", "1.0.0b1", -1),
+        ("1.0c1", "1.0rc1", 0),
+        ("0", "0.0.1", -1),
+        ("2019.1", "2018.12", 1),
+        ("1.0.dev0", "1.0a0.dev0", -1),
+    ],
+    "semver": [
+        ("1.0.0-alpha", "1.0.0-alpha.1", -1),
+        ("1.0.0-alpha.1", "1.0.0-alpha.beta", -1),
+        ("1.0.0-alpha.beta", "1.0.0-beta", -1),
+        ("1.0.0-beta", "1.0.0-beta.2", -1),
+        ("1.0.0-beta.2", "1.0.0-beta.11", -1),
+        ("1.0.0-beta.11", "1.0.0-rc.1", -1),
+        ("1.0.0-rc.1", "1.0.0", -1),
+        ("1.0.0+build.5", "1.0.0", 0),
+        ("v1.2.3", "1.2.3", 0),
+        ("=1.2.3", "1.2.3", 0),
+        ("0", "0.0.0", 0),
+        ("0.0.0-0", "0.0.0", -1),
+        ("1.10.0", "1.9.0", 1),
+        ("2.0.0", "10.0.0", -1),
+        ("1.2.3-1", "1.2.3-a", -1),
+        ("4.17.15", "4.17.21", -1),
+    ],
+    "go": [
+        ("v1.2.3", "v1.2.4", -1),
+        ("v0.0.0-20200101120000-abcdef123456", "v0.0.1", -1),
+        ("v0.0.0-20200101120000-abcdef123456", "v0.0.0-20210101120000-abcdef123456", -1),
+        ("v2.0.0+incompatible", "v2.0.0", 0),
+        ("v1.2.3", "1.2.3", 0),
+        ("v1.2.4-0.20200101120000-abcdef123456", "v1.2.3", 1),
+        ("v1.2.4-0.20200101120000-abcdef123456", "v1.2.4", -1),
+        ("0", "v0.0.1", -1),
+        ("v1.10.0", "v1.9.9", 1),
+        ("v1.0.0-rc.1", "v1.0.0", -1),
+        ("v1.0.0-rc.1", "v1.0.0-rc.2", -1),
+        ("v3.2.1+incompatible", "v3.10.0+incompatible", -1),
+        ("1.21.0", "1.21.0-rc.1", 1),
+        ("v0.1.0", "v0.0.0-20991231235959-ffffffffffff", 1),
+        ("v1.0.0-beta", "v1.0.0-alpha", 1),
+    ],
+    "maven": [
+        ("1", "1.0", 0),
+        ("1.0", "1.0.0", 0),
+        ("1.0-alpha1", "1.0-beta1", -1),
+        ("1.0-beta1", "1.0-milestone1", -1),
+        ("1.0-m1", "1.0-rc1", -1),
+        ("1.0-rc1", "1.0-cr1", 0),
+        ("1.0-rc1", "1.0-SNAPSHOT", -1),
+        ("1.0-SNAPSHOT", "1.0", -1),
+        ("1.0", "1.0-ga", 0),
+        ("1.0", "1.0-final", 0),
+        ("1.0-release", "1.0", 0),
+        ("1.0", "1.0-sp1", -1),
+        ("1.0-sp1", "1.0.1", -1),
+        ("1.0-a1", "1.0-alpha-1", 0),
+        ("1.0-foo", "1.0-sp", 1),
+        ("1.0-foo", "1.0.1", -1),
+        ("2.0", "10.0", -1),
+        ("1.0.0.RELEASE", "1.0.0", 0),
+        ("31.1-jre", "31.1-android", 1),
+        ("1.0-alpha-2", "1.0-alpha-10", -1),
+        ("2.17.1", "2.15.0", 1),
+    ],
+    "rubygems": [
+        ("1.0", "1.0.0", 0),
+        ("1.0.a", "1.0", -1),
+        ("1.0.a", "1.0.b", -1),
+        ("1.0.rc1", "1.0", -1),
+        ("1.0.0.pre", "1.0.0", -1),
+        ("1.0-1", "1.0", -1),
+        ("1.9", "1.10", -1),
+        ("1.0.a10", "1.0.a9", 1),
+        ("2.0.0.rc2", "2.0.0.rc10", -1),
+        ("1.0.0.beta", "1.0.0.alpha", 1),
+        ("0", "0.0.1", -1),
+        ("1.2.3.4", "1.2.3", 1),
+        ("5.0.0.beta1", "5.0.0", -1),
+        ("1.a", "1.0.a", 0),
+        ("4.2.11.1", "4.2.11", 1),
+    ],
+    "nuget": [
+        ("1.0", "1.0.0.0", 0),
+        ("1.0.0-beta", "1.0.0-Beta", 0),
+        ("1.0.0-alpha", "1.0.0", -1),
+        ("1.0.0.1", "1.0.0", 1),
+        ("1.0.0+meta", "1.0.0", 0),
+        ("1.0.0-alpha.2", "1.0.0-alpha.10", -1),
+        ("1.0.0-alpha10", "1.0.0-alpha2", -1),
+        ("2.0", "10.0", -1),
+        ("1.0.0-rc.1", "1.0.0-beta.9", 1),
+        ("1.0.0-1", "1.0.0-a", -1),
+        ("4.5.6.7", "4.5.6.8", -1),
+        ("1.2.3", "1.2.3.0", 0),
+        ("1", "1.0", 0),
+        ("v1.0", "1.0", 0),
+        ("1.0.0-beta.1", "1.0.0-beta", 1),
+    ],
+    "composer": [
+        ("1.0.0", "1.0", 0),
+        ("v1.0.0", "1.0.0", 0),
+        ("1.0.0-dev", "1.0.0-alpha1", -1),
+        ("1.0.0-alpha1", "1.0.0-beta1", -1),
+        ("1.0.0-beta2", "1.0.0-RC1", -1),
+        ("1.0.0-RC1", "1.0.0", -1),
+        ("1.0.0", "1.0.0-p1", -1),
+        ("1.0.0-patch1", "1.0.0-pl1", 0),
+        ("1.0.0-beta.2", "1.0.0-beta10", -1),
+        ("1.0.0a1", "1.0.0-alpha1", 0),
+        ("1.2.x-dev", "1.2.5", 1),
+        ("1.0.0.1", "1.0.0", 1),
+        ("8.0", "8.1.0", -1),
+        ("2.0.0-b1", "2.0.0-beta1", 0),
+        ("10.0.0", "9.9.9", 1),
+        ("1.0.0-beta1-dev", "1.0.0-beta1", -1),
+    ],
+    "generic": [
+        ("1.0", "1.0", 0),
+        ("1.0", "1.1", -1),
+        ("1.10", "1.9", 1),
+        ("1.0a", "1.0", 1),
+        ("r100", "r99", 1),
+    ],
+}
+
+INVALID: dict[str, list[str]] = {
+    "dpkg": ["", "a:1.0", "1.0 beta", ":1.0", "-1"],
+    "rpm": ["", "x:1.0"],
+    "apk": ["1.0_foo", "abc", "1.0-rX", ""],
+    "pep440": ["1.0-foo-bar", "latest", ""],
+    "semver": ["1.2.3.4", "a.b.c", "1.2.3-", ""],
+    "go": ["vX", "latest"],
+    "maven": ["", "1.0 beta"],
+    "rubygems": ["1..2", "a.1", "1.0 beta"],
+    "nuget": ["1.0.0.0.0", "abc", "1.0-"],
+    "composer": ["dev-master", "1.0.0.0.0", "abc"],
+}
+
+ROWS = [(name, a, b, want) for name, rows in TABLES.items() for a, b, want in rows]
+
+
+@pytest.mark.parametrize(("scheme", "a", "b", "want"), ROWS)
+def test_table(scheme: str, a: str, b: str, want: int) -> None:
+    s = SCHEMES[scheme]
+    assert s.compare(a, b) == want
+    assert s.compare(b, a) == -want
+    ka, kb = s.key(a), s.key(b)
+    assert ((ka > kb) - (ka < kb)) == want
+
+
+@pytest.mark.parametrize(("scheme", "version"), [(n, v) for n, vs in INVALID.items() for v in vs])
+def test_invalid(scheme: str, version: str) -> None:
+    with pytest.raises(InvalidVersion):
+        SCHEMES[scheme].key(version)
+
+
+def test_tables_are_big_enough() -> None:
+    for name, rows in TABLES.items():
+        if name != "generic":
+            assert len(rows) >= 15, name
+
+
+@pytest.mark.parametrize(
+    ("ecosystem", "scheme"),
+    [
+        ("Debian:12", "dpkg"),
+        ("Ubuntu:22.04:LTS", "dpkg"),
+        ("Alpine:v3.19", "apk"),
+        ("Red Hat:enterprise_linux:9", "rpm"),
+        ("PyPI", "pep440"),
+        ("npm", "semver"),
+        ("crates.io", "semver"),
+        ("Go", "go"),
+        ("Maven", "maven"),
+        ("RubyGems", "rubygems"),
+        ("NuGet", "nuget"),
+        ("Packagist", "composer"),
+        ("SomethingNew", "generic"),
+    ],
+)
+def test_scheme_for(ecosystem: str, scheme: str) -> None:
+    assert scheme_for(ecosystem).name == scheme
+
+
+def test_sorting_with_keys() -> None:
+    versions = ["1.0-1", "1.0~rc1-1", "1:0.5-1", "1.0+b1-1", "1.0-1~deb12u1"]
+    assert sorted(versions, key=SCHEMES["dpkg"].key) == ["1.0~rc1-1", "1.0-1~deb12u1", "1.0-1", "1.0+b1-1", "1:0.5-1"]
+    mvn = ["1.0", "1.0-SNAPSHOT", "1.0-alpha1", "1.0-sp1", "1.0-rc1"]
+    assert sorted(mvn, key=SCHEMES["maven"].key) == ["1.0-alpha1", "1.0-rc1", "1.0-SNAPSHOT", "1.0", "1.0-sp1"]
+
+
+# -- property tests against the real implementations ---------------------------------------------
+
+_dpkg_part = st.text(alphabet="0123456789.+~abz", min_size=1, max_size=8)
+_dpkg_version = st.builds(
+    lambda epoch, up, rev: (f"{epoch}:" if epoch is not None else "") + up + (f"-{rev}" if rev else ""),
+    st.one_of(st.none(), st.integers(0, 3)),
+    st.from_regex(r"\A[0-9][0-9a-z.+~]{0,7}\Z"),
+    st.one_of(st.just(""), _dpkg_part),
+)
+
+
+def _dpkg_oracle(pairs: list[tuple[str, str]]) -> list[int]:
+    """One shell per batch; each pair costs one dpkg exec, not one Python subprocess."""
+    script = "\n".join(
+        f"if dpkg --compare-versions '{a}' lt '{b}'; then echo -1; "
+        f"elif dpkg --compare-versions '{a}' eq '{b}'; then echo 0; else echo 1; fi"
+        for a, b in pairs
+    )
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
+    return [int(x) for x in out.split()]
+
+
+@pytest.mark.skipif(shutil.which("dpkg") is None, reason="dpkg not installed")
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.tuples(_dpkg_version, _dpkg_version), min_size=20, max_size=20))
+def test_dpkg_matches_dpkg(pairs: list[tuple[str, str]]) -> None:
+    scheme = SCHEMES["dpkg"]
+    assert [scheme.compare(a, b) for a, b in pairs] == _dpkg_oracle(pairs)
+
+
+def _rpm_oracle(pairs: list[tuple[str, str]]) -> list[int]:
+    lua = " ".join(f'print(rpm.vercmp("{a}", "{b}"))' for a, b in pairs)
+    out = subprocess.run(["rpm", "--eval", f"%{{lua: {lua}}}"], capture_output=True, text=True, check=True).stdout
+    return [int(x) for x in out.split()]
+
+
+_rpm_version = st.from_regex(r"\A[0-9a-zA-Z][0-9a-zA-Z.~^_+]{0,8}\Z")
+
+
+@pytest.mark.skipif(shutil.which("rpm") is None, reason="rpm not installed")
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.tuples(_rpm_version, _rpm_version), min_size=30, max_size=30))
+def test_rpm_matches_rpmvercmp(pairs: list[tuple[str, str]]) -> None:
+    scheme = SCHEMES["rpm"]
+    assert [scheme.compare(a, b) for a, b in pairs] == _rpm_oracle(pairs)
+
+
+_pep440_version = st.builds(
+    lambda rel, pre, post, dev: rel + pre + post + dev,
+    st.lists(st.integers(0, 20), min_size=1, max_size=4).map(lambda xs: ".".join(map(str, xs))),
+    st.sampled_from(["", "a1", "b2", "rc1", "rc10", "c3"]),
+    st.sampled_from(["", ".post1", ".post0"]),
+    st.sampled_from(["", ".dev0", ".dev3"]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_pep440_version, _pep440_version)
+def test_pep440_matches_packaging(a: str, b: str) -> None:
+    want = (Version(a) > Version(b)) - (Version(a) < Version(b))
+    assert SCHEMES["pep440"].compare(a, b) == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_dpkg_version, min_size=3, max_size=3))
+def test_dpkg_key_is_transitive(vs: list[str]) -> None:
+    scheme = SCHEMES["dpkg"]
+    a, b, c = sorted(vs, key=scheme.key)
+    assert scheme.compare(a, b) <= 0 and scheme.compare(b, c) <= 0 and scheme.compare(a, c) <= 0
