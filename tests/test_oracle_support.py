@@ -9,8 +9,9 @@ import hashlib
 import os
 from pathlib import Path
 
-from garrison.progress import NO_PROGRESS
 from tests.support.cache import REPO_ROOT, cached
+
+from garrison.progress import NO_PROGRESS
 
 #: The real mirror (read-only; never copied into the repo).
 MIRROR = Path(os.environ.get("GARRISON_TEST_MIRROR") or REPO_ROOT.parent / "shared" / "vulndb")
@@ -34,13 +35,17 @@ def _build(dest: Path) -> None:
     from garrison.vulndb.build import KevSource, SourceFile, build_database
     from garrison.vulndb.kev import parse_kev
 
-    sources = [SourceFile(e, mirror_zip(e), mirror_zip(e).as_uri(), "2026-01-01T00:00:00Z", _sha(mirror_zip(e)))
-               for e in ECOSYSTEMS]
+    sources = [
+        SourceFile(e, mirror_zip(e), mirror_zip(e).as_uri(), "2026-01-01T00:00:00Z", _sha(mirror_zip(e)))
+        for e in ECOSYSTEMS
+    ]
     kev_path = MIRROR / "kev" / "known_exploited_vulnerabilities.json"
     kev = None
     if kev_path.is_file():
         data = kev_path.read_bytes()
-        kev = KevSource(parse_kev(data), kev_path.as_uri(), "2026-01-01T00:00:00Z", hashlib.sha256(data).hexdigest())
+        kev = KevSource(
+            parse_kev(data), kev_path.as_uri(), "2026-01-01T00:00:00Z", hashlib.sha256(data).hexdigest()
+        )
     build_database(dest / "garrison.db", sources, kev, NO_PROGRESS, workers=2)
 
 

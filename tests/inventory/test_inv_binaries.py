@@ -20,12 +20,12 @@ import zlib
 from pathlib import Path
 
 import pytest
+from tests.inventory.invutil import run
 
-from garrison.inventory.base import FileInput
+from garrison.inventory.base import AnalysisResult, FileInput
 from garrison.inventory.lang import gobinary, rust
 from garrison.inventory.lang.gobinary import GoBinaryAnalyzer, read_build_info
 from garrison.inventory.lang.rust import RustBinaryAnalyzer
-from tests.inventory.invutil import run
 
 KUBECTL = Path("/usr/lib/google-cloud-sdk/bin/kubectl")
 SKOPEO = Path("/usr/bin/skopeo")
@@ -40,7 +40,9 @@ def _binary(path: Path) -> bytes:
 def test_real_go_binary_with_modules() -> None:
     data = _binary(KUBECTL)
     goversion = json.loads(
-        subprocess.run([str(KUBECTL), "version", "--client", "-o", "json"], capture_output=True, text=True).stdout
+        subprocess.run(
+            [str(KUBECTL), "version", "--client", "-o", "json"], capture_output=True, text=True
+        ).stdout
     )["clientVersion"]["goVersion"]
     result = run(GoBinaryAnalyzer(), "usr/local/bin/kubectl", data, mode=0o755)
     pkgs = {p.name: p for p in result.packages}
@@ -75,7 +77,9 @@ def _old_format_elf(version: bytes, modinfo: bytes) -> bytes:
     blob[binfo : binfo + 16] = gobinary.MAGIC + bytes([8, 0])
     struct.pack_into("<QQ", blob, binfo + 16, base + str_hdrs, base + str_hdrs + 16)
     ident = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
-    ehdr = ident + struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, base, ehdr_size, 0, 0, ehdr_size, phdr_size, 1, 64, 0, 0)
+    ehdr = ident + struct.pack(
+        "<HHIQQQIHHHHHH", 2, 62, 1, base, ehdr_size, 0, 0, ehdr_size, phdr_size, 1, 64, 0, 0
+    )
     blob[0:64] = ehdr
     struct.pack_into("<IIQQQQQQ", blob, ehdr_size, 1, 5, 0, base, base, len(blob), len(blob), 0x1000)
     return bytes(blob)
@@ -107,7 +111,7 @@ def test_go_wants_and_non_go_files() -> None:
     assert not a.wants("usr/bin/app", 10_000_000, 0o644)  # not executable
     assert not a.wants("usr/bin/tiny", 100, 0o755)  # too small to be a Go binary
     ls = Path("/bin/ls").read_bytes()
-    assert run(a, "bin/ls", ls, mode=0o755) == run(a, "bin/ls", ls, mode=0o755).__class__()
+    assert run(a, "bin/ls", ls, mode=0o755) == AnalysisResult()  # an ELF, but not Go
     script = b"#!/bin/sh\necho '\xff Go buildinf:'\n" + b"#" * 5000
     assert run(a, "usr/bin/script", script, mode=0o755).packages == ()
 
@@ -124,8 +128,14 @@ def test_go_truncated_build_info_warns() -> None:
 
 AUDIT_JSON = {
     "packages": [
-        {"name": "hello", "version": "0.1.0", "source": "local", "kind": "runtime", "dependencies": [1, 2],
-         "root": True},
+        {
+            "name": "hello",
+            "version": "0.1.0",
+            "source": "local",
+            "kind": "runtime",
+            "dependencies": [1, 2],
+            "root": True,
+        },
         {"name": "serde", "version": "1.0.130", "source": "crates.io", "kind": "runtime"},
         {"name": "smallvec", "version": "1.6.0", "source": "crates.io", "kind": "runtime"},
         {"name": "no-version", "source": "crates.io"},
@@ -140,11 +150,14 @@ def rust_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("rustc or objcopy not installed")
     d = tmp_path_factory.mktemp("rust")
     (d / "hello.rs").write_text('fn main() { println!("hello"); }\n')
-    subprocess.run([rustc, "-O", "-o", str(d / "hello"), str(d / "hello.rs")], check=True, capture_output=True)
+    subprocess.run(
+        [rustc, "-O", "-o", str(d / "hello"), str(d / "hello.rs")], check=True, capture_output=True
+    )
     (d / "deps.z").write_bytes(zlib.compress(json.dumps(AUDIT_JSON).encode()))
     subprocess.run(
         ["objcopy", "--add-section", f".dep-v0={d / 'deps.z'}", str(d / "hello"), str(d / "hello-audited")],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     return d
 
@@ -162,7 +175,7 @@ def test_cargo_auditable_section(rust_binary: Path) -> None:
 
 def test_rust_binary_without_section(rust_binary: Path) -> None:
     data = (rust_binary / "hello").read_bytes()
-    assert run(RustBinaryAnalyzer(), "usr/local/bin/hello", data, mode=0o755) == rust.AnalysisResult()
+    assert run(RustBinaryAnalyzer(), "usr/local/bin/hello", data, mode=0o755) == AnalysisResult()
 
 
 def test_rust_zlib_bomb_and_garbage(rust_binary: Path, tmp_path: Path) -> None:
@@ -171,7 +184,8 @@ def test_rust_zlib_bomb_and_garbage(rust_binary: Path, tmp_path: Path) -> None:
     out = tmp_path / "bombed"
     subprocess.run(
         ["objcopy", "--add-section", f".dep-v0={tmp_path / 'bomb.z'}", str(rust_binary / "hello"), str(out)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     result = run(RustBinaryAnalyzer(), "bin/bombed", out.read_bytes(), mode=0o755)
     assert result.packages == () and result.warnings

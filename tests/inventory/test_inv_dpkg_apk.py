@@ -8,11 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.inventory.invutil import names_versions, run
 
+from garrison.inventory.base import FileInput
 from garrison.inventory.os.apk import ApkAnalyzer
 from garrison.inventory.os.dpkg import DpkgAnalyzer, parse_status
 from garrison.model import PackageType
-from tests.inventory.invutil import names_versions, run
 
 HOST_STATUS = Path("/var/lib/dpkg/status")
 
@@ -27,9 +28,16 @@ def test_host_status_matches_dpkg_query() -> None:
     """Every installed package dpkg itself reports, with the same source name and source version."""
     content = _host_status()
     out = subprocess.run(
-        ["dpkg-query", "-W", "-f", "${db:Status-Status}\t${Package}\t${Version}\t${Architecture}\t"
-         "${source:Package}\t${source:Version}\n"],
-        check=True, capture_output=True, text=True,
+        [
+            "dpkg-query",
+            "-W",
+            "-f",
+            "${db:Status-Status}\t${Package}\t${Version}\t${Architecture}\t"
+            "${source:Package}\t${source:Version}\n",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     expected = set()
     for line in out.splitlines():
@@ -104,7 +112,10 @@ def test_status_edge_cases() -> None:
     result = run(DpkgAnalyzer(), "var/lib/dpkg/status", STATUS_EDGE)
     by_name = {p.name: p for p in result.packages}
     assert set(by_name) == {"libssl3", "libgcc-s1"}
-    assert (by_name["libssl3"].source_name, by_name["libssl3"].source_version) == ("openssl", "3.0.11-1~deb12u2")
+    assert (by_name["libssl3"].source_name, by_name["libssl3"].source_version) == (
+        "openssl",
+        "3.0.11-1~deb12u2",
+    )
     assert (by_name["libgcc-s1"].source_name, by_name["libgcc-s1"].source_version) == ("gcc-12", "12.2.0-14")
     assert by_name["libssl3"].purl == "pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64"
     assert len(result.warnings) == 1 and "broken" not in result.warnings[0]
@@ -133,11 +144,16 @@ def test_distroless_status_d_and_md5sums() -> None:
     result = run(a, "var/lib/dpkg/status.d/libc6", DISTROLESS_LIBC)
     (pkg,) = result.packages
     assert (pkg.name, pkg.version, pkg.source_name, pkg.source_version) == (
-        "libc6", "2.36-9+deb12u4", "glibc", "2.36-9+deb12u4",
+        "libc6",
+        "2.36-9+deb12u4",
+        "glibc",
+        "2.36-9+deb12u4",
     )
     assert pkg.purl == "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64"
     md5 = b"0f5d5ae1e2a3a1c6b3e4f6a7b8c9d0e1  lib/x86_64-linux-gnu/libc.so.6\n"
-    assert run(a, "var/lib/dpkg/status.d/libc6.md5sums", md5).system_files == ("lib/x86_64-linux-gnu/libc.so.6",)
+    assert run(a, "var/lib/dpkg/status.d/libc6.md5sums", md5).system_files == (
+        "lib/x86_64-linux-gnu/libc.so.6",
+    )
 
 
 def test_info_list_gives_system_files() -> None:
@@ -165,11 +181,7 @@ def test_dpkg_wants(path: str, wanted: bool) -> None:
 
 
 def test_garbage_status_never_raises() -> None:
-    result = DpkgAnalyzer().analyze(
-        __import__("garrison.inventory.base", fromlist=["FileInput"]).FileInput(
-            "var/lib/dpkg/status", b"\x00\xff\xfe\nPackage\n:\n\n\n::::"
-        )
-    )
+    result = DpkgAnalyzer().analyze(FileInput("var/lib/dpkg/status", b"\x00\xff\xfe\nPackage\n:\n\n\n::::"))
     assert result.packages == ()
 
 

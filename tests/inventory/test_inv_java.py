@@ -11,10 +11,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from tests.inventory.invutil import names_versions, run
 
 from garrison.inventory.base import FileInput
 from garrison.inventory.lang import java
-from tests.inventory.invutil import names_versions, run
 
 JAVA = Path("/usr/share/java")
 REAL = {
@@ -58,7 +58,8 @@ def test_spring_boot_fat_jar() -> None:
     libs = {f"BOOT-INF/lib/{name}": _real(name) for name in REAL}
     fat = _zip(
         {
-            "META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\nMain-Class: org.springframework.boot.loader.JarLauncher\n",
+            "META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n"
+            b"Main-Class: org.springframework.boot.loader.JarLauncher\n",
             "META-INF/maven/com.example/demo/pom.properties": APP_POM,
             "BOOT-INF/classes/com/example/Demo.class": b"\xca\xfe\xba\xbe",
             **libs,
@@ -72,8 +73,10 @@ def test_spring_boot_fat_jar() -> None:
 
 def test_war_with_jar_in_jar_and_manifest_fallback() -> None:
     manifest_only = _zip(
-        {"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\nImplementation-Title: legacy\n"
-         b"Implementation-Version: 1.4.2\nImplementation-Vendor-Id: org.legacy\n"}
+        {
+            "META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\nImplementation-Title: legacy\n"
+            b"Implementation-Version: 1.4.2\nImplementation-Vendor-Id: org.legacy\n"
+        }
     )
     name_only = _zip({"a/B.class": b"\xca\xfe\xba\xbe"})
     inner = _zip({"lib/legacy-lib-1.4.2.jar": manifest_only, "lib/struts-core-1.3.10.jar": name_only})
@@ -94,13 +97,19 @@ def test_manifest_from_real_jar_tool(tmp_path: Path) -> None:
     assert names_versions(result) == {("util", "2.5.0")}
 
 
+def _pom(group: str, artifact: str, version: str) -> bytes:
+    return f"groupId={group}\nartifactId={artifact}\nversion={version}\n".encode()
+
+
 def test_nesting_depth_is_capped() -> None:
     data = _zip({"META-INF/maven/g/level5/pom.properties": b"groupId=g\nartifactId=level5\nversion=5\n"})
     for level in range(4, -1, -1):
-        data = _zip({
-            f"META-INF/maven/g/level{level}/pom.properties": f"groupId=g\nartifactId=level{level}\nversion={level}\n".encode(),
-            f"lib/level{level + 1}.jar": data,
-        })
+        data = _zip(
+            {
+                f"META-INF/maven/g/level{level}/pom.properties": _pom("g", f"level{level}", str(level)),
+                f"lib/level{level + 1}.jar": data,
+            }
+        )
     result = run(java.ANALYZER, "app.jar", data)
     assert {n for n, _ in names_versions(result)} == {f"g:level{i}" for i in range(java.MAX_DEPTH + 1)}
     assert any("nested deeper" in w for w in result.warnings)
@@ -109,10 +118,12 @@ def test_nesting_depth_is_capped() -> None:
 def test_decompression_budget_stops_a_bomb(monkeypatch: pytest.MonkeyPatch) -> None:
     """A nested 'jar' of 64 MiB of zeros (64 KiB compressed) against a 16 MiB budget."""
     monkeypatch.setattr(java, "MAX_TOTAL_BYTES", 16 * 1024 * 1024)
-    bomb = _zip({
-        "META-INF/maven/g/outer/pom.properties": b"groupId=g\nartifactId=outer\nversion=1\n",
-        "BOOT-INF/lib/bomb.jar": bytes(64 * 1024 * 1024),
-    })
+    bomb = _zip(
+        {
+            "META-INF/maven/g/outer/pom.properties": b"groupId=g\nartifactId=outer\nversion=1\n",
+            "BOOT-INF/lib/bomb.jar": bytes(64 * 1024 * 1024),
+        }
+    )
     assert len(bomb) < 1024 * 1024
     result = run(java.ANALYZER, "bomb.jar", bomb)
     assert names_versions(result) == {("g:outer", "1")}
@@ -121,8 +132,13 @@ def test_decompression_budget_stops_a_bomb(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_budget_is_shared_across_nested_archives(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(java, "MAX_TOTAL_BYTES", 10 * 1024 * 1024)
-    lib = _zip({"META-INF/maven/g/a/pom.properties": b"groupId=g\nartifactId=a\nversion=1\n",
-                "pad.bin": bytes(4 * 1024 * 1024)}, stored=True)
+    lib = _zip(
+        {
+            "META-INF/maven/g/a/pom.properties": b"groupId=g\nartifactId=a\nversion=1\n",
+            "pad.bin": bytes(4 * 1024 * 1024),
+        },
+        stored=True,
+    )
     outer = _zip({f"lib/a{i}.jar": lib for i in range(4)})
     result = run(java.ANALYZER, "outer.jar", outer)
     assert any("zip bomb guard" in w for w in result.warnings)

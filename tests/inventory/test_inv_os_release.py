@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.inventory.invutil import run
 
 from garrison.inventory.os.release import ReleaseAnalyzer, merge, parse_release_file
 from garrison.model import OSInfo
-from tests.inventory.invutil import run
 
 DEBIAN_12 = b"""PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
 NAME="Debian GNU/Linux"
@@ -48,7 +48,11 @@ ID=debian
 CASES = [
     ("etc/os-release", DEBIAN_12, OSInfo("debian", "12", "bookworm", "Debian GNU/Linux 12 (bookworm)")),
     # No VERSION_CODENAME: derived from the version.
-    ("usr/lib/os-release", DEBIAN_12.replace(b"VERSION_CODENAME=bookworm\n", b""), OSInfo("debian", "12", "bookworm", "Debian GNU/Linux 12 (bookworm)")),
+    (
+        "usr/lib/os-release",
+        DEBIAN_12.replace(b"VERSION_CODENAME=bookworm\n", b""),
+        OSInfo("debian", "12", "bookworm", "Debian GNU/Linux 12 (bookworm)"),
+    ),
     ("etc/os-release", DISTROLESS, OSInfo("debian", "12", "bookworm", "Distroless", distroless=True)),
     ("etc/os-release", UBUNTU, OSInfo("ubuntu", "22.04", "jammy", "Ubuntu 22.04.4 LTS")),
     ("etc/os-release", ALPINE, OSInfo("alpine", "3.19.1", "", "Alpine Linux v3.19")),
@@ -74,7 +78,8 @@ CASES = [
     ),
     (
         "etc/lsb-release",
-        b"DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=20.04\nDISTRIB_CODENAME=focal\nDISTRIB_DESCRIPTION=\"Ubuntu 20.04.6 LTS\"\n",
+        b"DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=20.04\nDISTRIB_CODENAME=focal\n"
+        b'DISTRIB_DESCRIPTION="Ubuntu 20.04.6 LTS"\n',
         OSInfo("ubuntu", "20.04", "focal", "Ubuntu 20.04.6 LTS"),
     ),
 ]

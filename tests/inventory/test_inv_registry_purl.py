@@ -9,6 +9,7 @@ import time
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from packageurl import PackageURL
 
 from garrison.errors import UsageError
 from garrison.inventory import purl
@@ -21,11 +22,29 @@ def test_image_and_dir_modes() -> None:
     image = default_analyzers()
     names = [a.name for a in image]
     assert len(names) == len(set(names))
-    assert {"os-release", "dpkg", "apk", "rpm", "python-dist", "npm-package", "java-archive", "go-binary",
-            "rust-binary", "ruby-gemspec", "dotnet-deps", "php-composer"} == set(names)
+    assert {
+        "os-release",
+        "dpkg",
+        "apk",
+        "rpm",
+        "python-dist",
+        "npm-package",
+        "java-archive",
+        "go-binary",
+        "rust-binary",
+        "ruby-gemspec",
+        "dotnet-deps",
+        "php-composer",
+    } == set(names)
     dir_names = {a.name for a in default_analyzers("dir")}
     assert dir_names > set(names)
-    assert {"npm-package-lock", "yarn-lock", "go-mod", "cargo-lock", "python-requirements"} <= dir_names - set(names)
+    assert {
+        "npm-package-lock",
+        "yarn-lock",
+        "go-mod",
+        "cargo-lock",
+        "python-requirements",
+    } <= dir_names - set(names)
     with pytest.raises(UsageError):
         default_analyzers("bogus")
 
@@ -90,9 +109,26 @@ _plainish = st.text(alphabet="abcXYZ019.+-~_:@/ %", min_size=1, max_size=12).fil
 @settings(max_examples=300, deadline=None)
 @given(name=_plainish, version=_plainish, arch=st.sampled_from(["", "amd64", "x86_64", "all"]))
 def test_fast_path_agrees_with_packageurl(name: str, version: str, arch: str) -> None:
-    for type_, ns in (("deb", "debian"), ("apk", "alpine"), ("rpm", "redhat"), ("cargo", None), ("gem", None)):
-        fast = purl._build(type_, name, version, ns, {"arch": arch})
-        assert fast == purl.slow_build(type_, name, version, ns, {"arch": arch})
+    for type_, ns in (
+        ("deb", "debian"),
+        ("apk", "alpine"),
+        ("rpm", "redhat"),
+        ("cargo", None),
+        ("gem", None),
+    ):
+        fast = purl._build(type_, name, version, ns, {"arch": arch})  # never raises
+        assert fast.startswith(f"pkg:{type_}/")
+        try:
+            reference = PackageURL(
+                type=type_,
+                namespace=ns,
+                name=name,
+                version=version,
+                qualifiers={"arch": arch} if arch else None,
+            ).to_string()
+        except (ValueError, TypeError):
+            continue  # packageurl rejects it; slow_build's fallback spelled it
+        assert fast == reference
 
 
 @pytest.mark.parametrize(
@@ -102,11 +138,19 @@ def test_fast_path_agrees_with_packageurl(name: str, version: str, arch: str) ->
         (purl.deb("dpkg", "1:1.21.22", "amd64"), "pkg:deb/debian/dpkg@1:1.21.22?arch=amd64"),
         (purl.npm("@babel/core", "7.0.0"), "pkg:npm/%40babel/core@7.0.0"),
         (purl.pypi("Django_Rest.framework", "3.0"), "pkg:pypi/django-rest-framework@3.0"),
-        (purl.golang("github.com/Masterminds/semver/v3", "v3.2.1"), "pkg:golang/github.com/masterminds/semver/v3@v3.2.1"),
-        (purl.maven("org.apache.logging.log4j", "log4j-core", "2.14.1"),
-         "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1"),
+        (
+            purl.golang("github.com/Masterminds/semver/v3", "v3.2.1"),
+            "pkg:golang/github.com/Masterminds/semver/v3@v3.2.1",
+        ),
+        (
+            purl.maven("org.apache.logging.log4j", "log4j-core", "2.14.1"),
+            "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1",
+        ),
         (purl.composer("Symfony/Console", "v5.0.0"), "pkg:composer/symfony/console@v5.0.0"),
-        (purl.rpm("bash", "5.1.8-6.el9", "x86_64", epoch=1), "pkg:rpm/redhat/bash@5.1.8-6.el9?arch=x86_64&epoch=1"),
+        (
+            purl.rpm("bash", "5.1.8-6.el9", "x86_64", epoch=1),
+            "pkg:rpm/redhat/bash@5.1.8-6.el9?arch=x86_64&epoch=1",
+        ),
         (purl.nuget("Newtonsoft.Json", "13.0.1"), "pkg:nuget/Newtonsoft.Json@13.0.1"),
     ],
 )
@@ -115,7 +159,9 @@ def test_purl_spellings(built: str, expected: str) -> None:
 
 
 def test_with_os_rebuilds_os_purls() -> None:
-    pkg = Package("bash", "5.1-6ubuntu1", PackageType.DEB, purl=purl.deb("bash", "5.1-6ubuntu1", "amd64"), arch="amd64")
+    pkg = Package(
+        "bash", "5.1-6ubuntu1", PackageType.DEB, purl=purl.deb("bash", "5.1-6ubuntu1", "amd64"), arch="amd64"
+    )
     out = purl.with_os(pkg, OSInfo("ubuntu", "22.04", "jammy"))
     assert out.purl == "pkg:deb/ubuntu/bash@5.1-6ubuntu1?arch=amd64&distro=ubuntu-22.04"
     rpm = Package("openssl", "3.0.7-24.el9", PackageType.RPM, arch="x86_64", epoch=1)
@@ -125,3 +171,47 @@ def test_with_os_rebuilds_os_purls() -> None:
     py = Package("requests", "2.19.1", PackageType.PYTHON, purl="pkg:pypi/requests@2.19.1")
     assert purl.with_os(py, OSInfo("debian", "12")) is py
     assert purl.with_os(pkg, None) is pkg
+
+
+# --------------------------------------------------------------------------- robustness
+
+#: One path each analyzer wants, so random content reaches its parser.
+_FUZZ_PATHS = {
+    "os-release": "etc/os-release",
+    "dpkg": "var/lib/dpkg/status",
+    "apk": "lib/apk/db/installed",
+    "rpm": "var/lib/rpm/Packages",
+    "python-dist": "x/a.dist-info/METADATA",
+    "npm-package": "node_modules/a/package.json",
+    "java-archive": "a.jar",
+    "ruby-gemspec": "specifications/a.gemspec",
+    "dotnet-deps": "a.deps.json",
+    "php-composer": "vendor/composer/installed.json",
+    "go-binary": "usr/bin/a",
+    "rust-binary": "usr/bin/a",
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.one_of(
+        st.binary(max_size=6000),
+        st.sampled_from([b"\x7fELF", b"PK\x03\x04", b"SQLite format 3\x00", b"RpmP", b"{", b"["]).flatmap(
+            lambda head: st.binary(min_size=0, max_size=6000).map(lambda tail: head + tail)
+        ),
+    )
+)
+def test_no_analyzer_raises_on_arbitrary_bytes(data: bytes) -> None:
+    from garrison.inventory.base import FileInput
+
+    for a in default_analyzers("dir"):
+        path = _FUZZ_PATHS.get(a.name, {"python-requirements": "requirements.txt"}.get(a.name, ""))
+        if not path:
+            path = next(iter(getattr(a, "basenames", ())), "x")
+        for p in (
+            (path, "var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/Packages.db")
+            if a.name == "rpm"
+            else (path,)
+        ):
+            result = a.analyze(FileInput(p, data, 0o755, len(data)))
+            assert isinstance(result.packages, tuple)

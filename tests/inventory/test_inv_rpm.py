@@ -15,11 +15,12 @@ import zlib
 from pathlib import Path
 
 import pytest
+from tests.inventory.invutil import run
 
+from garrison.inventory.base import FileInput
 from garrison.inventory.os import ndb
 from garrison.inventory.os.rpm import RpmAnalyzer
 from garrison.inventory.os.rpmheader import HeaderError, parse_header, split_source_rpm
-from tests.inventory.invutil import run
 
 SPEC = """Name: garrison-hello
 Version: 1.2.3
@@ -54,13 +55,16 @@ def rpmdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (top / "SPECS" / "hello.spec").write_text(SPEC)
     subprocess.run(
         ["rpmbuild", "--define", f"_topdir {top}", "-bb", str(top / "SPECS" / "hello.spec")],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     rpms = sorted(str(p) for p in (top / "RPMS").rglob("*.rpm"))
     root = top / "root"
     base = ["rpm", "--root", str(root), "--dbpath", "/var/lib/rpm"]
     subprocess.run([*base, "--initdb"], check=True, capture_output=True)
-    subprocess.run([*base, "-i", "--justdb", "--nodeps", "--nosignature", *rpms], check=True, capture_output=True)
+    subprocess.run(
+        [*base, "-i", "--justdb", "--nodeps", "--nosignature", *rpms], check=True, capture_output=True
+    )
     db = root / "var/lib/rpm/rpmdb.sqlite"
     assert db.exists()
     return db
@@ -132,7 +136,9 @@ def _ndb_file(blobs: list[bytes]) -> bytes:
         rec = b"BlbS" + struct.pack("<III", i, 1, len(blob)) + blob
         rec += struct.pack("<I", zlib.adler32(blob)) + struct.pack("<I", len(blob)) + b"BlbE"
         rec += bytes(-len(rec) % 16)
-        slots[32 + (i - 1) * 16 : 48 + (i - 1) * 16] = b"Slot" + struct.pack("<III", i, blkoff, len(rec) // 16)
+        slots[32 + (i - 1) * 16 : 48 + (i - 1) * 16] = b"Slot" + struct.pack(
+            "<III", i, blkoff, len(rec) // 16
+        )
         body += rec
     return bytes(slots + body)
 
@@ -146,8 +152,13 @@ def test_ndb_packages(rpmdb: Path) -> None:
 
 # A hash meta page, then one hash page whose two item offsets point outside the page.
 _BAD_HASH_PAGE = (
-    bytes(12) + struct.pack("<III", 0x061561, 9, 512) + bytes(512 - 24)
-    + bytes(20) + struct.pack("<HHBB", 2, 0, 0, 13) + struct.pack("<HH", 9000, 9001) + bytes(512 - 30)
+    bytes(12)
+    + struct.pack("<III", 0x061561, 9, 512)
+    + bytes(512 - 24)
+    + bytes(20)
+    + struct.pack("<HHBB", 2, 0, 0, 13)
+    + struct.pack("<HH", 9000, 9001)
+    + bytes(512 - 30)
 )
 
 
@@ -175,11 +186,7 @@ def test_bad_header_blob_is_skipped_with_warning(rpmdb: Path, tmp_path: Path) ->
     con.execute("INSERT INTO Packages (hnum, blob) VALUES (99, ?)", (struct.pack(">ii", 5, 10**9),))
     con.commit()
     con.close()
-    result = RpmAnalyzer().analyze(
-        __import__("garrison.inventory.base", fromlist=["FileInput"]).FileInput(
-            "var/lib/rpm/rpmdb.sqlite", copy.read_bytes()
-        )
-    )
+    result = RpmAnalyzer().analyze(FileInput("var/lib/rpm/rpmdb.sqlite", copy.read_bytes()))
     assert len(result.packages) == 2 and len(result.warnings) == 1
 
 

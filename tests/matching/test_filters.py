@@ -24,20 +24,34 @@ from garrison.model import Advisory, Finding, Package, PackageType, Severity
 
 TODAY = dt.date(2026, 6, 1)
 
-OPENSSL = Package("libssl3", "3.0.9-1", PackageType.DEB, purl="pkg:deb/debian/libssl3@3.0.9-1?arch=amd64",
-                  source_name="openssl")
+OPENSSL = Package(
+    "libssl3",
+    "3.0.9-1",
+    PackageType.DEB,
+    purl="pkg:deb/debian/libssl3@3.0.9-1?arch=amd64",
+    source_name="openssl",
+)
 DJANGO = Package("Django", "2.2.10", PackageType.PYTHON, purl="pkg:pypi/django@2.2.10")
 
 
-def finding(pkg: Package, vid: str, sev: Severity, fixed: tuple[str, ...] = ("9.9",),
-            adv_id: str = "", aliases: tuple[str, ...] = (), merged: tuple[str, ...] = ()) -> Finding:
+def finding(
+    pkg: Package,
+    vid: str,
+    sev: Severity,
+    fixed: tuple[str, ...] = ("9.9",),
+    adv_id: str = "",
+    aliases: tuple[str, ...] = (),
+    merged: tuple[str, ...] = (),
+) -> Finding:
     adv = Advisory(adv_id or vid, aliases=aliases or ((vid,) if adv_id else ()), severity=sev)
     return Finding(pkg, adv, vid, sev, fixed, merged_ids=merged)
 
 
 F_SSL = finding(OPENSSL, "CVE-2023-5678", Severity.MEDIUM, adv_id="DEBIAN-CVE-2023-5678")
 F_SSL_UNFIXED = finding(OPENSSL, "CVE-2024-0001", Severity.LOW, fixed=())
-F_DJ = finding(DJANGO, "CVE-2020-9402", Severity.HIGH, adv_id="GHSA-3gh2-xw74-jmcw", merged=("PYSEC-2020-35",))
+F_DJ = finding(
+    DJANGO, "CVE-2020-9402", Severity.HIGH, adv_id="GHSA-3gh2-xw74-jmcw", merged=("PYSEC-2020-35",)
+)
 F_DJ2 = finding(DJANGO, "CVE-2021-35042", Severity.CRITICAL, adv_id="GHSA-xpfp-f569-q3p2")
 ALL = (F_SSL, F_SSL_UNFIXED, F_DJ, F_DJ2)
 
@@ -57,12 +71,15 @@ def test_ignore_unfixed() -> None:
     assert r.suppressed[0].filter == "unfixed"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("HIGH,CRITICAL", ["CVE-2020-9402", "CVE-2021-35042"]),
-    ("critical", ["CVE-2021-35042"]),
-    ("MEDIUM+", ["CVE-2020-9402", "CVE-2021-35042", "CVE-2023-5678"]),
-    (">=high", ["CVE-2020-9402", "CVE-2021-35042"]),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("HIGH,CRITICAL", ["CVE-2020-9402", "CVE-2021-35042"]),
+        ("critical", ["CVE-2021-35042"]),
+        ("MEDIUM+", ["CVE-2020-9402", "CVE-2021-35042", "CVE-2023-5678"]),
+        (">=high", ["CVE-2020-9402", "CVE-2021-35042"]),
+    ],
+)
 def test_severity_filter(text: str, expected: list[str]) -> None:
     assert kept_ids(FilterOptions(severities=parse_severities(text), today=TODAY)) == expected
 
@@ -92,8 +109,10 @@ def test_ignore_file_ids_aliases_packages_and_expiry(tmp_path: Path) -> None:
     r = apply_filters(ALL, FilterOptions(ignore_rules=rules, today=TODAY))
     assert sorted(f.vulnerability_id for f in r.kept) == ["CVE-2021-35042", "CVE-2024-0001"]
     reasons = {s.finding.vulnerability_id: (s.filter, s.reason) for s in r.suppressed}
-    assert reasons == {"CVE-2023-5678": ("ignore-file", "not reachable"),
-                       "CVE-2020-9402": ("ignore-file", "isolated service")}
+    assert reasons == {
+        "CVE-2023-5678": ("ignore-file", "not reachable"),
+        "CVE-2020-9402": ("ignore-file", "isolated service"),
+    }
     # the same file a year later: the django rule expired as well
     later = apply_filters(ALL, FilterOptions(ignore_rules=rules, today=dt.date(2027, 1, 1)))
     assert "CVE-2020-9402" in {f.vulnerability_id for f in later.kept}
@@ -112,43 +131,76 @@ def test_ignore_rule_by_package_name_or_source_name() -> None:
 def test_trivy_style_ignore_file() -> None:
     rules = parse_ignore_rules(
         "vulnerabilities:\n  - id: CVE-2020-9402\n    purls: [pkg:pypi/django@2.2.10]\n"
-        "    expired_at: 2030-01-01\n    statement: accepted\n")
+        "    expired_at: 2030-01-01\n    statement: accepted\n"
+    )
     assert rules[0].reason == "accepted" and rules[0].expires == dt.date(2030, 1, 1)
     assert "CVE-2020-9402" not in kept_ids(FilterOptions(ignore_rules=rules, today=TODAY))
 
 
-@pytest.mark.parametrize("text", ["ignore: 3", "- a\n- b", "ignore:\n  - reason: nothing to match\n",
-                                  "ignore:\n  - id: X\n    expires: someday\n", "ignore: [unclosed"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ignore: 3",
+        "- a\n- b",
+        "ignore:\n  - reason: nothing to match\n",
+        "ignore:\n  - id: X\n    expires: someday\n",
+        "ignore: [unclosed",
+    ],
+)
 def test_bad_ignore_files(text: str) -> None:
     with pytest.raises(InputError):
         parse_ignore_rules(text)
 
 
 def vex_doc(statements: list[dict[str, object]]) -> str:
-    return json.dumps({
-        "@context": "https://openvex.dev/ns/v0.2.0",
-        "@id": "https://example.com/vex/1",
-        "author": "security@example.com",
-        "timestamp": "2026-05-01T00:00:00Z",
-        "version": 1,
-        "statements": statements,
-    })
+    return json.dumps(
+        {
+            "@context": "https://openvex.dev/ns/v0.2.0",
+            "@id": "https://example.com/vex/1",
+            "author": "security@example.com",
+            "timestamp": "2026-05-01T00:00:00Z",
+            "version": 1,
+            "statements": statements,
+        }
+    )
 
 
 def test_openvex_not_affected_and_fixed_suppress_affected_keeps(tmp_path: Path) -> None:
     p = tmp_path / "app.openvex.json"
-    p.write_text(vex_doc([
-        {"vulnerability": {"name": "CVE-2023-5678"},
-         "products": [{"@id": "pkg:oci/app?repository_url=127.0.0.1:5000/app",
-                       "subcomponents": [{"@id": "pkg:deb/debian/libssl3@3.0.9-1"}]}],
-         "status": "not_affected", "justification": "vulnerable_code_not_in_execute_path"},
-        {"vulnerability": {"name": "GHSA-xpfp-f569-q3p2", "aliases": ["CVE-2021-35042"]},
-         "products": [{"@id": "pkg:pypi/django@2.2.10"}], "status": "fixed"},
-        {"vulnerability": {"name": "CVE-2020-9402"}, "products": [{"@id": "pkg:pypi/django"}],
-         "status": "affected", "action_statement": "upgrade"},
-        {"vulnerability": {"name": "CVE-2024-0001"}, "products": [{"@id": "pkg:deb/debian/libssl3@1.0"}],
-         "status": "not_affected", "justification": "component_not_present"},
-    ]))
+    p.write_text(
+        vex_doc(
+            [
+                {
+                    "vulnerability": {"name": "CVE-2023-5678"},
+                    "products": [
+                        {
+                            "@id": "pkg:oci/app?repository_url=127.0.0.1:5000/app",
+                            "subcomponents": [{"@id": "pkg:deb/debian/libssl3@3.0.9-1"}],
+                        }
+                    ],
+                    "status": "not_affected",
+                    "justification": "vulnerable_code_not_in_execute_path",
+                },
+                {
+                    "vulnerability": {"name": "GHSA-xpfp-f569-q3p2", "aliases": ["CVE-2021-35042"]},
+                    "products": [{"@id": "pkg:pypi/django@2.2.10"}],
+                    "status": "fixed",
+                },
+                {
+                    "vulnerability": {"name": "CVE-2020-9402"},
+                    "products": [{"@id": "pkg:pypi/django"}],
+                    "status": "affected",
+                    "action_statement": "upgrade",
+                },
+                {
+                    "vulnerability": {"name": "CVE-2024-0001"},
+                    "products": [{"@id": "pkg:deb/debian/libssl3@1.0"}],
+                    "status": "not_affected",
+                    "justification": "component_not_present",
+                },
+            ]
+        )
+    )
     stmts = load_openvex(p)
     r = apply_filters(ALL, FilterOptions(vex=stmts, today=TODAY))
     assert sorted(f.vulnerability_id for f in r.kept) == ["CVE-2020-9402", "CVE-2024-0001"]
@@ -159,52 +211,88 @@ def test_openvex_not_affected_and_fixed_suppress_affected_keeps(tmp_path: Path) 
 
 
 def test_openvex_latest_statement_wins() -> None:
-    stmts = parse_openvex(vex_doc([
-        {"vulnerability": {"name": "CVE-2020-9402"}, "products": [{"@id": "pkg:pypi/django"}],
-         "status": "not_affected", "justification": "inline_mitigations_already_exist",
-         "timestamp": "2026-01-01T00:00:00Z"},
-        {"vulnerability": {"name": "CVE-2020-9402"}, "products": [{"@id": "pkg:pypi/django"}],
-         "status": "affected", "timestamp": "2026-03-01T00:00:00Z"},
-    ]))
+    stmts = parse_openvex(
+        vex_doc(
+            [
+                {
+                    "vulnerability": {"name": "CVE-2020-9402"},
+                    "products": [{"@id": "pkg:pypi/django"}],
+                    "status": "not_affected",
+                    "justification": "inline_mitigations_already_exist",
+                    "timestamp": "2026-01-01T00:00:00Z",
+                },
+                {
+                    "vulnerability": {"name": "CVE-2020-9402"},
+                    "products": [{"@id": "pkg:pypi/django"}],
+                    "status": "affected",
+                    "timestamp": "2026-03-01T00:00:00Z",
+                },
+            ]
+        )
+    )
     assert "CVE-2020-9402" in kept_ids(FilterOptions(vex=stmts, today=TODAY))
 
 
 def test_openvex_v001_string_forms() -> None:
-    doc = json.dumps({"@context": "https://openvex.dev/ns", "statements": [
-        {"vulnerability": "CVE-2023-5678", "products": ["pkg:deb/debian/libssl3@3.0.9-1?arch=amd64"],
-         "status": "not_affected"}]})
+    doc = json.dumps(
+        {
+            "@context": "https://openvex.dev/ns",
+            "statements": [
+                {
+                    "vulnerability": "CVE-2023-5678",
+                    "products": ["pkg:deb/debian/libssl3@3.0.9-1?arch=amd64"],
+                    "status": "not_affected",
+                }
+            ],
+        }
+    )
     assert "CVE-2023-5678" not in kept_ids(FilterOptions(vex=parse_openvex(doc), today=TODAY))
 
 
-@pytest.mark.parametrize("text", [
-    "{not json",
-    json.dumps({"statements": []}),  # no openvex context
-    vex_doc([{"vulnerability": {"name": "CVE-1"}, "products": [], "status": "maybe"}]),
-    vex_doc([{"products": [], "status": "fixed"}]),
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{not json",
+        json.dumps({"statements": []}),  # no openvex context
+        vex_doc([{"vulnerability": {"name": "CVE-1"}, "products": [], "status": "maybe"}]),
+        vex_doc([{"products": [], "status": "fixed"}]),
+    ],
+)
 def test_bad_vex(text: str) -> None:
     with pytest.raises(InputError):
         parse_openvex(text)
 
 
-@pytest.mark.parametrize(("pattern", "purl", "ok"), [
-    ("pkg:pypi/Django", "pkg:pypi/django@2.2.10", True),
-    ("pkg:pypi/django_x", "pkg:pypi/django-x@1", True),
-    ("pkg:pypi/django@2.2.10", "pkg:pypi/django@2.2.10", True),
-    ("pkg:pypi/django@2.2.11", "pkg:pypi/django@2.2.10", False),
-    ("pkg:npm/%40babel/core", "pkg:npm/%40babel/core@7.0.0", True),
-    ("pkg:npm/core", "pkg:npm/%40babel/core@7.0.0", False),
-    ("pkg:deb/debian/libssl3@3.0.9-1", "pkg:deb/debian/libssl3@3.0.9-1?arch=amd64&distro=debian-12", True),
-    ("not a purl", "pkg:pypi/django@1", False),
-    ("pkg:pypi/django", "", False),
-])
+@pytest.mark.parametrize(
+    ("pattern", "purl", "ok"),
+    [
+        ("pkg:pypi/Django", "pkg:pypi/django@2.2.10", True),
+        ("pkg:pypi/django_x", "pkg:pypi/django-x@1", True),
+        ("pkg:pypi/django@2.2.10", "pkg:pypi/django@2.2.10", True),
+        ("pkg:pypi/django@2.2.11", "pkg:pypi/django@2.2.10", False),
+        ("pkg:npm/%40babel/core", "pkg:npm/%40babel/core@7.0.0", True),
+        ("pkg:npm/core", "pkg:npm/%40babel/core@7.0.0", False),
+        (
+            "pkg:deb/debian/libssl3@3.0.9-1",
+            "pkg:deb/debian/libssl3@3.0.9-1?arch=amd64&distro=debian-12",
+            True,
+        ),
+        ("not a purl", "pkg:pypi/django@1", False),
+        ("pkg:pypi/django", "", False),
+    ],
+)
 def test_purl_matching(pattern: str, purl: str, ok: bool) -> None:
     assert purl_matches(pattern, purl) is ok
 
 
-@pytest.mark.parametrize(("threshold", "fails"), [
-    (Severity.LOW, True), (Severity.HIGH, True), (Severity.CRITICAL, True),
-])
+@pytest.mark.parametrize(
+    ("threshold", "fails"),
+    [
+        (Severity.LOW, True),
+        (Severity.HIGH, True),
+        (Severity.CRITICAL, True),
+    ],
+)
 def test_should_fail(threshold: Severity, fails: bool) -> None:
     assert should_fail(ALL, threshold) is fails
 

@@ -17,8 +17,9 @@ from garrison.model.vuln import Affected, AffectedRange, RangeEvent
 class FakeDB:
     """The three AdvisoryDB methods the matcher uses, over lists; counts queries."""
 
-    def __init__(self, affected: Iterable[Affected], advisories: Iterable[Advisory] = (),
-                 kev: Iterable[str] = ()) -> None:
+    def __init__(
+        self, affected: Iterable[Affected], advisories: Iterable[Advisory] = (), kev: Iterable[str] = ()
+    ) -> None:
         self._affected = list(affected)
         self._adv = {a.id: a for a in advisories}
         self._kev = frozenset(kev)
@@ -52,8 +53,14 @@ def inv(*pkgs: Package, os: OSInfo | None = DEB12) -> Inventory:
 
 
 def deb(name: str, version: str, source: str = "", source_version: str = "") -> Package:
-    return Package(name, version, PackageType.DEB, purl=f"pkg:deb/debian/{name}@{version}",
-                   source_name=source, source_version=source_version)
+    return Package(
+        name,
+        version,
+        PackageType.DEB,
+        purl=f"pkg:deb/debian/{name}@{version}",
+        source_name=source,
+        source_version=source_version,
+    )
 
 
 def py(name: str, version: str) -> Package:
@@ -88,12 +95,24 @@ DPKG_CASES = [
     ("2.0-1", [("introduced", "1.0-1"), ("last_affected", "2.0-1")], True, ()),
     ("2.0-2", [("introduced", "1.0-1"), ("last_affected", "2.0-1")], False, ()),
     # two intervals in one range; events given out of order on purpose
-    ("2.1-1", [("fixed", "2.3-1"), ("introduced", "2.0-1"), ("introduced", "1.0-1"), ("fixed", "1.5-1")],
-     True, ("2.3-1",)),
-    ("1.7-1", [("fixed", "2.3-1"), ("introduced", "2.0-1"), ("introduced", "1.0-1"), ("fixed", "1.5-1")],
-     False, ()),
-    ("1.2-1", [("introduced", "1.0-1"), ("fixed", "1.5-1"), ("introduced", "2.0-1"), ("fixed", "2.3-1")],
-     True, ("1.5-1", "2.3-1")),
+    (
+        "2.1-1",
+        [("fixed", "2.3-1"), ("introduced", "2.0-1"), ("introduced", "1.0-1"), ("fixed", "1.5-1")],
+        True,
+        ("2.3-1",),
+    ),
+    (
+        "1.7-1",
+        [("fixed", "2.3-1"), ("introduced", "2.0-1"), ("introduced", "1.0-1"), ("fixed", "1.5-1")],
+        False,
+        (),
+    ),
+    (
+        "1.2-1",
+        [("introduced", "1.0-1"), ("fixed", "1.5-1"), ("introduced", "2.0-1"), ("fixed", "2.3-1")],
+        True,
+        ("1.5-1", "2.3-1"),
+    ),
     # no fix yet
     ("9.9-1", [("introduced", "0")], True, ()),
     # limit caps the range
@@ -103,10 +122,13 @@ DPKG_CASES = [
 
 
 @pytest.mark.parametrize(("installed", "events", "affected", "fixed"), DPKG_CASES)
-def test_dpkg_ranges(installed: str, events: list[tuple[str, str]], affected: bool,
-                     fixed: tuple[str, ...]) -> None:
-    db = FakeDB([aff("DEBIAN-CVE-2024-0001", "Debian:12", "src", rng(*events))],
-                [Advisory("DEBIAN-CVE-2024-0001", aliases=("CVE-2024-0001",), severity=Severity.HIGH)])
+def test_dpkg_ranges(
+    installed: str, events: list[tuple[str, str]], affected: bool, fixed: tuple[str, ...]
+) -> None:
+    db = FakeDB(
+        [aff("DEBIAN-CVE-2024-0001", "Debian:12", "src", rng(*events))],
+        [Advisory("DEBIAN-CVE-2024-0001", aliases=("CVE-2024-0001",), severity=Severity.HIGH)],
+    )
     res = match_inventory(inv(deb("bin", installed, "src", installed)), db)
     assert bool(res.findings) is affected
     if affected:
@@ -119,8 +141,9 @@ def test_dpkg_ranges(installed: str, events: list[tuple[str, str]], affected: bo
 
 def test_binnmu_binary_is_matched_by_source_version() -> None:
     """libfoo1 1.2-3+b1 is a rebuild of source foo 1.2-3: still vulnerable to a fix in 1.2-3+deb12u1."""
-    db = FakeDB([aff("DEBIAN-CVE-2024-1", "Debian:12", "foo",
-                     rng(("introduced", "0"), ("fixed", "1.2-3+deb12u1")))])
+    db = FakeDB(
+        [aff("DEBIAN-CVE-2024-1", "Debian:12", "foo", rng(("introduced", "0"), ("fixed", "1.2-3+deb12u1")))]
+    )
     explicit = deb("libfoo1", "1.2-3+b1", "foo", "1.2-3")
     derived = deb("libfoo1", "1.2-3+b1", "foo")  # analyzer gave no source version
     res = match_inventory(inv(explicit, derived), db)
@@ -131,9 +154,19 @@ def test_binnmu_binary_is_matched_by_source_version() -> None:
 
 
 def test_binary_named_differently_from_source_is_looked_up_by_source() -> None:
-    db = FakeDB([aff("DEBIAN-CVE-2023-5678", "Debian:12", "openssl",
-                     rng(("introduced", "0"), ("fixed", "3.0.11-1~deb12u2")))])
-    res = match_inventory(inv(deb("libssl3", "3.0.9-1", "openssl", "3.0.9-1"), deb("openssl", "3.0.11-1")), db)
+    db = FakeDB(
+        [
+            aff(
+                "DEBIAN-CVE-2023-5678",
+                "Debian:12",
+                "openssl",
+                rng(("introduced", "0"), ("fixed", "3.0.11-1~deb12u2")),
+            )
+        ]
+    )
+    res = match_inventory(
+        inv(deb("libssl3", "3.0.9-1", "openssl", "3.0.9-1"), deb("openssl", "3.0.11-1")), db
+    )
     assert [f.package.name for f in res.findings] == ["libssl3"]
     assert ("Debian:12", "libssl3") not in db.queries
 
@@ -146,10 +179,14 @@ def test_one_query_per_distinct_package() -> None:
 
 
 def test_several_ranges_any_matches_and_git_ranges_are_ignored() -> None:
-    a = aff("GHSA-aaaa", "PyPI", "django",
-            rng(("introduced", "0"), ("fixed", "deadbeef"), type_="GIT"),
-            rng(("introduced", "3.0"), ("fixed", "3.0.5")),
-            rng(("introduced", "2.2"), ("fixed", "2.2.13")))
+    a = aff(
+        "GHSA-aaaa",
+        "PyPI",
+        "django",
+        rng(("introduced", "0"), ("fixed", "deadbeef"), type_="GIT"),
+        rng(("introduced", "3.0"), ("fixed", "3.0.5")),
+        rng(("introduced", "2.2"), ("fixed", "2.2.13")),
+    )
     res = match_inventory(inv(py("Django", "2.2.10"), os=None), FakeDB([a]))
     (f,) = res.findings
     assert f.fixed_versions == ("2.2.13",)
@@ -160,15 +197,18 @@ def test_several_ranges_any_matches_and_git_ranges_are_ignored() -> None:
 
 def test_semver_ranges_with_prereleases() -> None:
     a = aff("GHSA-npm1", "npm", "lodash", rng(("introduced", "0"), ("fixed", "4.17.21"), type_="SEMVER"))
-    res = match_inventory(inv(npm("lodash", "4.17.15"), npm("lodash", "4.17.21"),
-                              npm("lodash", "4.17.21-rc.1"), os=None), FakeDB([a]))
+    res = match_inventory(
+        inv(npm("lodash", "4.17.15"), npm("lodash", "4.17.21"), npm("lodash", "4.17.21-rc.1"), os=None),
+        FakeDB([a]),
+    )
     assert [f.package.version for f in res.findings] == ["4.17.15", "4.17.21-rc.1"]
 
 
 def test_pep440_normalisation_and_prereleases() -> None:
     a = aff("PYSEC-1", "PyPI", "jinja2", rng(("introduced", "0"), ("fixed", "2.10.1")))
-    res = match_inventory(inv(py("Jinja2", "2.10"), py("jinja2", "2.10.1rc1"), py("jinja2", "2.10.1"),
-                              os=None), FakeDB([a]))
+    res = match_inventory(
+        inv(py("Jinja2", "2.10"), py("jinja2", "2.10.1rc1"), py("jinja2", "2.10.1"), os=None), FakeDB([a])
+    )
     assert [f.package.version for f in res.findings] == ["2.10", "2.10.1rc1"]
 
 
@@ -185,11 +225,15 @@ def test_alias_merge_ghsa_and_pysec_are_one_finding() -> None:
     ghsa = Advisory("GHSA-x1", aliases=("CVE-2019-10906", "PYSEC-2019-217"), severity=Severity.HIGH)
     pysec = Advisory("PYSEC-2019-217", aliases=("CVE-2019-10906", "GHSA-x1"), severity=Severity.UNKNOWN)
     other = Advisory("GHSA-other", aliases=("CVE-2020-28493",), severity=Severity.MEDIUM)
-    db = FakeDB([
-        aff("GHSA-x1", "PyPI", "jinja2", rng(("introduced", "0"), ("fixed", "2.10.1"))),
-        aff("PYSEC-2019-217", "PyPI", "jinja2", rng(("introduced", "0"), ("fixed", "2.10.1"))),
-        aff("GHSA-other", "PyPI", "jinja2", rng(("introduced", "0"), ("fixed", "2.11.3"))),
-    ], [ghsa, pysec, other], kev=["CVE-2019-10906"])
+    db = FakeDB(
+        [
+            aff("GHSA-x1", "PyPI", "jinja2", rng(("introduced", "0"), ("fixed", "2.10.1"))),
+            aff("PYSEC-2019-217", "PyPI", "jinja2", rng(("introduced", "0"), ("fixed", "2.10.1"))),
+            aff("GHSA-other", "PyPI", "jinja2", rng(("introduced", "0"), ("fixed", "2.11.3"))),
+        ],
+        [ghsa, pysec, other],
+        kev=["CVE-2019-10906"],
+    )
     res = match_inventory(inv(py("Jinja2", "2.10"), os=None), db)
     assert ids(res.findings) == ["CVE-2019-10906", "CVE-2020-28493"]
     merged = next(f for f in res.findings if f.vulnerability_id == "CVE-2019-10906")
@@ -220,23 +264,28 @@ def test_unparseable_installed_version_is_reported_not_raised() -> None:
 
 
 def test_unparseable_advisory_version_skips_that_range_only() -> None:
-    db = FakeDB([
-        aff("GHSA-bad", "PyPI", "pkg", rng(("introduced", "0"), ("fixed", "garbage version"))),
-        aff("GHSA-good", "PyPI", "pkg", rng(("introduced", "0"), ("fixed", "2.0"))),
-    ])
+    db = FakeDB(
+        [
+            aff("GHSA-bad", "PyPI", "pkg", rng(("introduced", "0"), ("fixed", "garbage version"))),
+            aff("GHSA-good", "PyPI", "pkg", rng(("introduced", "0"), ("fixed", "2.0"))),
+        ]
+    )
     res = match_inventory(inv(py("pkg", "1.0"), os=None), db)
     assert ids(res.findings) == ["GHSA-good"]
     assert any("GHSA-bad" in w for w in res.warnings)
 
 
-@pytest.mark.parametrize(("os", "ecosystem"), [
-    (OSInfo("debian", "12"), "Debian:12"),
-    (OSInfo("debian", "12.5"), "Debian:12"),
-    (OSInfo("alpine", "3.19.1"), "Alpine:v3.19"),
-    (OSInfo("ubuntu", "22.04"), ""),
-    (OSInfo("debian", ""), ""),
-    (None, ""),
-])
+@pytest.mark.parametrize(
+    ("os", "ecosystem"),
+    [
+        (OSInfo("debian", "12"), "Debian:12"),
+        (OSInfo("debian", "12.5"), "Debian:12"),
+        (OSInfo("alpine", "3.19.1"), "Alpine:v3.19"),
+        (OSInfo("ubuntu", "22.04"), ""),
+        (OSInfo("debian", ""), ""),
+        (None, ""),
+    ],
+)
 def test_os_target(os: OSInfo | None, ecosystem: str) -> None:
     t = os_target(os)
     assert t.ecosystem == ecosystem
@@ -245,17 +294,21 @@ def test_os_target(os: OSInfo | None, ecosystem: str) -> None:
 
 def test_alpine_is_keyed_by_origin() -> None:
     pkg = Package("libcrypto3", "3.1.4-r5", PackageType.APK, source_name="openssl")
-    assert lookup_for(pkg, os_target(OSInfo("alpine", "3.19.1"))) == Lookup("Alpine:v3.19", "openssl", "3.1.4-r5")
-    db = FakeDB([aff("ALPINE-CVE-2024-1", "Alpine:v3.19", "openssl",
-                     rng(("introduced", "0"), ("fixed", "3.1.4-r6")))])
+    assert lookup_for(pkg, os_target(OSInfo("alpine", "3.19.1"))) == Lookup(
+        "Alpine:v3.19", "openssl", "3.1.4-r5"
+    )
+    db = FakeDB(
+        [aff("ALPINE-CVE-2024-1", "Alpine:v3.19", "openssl", rng(("introduced", "0"), ("fixed", "3.1.4-r6")))]
+    )
     res = match_inventory(inv(pkg, os=OSInfo("alpine", "3.19.1")), db)
     assert [f.fixed_versions for f in res.findings] == [("3.1.4-r6",)]
 
 
 def test_distribution_without_data_is_a_warning() -> None:
     db = FakeDB([])
-    res = match_inventory(inv(deb("bash", "5.1-6ubuntu1"), py("requests", "2.19.1"),
-                              os=OSInfo("ubuntu", "22.04")), db)
+    res = match_inventory(
+        inv(deb("bash", "5.1-6ubuntu1"), py("requests", "2.19.1"), os=OSInfo("ubuntu", "22.04")), db
+    )
     assert res.findings == ()
     assert any("ubuntu 22.04" in w and "1 packages" in w for w in res.warnings)
     assert db.queries == [("PyPI", "requests")]
@@ -270,9 +323,15 @@ def test_go_and_maven_lookup_names() -> None:
 
 
 def test_thousand_packages_is_fast() -> None:
-    affected = [aff(f"DEBIAN-CVE-2024-{i:04d}", "Debian:12", f"src{i % 300}",
-                    rng(("introduced", "0"), ("fixed", f"1.{i % 7}-{i % 5}+deb12u1")))
-                for i in range(3000)]
+    affected = [
+        aff(
+            f"DEBIAN-CVE-2024-{i:04d}",
+            "Debian:12",
+            f"src{i % 300}",
+            rng(("introduced", "0"), ("fixed", f"1.{i % 7}-{i % 5}+deb12u1")),
+        )
+        for i in range(3000)
+    ]
     pkgs = [deb(f"bin{i}", f"1.{i % 9}-{i % 4}", f"src{i % 400}", f"1.{i % 9}-{i % 4}") for i in range(1000)]
     db = FakeDB(affected)
     by_key: dict[tuple[str, str], list[Affected]] = {}

@@ -26,45 +26,123 @@ from garrison.model import (
     Severity,
     SourceKind,
 )
-from garrison.report import INVENTORY_FORMATS, SCAN_FORMATS, DBProvenance, DBSource, ScanReport, render, \
-    render_inventory
+from garrison.report import (
+    INVENTORY_FORMATS,
+    SCAN_FORMATS,
+    DBProvenance,
+    DBSource,
+    ScanReport,
+    render,
+    render_inventory,
+)
 
 LAYER = "sha256:" + "a" * 64
-SSL = Package("libssl3", "3.0.9-1", PackageType.DEB, purl="pkg:deb/debian/libssl3@3.0.9-1?arch=amd64&distro=debian-12",
-              locations=("var/lib/dpkg/status",), layer=LAYER, source_name="openssl", source_version="3.0.9-1",
-              arch="amd64", licenses=("Apache-2.0",))
-ZLIB = Package("zlib1g", "1:1.2.13.dfsg-1", PackageType.DEB, purl="pkg:deb/debian/zlib1g@1:1.2.13.dfsg-1",
-               locations=("var/lib/dpkg/status",), layer=LAYER, source_name="zlib",
-               licenses=("Zlib", "some free-text licence"))
-DJANGO = Package("Django", "2.2.10", PackageType.PYTHON, purl="pkg:pypi/django@2.2.10",
-                 locations=("app/venv/lib/python3.11/site-packages/Django-2.2.10.dist-info/METADATA",),
-                 layer="sha256:" + "b" * 64, licenses=("BSD-3-Clause",))
-LODASH = Package("lodash", "4.17.15", PackageType.NPM, purl="pkg:npm/lodash@4.17.15",
-                 locations=("app/node_modules/lodash/package.json",))
+SSL = Package(
+    "libssl3",
+    "3.0.9-1",
+    PackageType.DEB,
+    purl="pkg:deb/debian/libssl3@3.0.9-1?arch=amd64&distro=debian-12",
+    locations=("var/lib/dpkg/status",),
+    layer=LAYER,
+    source_name="openssl",
+    source_version="3.0.9-1",
+    arch="amd64",
+    licenses=("Apache-2.0",),
+)
+ZLIB = Package(
+    "zlib1g",
+    "1:1.2.13.dfsg-1",
+    PackageType.DEB,
+    purl="pkg:deb/debian/zlib1g@1:1.2.13.dfsg-1",
+    locations=("var/lib/dpkg/status",),
+    layer=LAYER,
+    source_name="zlib",
+    licenses=("Zlib", "some free-text licence"),
+)
+DJANGO = Package(
+    "Django",
+    "2.2.10",
+    PackageType.PYTHON,
+    purl="pkg:pypi/django@2.2.10",
+    locations=("app/venv/lib/python3.11/site-packages/Django-2.2.10.dist-info/METADATA",),
+    layer="sha256:" + "b" * 64,
+    licenses=("BSD-3-Clause",),
+)
+LODASH = Package(
+    "lodash",
+    "4.17.15",
+    PackageType.NPM,
+    purl="pkg:npm/lodash@4.17.15",
+    locations=("app/node_modules/lodash/package.json",),
+)
 
-ADV_SSL = Advisory("DEBIAN-CVE-2023-5678", aliases=("CVE-2023-5678",), summary="openssl: DH excessive time",
-                   details="Generating excessively long X9.42 DH keys ...", severity=Severity.MEDIUM,
-                   cvss_vectors=("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:L",), cvss_score=5.3,
-                   references=("https://security-tracker.debian.org/tracker/CVE-2023-5678",),
-                   published="2023-11-06T16:15:00Z", modified="2024-05-01T00:00:00Z", source="Debian")
-ADV_DJ = Advisory("GHSA-3gh2-xw74-jmcw", aliases=("CVE-2020-9402",), summary="SQL injection in Django",
-                  severity=Severity.HIGH, cvss_score=8.8,
-                  cvss_vectors=("CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H",), source="PyPI")
-ADV_LO = Advisory("GHSA-p6mc-m468-83gw", aliases=("CVE-2020-8203",), summary="Prototype pollution in lodash",
-                  severity=Severity.CRITICAL, source="npm")
+ADV_SSL = Advisory(
+    "DEBIAN-CVE-2023-5678",
+    aliases=("CVE-2023-5678",),
+    summary="openssl: DH excessive time",
+    details="Generating excessively long X9.42 DH keys ...",
+    severity=Severity.MEDIUM,
+    cvss_vectors=("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:L",),
+    cvss_score=5.3,
+    references=("https://security-tracker.debian.org/tracker/CVE-2023-5678",),
+    published="2023-11-06T16:15:00Z",
+    modified="2024-05-01T00:00:00Z",
+    source="Debian",
+)
+ADV_DJ = Advisory(
+    "GHSA-3gh2-xw74-jmcw",
+    aliases=("CVE-2020-9402",),
+    summary="SQL injection in Django",
+    severity=Severity.HIGH,
+    cvss_score=8.8,
+    cvss_vectors=("CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H",),
+    source="PyPI",
+)
+ADV_LO = Advisory(
+    "GHSA-p6mc-m468-83gw",
+    aliases=("CVE-2020-8203",),
+    summary="Prototype pollution in lodash",
+    severity=Severity.CRITICAL,
+    source="npm",
+)
 
-F_SSL = Finding(SSL, ADV_SSL, "CVE-2023-5678", Severity.MEDIUM, ("3.0.11-1~deb12u2",),
-                match=MatchDetail("Debian:12", "openssl", "3.0.9-1", "introduced 0, fixed 3.0.11-1~deb12u2", "dpkg"))
-F_DJ = Finding(DJANGO, ADV_DJ, "CVE-2020-9402", Severity.HIGH, ("2.2.11", "3.0.4"), kev=True,
-               merged_ids=("PYSEC-2020-35",),
-               match=MatchDetail("PyPI", "django", "2.2.10", "introduced 2.2, fixed 2.2.11", "pep440"))
+F_SSL = Finding(
+    SSL,
+    ADV_SSL,
+    "CVE-2023-5678",
+    Severity.MEDIUM,
+    ("3.0.11-1~deb12u2",),
+    match=MatchDetail("Debian:12", "openssl", "3.0.9-1", "introduced 0, fixed 3.0.11-1~deb12u2", "dpkg"),
+)
+F_DJ = Finding(
+    DJANGO,
+    ADV_DJ,
+    "CVE-2020-9402",
+    Severity.HIGH,
+    ("2.2.11", "3.0.4"),
+    kev=True,
+    merged_ids=("PYSEC-2020-35",),
+    match=MatchDetail("PyPI", "django", "2.2.10", "introduced 2.2, fixed 2.2.11", "pep440"),
+)
 F_LO = Finding(LODASH, ADV_LO, "CVE-2020-8203", Severity.CRITICAL, ())
-F_ZL = Finding(ZLIB, Advisory("DEBIAN-CVE-2023-45853", aliases=("CVE-2023-45853",)), "CVE-2023-45853",
-               Severity.UNKNOWN, ())
+F_ZL = Finding(
+    ZLIB,
+    Advisory("DEBIAN-CVE-2023-45853", aliases=("CVE-2023-45853",)),
+    "CVE-2023-45853",
+    Severity.UNKNOWN,
+    (),
+)
 
 INV = Inventory(
-    Artifact("oci:build/app:latest", SourceKind.OCI, digest="sha256:" + "c" * 64, config_digest="sha256:" + "d" * 64,
-             architecture="amd64", os="linux", layers=(LayerInfo(0, LAYER, LAYER, 100),)),
+    Artifact(
+        "oci:build/app:latest",
+        SourceKind.OCI,
+        digest="sha256:" + "c" * 64,
+        config_digest="sha256:" + "d" * 64,
+        architecture="amd64",
+        os="linux",
+        layers=(LayerInfo(0, LAYER, LAYER, 100),),
+    ),
     OSInfo("debian", "12", "bookworm", "Debian GNU/Linux 12 (bookworm)"),
     (SSL, ZLIB, DJANGO, LODASH),
     warnings=("skipped unreadable file x",),
@@ -96,7 +174,11 @@ def test_json_report_shape() -> None:
     doc = json.loads(rendered("json"))
     assert doc["schema"] == "garrison.scan/v1"
     assert doc["generated_at"] == "2026-11-26T12:00:00Z"
-    assert [f["vulnerability_id"] for f in doc["findings"]] == ["CVE-2023-5678", "CVE-2020-9402", "CVE-2020-8203"]
+    assert [f["vulnerability_id"] for f in doc["findings"]] == [
+        "CVE-2023-5678",
+        "CVE-2020-9402",
+        "CVE-2020-8203",
+    ]
     dj = doc["findings"][1]
     assert dj["advisory_id"] == "GHSA-3gh2-xw74-jmcw" and dj["merged_ids"] == ["PYSEC-2020-35"]
     assert dj["kev"] is True and dj["severity"] == "HIGH" and dj["fixed_versions"] == ["2.2.11", "3.0.4"]
@@ -191,8 +273,11 @@ def test_spdx_is_valid_2_3() -> None:
     ids = [p["SPDXID"] for p in doc["packages"]]
     assert len(ids) == len(set(ids)) == 6  # artifact, OS, 4 packages
     rels = doc["relationships"]
-    assert rels[0] == {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES",
-                       "relatedSpdxElement": doc["documentDescribes"][0]}
+    assert rels[0] == {
+        "spdxElementId": "SPDXRef-DOCUMENT",
+        "relationshipType": "DESCRIBES",
+        "relatedSpdxElement": doc["documentDescribes"][0],
+    }
     assert sum(r["relationshipType"] == "CONTAINS" for r in rels) == 5
     pkgs = {p["name"]: p for p in doc["packages"]}
     assert pkgs["libssl3"]["externalRefs"][0]["referenceLocator"] == SSL.purl
@@ -241,3 +326,15 @@ def test_empty_report_renders_everywhere() -> None:
 def test_unknown_format() -> None:
     with pytest.raises(UsageError):
         rendered("xml")
+
+
+def test_provenance_from_real_status() -> None:
+    from garrison.report.model import provenance_from_status
+    from garrison.vulndb.store import DBStatus, SourceStatus
+
+    src = SourceStatus("PyPI", "file:///m/PyPI/all.zip", "2026-11-25T00:00:00Z", "ab", 7000, 0)
+    st = DBStatus(path="/x.db", schema_version=1, built_at="2026-11-26T00:00:00Z", sources=(src,),
+                  advisories=1, affected=1, kev=0, ecosystems=("PyPI",))
+    prov = provenance_from_status(st)
+    assert prov.sources == (DBSource("PyPI", "2026-11-25T00:00:00Z", 7000, "file:///m/PyPI/all.zip"),)
+    assert prov.schema_version == 1

@@ -12,13 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
-from garrison.config import Settings
-from garrison.errors import BadImageError, NotFoundError
-from garrison.inventory.scan import scan_image
-from garrison.model import Inventory, SourceKind
-from garrison.progress import NO_PROGRESS
-from garrison.sources import open_source
 from tests.sources.toy_analyzers import ToyOS, ToyPkgs
 from tests.support.imagewriter import (
     File,
@@ -32,13 +25,25 @@ from tests.support.imagewriter import (
     write_oci_index_layout,
 )
 
+from garrison.config import Settings
+from garrison.errors import BadImageError, NotFoundError
+from garrison.inventory.scan import scan_image
+from garrison.model import Inventory, SourceKind
+from garrison.progress import NO_PROGRESS
+from garrison.sources import open_source
+
 BASE = Layer(
     entries=[
         File("etc/os-release", b"ID=debian\nVERSION_ID=12\n"),
         File("var/lib/toy/status", b"base-files 12\nlibc6 2.36\n"),
     ]
 )
-APP = Layer(entries=[File("var/lib/toy/status", b"base-files 12\nlibc6 2.36\ncurl 7.88\n"), File("app/a.pyinfo", b"a 1.0")])
+APP = Layer(
+    entries=[
+        File("var/lib/toy/status", b"base-files 12\nlibc6 2.36\ncurl 7.88\n"),
+        File("app/a.pyinfo", b"a 1.0"),
+    ]
+)
 TOP = Layer(entries=[Whiteout("app/a.pyinfo"), File("app/b.pyinfo", b"b 2.0")], pax=True)
 
 
@@ -51,7 +56,12 @@ def summary(inv: Inventory) -> list[tuple[str, str, str]]:
     return [(p.type.value, p.name, p.version) for p in inv.packages]
 
 
-EXPECTED = [("deb", "base-files", "12"), ("deb", "curl", "7.88"), ("deb", "libc6", "2.36"), ("python", "b", "2.0")]
+EXPECTED = [
+    ("deb", "base-files", "12"),
+    ("deb", "curl", "7.88"),
+    ("deb", "libc6", "2.36"),
+    ("python", "b", "2.0"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +111,9 @@ def test_skopeo_written_archive_and_layout(image: ImageRefs, settings: Settings,
         pytest.skip("skopeo not installed")
     archive = tmp_path / "skopeo.tar"
     layout = tmp_path / "skopeo-oci"
-    subprocess.run(["skopeo", "copy", "--quiet", image.oci_ref, f"docker-archive:{archive}:x/y:1"], check=True)
+    subprocess.run(
+        ["skopeo", "copy", "--quiet", image.oci_ref, f"docker-archive:{archive}:x/y:1"], check=True
+    )
     subprocess.run(["skopeo", "copy", "--quiet", image.oci_ref, f"oci:{layout}:v1"], check=True)
     assert summary(scan(f"docker-archive:{archive}", settings)) == EXPECTED
     assert summary(scan(f"oci:{layout}:v1", settings)) == EXPECTED
@@ -130,7 +142,9 @@ def test_docker25_archive_oci_layout_inside(image: ImageRefs, settings: Settings
     assert image.oci_dir is not None
     index = json.loads((image.oci_dir / "index.json").read_bytes())
     manifest = json.loads((image.oci_dir / "blobs/sha256" / index["manifests"][0]["digest"][7:]).read_bytes())
-    legacy = {f"legacy{i}/layer.tar": f"../blobs/sha256/{d['digest'][7:]}" for i, d in enumerate(manifest["layers"])}
+    legacy = {
+        f"legacy{i}/layer.tar": f"../blobs/sha256/{d['digest'][7:]}" for i, d in enumerate(manifest["layers"])
+    }
     manifest_json = [
         {
             "Config": f"blobs/sha256/{manifest['config']['digest'][7:]}",
@@ -162,7 +176,11 @@ def multiarch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("multi")
     blobs = d / "oci" / "blobs" / "sha256"
     images = []
-    for arch, variant, pkg in (("amd64", None, "amd-only"), ("arm64", "v8", "arm-only"), ("arm", "v7", "armhf")):
+    for arch, variant, pkg in (
+        ("amd64", None, "amd-only"),
+        ("arm64", "v8", "arm-only"),
+        ("arm", "v7", "armhf"),
+    ):
         layer = Layer(entries=[File("var/lib/toy/status", f"{pkg} 1\n".encode())])
         tar = write_layer_tar(d / f"{arch}.tar", layer)
         images.append(PlatformImage([prepare_blob(tar, blobs, "gzip")], arch, variant=variant))
@@ -172,7 +190,12 @@ def multiarch(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize(
     ("platform", "pkg"),
-    [("linux/amd64", "amd-only"), ("linux/arm64", "arm-only"), ("linux/arm64/v8", "arm-only"), ("linux/arm/v7", "armhf")],
+    [
+        ("linux/amd64", "amd-only"),
+        ("linux/arm64", "arm-only"),
+        ("linux/arm64/v8", "arm-only"),
+        ("linux/arm/v7", "armhf"),
+    ],
 )
 def test_index_platform_selection(multiarch: Path, settings: Settings, platform: str, pkg: str) -> None:
     inv = scan(f"oci:{multiarch}:multi", replace(settings, platform=platform))
@@ -181,7 +204,7 @@ def test_index_platform_selection(multiarch: Path, settings: Settings, platform:
 
 
 def test_index_without_the_platform(multiarch: Path, settings: Settings) -> None:
-    with pytest.raises(NotFoundError, match="linux/amd64.*linux/arm64/v8"):
+    with pytest.raises(NotFoundError, match=r"linux/amd64.*linux/arm64/v8"):
         scan(f"oci:{multiarch}:multi", replace(settings, platform="linux/s390x"))
     with pytest.raises(NotFoundError):
         scan(f"oci:{multiarch}:multi", replace(settings, platform="linux/arm/v6"))

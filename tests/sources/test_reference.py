@@ -20,8 +20,14 @@ from garrison.sources.reference import parse_reference, parse_registry_ref
         ("127.0.0.1:5000/app:1", "127.0.0.1:5000", "127.0.0.1:5000", "app", "1", ""),
         ("localhost/a/b/c", "localhost", "localhost", "a/b/c", "latest", ""),
         ("ghcr.io/org/img@sha256:" + "a" * 64, "ghcr.io", "ghcr.io", "org/img", "", "sha256:" + "a" * 64),
-        ("r.example.com:443/x:v1@sha256:" + "b" * 64, "r.example.com:443", "r.example.com:443", "x", "v1",
-         "sha256:" + "b" * 64),
+        (
+            "r.example.com:443/x:v1@sha256:" + "b" * 64,
+            "r.example.com:443",
+            "r.example.com:443",
+            "x",
+            "v1",
+            "sha256:" + "b" * 64,
+        ),
         ("docker://quay.io/prom/node:v1", "quay.io", "quay.io", "prom/node", "v1", ""),
     ],
 )
@@ -31,7 +37,9 @@ def test_registry_refs(text: str, host: str, api_host: str, repo: str, tag: str,
     assert r.reference == (digest or tag)
 
 
-@pytest.mark.parametrize("bad", ["", "UPPER/case", "a:b:c", "x@sha256:zz", "repo:-tag", "host:99999x/a", "a//b"])
+@pytest.mark.parametrize(
+    "bad", ["", "UPPER/case", "a:b:c", "x@sha256:zz", "repo:-tag", "host:99999x/a", "a//b"]
+)
 def test_bad_registry_refs(bad: str) -> None:
     with pytest.raises(UsageError):
         parse_registry_ref(bad)

@@ -24,7 +24,9 @@ class ToyOS:
 
     def analyze(self, file: FileInput) -> AnalysisResult:
         kv = dict(line.split("=", 1) for line in file.content.decode().splitlines() if "=" in line)
-        return AnalysisResult(os=OSInfo(family=kv.get("ID", "").strip('"'), version_id=kv.get("VERSION_ID", "").strip('"')))
+        return AnalysisResult(
+            os=OSInfo(family=kv.get("ID", "").strip('"'), version_id=kv.get("VERSION_ID", "").strip('"'))
+        )
 
 
 @dataclass
@@ -43,7 +45,9 @@ class ToyPkgs:
         text = file.content.decode()
         if file.path.endswith(".pyinfo"):
             name, version = text.split()[:2]
-            return AnalysisResult(packages=(Package(name, version, PackageType.PYTHON, locations=(file.path,)),))
+            return AnalysisResult(
+                packages=(Package(name, version, PackageType.PYTHON, locations=(file.path,)),)
+            )
         pkgs, files, in_files = [], [], False
         for line in text.splitlines():
             if line == "files:":

@@ -42,7 +42,7 @@ from tests.support.imagewriter import (
 )
 
 Fmt = Literal["oci", "archive"]
-CRAFTED_VERSION = "crafted-v1"
+CRAFTED_VERSION = "crafted-v3"
 TAG = "latest"
 REPO_TAG = "garrison/crafted:latest"
 GiB = 1 << 30
@@ -174,7 +174,7 @@ def gzip_bomb_image(size: int = 2 * GiB) -> Path:
         part = blobs_dir / "partial"
         with open(part, "wb") as raw:
             hw = HashingWriter(raw)
-            gz = gzip_writer(hw, level=3)  # type: ignore[arg-type]  # HashingWriter is a raw binary file
+            gz = gzip_writer(hw, level=1)  # type: ignore[arg-type]  # HashingWriter is a raw binary file
             diff_id = write_raw_tar(gz, [CANARY, RawMember("bomb/zeros.bin", zero_size=size)])
             gz.close()
         blob_path = blobs_dir / hw.digest.split(":")[1]

@@ -297,7 +297,7 @@ def write_layer_tar(dest: Path, layer: Layer) -> LayerTar:
     dest.parent.mkdir(parents=True, exist_ok=True)
     with open(dest, "wb") as raw:
         hw = HashingWriter(raw)
-        with tarfile.open(fileobj=hw, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=hw, mode="w|", bufsize=CHUNK, format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
             tar.copybufsize = CHUNK  # type: ignore[attr-defined]
             if layer.root is not None:
                 for info, src in _rootfs_members(layer.root, pax=layer.pax):
@@ -346,7 +346,7 @@ def write_raw_tar(
     out: IO[bytes] = open(dest, "wb") if isinstance(dest, Path) else dest  # noqa: SIM115
     try:
         hw = HashingWriter(out)
-        with tarfile.open(fileobj=hw, mode="w|", format=fmt) as tar:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=hw, mode="w|", bufsize=CHUNK, format=fmt) as tar:  # type: ignore[call-overload]
             tar.copybufsize = CHUNK  # type: ignore[attr-defined]  # big members (bombs) stream in 1 MiB pieces, not 16 KiB
             for m in members:
                 info = _base_info(m.name, pax=False)

@@ -273,9 +273,21 @@ def test_scheme_for(ecosystem: str, scheme: str) -> None:
 
 def test_sorting_with_keys() -> None:
     versions = ["1.0-1", "1.0~rc1-1", "1:0.5-1", "1.0+b1-1", "1.0-1~deb12u1"]
-    assert sorted(versions, key=SCHEMES["dpkg"].key) == ["1.0~rc1-1", "1.0-1~deb12u1", "1.0-1", "1.0+b1-1", "1:0.5-1"]
+    assert sorted(versions, key=SCHEMES["dpkg"].key) == [
+        "1.0~rc1-1",
+        "1.0-1~deb12u1",
+        "1.0-1",
+        "1.0+b1-1",
+        "1:0.5-1",
+    ]
     mvn = ["1.0", "1.0-SNAPSHOT", "1.0-alpha1", "1.0-sp1", "1.0-rc1"]
-    assert sorted(mvn, key=SCHEMES["maven"].key) == ["1.0-alpha1", "1.0-rc1", "1.0-SNAPSHOT", "1.0", "1.0-sp1"]
+    assert sorted(mvn, key=SCHEMES["maven"].key) == [
+        "1.0-alpha1",
+        "1.0-rc1",
+        "1.0-SNAPSHOT",
+        "1.0",
+        "1.0-sp1",
+    ]
 
 
 # -- property tests against the real implementations ---------------------------------------------
@@ -309,8 +321,10 @@ def test_dpkg_matches_dpkg(pairs: list[tuple[str, str]]) -> None:
 
 
 def _rpm_oracle(pairs: list[tuple[str, str]]) -> list[int]:
-    lua = " ".join(f'print(rpm.vercmp("{a}", "{b}"))' for a, b in pairs)
-    out = subprocess.run(["rpm", "--eval", f"%{{lua: {lua}}}"], capture_output=True, text=True, check=True).stdout
+    lua = " ".join(f'print(rpm.vercmp("{a}", "{b}") .. " ")' for a, b in pairs)
+    out = subprocess.run(
+        ["rpm", "--eval", f"%{{lua: {lua}}}"], capture_output=True, text=True, check=True
+    ).stdout
     return [int(x) for x in out.split()]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from urllib.parse import quote
 
 from packageurl import PackageURL
 
@@ -64,16 +65,29 @@ def slow_build(
     namespace: str | None = None,
     qualifiers: dict[str, str] | None = None,
 ) -> str:
-    """The reference spelling, by ``packageurl-python``."""
-    return str(
-        PackageURL(
-            type=type_,
-            namespace=namespace or None,
-            name=name,
-            version=version or None,
-            qualifiers={k: v for k, v in (qualifiers or {}).items() if v} or None,
-        ).to_string()
-    )
+    """The reference spelling, by ``packageurl-python``; names it rejects (``/``, empty after
+    normalization) get a plain percent-encoded spelling instead, since analyzers must never raise."""
+    quals = {k: v for k, v in (qualifiers or {}).items() if v}
+    try:
+        return str(
+            PackageURL(
+                type=type_,
+                namespace=namespace or None,
+                name=name,
+                version=version or None,
+                qualifiers=quals or None,
+            ).to_string()
+        )
+    except (ValueError, TypeError):
+        out = f"pkg:{type_}/"
+        if namespace:
+            out += "/".join(quote(seg, safe="") for seg in namespace.split("/")) + "/"
+        out += quote(name, safe="") or "unknown"
+        if version:
+            out += "@" + quote(version, safe=":")
+        if quals:
+            out += "?" + "&".join(f"{k}={quote(quals[k], safe=':')}" for k in sorted(quals))
+        return out
 
 
 def normalize_pypi_name(name: str) -> str:

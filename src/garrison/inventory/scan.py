@@ -26,6 +26,10 @@ from garrison.sources.base import OpenedImage
 #: Contents of analysed files up to this size are kept for the rest of the layer walk, so that a
 #: hardlink to them (tar stores the second name as a link) can be analysed without a second pass.
 _KEEP_FOR_LINKS = 4 * 1024 * 1024
+#: Total kept per layer; links to files beyond it are resolved by a second pass over the layer.
+_KEEP_BUDGET = 64 * 1024 * 1024
+#: Decompressed chunks (1 MiB each) inflated ahead of the tar walk by a helper thread.
+_PREFETCH = 4
 #: Directories never descended into when scanning a live root filesystem (``dir:/``).
 _PSEUDO_FS = frozenset(("proc", "sys", "dev"))
 
@@ -60,6 +64,49 @@ def _safe(analyzer: Analyzer, file: FileInput) -> AnalysisResult:
         return AnalysisResult(warnings=(f"{file.path}: analyzer {analyzer.name} failed: {exc!r}",))
 
 
+class Dispatch:
+    """One precomputed ``wants`` for all analyzers, called once per file.
+
+    Analyzers that declare ``basenames``/``suffixes`` (the data-declared ones) are only asked when the
+    file's base name matches (one set lookup and one ``endswith`` for all of them together); the others
+    are asked every time. The answer keeps the analyzers' declared order.
+    """
+
+    def __init__(self, analyzers: Sequence[Analyzer]) -> None:
+        self.analyzers = tuple(analyzers)
+        self._always: list[tuple[int, Analyzer]] = []
+        self._by_base: dict[str, list[tuple[int, Analyzer]]] = {}
+        self._by_suffix: list[tuple[tuple[str, ...], int, Analyzer]] = []
+        suffixes: list[str] = []
+        for i, a in enumerate(self.analyzers):
+            bases = getattr(a, "basenames", None)
+            sfx = getattr(a, "suffixes", None)
+            if not isinstance(bases, frozenset | set) or not isinstance(sfx, tuple):
+                self._always.append((i, a))
+                continue
+            for b in bases:
+                self._by_base.setdefault(b, []).append((i, a))
+            if sfx:
+                self._by_suffix.append((sfx, i, a))
+                suffixes.extend(sfx)
+        self._suffixes = tuple(suffixes)
+
+    def __call__(self, path: str, size: int, mode: int) -> list[Analyzer]:
+        hits = [(i, a) for i, a in self._always if a.wants(path, size, mode)]
+        base = path[path.rfind("/") + 1 :]
+        cands = self._by_base.get(base)
+        if cands or (self._suffixes and base.endswith(self._suffixes)):
+            seen = {i for i, _ in hits}
+            more = list(cands or ())
+            more += [(i, a) for sfx, i, a in self._by_suffix if base.endswith(sfx)]
+            for i, a in more:
+                if i not in seen and a.wants(path, size, mode):
+                    seen.add(i)
+                    hits.append((i, a))
+            hits.sort(key=lambda t: t[0])
+        return [a for _, a in hits]
+
+
 @dataclass
 class _LayerAccumulator:
     """Consumes one layer's entries and remembers what the analyzers said about them."""
@@ -74,29 +121,31 @@ class _LayerAccumulator:
     pending: dict[str, tuple[str, int, int, list[Analyzer]]] = field(default_factory=dict)
 
     def consume(self, entries: Iterable[Entry]) -> None:
-        analyzers = self.analyzers
+        wanted = Dispatch(self.analyzers)
         files = self.files
         meta: dict[str, tuple[int, int]] = {}
         kept: dict[str, bytes] = {}
+        kept_bytes = 0
         FILE, HARDLINK = EntryKind.FILE, EntryKind.HARDLINK
         for e in entries:
             kind = e.kind
             if kind is FILE:
                 path, size, mode = e.path, e.size, e.mode
                 meta[path] = (size, mode)
-                wanting = [a for a in analyzers if a.wants(path, size, mode)]
+                wanting = wanted(path, size, mode)
                 if not wanting:
                     continue
                 content = self._read(e, wanting)
                 if content is None:
                     files[path] = AnalysisResult()
                     continue
-                if len(content) <= _KEEP_FOR_LINKS:
+                if len(content) <= _KEEP_FOR_LINKS and kept_bytes + len(content) <= _KEEP_BUDGET:
                     kept[path] = content
+                    kept_bytes += len(content)
                 files[path] = _run(wanting, FileInput(path, content, mode, size))
             elif kind is HARDLINK:
                 size, mode = meta.get(e.linkname, (0, e.mode))
-                wanting = [a for a in analyzers if a.wants(e.path, size, mode)]
+                wanting = wanted(e.path, size, mode)
                 if not wanting:
                     continue
                 data = kept.get(e.linkname)
@@ -163,11 +212,15 @@ def _walk_tar(
     name = _layer_name(layer)
     progress = (lambda done, total: task.update(done, total or None)) if task is not None else None
     raw = layer.open_raw(progress)
+    chunks: ChunkStream | None = None
     try:
-        walker = TarWalker(ChunkStream(raw, settings.max_layer_bytes, name), name)
+        chunks = ChunkStream(raw, settings.max_layer_bytes, name, prefetch=_PREFETCH)
+        walker = TarWalker(chunks, name)
         consume(walker)
         diff_id = walker.finish()
     finally:
+        if chunks is not None:
+            chunks.close()
         close = getattr(raw, "close", None)
         if close is not None:
             close()

@@ -13,6 +13,8 @@ them into the diff_id as they pass.
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
@@ -27,9 +29,10 @@ def _gzip_chunks(raw: IO[bytes], head: bytes) -> Iterator[bytes]:
     """Inflate possibly multi-member gzip; ISA-L errors become :class:`BadImageError`."""
     from isal import igzip_lib  # lazy: keep CLI start-up fast
 
+    isal_error: Any = igzip_lib.IsalError
     try:
         yield from _inflate(raw, head, igzip_lib)
-    except igzip_lib.IsalError as exc:
+    except isal_error as exc:
         raise BadImageError(f"corrupt gzip data: {exc}") from None
 
 
@@ -119,9 +122,15 @@ _DECODERS: dict[str, Callable[[IO[bytes], bytes], Iterator[bytes]]] = {
 
 
 class ChunkStream:
-    """Uncompressed chunks of one layer, hashed (diff_id) and counted (bomb cap) on the way through."""
+    """Uncompressed chunks of one layer, hashed (diff_id) and counted (bomb cap) on the way through.
 
-    def __init__(self, raw: IO[bytes], max_bytes: int, name: str = "layer") -> None:
+    With ``prefetch > 0`` a helper thread reads, verifies, inflates and hashes ahead of the consumer
+    (at most ``prefetch`` chunks, so memory stays bounded): ISA-L and hashlib release the GIL, so on a
+    multi-core machine that work overlaps with the Python tar walk instead of adding to it.
+    Call :meth:`close` (always, also after errors) before closing ``raw``.
+    """
+
+    def __init__(self, raw: IO[bytes], max_bytes: int, name: str = "layer", prefetch: int = 0) -> None:
         head = raw.read(4)
         while 0 < len(head) < 4:
             more = raw.read(4 - len(head))
@@ -133,28 +142,81 @@ class ChunkStream:
         self._hash = hashlib.sha256()
         self._max = max_bytes
         self._name = name
+        self._produced = 0
+        #: Bytes handed to the consumer so far.
         self.total = 0
+        self._done = False
+        self._queue: queue.Queue[bytes | BaseException] | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        if prefetch > 0:
+            self._queue = queue.Queue(maxsize=prefetch)
+            self._thread = threading.Thread(target=self._produce, name="garrison-inflate", daemon=True)
+            self._thread.start()
 
-    def next_chunk(self) -> bytes:
-        """The next non-empty chunk, or ``b""`` at the end of the stream."""
+    def _step(self) -> bytes:
+        """Decode, count and hash one chunk (``b""`` at the end)."""
         try:
             out = next(self._it)
         except StopIteration:
             return b""
-        except (OSError, ValueError) as exc:  # isal.IsalError subclasses OSError
+        except (OSError, ValueError) as exc:
             raise BadImageError(f"{self._name}: corrupt compressed data: {exc}") from None
-        self.total += len(out)
-        if self.total > self._max:
+        self._produced += len(out)
+        if self._produced > self._max:
             raise LimitExceededError(
                 f"{self._name}: more than {self._max} bytes once decompressed (decompression bomb?)"
             )
         self._hash.update(out)
         return out
 
+    def _produce(self) -> None:
+        try:
+            while not self._stop.is_set():
+                out = self._step()
+                self._put(out)
+                if not out:
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(exc)
+
+    def _put(self, item: bytes | BaseException) -> None:
+        assert self._queue is not None
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def next_chunk(self) -> bytes:
+        """The next non-empty chunk, or ``b""`` at the end of the stream."""
+        if self._done:
+            return b""
+        if self._queue is None:
+            out = self._step()
+        else:
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                self._done = True
+                raise item
+            out = item
+        if not out:
+            self._done = True
+        self.total += len(out)
+        return out
+
     def drain(self) -> None:
         """Read to the end so that the diff_id and the blob digest cover every byte."""
         while self.next_chunk():
             pass
+
+    def close(self) -> None:
+        """Stop the helper thread (if any) and wait for it; safe to call twice."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
     @property
     def diff_id(self) -> str:

@@ -285,14 +285,16 @@ def parse_openvex(text: str, origin: str = "VEX document") -> tuple[VexStatement
         if not vulns:
             raise InputError(f"{where}: no vulnerability name")
         purls = tuple(p for prod in st.get("products") or [] for p in _product_purls(prod))
-        out.append(VexStatement(
-            vulnerabilities=vulns,
-            purls=purls,
-            status=status,
-            justification=str(st.get("justification") or ""),
-            statement=str(st.get("impact_statement") or st.get("status_notes") or ""),
-            timestamp=str(st.get("timestamp") or doc_time),
-        ))
+        out.append(
+            VexStatement(
+                vulnerabilities=vulns,
+                purls=purls,
+                status=status,
+                justification=str(st.get("justification") or ""),
+                statement=str(st.get("impact_statement") or st.get("status_notes") or ""),
+                timestamp=str(st.get("timestamp") or doc_time),
+            )
+        )
     return tuple(out)
 
 
@@ -347,3 +349,21 @@ def apply_filters(findings: Iterable[Finding], opts: FilterOptions) -> FilterRes
         else:
             suppressed.append(Suppressed(f, why[0], why[1]))
     return FilterResult(tuple(kept), tuple(suppressed))
+
+
+def build_options(
+    severity: str = "",
+    ignore_unfixed: bool = False,
+    ignore_file: Path | None = None,
+    vex: Iterable[Path] = (),
+    today: dt.date | None = None,
+) -> FilterOptions:
+    """FilterOptions from what a user types (``--severity HIGH,CRITICAL --ignore-file F --vex V…``).
+    Raises :class:`InputError` for a bad severity, ignore file or VEX document."""
+    return FilterOptions(
+        ignore_unfixed=ignore_unfixed,
+        severities=parse_severities(severity) if severity.strip() else None,
+        ignore_rules=load_ignore_file(ignore_file) if ignore_file is not None else (),
+        vex=tuple(st for path in vex for st in load_openvex(path)),
+        today=today or dt.date.today(),
+    )

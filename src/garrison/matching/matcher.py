@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from garrison.matching.ecosystem import Lookup, lookup_for, os_target
 from garrison.model import Advisory, Finding, Inventory, MatchDetail, Package, PackageType, Severity
 from garrison.model.vuln import Affected, AffectedRange
+from garrison.vulndb.versions import InvalidVersion, scheme_for
 
 #: The range types we evaluate; GIT ranges need a commit graph we do not have.
 _ORDERED_RANGE_TYPES = frozenset({"ECOSYSTEM", "SEMVER"})
@@ -73,17 +74,12 @@ class _Hit:
 
 
 def _default_resolver(ecosystem: str) -> VersionScheme:
-    from garrison.vulndb.versions import scheme_for  # type: ignore[attr-defined]
-
     scheme: VersionScheme = scheme_for(ecosystem)
     return scheme
 
 
 def _invalid_version_errors() -> tuple[type[Exception], ...]:
-    try:
-        from garrison.vulndb.versions import InvalidVersion  # type: ignore[attr-defined]
-    except ImportError:
-        return (ValueError,)
+    # InvalidVersion is a ValueError; any other ValueError from a scheme is treated the same way.
     return (InvalidVersion, ValueError)
 
 
@@ -283,8 +279,9 @@ def _group_by_alias(hits: list[_Hit], advisories: dict[str, Advisory]) -> list[l
     return list(groups.values())
 
 
-def _template(lk: Lookup, scheme: str, group: list[_Hit], advisories: dict[str, Advisory],
-              kev: frozenset[str]) -> Finding:
+def _template(
+    lk: Lookup, scheme: str, group: list[_Hit], advisories: dict[str, Advisory], kev: frozenset[str]
+) -> Finding:
     """The finding for one alias group, with a placeholder package: computed once per distinct lookup
     and stamped onto every package that shares it (an image repeats packages across locations)."""
     advs = [advisories.get(h.advisory_id) or Advisory(id=h.advisory_id) for h in group]
@@ -346,8 +343,9 @@ def match_inventory(inv: Inventory, db: AdvisoryDB, resolver: SchemeResolver | N
         if lk not in templates:
             keys = run.keys_for(lk.ecosystem)
             scheme_name = keys.scheme.name if keys else ""
-            templates[lk] = [_template(lk, scheme_name, g, advisories, kev)
-                             for g in _group_by_alias(hits, advisories)]
+            templates[lk] = [
+                _template(lk, scheme_name, g, advisories, kev) for g in _group_by_alias(hits, advisories)
+            ]
         findings.extend(replace(t, package=pkg) for t in templates[lk])
     findings.sort(key=lambda f: (f.package.name, f.package.version, -int(f.severity), f.vulnerability_id))
     return MatchResult(tuple(findings), tuple(run.warnings), tuple(not_comparable))

@@ -11,7 +11,7 @@ from typing import IO
 
 from garrison.errors import UsageError
 from garrison.model import Inventory
-from garrison.report.model import DBProvenance, DBSource, ScanReport
+from garrison.report.model import DBProvenance, DBSource, ScanReport, provenance_from_status, scan_report
 
 #: ``garrison scan -f`` formats → module with ``render(report, out)``.
 SCAN_FORMATS: dict[str, str] = {
@@ -48,5 +48,14 @@ def render_inventory(inv: Inventory, fmt: str, out: IO[str]) -> None:
     _module(INVENTORY_FORMATS, fmt, "SBOM").render_inventory(inv, out)  # type: ignore[attr-defined]
 
 
-__all__ = ["INVENTORY_FORMATS", "SCAN_FORMATS", "DBProvenance", "DBSource", "ScanReport", "render",
-           "render_inventory"]
+__all__ = [
+    "INVENTORY_FORMATS",
+    "SCAN_FORMATS",
+    "DBProvenance",
+    "DBSource",
+    "ScanReport",
+    "provenance_from_status",
+    "render",
+    "render_inventory",
+    "scan_report",
+]

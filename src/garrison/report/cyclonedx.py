@@ -46,8 +46,13 @@ def _properties(pkg: Package) -> list[tuple[str, str]]:
     return props
 
 
-def _bom(inv: Inventory, generated_at: str, version: str, findings: Iterable[Finding] = (),
-         suppressed: Iterable[Suppressed] = ()) -> object:
+def _bom(
+    inv: Inventory,
+    generated_at: str,
+    version: str,
+    findings: Iterable[Finding] = (),
+    suppressed: Iterable[Suppressed] = (),
+) -> object:
     from cyclonedx.contrib.license.factories import LicenseFactory
     from cyclonedx.model import Property
     from cyclonedx.model.bom import Bom
@@ -76,9 +81,13 @@ def _bom(inv: Inventory, generated_at: str, version: str, findings: Iterable[Fin
     bom.metadata.component = root
     components: list[Component] = []
     if inv.os is not None:
-        osc = Component(name=inv.os.family, version=inv.os.version_id or None,
-                        type=ComponentType.OPERATING_SYSTEM, bom_ref="os",
-                        description=inv.os.pretty_name or None)
+        osc = Component(
+            name=inv.os.family,
+            version=inv.os.version_id or None,
+            type=ComponentType.OPERATING_SYSTEM,
+            bom_ref="os",
+            description=inv.os.pretty_name or None,
+        )
         components.append(osc)
     lic = LicenseFactory()
     pkgs = sorted_packages(inv.packages)
@@ -130,28 +139,43 @@ def _vulnerability(f: Finding, refs: dict[Package, str], sup: Suppressed | None)
     )
 
     adv = f.advisory
-    ratings = [VulnerabilityRating(severity=VulnerabilitySeverity(_SEVERITY[f.severity]),
-                                   source=VulnerabilitySource(name=adv.source or "osv"))]
+    ratings = [
+        VulnerabilityRating(
+            severity=VulnerabilitySeverity(_SEVERITY[f.severity]),
+            source=VulnerabilitySource(name=adv.source or "osv"),
+        )
+    ]
     for vec in adv.cvss_vectors:
         method = VulnerabilityScoreSource.get_from_vector(vec)
-        ratings.append(VulnerabilityRating(
-            vector=vec, method=method,
-            score=Decimal(str(adv.cvss_score)) if adv.cvss_score is not None else None,
-        ))
+        ratings.append(
+            VulnerabilityRating(
+                vector=vec,
+                method=method,
+                score=Decimal(str(adv.cvss_score)) if adv.cvss_score is not None else None,
+            )
+        )
     ref = refs.get(f.package, "")
     other = [i for i in (adv.id, *f.merged_ids, *adv.aliases) if i != f.vulnerability_id]
     analysis = None
     if sup is not None:
-        state = ImpactAnalysisState.NOT_AFFECTED if sup.filter == "vex" and "not_affected" in sup.reason \
-            else ImpactAnalysisState.RESOLVED if sup.filter == "vex" else ImpactAnalysisState.IN_TRIAGE
+        state = (
+            ImpactAnalysisState.NOT_AFFECTED
+            if sup.filter == "vex" and "not_affected" in sup.reason
+            else ImpactAnalysisState.RESOLVED
+            if sup.filter == "vex"
+            else ImpactAnalysisState.IN_TRIAGE
+        )
         analysis = VulnerabilityAnalysis(state=state, detail=f"suppressed by {sup.filter}: {sup.reason}")
     fixed = ", ".join(f.fixed_versions)
     return Vulnerability(
         bom_ref=f"{f.vulnerability_id}/{ref}",
         id=f.vulnerability_id,
-        source=VulnerabilitySource(name=adv.source or "osv", url=XsUri(f"https://osv.dev/vulnerability/{adv.id}")),
-        references=[VulnerabilityReference(id=i, source=VulnerabilitySource(name="osv"))
-                    for i in sorted(set(other))],
+        source=VulnerabilitySource(
+            name=adv.source or "osv", url=XsUri(f"https://osv.dev/vulnerability/{adv.id}")
+        ),
+        references=[
+            VulnerabilityReference(id=i, source=VulnerabilitySource(name="osv")) for i in sorted(set(other))
+        ],
         ratings=ratings,
         description=adv.summary or None,
         detail=adv.details or None,
@@ -160,8 +184,16 @@ def _vulnerability(f: Finding, refs: dict[Package, str], sup: Suppressed | None)
         published=_date(adv.published),
         updated=_date(adv.modified),
         analysis=analysis,
-        affects=[BomTarget(ref=ref, versions=[BomTargetVersionRange(
-            version=f.package.version, status=ImpactAnalysisAffectedStatus.AFFECTED)])],
+        affects=[
+            BomTarget(
+                ref=ref,
+                versions=[
+                    BomTargetVersionRange(
+                        version=f.package.version, status=ImpactAnalysisAffectedStatus.AFFECTED
+                    )
+                ],
+            )
+        ],
     )
 
 
@@ -186,8 +218,10 @@ def _write(bom: object, out: IO[str]) -> None:
 
 
 def render(report: ScanReport, out: IO[str]) -> None:
-    _write(_bom(report.inventory, report.generated_at, report.tool_version, report.findings,
-                report.suppressed), out)
+    _write(
+        _bom(report.inventory, report.generated_at, report.tool_version, report.findings, report.suppressed),
+        out,
+    )
 
 
 def render_inventory(inv: Inventory, out: IO[str]) -> None:

@@ -175,12 +175,17 @@ def scan_document(report: ScanReport) -> dict[str, Any]:
         "suppressed": len(report.suppressed),
     }
     doc["warnings"] = list(report.inventory.warnings) + list(report.warnings)
-    doc["database"] = None if db is None else {
-        "schema_version": db.schema_version,
-        "built_at": db.built_at,
-        "sources": [{"name": s.name, "updated": s.updated, "records": s.records, "url": s.url}
-                    for s in db.sources],
-    }
+    doc["database"] = (
+        None
+        if db is None
+        else {
+            "schema_version": db.schema_version,
+            "built_at": db.built_at,
+            "sources": [
+                {"name": s.name, "updated": s.updated, "records": s.records, "url": s.url} for s in db.sources
+            ],
+        }
+    )
     return doc
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
-from garrison.matching.filters import Suppressed
+from garrison.matching.filters import FilterOptions, Suppressed
 from garrison.model import Finding, Inventory, Severity
 
 
@@ -48,3 +49,48 @@ class ScanReport:
         """Findings per severity, every severity present (highest first), for summaries."""
         c = Counter(f.severity for f in self.findings)
         return {s: c.get(s, 0) for s in sorted(Severity, reverse=True)}
+
+
+def provenance_from_status(status: Any) -> DBProvenance:
+    """A report's provenance from :meth:`garrison.vulndb.store.AdvisoryDB.status` (duck-typed so that the
+    report stage does not import the database stage)."""
+    return DBProvenance(
+        schema_version=int(status.schema_version),
+        built_at=str(status.built_at),
+        sources=tuple(
+            DBSource(
+                name=str(s.name),
+                updated=str(s.last_modified or s.fetched_at),
+                records=int(s.records),
+                url=str(s.url),
+            )
+            for s in status.sources
+        ),
+    )
+
+
+def scan_report(
+    inv: Inventory,
+    db: Any,
+    options: FilterOptions | None = None,
+    *,
+    generated_at: str = "",
+    tool_version: str = "",
+) -> ScanReport:
+    """Match ``inv`` against ``db`` (an :class:`~garrison.vulndb.store.AdvisoryDB`), apply the filters and
+    return the report every renderer takes: the one call a ``scan`` command needs after the inventory."""
+    from garrison.matching.filters import apply_filters
+    from garrison.matching.matcher import match_inventory
+
+    matched = match_inventory(inv, db)
+    filtered = apply_filters(matched.findings, options or FilterOptions())
+    status = getattr(db, "status", None)
+    return ScanReport(
+        inventory=inv,
+        findings=filtered.kept,
+        suppressed=filtered.suppressed,
+        warnings=matched.warnings,
+        db=provenance_from_status(status()) if callable(status) else None,
+        generated_at=generated_at,
+        tool_version=tool_version,
+    )

@@ -74,8 +74,10 @@ def _package(pkg: Package, spdx_id: str) -> dict[str, Any]:
         out["externalRefs"] = [
             {"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": pkg.purl}
         ]
-    if pkg.source_name and (pkg.source_name != pkg.name or pkg.source_version != pkg.version):
-        out["sourceInfo"] = f"built from source package {pkg.source_name} {pkg.source_version}".strip()
+    if pkg.source_name:
+        # The phrase trivy uses too, so that garrison.sources.sbom reads the source package back from
+        # either producer (advisories for Debian are keyed by it).
+        out["sourceInfo"] = f"built package from: {pkg.source_name} {pkg.source_version}".strip()
     attrs = [f"type: {pkg.type.value}"]
     if pkg.layer:
         attrs.append(f"layer: {pkg.layer}")
@@ -111,24 +113,28 @@ def spdx_document(inv: Inventory, generated_at: str = "", version: str = "") -> 
     ]
     if inv.os is not None:
         os_id = _spdx_id("OperatingSystem", inv.os.family, used)
-        packages.append({
-            "SPDXID": os_id,
-            "name": inv.os.family,
-            "versionInfo": inv.os.version_id,
-            "downloadLocation": "NOASSERTION",
-            "filesAnalyzed": False,
-            "licenseConcluded": "NOASSERTION",
-            "licenseDeclared": "NOASSERTION",
-            "copyrightText": "NOASSERTION",
-            "primaryPackagePurpose": "OPERATING_SYSTEM",
-        })
-        relationships.append({"spdxElementId": root_id, "relationshipType": "CONTAINS",
-                              "relatedSpdxElement": os_id})
+        packages.append(
+            {
+                "SPDXID": os_id,
+                "name": inv.os.family,
+                "versionInfo": inv.os.version_id,
+                "downloadLocation": "NOASSERTION",
+                "filesAnalyzed": False,
+                "licenseConcluded": "NOASSERTION",
+                "licenseDeclared": "NOASSERTION",
+                "copyrightText": "NOASSERTION",
+                "primaryPackagePurpose": "OPERATING_SYSTEM",
+            }
+        )
+        relationships.append(
+            {"spdxElementId": root_id, "relationshipType": "CONTAINS", "relatedSpdxElement": os_id}
+        )
     for p in sorted_packages(inv.packages):
         pid = _spdx_id("Package", f"{p.type.value}-{p.name}-{p.version}", used)
         packages.append(_package(p, pid))
-        relationships.append({"spdxElementId": root_id, "relationshipType": "CONTAINS",
-                              "relatedSpdxElement": pid})
+        relationships.append(
+            {"spdxElementId": root_id, "relationshipType": "CONTAINS", "relatedSpdxElement": pid}
+        )
     slug = _NOT_ID.sub("-", name).strip("-") or "artifact"
     return {
         "spdxVersion": SPDX_VERSION,

@@ -32,8 +32,15 @@ def _console(out: IO[str]) -> Console:
     tty = bool(getattr(out, "isatty", lambda: False)())
     if tty:
         return Console(file=out, force_terminal=True)
-    return Console(file=out, force_terminal=False, no_color=True, color_system=None, width=200,
-                   highlight=False, emoji=False)
+    return Console(
+        file=out,
+        force_terminal=False,
+        no_color=True,
+        color_system=None,
+        width=200,
+        highlight=False,
+        emoji=False,
+    )
 
 
 def _box(console: Console) -> box.Box:
@@ -42,8 +49,11 @@ def _box(console: Console) -> box.Box:
 
 def _target(report_inv: Inventory) -> str:
     a = report_inv.artifact
-    os_txt = f" ({report_inv.os.pretty_name or report_inv.os.family + ' ' + report_inv.os.version_id})" \
-        if report_inv.os else ""
+    os_txt = (
+        f" ({report_inv.os.pretty_name or report_inv.os.family + ' ' + report_inv.os.version_id})"
+        if report_inv.os
+        else ""
+    )
     return f"{a.name}{os_txt}"
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from garrison.inventory import purl
 from garrison.inventory.base import AnalysisResult, FileInput, MiB
+from garrison.inventory.lang.elf import ElfError, elf_sections
 from garrison.model import Package, PackageType
 
 MAGIC = b"\xff Go buildinf:"
@@ -117,9 +118,30 @@ def _pointer_strings(data: bytes, at: int, ptr_size: int) -> tuple[bytes, bytes]
     return out[0], out[1]
 
 
+def _search_range(data: bytes) -> tuple[int, int] | None:
+    """Where to look for the magic: the ``.go.buildinfo`` section of an ELF file (None when an ELF file
+    with a section table has none: not a Go binary, answered without scanning megabytes), else the
+    whole file (Mach-O, PE, section-stripped ELF)."""
+    if data.startswith(b"\x7fELF"):
+        try:
+            sections = elf_sections(data)
+        except (ElfError, struct.error):
+            sections = None
+        if sections is not None:
+            loc = sections.get(b".go.buildinfo")
+            if loc is None:
+                return None
+            return loc[0], min(len(data), loc[0] + loc[1])
+    return 0, len(data)
+
+
 def read_build_info(data: bytes) -> tuple[str, str] | None:
     """(Go version, module info text) of a binary, or None when it has no Go build info."""
-    pos = data.find(MAGIC)
+    where = _search_range(data)
+    if where is None:
+        return None
+    start, end = where
+    pos = data.find(MAGIC, start, end)
     while pos >= 0:
         if len(data) - pos >= 32:
             ptr_size, flags = data[pos + 14], data[pos + 15]
@@ -128,11 +150,11 @@ def read_build_info(data: bytes) -> tuple[str, str] | None:
                 modinfo, _ = _inline_string(data, nxt)
             else:
                 version, modinfo = _pointer_strings(data, pos, ptr_size)
-            if version.startswith(b"go") or version.startswith(b"devel"):
+            if version.startswith((b"go", b"devel")):
                 return version.decode("utf-8", "replace"), _strip_sentinels(modinfo).decode(
                     "utf-8", "replace"
                 )
-        pos = data.find(MAGIC, pos + 1)
+        pos = data.find(MAGIC, pos + 1, end)
     return None
 
 

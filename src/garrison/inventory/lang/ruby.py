@@ -38,7 +38,9 @@ def parse_gemspec(file: FileInput) -> AnalysisResult:
 
 
 def _in_specifications(path: str) -> bool:
-    return path[: path.rfind("/")].endswith("specifications")
+    """``…/specifications/x.gemspec``, and Ruby's bundled default gems (``specifications/default/``)."""
+    parent = path[: path.rfind("/")]
+    return parent.endswith(("/specifications", "/specifications/default")) or parent == "specifications"
 
 
 ANALYZER = FileAnalyzer(

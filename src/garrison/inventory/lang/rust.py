@@ -14,53 +14,13 @@ from dataclasses import dataclass
 
 from garrison.inventory import purl
 from garrison.inventory.base import AnalysisResult, FileInput, MiB
+from garrison.inventory.lang.elf import ElfError, elf_section
 from garrison.model import Package, PackageType
 
 SECTION = b".dep-v0"
 MIN_SIZE = 4096
 #: The decompressed dependency list is small; a bigger one is a bomb, not a binary.
 MAX_JSON = 16 * MiB
-
-
-class ElfError(ValueError):
-    """Not an ELF file, or its section table is corrupt."""
-
-
-def elf_section(data: bytes, wanted: bytes) -> bytes | None:
-    """The bytes of the section named ``wanted``, or None when the ELF file has no such section."""
-    if len(data) < 52 or data[:4] != b"\x7fELF":
-        raise ElfError("not an ELF file")
-    is64 = data[4] == 2
-    o = "<" if data[5] == 1 else ">"
-    if is64:
-        if len(data) < 64:
-            raise ElfError("truncated ELF header")
-        (shoff,) = struct.unpack_from(o + "Q", data, 40)
-        shentsize, shnum, shstrndx = struct.unpack_from(o + "HHH", data, 58)
-        hdr, off_i, size_i = o + "IIQQQQ", 4, 5
-    else:
-        (shoff,) = struct.unpack_from(o + "I", data, 32)
-        shentsize, shnum, shstrndx = struct.unpack_from(o + "HHH", data, 46)
-        hdr, off_i, size_i = o + "IIIIII", 4, 5
-    if shnum == 0 or shoff == 0:
-        return None
-    if shstrndx >= shnum or shoff + shnum * shentsize > len(data) or shentsize < struct.calcsize(hdr):
-        raise ElfError("section header table out of bounds")
-
-    def section(i: int) -> tuple[int, int, int]:
-        f = struct.unpack_from(hdr, data, shoff + i * shentsize)
-        return f[0], f[off_i], f[size_i]
-
-    _, str_off, str_size = section(shstrndx)
-    names = data[str_off : str_off + str_size]
-    for i in range(shnum):
-        name_off, off, size = section(i)
-        end = names.find(b"\0", name_off)
-        if end >= 0 and names[name_off:end] == wanted:
-            if off + size > len(data):
-                raise ElfError("section runs past end of file")
-            return data[off : off + size]
-    return None
 
 
 def parse_audit_json(raw: bytes, location: str) -> list[Package]:

@@ -39,7 +39,7 @@ def _paragraphs(text: str) -> list[dict[str, str]]:
                 current = {}
             continue
         key, sep, value = line.partition(":")
-        if key in wanted:
+        if sep and key in wanted:
             current[key] = value.strip()
     if current:
         paras.append(current)

@@ -12,6 +12,7 @@ signing keys) are skipped. Installed files become ``system_files``.
 from __future__ import annotations
 
 import sqlite3
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -32,6 +33,8 @@ def sqlite_blobs(content: bytes) -> Iterator[bytes]:
     A database left in WAL mode (header bytes 18/19 == 2) is flipped to rollback mode in our copy:
     SQLite cannot open a WAL database from memory, and rpm checkpoints the WAL when it closes.
     """
+    if len(content) < 100 or not content.startswith(b"SQLite format 3\x00"):
+        raise ValueError("not a SQLite database")  # deserialize() fails with MemoryError on these
     data = bytearray(content)
     if len(data) >= 20 and data[18] == 2 and data[19] == 2:
         data[18] = data[19] = 1
@@ -79,14 +82,14 @@ def parse_rpmdb(path: str, content: bytes) -> tuple[list[Package], list[str], li
         for blob in _blobs(path, content):
             try:
                 header = parse_header(blob)
-            except HeaderError as exc:
+            except (HeaderError, struct.error) as exc:
                 warnings.append(f"{path}: bad rpm header skipped: {exc}")
                 continue
             if not header.name or header.name == "gpg-pubkey" or not header.version:
                 continue
             packages.append(to_package(header, path))
             files.extend(header.files)
-    except (sqlite3.Error, bdb.BdbError, ndb.NdbError, ValueError) as exc:
+    except (sqlite3.Error, bdb.BdbError, ndb.NdbError, ValueError, struct.error, OverflowError) as exc:
         warnings.append(f"{path}: unreadable rpm database: {exc}")
     return packages, files, warnings
 

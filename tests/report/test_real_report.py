@@ -1,0 +1,111 @@
+"""End to end on real data: the app test image's inventory, the real advisory database, filters from
+user-style inputs, and every renderer's output validated against its standard's schema."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft4Validator, Draft7Validator
+from tests.support.cache import REPO_ROOT
+
+from garrison.matching import build_options, should_fail
+from garrison.model import Inventory, Severity
+from garrison.report import SCAN_FORMATS, ScanReport, render, scan_report
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (REPO_ROOT.parent / "shared" / "vulndb" / "osv" / "Debian" / "all.zip").is_file(),
+        reason="no OSV mirror",
+    ),
+]
+
+
+def schema(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(
+        resources.files("garrison.report").joinpath("schemas", name).read_text()
+    )
+    return data
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory: pytest.TempPathFactory) -> tuple[Inventory, Any]:
+    from tests.support.images import test_images
+    from tests.test_oracle_support import real_db_path
+
+    from garrison.api import inventory
+    from garrison.config import Settings
+    from garrison.vulndb.store import AdvisoryDB
+
+    images = test_images()
+    inv = inventory(images.app_oci_ref, Settings(cache_dir=tmp_path_factory.mktemp("c"), no_cache=True))
+    return inv, AdvisoryDB.open(real_db_path())
+
+
+def render_all(report: ScanReport) -> dict[str, str]:
+    out = {}
+    for fmt in SCAN_FORMATS:
+        buf = io.StringIO()
+        render(report, fmt, buf)
+        out[fmt] = buf.getvalue()
+    return out
+
+
+def test_real_scan_through_filters_and_every_renderer(real: tuple[Inventory, Any], tmp_path: Path) -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    inv, db = real
+    full = scan_report(inv, db)
+    assert len(full.findings) > 100 and full.db is not None and full.db.sources
+    django = next(f for f in full.findings if f.package.name == "Django")
+    vex = tmp_path / "vex.json"
+    vex.write_text(
+        json.dumps(
+            {
+                "@context": "https://openvex.dev/ns/v0.2.0",
+                "statements": [
+                    {
+                        "vulnerability": {"name": django.vulnerability_id},
+                        "products": [{"@id": "pkg:pypi/django"}],
+                        "status": "not_affected",
+                        "justification": "vulnerable_code_not_in_execute_path",
+                    }
+                ],
+            }
+        )
+    )
+    ignore = tmp_path / "ignore.yaml"
+    ignore.write_text("ignore:\n  - package: pkg:npm/lodash\n    reason: test\n    expires: 2099-01-01\n")
+    opts = build_options(severity="", ignore_file=ignore, vex=[vex], today=dt.date(2026, 1, 1))
+    report = scan_report(inv, db, opts, generated_at="2026-11-26T00:00:00Z")
+    assert len(report.findings) + len(report.suppressed) == len(full.findings)
+    assert {s.filter for s in report.suppressed} == {"vex", "ignore-file"}
+    assert not any(f.package.name == "lodash" for f in report.findings)
+    assert django not in report.findings
+    docs = render_all(report)
+    sarif = json.loads(docs["sarif"])
+    assert not list(Draft4Validator(schema("sarif-schema-2.1.0.json")).iter_errors(sarif))
+    assert len(sarif["runs"][0]["results"]) == len(report.findings)
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(docs["cyclonedx"]) is None
+    assert not list(
+        Draft7Validator(schema("spdx-schema-2.3.json")).iter_errors(json.loads(docs["spdx-json"]))
+    )
+    js = json.loads(docs["json"])
+    assert js["summary"]["findings"] == len(report.findings) and js["summary"]["suppressed"] == len(
+        report.suppressed
+    )
+    assert "Total:" in docs["table"]
+    high = scan_report(inv, db, build_options(severity="HIGH+"))
+    assert high.findings and all(f.severity >= Severity.HIGH for f in high.findings)
+    assert (
+        (should_fail(high.findings, Severity.HIGH)
+        and not should_fail(high.findings, Severity.CRITICAL))
+        or any(f.severity is Severity.CRITICAL for f in high.findings)
+    )
