@@ -182,3 +182,35 @@ def test_every_error_is_a_garrison_error(tmp_path: Path) -> None:
     (junk / "index.json").write_text("[]")
     with pytest.raises(BadImageError):
         inventory(f"oci:{junk}", settings)
+
+
+@pytest.mark.parametrize("compression", ["zstd", "gzip"])
+def test_truncated_layer_any_compression(compression: str, sandbox: Settings, tmp_path: Path) -> None:
+    """A blob cut short whose digest matches the short bytes: the walk must fail, never return a
+    partial inventory (zstd's reader cannot tell a cut frame from an end, the diff_id check can)."""
+    import random
+
+    from tests.support.imagewriter import (
+        RawMember,
+        blob_from_bytes,
+        prepare_blob,
+        write_oci_layout,
+        write_raw_tar,
+    )
+
+    rng = random.Random(3)
+    tar_path = tmp_path / "cache" / "src.tar"
+    tar_path.parent.mkdir(parents=True)
+    members = [RawMember(f"f{i}", data=rng.randbytes(4096)) for i in range(64)]
+    diff_id = write_raw_tar(tar_path, members)
+    from tests.support.imagewriter import LayerTar
+
+    full = prepare_blob(
+        LayerTar(tar_path, diff_id, tar_path.stat().st_size), tmp_path / "cache" / "full", compression
+    )  # type: ignore[arg-type]
+    data = full.path.read_bytes()
+    layout = tmp_path / "cache" / "img"
+    blob = blob_from_bytes(data[: len(data) * 3 // 4], layout / "blobs" / "sha256", full.media_type, diff_id)
+    write_oci_layout(layout, [blob], ["latest"])
+    with pytest.raises(BadImageError):
+        inventory(f"oci:{layout}:latest", replace(sandbox, no_cache=True))

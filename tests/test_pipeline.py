@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from tests.sources.toy_analyzers import ToyOS, ToyPkgs
 from tests.support.imagewriter import (
+    Dir,
     File,
     Hardlink,
     ImageRefs,
@@ -301,3 +302,24 @@ def test_real_images_every_source_kind_agrees(test_images, tmp_path: Path) -> No
     warm_settings = replace(settings, no_cache=False)
     inventory(test_images.app_oci_ref, warm_settings)
     assert inventory(test_images.app_oci_ref, warm_settings).packages == app.packages
+
+
+def test_file_replaced_by_a_symlink_or_directory(tmp_path: Path, settings: Settings) -> None:
+    refs = build_image(
+        [
+            Layer(
+                entries=[
+                    File("app/c.pyinfo", b"c 1"),
+                    File("app/d.pyinfo", b"d 1"),
+                    File("app/e.pyinfo", b"e 1"),
+                ]
+            ),
+            Layer(entries=[Symlink("app/c.pyinfo", "/elsewhere"), Dir("app/d.pyinfo")]),
+        ],
+        work=tmp_path / "w",
+        oci_dir=tmp_path / "oci",
+    )
+    inv = scan(refs.oci_ref, settings)
+    assert [p.name for p in inv.packages] == ["e"]
+    # Same answer from the cached layer results.
+    assert [p.name for p in scan(refs.oci_ref, settings).packages] == ["e"]

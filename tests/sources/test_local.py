@@ -3,6 +3,7 @@ OCI-in-tar), and ``dir:`` trees with hostile symlinks."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -128,7 +129,7 @@ def _tar_dir(src: Path, dest: Path, extra: dict[str, bytes], links: dict[str, st
         for name, data in extra.items():
             ti = tarfile.TarInfo(name)
             ti.size = len(data)
-            tf.addfile(ti, __import__("io").BytesIO(data))
+            tf.addfile(ti, io.BytesIO(data))
         for name, target in links.items():
             ti = tarfile.TarInfo(name)
             ti.type = tarfile.SYMTYPE
@@ -237,3 +238,36 @@ def test_dir_source_never_follows_symlinks(tmp_path: Path, settings: Settings) -
 def test_dir_source_missing(tmp_path: Path, settings: Settings) -> None:
     with pytest.raises(NotFoundError):
         scan(f"dir:{tmp_path / 'nope'}", settings)
+
+
+def test_docker_archive_with_several_images(image: ImageRefs, settings: Settings, tmp_path: Path) -> None:
+    other = build_image(
+        [Layer(entries=[File("app/o.pyinfo", b"other 7")])],
+        work=tmp_path / "w",
+        archive=tmp_path / "other.tar",
+        repo="x/other",
+        tag="7",
+    )
+    merged = tmp_path / "merged.tar"
+    manifests: list[dict[str, object]] = []
+    seen: set[str] = set()
+    with tarfile.open(merged, "w") as out:
+        for arc in (image.archive, other.archive):
+            assert arc is not None
+            with tarfile.open(arc) as tf:
+                for m in tf:
+                    f = tf.extractfile(m) if m.isfile() else None
+                    if m.name == "manifest.json" and f is not None:
+                        manifests += json.loads(f.read())
+                    elif m.name not in seen and m.name != "repositories":
+                        seen.add(m.name)
+                        out.addfile(m, f)
+        data = json.dumps(manifests).encode()
+        ti = tarfile.TarInfo("manifest.json")
+        ti.size = len(data)
+        out.addfile(ti, io.BytesIO(data))
+    assert summary(scan(f"docker-archive:{merged}", settings)) == EXPECTED
+    assert summary(scan(f"docker-archive:{merged}:x/other:7", settings)) == [("python", "other", "7")]
+    assert summary(scan(f"docker-archive:{merged}:garrison/test", settings)) == EXPECTED
+    with pytest.raises(NotFoundError, match="x/other:7"):
+        scan(f"docker-archive:{merged}:x/none:1", settings)

@@ -36,6 +36,10 @@ from tests.support.imagewriter import (
     write_oci_layout,
 )
 
+#: The builders under the names the test-support brief uses (they live in :mod:`tests.support.debian`).
+debian_rootfs = debian.debian_rootfs
+app_rootfs_layer = debian.app_layer
+
 IMAGES_VERSION = "images-v2"
 DEBIAN_TAG = "12"
 APP_TAG = "latest"

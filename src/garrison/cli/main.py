@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                              ("dir", "a directory: installed packages and lock files")):
         sp = scan_sub.add_parser(target, help=helptext)
         sp.add_argument("source", help="what to scan")
-        sp.add_argument("-f", "--format", default="table", choices=["table", "json", "sarif", "cyclonedx"])
+        sp.add_argument("-f", "--format", default="table", choices=["table", "json", "sarif", "cyclonedx", "spdx-json"])
         sp.add_argument("-o", "--output", type=Path, default=None, help="write to FILE instead of standard output")
         sp.add_argument("--severity", default="", help="only these severities (comma list) e.g. HIGH,CRITICAL")
         sp.add_argument("--ignore-unfixed", action="store_true", help="hide findings with no fixed version")

@@ -29,6 +29,9 @@ class LayerResult:
     #: Directories whose lower-layer contents are hidden by ``.wh..wh..opq``.
     opaque_dirs: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: Paths an analyzer would want that this layer turned into a non-file (a symlink, a directory):
+    #: the lower layers' file at exactly that path is gone, nothing below it.
+    replaced: tuple[str, ...] = ()
 
 
 def _under(path: str, prefix: str) -> bool:
@@ -48,6 +51,8 @@ def _stack(layers: list[LayerResult]) -> dict[str, list[int]]:
         for d in layer.opaque_dirs:
             for p in [p for p in chains if p != d and _under(p, d)]:
                 del chains[p]
+        for p in layer.replaced:
+            chains.pop(p, None)
         for p in layer.files:
             chains.setdefault(p, []).append(i)
     return chains

@@ -84,6 +84,7 @@ def layer_to_json(layer: LayerResult) -> dict[str, Any]:
         "whiteouts": list(layer.whiteouts),
         "opaque_dirs": list(layer.opaque_dirs),
         "warnings": list(layer.warnings),
+        "replaced": list(layer.replaced),
     }
 
 
@@ -96,6 +97,7 @@ def layer_from_json(d: dict[str, Any]) -> LayerResult:
         whiteouts=tuple(d.get("whiteouts", ())),
         opaque_dirs=tuple(d.get("opaque_dirs", ())),
         warnings=tuple(d.get("warnings", ())),
+        replaced=tuple(d.get("replaced", ())),
     )
 
 

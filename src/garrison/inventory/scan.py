@@ -30,6 +30,7 @@ _KEEP_FOR_LINKS = 4 * 1024 * 1024
 _KEEP_BUDGET = 64 * 1024 * 1024
 #: Decompressed chunks (1 MiB each) inflated ahead of the tar walk by a helper thread.
 _PREFETCH = 4
+_NOT_FILES = frozenset((EntryKind.SYMLINK, EntryKind.DIR, EntryKind.OTHER))
 #: Directories never descended into when scanning a live root filesystem (``dir:/``).
 _PSEUDO_FS = frozenset(("proc", "sys", "dev"))
 
@@ -116,6 +117,7 @@ class _LayerAccumulator:
     files: dict[str, AnalysisResult] = field(default_factory=dict)
     whiteouts: list[str] = field(default_factory=list)
     opaque: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     #: Hardlinks to files whose content was not kept: link path → (target, size, mode, analyzers).
     pending: dict[str, tuple[str, int, int, list[Analyzer]]] = field(default_factory=dict)
@@ -157,6 +159,10 @@ class _LayerAccumulator:
                 self.whiteouts.append(e.path)
             elif kind is EntryKind.OPAQUE:
                 self.opaque.append(e.path)
+            elif kind in _NOT_FILES and wanted(e.path, 0, 0):
+                # A wanted name that is not a file here hides a lower layer's file of that name.
+                self.replaced.append(e.path)
+                files.pop(e.path, None)
 
     def _read(self, e: Entry, wanting: list[Analyzer]) -> bytes | None:
         fits = [a for a in wanting if e.size <= a.max_bytes]
@@ -195,6 +201,7 @@ class _LayerAccumulator:
             whiteouts=tuple(self.whiteouts),
             opaque_dirs=tuple(self.opaque),
             warnings=(*extra_warnings, *self.warnings),
+            replaced=tuple(self.replaced),
         )
 
 

@@ -25,7 +25,7 @@ def open_source(ref: str, settings: Settings) -> Source:
     if parsed.kind is SourceKind.DOCKER_ARCHIVE:
         from garrison.sources.docker_archive import DockerArchiveSource
 
-        return DockerArchiveSource(parsed.path, settings, name=ref)
+        return DockerArchiveSource(parsed.path, settings, name=ref, tag=parsed.tag)
     if parsed.kind is SourceKind.DIR:
         from garrison.sources.rootfs import RootfsSource
 

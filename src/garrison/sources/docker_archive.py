@@ -110,6 +110,8 @@ class DockerArchiveSource:
     settings: Settings
     name: str = ""
     kind: SourceKind = SourceKind.DOCKER_ARCHIVE
+    #: ``REPO:TAG`` to pick from an archive holding several images (default: the first).
+    tag: str = ""
 
     def open(self, progress: ProgressFn | None = None) -> OpenedImage:
         what = self.name or f"docker-archive:{self.path}"
@@ -129,9 +131,9 @@ class DockerArchiveSource:
             doc = json.loads(arc.read("manifest.json", f"{what} manifest.json"))
         except ValueError as exc:
             raise BadImageError(f"{what}: manifest.json is not valid JSON: {exc}") from None
-        if not isinstance(doc, list) or not doc or not isinstance(doc[0], dict):
+        if not isinstance(doc, list) or not doc or not all(isinstance(d, dict) for d in doc):
             raise BadImageError(f"{what}: manifest.json is not a list of images")
-        entry: dict[str, Any] = doc[0]
+        entry: dict[str, Any] = self._pick(doc, what)
         config_name = entry.get("Config")
         layer_names = entry.get("Layers")
         if not isinstance(config_name, str) or not isinstance(layer_names, list):
@@ -176,6 +178,17 @@ class DockerArchiveSource:
             **config_fields(config),
         )
         return OpenedImage(artifact=artifact, layers=list(layers), config=config)
+
+    def _pick(self, images: list[dict[str, Any]], what: str) -> dict[str, Any]:
+        if not self.tag:
+            return images[0]
+        want = {self.tag, self.tag if ":" in self.tag.rsplit("/", 1)[-1] else f"{self.tag}:latest"}
+        for img in images:
+            tags = img.get("RepoTags") or []
+            if isinstance(tags, list) and want & {str(t) for t in tags}:
+                return img
+        known = sorted(str(t) for img in images for t in (img.get("RepoTags") or []))
+        raise NotFoundError(f"{what}: no image tagged {self.tag!r} (tags: {', '.join(known) or 'none'})")
 
     @staticmethod
     def _resolve_name(arc: _Archive, name: str) -> str:

@@ -111,6 +111,16 @@ def _split_oci(rest: str) -> tuple[str, str]:
     return path, tag
 
 
+def _split_archive(rest: str) -> tuple[str, str]:
+    """``FILE[:REPO:TAG]`` (skopeo's syntax): the shortest prefix that is an existing file is the path."""
+    if os.path.exists(rest) or ":" not in rest:
+        return rest, ""
+    for i, ch in enumerate(rest):
+        if ch == ":" and os.path.isfile(rest[:i]):
+            return rest[:i], rest[i + 1 :]
+    return rest, ""
+
+
 def parse_reference(text: str) -> SourceRef:
     """Any reference garrison accepts → :class:`SourceRef`."""
     if not text or not text.strip():
@@ -121,10 +131,10 @@ def parse_reference(text: str) -> SourceRef:
             raise UsageError("oci: needs a directory: oci:DIR[:TAG]")
         return SourceRef(SourceKind.OCI, text, path=path, tag=tag)
     if text.startswith("docker-archive:"):
-        path = text[len("docker-archive:") :]
+        path, tag = _split_archive(text[len("docker-archive:") :])
         if not path:
-            raise UsageError("docker-archive: needs a file: docker-archive:FILE")
-        return SourceRef(SourceKind.DOCKER_ARCHIVE, text, path=path)
+            raise UsageError("docker-archive: needs a file: docker-archive:FILE[:REPO:TAG]")
+        return SourceRef(SourceKind.DOCKER_ARCHIVE, text, path=path, tag=tag)
     if text.startswith("dir:"):
         if not text[4:]:
             raise UsageError("dir: needs a directory: dir:PATH")

@@ -21,7 +21,7 @@ import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -314,3 +314,31 @@ class AdvisoryDB:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+# -- presentation (returned as text; the CLI decides where it goes) ---------------------------------
+
+
+def format_status(status: DBStatus, fmt: str = "table") -> str:
+    """``garrison db status`` output: ``json`` (stable keys, for scripts) or a plain-text table."""
+    if fmt == "json":
+        return json.dumps(asdict(status), indent=2) + "\n"
+    lines = [
+        f"Database:    {status.path}",
+        f"Schema:      {status.schema_version}",
+        f"Built at:    {status.built_at}" + ("" if status.rebuilt else " (sources unchanged, not rebuilt)"),
+        f"Advisories:  {status.advisories}",
+        f"Affected:    {status.affected} package entries in {len(status.ecosystems)} ecosystems",
+        f"KEV:         {status.kev} CVEs",
+        "",
+    ]
+    header = ("SOURCE", "RECORDS", "SKIPPED", "WITHDRAWN", "FETCHED", "SHA256", "URL")
+    rows = [
+        (s.name, str(s.records), str(s.skipped), str(s.withdrawn), s.fetched_at, s.sha256[:12], s.url)
+        for s in status.sources
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    for r in [header, *rows]:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+    lines += [f"warning: {w}" for w in status.warnings]
+    return "\n".join(lines) + "\n"
