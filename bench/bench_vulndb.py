@@ -19,7 +19,7 @@ from pathlib import Path
 
 from garrison.config import Settings
 from garrison.progress import NO_PROGRESS
-from garrison.vulndb.store import AdvisoryDB, _decode_entry
+from garrison.vulndb.store import AdvisoryDB, _decode_ranges
 from garrison.vulndb.update import update_database
 
 DEFAULT_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "vulndb" / "osv"
@@ -34,7 +34,7 @@ def _pairs(db_path: Path, n: int, seed: int = 7) -> list[tuple[str, str]]:
 
 
 def _time_lookups(db_path: Path, pairs: list[tuple[str, str]]) -> tuple[float, float, int]:
-    _decode_entry.cache_clear()
+    _decode_ranges.cache_clear()
     with AdvisoryDB.open(db_path) as db:
         t0 = time.perf_counter()
         rows = sum(len(db.affected(e, nm)) for e, nm in pairs)

@@ -9,6 +9,7 @@ the crafted members are checked before and after.
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,14 @@ from pathlib import Path
 
 import pytest
 from tests.support import crafted
+from tests.support.imagewriter import (
+    LayerTar,
+    RawMember,
+    blob_from_bytes,
+    prepare_blob,
+    write_oci_layout,
+    write_raw_tar,
+)
 
 from garrison.api import inventory
 from garrison.config import Settings
@@ -68,12 +77,12 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setting
 
 def run(image: Path, settings: Settings) -> Inventory:
     """Scan a crafted image, checking that the image's own directory tree is left untouched."""
-    holder = image if image.is_dir() else image.parent
-    before = tree(holder.parent)
+    around = image.parent  # the crafted image's own cache directory
+    before = tree(around)
     try:
         return inventory(crafted.oci_ref(image), settings)
     finally:
-        assert tree(holder.parent) == before, "the image directory must not change"
+        assert tree(around) == before, "the image directory must not change"
 
 
 def canary_ok(inv: Inventory) -> None:
@@ -188,23 +197,12 @@ def test_every_error_is_a_garrison_error(tmp_path: Path) -> None:
 def test_truncated_layer_any_compression(compression: str, sandbox: Settings, tmp_path: Path) -> None:
     """A blob cut short whose digest matches the short bytes: the walk must fail, never return a
     partial inventory (zstd's reader cannot tell a cut frame from an end, the diff_id check can)."""
-    import random
-
-    from tests.support.imagewriter import (
-        RawMember,
-        blob_from_bytes,
-        prepare_blob,
-        write_oci_layout,
-        write_raw_tar,
-    )
 
     rng = random.Random(3)
     tar_path = tmp_path / "cache" / "src.tar"
     tar_path.parent.mkdir(parents=True)
     members = [RawMember(f"f{i}", data=rng.randbytes(4096)) for i in range(64)]
     diff_id = write_raw_tar(tar_path, members)
-    from tests.support.imagewriter import LayerTar
-
     full = prepare_blob(
         LayerTar(tar_path, diff_id, tar_path.stat().st_size), tmp_path / "cache" / "full", compression
     )  # type: ignore[arg-type]

@@ -207,3 +207,40 @@ def test_docker_schema2_push(registry_plain: Registry, tiny_image: str) -> None:
     assert resp.headers["Content-Type"] == "application/vnd.docker.distribution.manifest.v2+json"
     assert resp.headers["Docker-Content-Digest"] == digest
     assert resp.json()["layers"][0]["mediaType"] == "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+
+def test_registry_dies_with_a_killed_test_process(tmp_path: Path) -> None:
+    """A pytest killed with SIGKILL runs no teardown; the kernel must still stop its registry."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from tests.support.registry import start_registry\n"
+        "reg = start_registry(Path(sys.argv[1]), 'plain')\n"
+        "print(reg.process.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert parent.stdout is not None
+    child_pid = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{child_pid}/stat") as fh:
+                if fh.read().split(") ")[1].startswith("Z"):
+                    break  # exited, waiting to be reaped by init
+        except FileNotFoundError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child_pid, signal.SIGKILL)
+        pytest.fail("docker-registry outlived its parent")

@@ -10,9 +10,10 @@ Map (import as ``tests.support.<module>``):
                  (gzip/zstd/plain) and docker archives, plus their root filesystems);
                  ``multiarch_image() -> Path`` (amd64 + arm64 image index)
 ``debian``       ``debian_rootfs()``, ``app_layer()``, ``diff_trees()`` and the package lists used
-``imagewriter``  write layers/OCI layouts/docker archives from dirs or entry lists; raw hostile tars
-``crafted``      bad inputs (traversal, link escapes, loops, bombs, truncation, broken layouts); ``GENERATORS``
-``registry``     ``start_registry(dir, kind)`` for plain/htpasswd/token/tls, ``Registry.push``, ``fetch_manifest``
+``imagewriter``  layers, OCI layouts (single and multi-platform), docker archives (legacy and Docker 25+),
+                 from dirs or entry lists; raw hostile tars
+``crafted``      bad inputs (traversal, link escapes, loops, bombs, truncation, broken layouts)
+``registry``     ``start_registry(dir, kind)`` (plain/htpasswd/token/tls), ``push``, ``fetch_manifest``
 ``tokenserver``  the RS256/x5c token server behind the ``token`` registry
 ``dockerd``      ``start_dockerd() -> Dockerd`` (private, loopback-only)
 ``certs``        throw-away CA and leaf certificates

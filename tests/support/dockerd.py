@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.cache import remove_tree
+from tests.support.procs import die_with_parent
 
 
 class DockerUnavailable(RuntimeError):
@@ -117,6 +118,7 @@ def start_dockerd(timeout: float = 30.0) -> Dockerd:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
     daemon = Dockerd(root, root / "docker.sock", proc.pid, log_file, proc)
     deadline = time.monotonic() + timeout

@@ -629,6 +629,91 @@ def write_docker_archive(
     return "sha256:" + cfg_hex
 
 
+def write_docker25_archive(
+    dest: Path,
+    blobs: Sequence[Blob],
+    repo_tags: Sequence[str] = ("garrison/test:latest",),
+    config: dict[str, Any] | None = None,
+) -> str:
+    """Write a ``docker save`` archive the way Docker 25+ does; returns the manifest digest.
+
+    Why a second format: since Docker 25 ``docker save`` emits an OCI layout (``oci-layout``,
+    ``index.json``, ``blobs/sha256/…`` with *uncompressed* layer tars) and keeps a ``manifest.json`` whose
+    ``Config``/``Layers`` point into ``blobs/``. A reader must accept both this and the legacy layout.
+    """
+    cfg_bytes = _canonical(config if config is not None else image_config(blobs))
+    cfg_digest = "sha256:" + hashlib.sha256(cfg_bytes).hexdigest()
+    layers: list[tuple[str, Path, int]] = []
+    for b in blobs:
+        if b.tar_path is None:
+            raise ValueError(f"blob {b.digest} has no uncompressed tar for a docker archive")
+        layers.append((b.diff_id, b.tar_path, b.tar_path.stat().st_size))
+    manifest_bytes = _canonical(
+        {
+            "schemaVersion": 2,
+            "mediaType": MT_OCI_MANIFEST,
+            "config": {"mediaType": MT_OCI_CONFIG, "digest": cfg_digest, "size": len(cfg_bytes)},
+            "layers": [{"mediaType": MT_OCI_LAYER, "digest": d, "size": n} for d, _, n in layers],
+        }
+    )
+    manifest_digest = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
+    descriptor = {"mediaType": MT_OCI_MANIFEST, "digest": manifest_digest, "size": len(manifest_bytes)}
+    index = {
+        "schemaVersion": 2,
+        "mediaType": MT_OCI_INDEX,
+        "manifests": [
+            {
+                **descriptor,
+                "annotations": {
+                    "io.containerd.image.name": f"docker.io/{rt}",
+                    REF_NAME: rt.rpartition(":")[2],
+                },
+            }
+            for rt in repo_tags
+        ],
+    }
+    legacy = [
+        {
+            "Config": f"blobs/sha256/{cfg_digest[7:]}",
+            "RepoTags": list(repo_tags),
+            "Layers": [f"blobs/sha256/{d[7:]}" for d, _, _ in layers],
+            "LayerSources": {d: {"mediaType": MT_OCI_LAYER, "size": n, "digest": d} for d, _, n in layers},
+        }
+    ]
+    repositories: dict[str, dict[str, str]] = {}
+    for rt in repo_tags:
+        repo, _, tag = rt.rpartition(":")
+        repositories.setdefault(repo, {})[tag] = layers[-1][0][7:] if layers else ""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tar:
+
+        def add_bytes(name: str, data: bytes) -> None:
+            info = _base_info(name, pax=False)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+        for name in ("blobs", "blobs/sha256"):
+            info = _base_info(name, pax=False)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        written: set[str] = set()
+        for digest, path, size in layers:
+            if digest in written:  # the same layer twice in one image is stored once
+                continue
+            written.add(digest)
+            info = _base_info(f"blobs/sha256/{digest[7:]}", pax=False)
+            info.size = size
+            with open(path, "rb") as fh:
+                tar.addfile(info, fh)
+        add_bytes(f"blobs/sha256/{cfg_digest[7:]}", cfg_bytes)
+        add_bytes(f"blobs/sha256/{manifest_digest[7:]}", manifest_bytes)
+        add_bytes("index.json", _canonical(index))
+        add_bytes("manifest.json", json.dumps(legacy).encode())
+        add_bytes("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        add_bytes("repositories", json.dumps(repositories).encode())
+    return manifest_digest
+
+
 def build_image(
     layers: Sequence[Layer],
     *,

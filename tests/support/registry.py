@@ -29,6 +29,7 @@ from typing import Any, Literal
 import httpx
 import yaml
 from tests.support.certs import make_ca, make_leaf
+from tests.support.procs import die_with_parent
 from tests.support.tokenserver import TokenServer
 
 RegistryKind = Literal["plain", "htpasswd", "token", "tls"]
@@ -239,6 +240,7 @@ def start_registry(
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
             cwd=workdir,
         )
     try:

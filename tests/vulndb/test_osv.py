@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from garrison.model.vuln import AffectedRange, RangeEvent, Severity
 from garrison.vulndb.kev import parse_kev
 from garrison.vulndb.names import normalize_name
 from garrison.vulndb.osv import MAX_DETAILS, MalformedRecord, is_withdrawn, parse_record, severity_from_score
-from garrison.vulndb.store import decode_affected, encode_affected
+from garrison.vulndb.store import decode_group, encode_affected, encode_group
 
 
 def _real(ecosystem: str, member: str) -> dict[str, Any]:
@@ -192,7 +193,8 @@ def test_affected_encoding_round_trips() -> None:
     rec["affected"][0]["versions"] = ["1.0", "1.1"]
     rec["affected"][0]["ranges"].append({"type": "GIT", "repo": "x", "events": [{"introduced": "abc"}]})
     (aff,) = parse_record(rec).affected
-    assert decode_affected(aff.advisory_id, aff.ecosystem, encode_affected(aff)) == aff
+    other = replace(aff, advisory_id="TEST-2", versions=())
+    assert decode_group("PyPI", encode_group([encode_affected(aff), encode_affected(other)])) == (aff, other)
 
 
 @pytest.mark.parametrize(

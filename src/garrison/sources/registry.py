@@ -45,6 +45,9 @@ from garrison.sources.common import (
 from garrison.sources.reference import DOCKER_HUB, RegistryRef
 
 _USER_AGENT = "garrison/0.1"
+#: Answers that mean "try again shortly", and how many times to.
+_BUSY = frozenset((429, 502, 503, 504))
+_RETRIES = 2
 _SCHEMA1 = (
     "application/vnd.docker.distribution.manifest.v1+prettyjws",
     "application/vnd.docker.distribution.manifest.v1+json",
@@ -199,18 +202,37 @@ class RegistryClient:
                 raise AuthError(f"{self.ref.host}: the registry refused the credentials")
             self._auth_header = header
 
+    def _send_once(self, method: str, url: str, headers: dict[str, str], stream: bool) -> httpx.Response:
+        """One request; busy answers (429, 502-504) and dropped connections are retried with backoff."""
+        import time
+
+        for attempt in range(_RETRIES + 1):
+            last = attempt == _RETRIES
+            try:
+                resp = self.http.send(self.http.build_request(method, url, headers=headers), stream=stream)
+            except httpx.ConnectError as exc:
+                raise self._connect_error(exc) from None
+            except (httpx.ReadError, httpx.RemoteProtocolError, httpx.TimeoutException) as exc:
+                if last:
+                    raise RegistryError(f"{self.ref.host}: {type(exc).__name__}: {exc}") from None
+                time.sleep(0.5 * 2**attempt)
+                continue
+            except httpx.HTTPError as exc:
+                raise RegistryError(f"{self.ref.host}: {type(exc).__name__}: {exc}") from None
+            if resp.status_code not in _BUSY or last:
+                return resp
+            wait = resp.headers.get("retry-after", "")
+            resp.close()
+            time.sleep(min(float(wait), 10.0) if wait.isdigit() else 0.5 * 2**attempt)
+        raise AssertionError("unreachable")
+
     def _send(self, method: str, url: str, headers: dict[str, str], stream: bool = False) -> httpx.Response:
         for attempt in range(2):
             sent_auth = self._auth_header
             h = dict(headers)
             if sent_auth:
                 h["Authorization"] = sent_auth
-            try:
-                resp = self.http.send(self.http.build_request(method, url, headers=h), stream=stream)
-            except httpx.ConnectError as exc:
-                raise self._connect_error(exc) from None
-            except httpx.HTTPError as exc:
-                raise RegistryError(f"{self.ref.host}: {type(exc).__name__}: {exc}") from None
+            resp = self._send_once(method, url, h, stream)
             if resp.status_code != 401:
                 return resp
             resp.read()

@@ -13,12 +13,11 @@ import os
 import sqlite3
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import astuple, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from garrison.errors import DatabaseError, MirrorError
 from garrison.progress import Progress
@@ -33,6 +32,7 @@ from garrison.vulndb.store import (
     SourceStatus,
     encode_advisory,
     encode_affected,
+    encode_group,
 )
 
 #: Records per worker task: small enough to balance two workers over one big Debian zip.
@@ -86,18 +86,17 @@ def _parse_chunk(task: tuple[str, str, int, int]) -> _Chunk:
     """Worker: parse members ``[start, stop)`` of one zip into table rows."""
     zip_path, source, start, stop = task
     out = _Chunk(source)
-    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
     try:
         with zipfile.ZipFile(zip_path) as zf:
             for info in _members(zf)[start:stop]:
                 raw = zf.read(info)
-                _add_record(out, raw, source, dumps)
+                _add_record(out, raw, source)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
         raise MirrorError(f"{source}: corrupt advisory archive {zip_path}: {e}") from None
     return out
 
 
-def _add_record(out: _Chunk, raw: bytes, source: str, dumps: Callable[[Any], str]) -> None:
+def _add_record(out: _Chunk, raw: bytes, source: str) -> None:
     try:
         record = json.loads(raw)
     except ValueError as e:
@@ -123,7 +122,7 @@ def _add_record(out: _Chunk, raw: bytes, source: str, dumps: Callable[[Any], str
             adv.cvss_score,
             source,
             encode_advisory(adv),
-            zlib.compress(dumps(record).encode(), 1),
+            zlib.compress(raw, 1),  # the record as published, byte for byte
         )
     )
     for a in parsed.affected:
@@ -217,15 +216,13 @@ def _write(
         conn.execute("BEGIN")
         counts: dict[str, list[int]] = {s.name: [0, 0, 0] for s in sources}
         seen: set[str] = set()
-        affected: list[tuple[str, str, str, str]] = []
+        affected: dict[tuple[str, str], list[tuple[str, str]]] = {}
         task = progress.task("Building advisory database", total=total)
         for chunk in _results(tasks, total, workers):
             _insert(conn, chunk, seen, counts[chunk.source], affected)
             task.advance(chunk.records + chunk.skipped + chunk.withdrawn)
         task.done()
-        # Sorted so that one package's rows share pages: a lookup then reads a few adjacent pages.
-        affected.sort()
-        conn.executemany("INSERT INTO affected VALUES (?, ?, ?, ?)", affected)
+        conn.executemany("INSERT INTO affected VALUES (?, ?, ?, ?, ?)", _grouped(affected))
         _insert_provenance(conn, sources, counts, kev)
         conn.execute("COMMIT")
         conn.executescript(INDEXES)
@@ -239,18 +236,30 @@ def _insert(
     chunk: _Chunk,
     seen: set[str],
     counts: list[int],
-    affected: list[tuple[str, str, str, str]],
+    affected: dict[tuple[str, str], list[tuple[str, str]]],
 ) -> None:
     # An id seen in an earlier source is the same OSV record published twice: keep the first.
     dupes = {row[0] for row in chunk.advisories if row[0] in seen}
     advisories = [row for row in chunk.advisories if row[0] not in dupes]
     seen.update(str(row[0]) for row in advisories)
     conn.executemany("INSERT OR IGNORE INTO advisories VALUES (?, ?, ?, ?, ?, ?, ?)", advisories)
-    affected.extend(r for r in chunk.affected if r[2] not in dupes)
+    for eco, name, aid, entry in chunk.affected:
+        if aid not in dupes:
+            affected.setdefault((eco, name), []).append((aid, entry))
     conn.executemany("INSERT INTO aliases VALUES (?, ?)", [r for r in chunk.aliases if r[1] not in dupes])
     counts[0] += chunk.records - len(dupes)
     counts[1] += chunk.skipped + len(dupes)
     counts[2] += chunk.withdrawn
+
+
+def _grouped(
+    affected: dict[tuple[str, str], list[tuple[str, str]]],
+) -> Iterator[tuple[str, str, str, int, str]]:
+    """One row per package, in key order (so one package's row sits in one place on disk)."""
+    for (eco, name), entries in sorted(affected.items()):
+        entries.sort()
+        ids = " ".join(dict.fromkeys(aid for aid, _ in entries))
+        yield eco, name, ids, len(entries), encode_group([e for _, e in entries])
 
 
 def _three(c: list[int]) -> tuple[int, int, int]:

@@ -97,7 +97,9 @@ def _affected(raw: Any, advisory_id: str) -> Affected:
     if not ecosystem or not name:
         raise MalformedRecord(f"{advisory_id}: empty package ecosystem or name")
     ranges = tuple(_range(r, advisory_id) for r in _list(a.get("ranges"), f"{advisory_id}: ranges"))
-    versions = tuple(_str(v, f"{advisory_id}: version") for v in _list(a.get("versions"), "versions"))
+    versions = tuple(_list(a.get("versions"), f"{advisory_id}: versions"))
+    if not all(isinstance(v, str) for v in versions):
+        raise MalformedRecord(f"{advisory_id}: a version is not a string")
     return Affected(advisory_id, ecosystem, name, ranges, versions)
 
 
