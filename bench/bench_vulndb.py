@@ -19,7 +19,7 @@ from pathlib import Path
 
 from garrison.config import Settings
 from garrison.progress import NO_PROGRESS
-from garrison.vulndb.store import AdvisoryDB, _decode_ranges
+from garrison.vulndb.store import AdvisoryDB
 from garrison.vulndb.update import update_database
 
 DEFAULT_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "vulndb" / "osv"
@@ -33,16 +33,17 @@ def _pairs(db_path: Path, n: int, seed: int = 7) -> list[tuple[str, str]]:
     return [(e, nm) for e, nm in pairs[:n]]
 
 
-def _time_lookups(db_path: Path, pairs: list[tuple[str, str]]) -> tuple[float, float, int]:
-    _decode_ranges.cache_clear()
+def _time_lookups(db_path: Path, pairs: list[tuple[str, str]]) -> tuple[float, float, float, int]:
+    """(cold wall, cold CPU, warm wall, entries): CPU time is reported too because the machine is
+    shared and wall time then measures the neighbours as much as garrison."""
     with AdvisoryDB.open(db_path) as db:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         rows = sum(len(db.affected(e, nm)) for e, nm in pairs)
-        cold = time.perf_counter() - t0
+        cold, cold_cpu = time.perf_counter() - t0, time.process_time() - c0
         t0 = time.perf_counter()
         sum(len(db.affected(e, nm)) for e, nm in pairs)
         warm = time.perf_counter() - t0
-    return cold, warm, rows
+    return cold, cold_cpu, warm, rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         size = db_path.stat().st_size
         print(f"database size:  {size / 1e6:6.1f} MB")
         pairs = _pairs(db_path, args.lookups)
-        cold, warm, rows = _time_lookups(db_path, pairs)
-        print(f"affected() x{len(pairs)}: cold {cold * 1000:6.1f} ms, warm {warm * 1000:6.1f} ms "
-              f"({rows} rows returned)  target <= 50 ms")  # fmt: skip
+        cold, cold_cpu, warm, rows = _time_lookups(db_path, pairs)
+        print(f"affected() x{len(pairs)}: cold {cold * 1000:6.1f} ms (CPU {cold_cpu * 1000:.1f} ms), "
+              f"warm {warm * 1000:6.1f} ms ({rows} entries returned)  target <= 50 ms")  # fmt: skip
     return 0
 
 

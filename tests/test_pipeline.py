@@ -323,3 +323,51 @@ def test_file_replaced_by_a_symlink_or_directory(tmp_path: Path, settings: Setti
     assert [p.name for p in inv.packages] == ["e"]
     # Same answer from the cached layer results.
     assert [p.name for p in scan(refs.oci_ref, settings).packages] == ["e"]
+
+
+class RecordingProgress:
+    """A real Progress implementation that remembers what it was told."""
+
+    def __init__(self) -> None:
+        self.tasks: list[dict[str, object]] = []
+
+    def task(self, description: str, total: int | None = None) -> RecordingProgress.Task:
+        t = RecordingProgress.Task(description, total)
+        self.tasks.append(t.state)
+        return t
+
+    def note(self, message: str) -> None:
+        pass
+
+    class Task:
+        def __init__(self, description: str, total: int | None) -> None:
+            self.state: dict[str, object] = {
+                "description": description,
+                "total": total,
+                "done": False,
+                "completed": 0,
+            }
+
+        def advance(self, amount: int) -> None:
+            self.state["completed"] = int(self.state["completed"]) + amount  # type: ignore[call-overload]
+
+        def update(self, completed: int, total: int | None = None) -> None:
+            self.state["completed"] = completed
+
+        def done(self) -> None:
+            self.state["done"] = True
+
+
+def test_progress_task_per_layer(image: ImageRefs, settings: Settings) -> None:
+    progress = RecordingProgress()
+    with open_source(image.oci_ref, replace(settings, no_cache=True)).open() as img:
+        scan_image(img, [ToyOS(), ToyPkgs()], settings, progress)
+        sizes = sorted(la.info.size for la in img.layers)
+    assert len(progress.tasks) == 3
+    assert all(t["done"] for t in progress.tasks)
+    assert sorted(int(t["completed"]) for t in progress.tasks) == sizes  # type: ignore[call-overload]
+    # Cached layers are not walked, so they get no task.
+    progress = RecordingProgress()
+    with open_source(image.oci_ref, settings).open() as img:
+        scan_image(img, [ToyOS(), ToyPkgs()], settings, progress)
+    assert progress.tasks == []

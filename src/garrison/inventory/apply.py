@@ -58,13 +58,29 @@ def _stack(layers: list[LayerResult]) -> dict[str, list[int]]:
     return chains
 
 
-def _introduced_by(pkg: Package, path: str, chain: list[int], layers: list[LayerResult]) -> str:
+def _pkg_key(p: Package) -> tuple[object, str, str]:
+    return (p.type, p.name, p.version)
+
+
+def _introduced_by(
+    pkg: Package,
+    path: str,
+    chain: list[int],
+    layers: list[LayerResult],
+    keys: dict[tuple[int, str], frozenset[tuple[object, str, str]]],
+) -> str:
     """diff_id of the lowest layer of the unbroken run (from the top) whose version of ``path`` already
-    declared this package: a package upgraded in between counts as re-introduced by the upgrade."""
-    key = pkg.key
+    declared this package: a package upgraded in between counts as re-introduced by the upgrade.
+
+    ``keys`` memoizes each (layer, path) version's package keys: a dpkg status file declares hundreds.
+    """
+    key = _pkg_key(pkg)
     found = chain[-1]
     for idx in reversed(chain):
-        if any(p.key == key for p in layers[idx].files[path].packages):
+        have = keys.get((idx, path))
+        if have is None:
+            have = keys[(idx, path)] = frozenset(_pkg_key(p) for p in layers[idx].files[path].packages)
+        if key in have:
             found = idx
         else:
             break
@@ -98,6 +114,7 @@ def apply_layers(
 ) -> Inventory:
     """The final inventory of an image whose layers (bottom first) were analysed into ``layers``."""
     chains = _stack(layers)
+    keys: dict[tuple[int, str], frozenset[tuple[object, str, str]]] = {}
     final: list[tuple[str, AnalysisResult]] = []
     packages: list[Package] = []
     for path in sorted(chains):
@@ -105,7 +122,7 @@ def apply_layers(
         result = layers[chain[-1]].files[path]
         final.append((path, result))
         for pkg in result.packages:
-            layer = _introduced_by(pkg, path, chain, layers) if pkg.layer == "" else pkg.layer
+            layer = _introduced_by(pkg, path, chain, layers, keys) if pkg.layer == "" else pkg.layer
             locs = pkg.locations or (path,)
             packages.append(replace(pkg, layer=layer, locations=locs))
     system = {s.lstrip("/") for _, r in final for s in r.system_files}

@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -130,6 +129,8 @@ class LayerCache:
         if f is None:
             return
         data = json.dumps(layer_to_json(layer), separators=(",", ":")).encode()
+        import tempfile  # lazy: only a cold scan writes
+
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.dir)

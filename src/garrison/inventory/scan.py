@@ -9,9 +9,8 @@ hashlib release the GIL while they work) and are cached by diff_id.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from garrison.config import Settings
 from garrison.errors import DigestMismatchError
@@ -22,6 +21,9 @@ from garrison.layers.entry import Entry, EntryKind
 from garrison.model import Inventory, OSInfo, Package, SourceKind
 from garrison.progress import Progress, Task
 from garrison.sources.base import OpenedImage
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 #: Contents of analysed files up to this size are kept for the rest of the layer walk, so that a
 #: hardlink to them (tar stores the second name as a link) can be analysed without a second pass.
@@ -303,6 +305,8 @@ def scan_image(
             for i in todo:
                 results[i] = work(i)
         else:
+            from concurrent.futures import ThreadPoolExecutor  # lazy: most warm scans never need it
+
             with ThreadPoolExecutor(workers, thread_name_prefix="garrison-layer") as pool:
                 futures: dict[int, Future[LayerResult]] = {i: pool.submit(work, i) for i in todo}
                 try:

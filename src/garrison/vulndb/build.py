@@ -29,6 +29,7 @@ from garrison.vulndb.store import (
     SCHEMA_VERSION,
     AdvisoryDB,
     DBStatus,
+    EncodedEntry,
     SourceStatus,
     encode_advisory,
     encode_affected,
@@ -70,7 +71,7 @@ class KevSource:
 class _Chunk:
     source: str
     advisories: list[tuple[object, ...]] = field(default_factory=list)
-    affected: list[tuple[str, str, str, str]] = field(default_factory=list)
+    affected: list[tuple[str, str, str, EncodedEntry]] = field(default_factory=list)
     aliases: list[tuple[str, str]] = field(default_factory=list)
     records: int = 0
     skipped: int = 0
@@ -216,7 +217,7 @@ def _write(
         conn.execute("BEGIN")
         counts: dict[str, list[int]] = {s.name: [0, 0, 0] for s in sources}
         seen: set[str] = set()
-        affected: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        affected: dict[tuple[str, str], list[tuple[str, EncodedEntry]]] = {}
         task = progress.task("Building advisory database", total=total)
         for chunk in _results(tasks, total, workers):
             _insert(conn, chunk, seen, counts[chunk.source], affected)
@@ -236,7 +237,7 @@ def _insert(
     chunk: _Chunk,
     seen: set[str],
     counts: list[int],
-    affected: dict[tuple[str, str], list[tuple[str, str]]],
+    affected: dict[tuple[str, str], list[tuple[str, EncodedEntry]]],
 ) -> None:
     # An id seen in an earlier source is the same OSV record published twice: keep the first.
     dupes = {row[0] for row in chunk.advisories if row[0] in seen}
@@ -253,7 +254,7 @@ def _insert(
 
 
 def _grouped(
-    affected: dict[tuple[str, str], list[tuple[str, str]]],
+    affected: dict[tuple[str, str], list[tuple[str, EncodedEntry]]],
 ) -> Iterator[tuple[str, str, str, int, str]]:
     """One row per package, in key order (so one package's row sits in one place on disk)."""
     for (eco, name), entries in sorted(affected.items()):

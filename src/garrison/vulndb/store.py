@@ -6,10 +6,10 @@ Tables (``SCHEMA_VERSION`` bumps whenever any of them changes shape):
 ``sources``     one provenance row per source (an OSV ecosystem zip, the KEV catalog): URL, fetch
                 time, sha256 of the bytes, records used, records skipped, withdrawn records
 ``affected``    one row per (ecosystem, normalized name): the advisory ids and, as one compact
-                JSON array, every affected entry (advisory id, name as published, ranges,
-                versions). A unique index on (ecosystem, name) makes "what could affect this
-                package" one indexed fetch of one row; a row per advisory cost a Python row
-                fetch and a JSON decode per advisory, four times slower for 1,000 packages
+                JSON document, every affected entry (advisory id, name as published, ranges,
+                versions; see :func:`encode_group`). A unique index on (ecosystem, name) makes
+                "what could affect this package" one indexed fetch of one row; a row per
+                advisory cost a Python row fetch and a JSON decode per advisory (~3x slower)
 ``advisories``  id, aliases, severity, score, the reduced advisory as JSON and the full OSV record
                 as zlib-compressed JSON (it is rarely read and would otherwise be half the file)
 ``aliases``     alias → advisory id (CVE → DEBIAN-CVE-…, GHSA-…)
@@ -23,9 +23,8 @@ import sqlite3
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -111,34 +110,44 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def encode_affected(a: Affected) -> str:
-    """One entry of an ``affected.data`` array: ``[advisory id, name, ranges, versions]``.
+#: One affected entry, encoded: (``[advisory id, name`` head, ranges JSON, ``versions]`` tail).
+EncodedEntry = tuple[str, str, str]
 
-    The ranges are a JSON string *inside* the JSON (``[[type, [[kind, value]…]]…]``) so that the
-    reader can memoize their decoding by that string: the same "introduced 0, fixed X" recurs for
-    every CVE fixed by one upload.
-    """
+
+def encode_affected(a: Affected) -> EncodedEntry:
+    """Encode one entry for :func:`encode_group` (done in the build's worker processes)."""
     ranges = _compact([[r.type, [[e.kind, e.value] for e in r.events]] for r in a.ranges])
-    return _compact([a.advisory_id, a.package_name, ranges, list(a.versions)])
-
-
-def encode_group(entries: list[str]) -> str:
-    """``affected.data`` from encoded entries."""
-    return "[" + ",".join(entries) + "]"
-
-
-@lru_cache(maxsize=65536)
-def _decode_ranges(text: str) -> tuple[AffectedRange, ...]:
-    return tuple(
-        AffectedRange(rtype, tuple(RangeEvent(k, v) for k, v in events)) for rtype, events in json.loads(text)
+    return (
+        "[" + _compact(a.advisory_id) + "," + _compact(a.package_name),
+        ranges,
+        _compact(list(a.versions)) + "]",
     )
+
+
+def encode_group(entries: Sequence[EncodedEntry]) -> str:
+    """``affected.data`` for one package: ``[[ranges…], [[advisory id, name, ranges index, versions]…]]``.
+
+    Distinct range lists are stored once per package (the same "introduced 0, fixed X" recurs for
+    every CVE fixed by one upload), so decoding builds each :class:`AffectedRange` once.
+    """
+    index: dict[str, int] = {}
+    parts: list[str] = []
+    for head, ranges, tail in entries:
+        i = index.setdefault(ranges, len(index))
+        parts.append(f"{head},{i},{tail}")
+    return "[[" + ",".join(index) + "],[" + ",".join(parts) + "]]"
 
 
 def decode_group(ecosystem: str, data: str) -> tuple[Affected, ...]:
     """The :class:`Affected` entries of one ``affected`` row."""
+    table, entries = json.loads(data)
+    ranges = [
+        tuple(AffectedRange(rtype, tuple(RangeEvent(k, v) for k, v in events)) for rtype, events in r)
+        for r in table
+    ]
     return tuple(
-        Affected(aid, ecosystem, name, _decode_ranges(ranges), tuple(versions))
-        for aid, name, ranges, versions in json.loads(data)
+        Affected(aid, ecosystem, name, ranges[i], tuple(versions) if versions else ())
+        for aid, name, i, versions in entries
     )
 
 
