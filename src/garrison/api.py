@@ -37,7 +37,9 @@ class ScanOptions:
     vex: tuple[Path, ...] = ()
 
 
-def inventory(reference: str, settings: Settings | None = None, progress: Progress = NO_PROGRESS) -> Inventory:
+def inventory(
+    reference: str, settings: Settings | None = None, progress: Progress = NO_PROGRESS
+) -> Inventory:
     """Open ``reference`` (``oci:DIR[:tag]``, ``docker-archive:FILE``, ``dir:PATH``, ``docker:IMAGE`` or a
     registry reference) and return what is installed in it."""
     from garrison.inventory.scan import scan_reference

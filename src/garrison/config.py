@@ -73,13 +73,15 @@ def _coerce(value: str, like: Any) -> Any:
 def load_settings(config_file: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
     """Defaults, then the config file, then ``GARRISON_*`` environment variables. CLI flags go last
     (the CLI applies them with :func:`dataclasses.replace`)."""
-    import yaml  # lazy: keep start-up fast
-
     env = os.environ if environ is None else environ
     base = Settings()
     values: dict[str, Any] = {}
-    path = config_file or Path(env.get("GARRISON_CONFIG", "") or (Path.home() / ".config/garrison/config.yaml"))
+    path = config_file or Path(
+        env.get("GARRISON_CONFIG", "") or (Path.home() / ".config/garrison/config.yaml")
+    )
     if path.is_file():
+        import yaml  # lazy: most runs have no config file
+
         data = yaml.safe_load(path.read_text()) or {}
         if isinstance(data, dict):
             for f in fields(Settings):

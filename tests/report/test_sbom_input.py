@@ -238,7 +238,7 @@ def test_syft_upstream_qualifier_and_distro() -> None:
                 "type": "library",
                 "name": "bash",
                 "version": "5.2.15-2+b13",
-                "purl": "pkg:deb/debian/bash@5.2.15-2%2Bb13?arch=amd64&distro=debian-12&upstream=bash%405.2.15-2",  # noqa: E501
+                "purl": "pkg:deb/debian/bash@5.2.15-2%2Bb13?arch=amd64&distro=debian-12&upstream=bash%405.2.15-2",
             },
             {
                 "type": "library",

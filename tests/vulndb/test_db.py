@@ -146,9 +146,7 @@ def _snapshot(path: Path) -> tuple[str, int]:
     return s.built_at, s.advisories
 
 
-def test_mirror_down_keeps_old_database(
-    tmp_path: Path, mirror: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_mirror_down_keeps_old_database(tmp_path: Path, mirror: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fetch_mod, "BACKOFF", 0.01)
     settings = _settings(tmp_path, mirror.as_uri())
     update_database(settings, NO_PROGRESS)
@@ -336,3 +334,60 @@ def test_full_mirror_build(tmp_path: Path) -> None:
     assert elapsed < 120, f"full build took {elapsed:.1f}s (target 60 s on an idle 2-core machine)"
     with AdvisoryDB.open(settings.database_file) as db:
         assert len(db.affected("Debian:12", "openssl")) > 50
+
+
+def test_format_status(tmp_path: Path, mirror: Path) -> None:
+    from garrison.vulndb.store import format_status
+
+    status = update_database(_settings(tmp_path, mirror.as_uri(), ecosystems="npm,Go"), NO_PROGRESS)
+    doc = json.loads(format_status(status, "json"))
+    assert doc["schema_version"] == SCHEMA_VERSION and doc["advisories"] == status.advisories
+    assert {s["name"] for s in doc["sources"]} == {"npm", "Go", "kev"}
+    table = format_status(status, "table")
+    assert f"Advisories:  {status.advisories}" in table
+    assert any(line.startswith("npm ") and (mirror / "npm" / "all.zip").as_uri() in line for line in table.splitlines())
+
+
+def test_bad_derived_kev_is_a_warning(tmp_path: Path, http_mirror: MirrorServer) -> None:
+    (http_mirror.root / "kev" / "known_exploited_vulnerabilities.json").write_text("<html>nope</html>")
+    status = update_database(_settings(tmp_path, f"{http_mirror.url}/osv", ecosystems="npm"), NO_PROGRESS)
+    assert status.kev == 0
+    assert any("KEV catalog not loaded" in w for w in status.warnings)
+    assert not (tmp_path / "cache" / "db" / "known_exploited_vulnerabilities.json").exists()
+
+
+class _Recorder:
+    """A real Progress implementation that remembers what it was told."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, list[int | None]] = {}
+        self.notes: list[str] = []
+
+    def task(self, description: str, total: int | None = None) -> _Recorder.Task:
+        self.tasks[description] = [total, 0]
+        return _Recorder.Task(self.tasks[description])
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+    class Task:
+        def __init__(self, slot: list[int | None]) -> None:
+            self.slot = slot
+
+        def advance(self, amount: int) -> None:
+            self.slot[1] = (self.slot[1] or 0) + amount
+
+        def update(self, completed: int, total: int | None = None) -> None:
+            self.slot[1] = completed
+
+        def done(self) -> None:
+            pass
+
+
+def test_progress_reports_bytes_and_records(tmp_path: Path, http_mirror: MirrorServer) -> None:
+    rec = _Recorder()
+    status = update_database(_settings(tmp_path, f"{http_mirror.url}/osv", ecosystems="npm,Go"), rec)
+    size = (http_mirror.root / "osv" / "npm" / "all.zip").stat().st_size
+    assert rec.tasks["Downloading npm advisories"] == [size, size]
+    total, done = rec.tasks["Building advisory database"]
+    assert total == done and done is not None and done >= status.advisories

@@ -223,9 +223,7 @@ def test_normalize_name(ecosystem: str, name: str, normalized: str) -> None:
 def test_parse_kev() -> None:
     ids = parse_kev((REAL / "kev" / "known_exploited_vulnerabilities.json").read_bytes())
     assert len(ids) > 1000 and "CVE-2021-44228" in ids
-    assert parse_kev(b'{"vulnerabilities": [{"cveID": "CVE-2024-0001"}, {"cveID": "junk"}, 5]}') == {
-        "CVE-2024-0001"
-    }
+    assert parse_kev(b'{"vulnerabilities": [{"cveID": "CVE-2024-0001"}, {"cveID": "junk"}, 5]}') == {"CVE-2024-0001"}
     for bad in (b"[]", b"{", b'{"vulnerabilities": 3}'):
         with pytest.raises(MalformedRecord):
             parse_kev(bad)

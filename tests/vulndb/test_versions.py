@@ -322,9 +322,7 @@ def test_dpkg_matches_dpkg(pairs: list[tuple[str, str]]) -> None:
 
 def _rpm_oracle(pairs: list[tuple[str, str]]) -> list[int]:
     lua = " ".join(f'print(rpm.vercmp("{a}", "{b}") .. " ")' for a, b in pairs)
-    out = subprocess.run(
-        ["rpm", "--eval", f"%{{lua: {lua}}}"], capture_output=True, text=True, check=True
-    ).stdout
+    out = subprocess.run(["rpm", "--eval", f"%{{lua: {lua}}}"], capture_output=True, text=True, check=True).stdout
     return [int(x) for x in out.split()]
 
 
@@ -361,3 +359,39 @@ def test_dpkg_key_is_transitive(vs: list[str]) -> None:
     scheme = SCHEMES["dpkg"]
     a, b, c = sorted(vs, key=scheme.key)
     assert scheme.compare(a, b) <= 0 and scheme.compare(b, c) <= 0 and scheme.compare(a, c) <= 0
+
+
+@pytest.mark.skipif(shutil.which("dpkg") is None, reason="dpkg not installed")
+def test_dpkg_table_agrees_with_dpkg() -> None:
+    """The expectations in the table are themselves checked against dpkg."""
+    rows = TABLES["dpkg"]
+    assert _dpkg_oracle([(a, b) for a, b, _ in rows]) == [want for _, _, want in rows]
+
+
+@pytest.mark.skipif(shutil.which("rpm") is None, reason="rpm not installed")
+def test_rpm_table_agrees_with_rpm() -> None:
+    rows = [(a, b, want) for a, b, want in TABLES["rpm"] if "-" not in a + b and ":" not in a + b]
+    assert _rpm_oracle([(a, b) for a, b, _ in rows]) == [want for _, _, want in rows]
+
+
+_semver_core = st.tuples(st.integers(0, 12), st.integers(0, 12), st.integers(0, 12)).map(
+    lambda t: ".".join(map(str, t))
+)
+_semver_pre = st.lists(
+    st.one_of(st.integers(0, 20).map(str), st.sampled_from(["alpha", "beta", "rc", "a1", "x-y"])),
+    min_size=1,
+    max_size=3,
+).map(".".join)
+_semver = st.builds(
+    lambda core, pre, build: core + (f"-{pre}" if pre else "") + (f"+{build}" if build else ""),
+    _semver_core,
+    st.one_of(st.none(), _semver_pre),
+    st.one_of(st.none(), st.sampled_from(["build.1", "sha.abc"])),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_semver, _semver)
+def test_semver_matches_node_semver(a: str, b: str) -> None:
+    nodesemver = pytest.importorskip("nodesemver")
+    assert SCHEMES["semver"].compare(a, b) == nodesemver.compare(a, b, False)

@@ -9,7 +9,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from garrison.cli.main import settings_from_args
 from garrison.cli.progress import progress_for
@@ -110,7 +110,7 @@ def cmd_db_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_db_status(status: object, fmt: str) -> None:
+def _print_db_status(status: Any, fmt: str) -> None:
     from garrison.vulndb.store import format_status
 
     sys.stdout.write(format_status(status, fmt))

@@ -44,13 +44,25 @@ def _add_setting_flags(p: argparse.ArgumentParser, names: Sequence[str]) -> None
     for name in names:
         flag, helptext = _SETTING_FLAGS[name]
         if isinstance(getattr(defaults, name), bool):
-            g.add_argument(flag, dest=f"set_{name}", action="store_const", const=True, default=None, help=helptext)
+            g.add_argument(
+                flag, dest=f"set_{name}", action="store_const", const=True, default=None, help=helptext
+            )
         else:
             g.add_argument(flag, dest=f"set_{name}", default=None, metavar=name.upper(), help=helptext)
 
 
-_SOURCE_SETTINGS = ("cache_dir", "no_cache", "username", "password", "insecure_registries", "tls_skip_verify",
-                    "ca_file", "platform", "docker_host", "workers")
+_SOURCE_SETTINGS = (
+    "cache_dir",
+    "no_cache",
+    "username",
+    "password",
+    "insecure_registries",
+    "tls_skip_verify",
+    "ca_file",
+    "platform",
+    "docker_host",
+    "workers",
+)
 _DB_SETTINGS = ("cache_dir", "mirror", "kev_url", "db_path", "offline")
 
 
@@ -63,33 +75,53 @@ def build_parser() -> argparse.ArgumentParser:
         "5 invalid input document, 130 interrupted.",
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    p.add_argument("--config", type=Path, default=None, help="config file (default ~/.config/garrison/config.yaml)")
+    p.add_argument(
+        "--config", type=Path, default=None, help="config file (default ~/.config/garrison/config.yaml)"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     sb = sub.add_parser("sbom", help="list what is installed in an image (an SBOM)")
     sb.add_argument("source", help="image reference or source (see below)")
     sb.add_argument("-f", "--format", default="table", choices=["table", "json", "cyclonedx", "spdx-json"])
-    sb.add_argument("-o", "--output", type=Path, default=None, help="write to FILE instead of standard output")
+    sb.add_argument(
+        "-o", "--output", type=Path, default=None, help="write to FILE instead of standard output"
+    )
     _add_setting_flags(sb, _SOURCE_SETTINGS)
     sb.set_defaults(func="garrison.cli.commands:cmd_sbom")
 
     scan = sub.add_parser("scan", help="scan for known vulnerabilities")
     scan_sub = scan.add_subparsers(dest="target", metavar="TARGET")
-    for target, helptext in (("image", "an image (registry, oci:, docker-archive:, docker:, dir:)"),
-                             ("sbom", "a CycloneDX or SPDX JSON SBOM (from garrison, trivy, syft…)"),
-                             ("dir", "a directory: installed packages and lock files")):
+    for target, helptext in (
+        ("image", "an image (registry, oci:, docker-archive:, docker:, dir:)"),
+        ("sbom", "a CycloneDX or SPDX JSON SBOM (from garrison, trivy, syft…)"),
+        ("dir", "a directory: installed packages and lock files"),
+    ):
         sp = scan_sub.add_parser(target, help=helptext)
         sp.add_argument("source", help="what to scan")
-        sp.add_argument("-f", "--format", default="table", choices=["table", "json", "sarif", "cyclonedx", "spdx-json"])
-        sp.add_argument("-o", "--output", type=Path, default=None, help="write to FILE instead of standard output")
-        sp.add_argument("--severity", default="", help="only these severities (comma list) e.g. HIGH,CRITICAL")
+        sp.add_argument(
+            "-f", "--format", default="table", choices=["table", "json", "sarif", "cyclonedx", "spdx-json"]
+        )
+        sp.add_argument(
+            "-o", "--output", type=Path, default=None, help="write to FILE instead of standard output"
+        )
+        sp.add_argument(
+            "--severity", default="", help="only these severities (comma list) e.g. HIGH,CRITICAL"
+        )
         sp.add_argument("--ignore-unfixed", action="store_true", help="hide findings with no fixed version")
-        sp.add_argument("--ignore-file", type=Path, default=None,
-                        help="YAML ignore rules (default .garrisonignore.yaml when present)")
+        sp.add_argument(
+            "--ignore-file",
+            type=Path,
+            default=None,
+            help="YAML ignore rules (default .garrisonignore.yaml when present)",
+        )
         sp.add_argument("--vex", type=Path, action="append", default=[], help="OpenVEX document (repeatable)")
-        sp.add_argument("--exit-code", type=int, default=0,
-                        help="exit with this code when findings remain after filters (a CI gate)")
+        sp.add_argument(
+            "--exit-code",
+            type=int,
+            default=0,
+            help="exit with this code when findings remain after filters (a CI gate)",
+        )
         _add_setting_flags(sp, tuple(dict.fromkeys((*_SOURCE_SETTINGS, *_DB_SETTINGS))))
         sp.set_defaults(func="garrison.cli.commands:cmd_scan")
 
@@ -162,8 +194,10 @@ def run(argv: list[str]) -> int:
     except Exception as e:  # the one place where unexpected errors become a message
         if args.debug:
             raise
-        print(f"garrison: internal error: {type(e).__name__}: {e} (run with --debug for a traceback)",
-              file=sys.stderr)
+        print(
+            f"garrison: internal error: {type(e).__name__}: {e} (run with --debug for a traceback)",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from garrison.inventory.base import AnalysisResult
+from garrison.inventory.os.release import merge as merge_release
+from garrison.inventory.purl import with_os
 from garrison.model import Artifact, Inventory, OSInfo, Package
 
 #: Where the OS identity is read from, best first (``/etc/os-release`` may be edited by the image).
-_OS_FILE_RANK = {"etc/os-release": 0, "usr/lib/os-release": 1}
 
 
 @dataclass(frozen=True)
@@ -102,11 +103,8 @@ def _merge_duplicates(pkgs: list[Package]) -> list[Package]:
 
 
 def _pick_os(results: list[tuple[str, AnalysisResult]]) -> OSInfo | None:
-    found = [(_OS_FILE_RANK.get(path, 2), path, r.os) for path, r in results if r.os is not None]
-    if not found:
-        return None
-    found.sort(key=lambda t: (t[0], t[1]))
-    return found[0][2]
+    """One OS from every release file still visible (os-release first; the others fill gaps)."""
+    return merge_release({path: r.os for path, r in results if r.os is not None})
 
 
 def apply_layers(
@@ -131,6 +129,9 @@ def apply_layers(
     packages = _merge_duplicates(packages)
     packages.sort(key=lambda p: (p.type.value, p.name, p.version, p.locations))
     os_info = _pick_os(final)
+    if os_info is not None:
+        # Analyzers see one file at a time; OS purls get their distro qualifier only now.
+        packages = [with_os(p, os_info) for p in packages]
     if os_info is not None and not any(p.type.is_os for p in packages) and not os_info.distroless:
         os_info = replace(os_info, distroless=True)
     warnings: list[str] = list(extra_warnings)

@@ -12,8 +12,6 @@ import re
 from dataclasses import replace
 from urllib.parse import quote
 
-from packageurl import PackageURL
-
 from garrison.model import OSInfo, Package, PackageType
 
 _PYPI_SEPARATORS = re.compile(r"[-_.]+")
@@ -67,6 +65,8 @@ def slow_build(
 ) -> str:
     """The reference spelling, by ``packageurl-python``; names it rejects (``/``, empty after
     normalization) get a plain percent-encoded spelling instead, since analyzers must never raise."""
+    from packageurl import PackageURL  # lazy: only the rare names the fast path cannot spell
+
     quals = {k: v for k, v in (qualifiers or {}).items() if v}
     try:
         return str(

@@ -5,8 +5,8 @@ never mutated (use :func:`dataclasses.replace`).
 """
 
 from garrison.model.artifact import Artifact, LayerInfo, SourceKind
-from garrison.model.package import OSInfo, Package, PackageType
 from garrison.model.inventory import Inventory
+from garrison.model.package import OSInfo, Package, PackageType
 from garrison.model.vuln import Advisory, Finding, MatchDetail, Severity
 
 __all__ = [

@@ -22,7 +22,12 @@ class Severity(IntEnum):
     def parse(cls, text: str) -> Severity:
         """Parse a severity name case-insensitively ("moderate" and "important" are common synonyms)."""
         t = text.strip().upper()
-        aliases = {"MODERATE": "MEDIUM", "IMPORTANT": "HIGH", "NONE": "NEGLIGIBLE", "UNIMPORTANT": "NEGLIGIBLE"}
+        aliases = {
+            "MODERATE": "MEDIUM",
+            "IMPORTANT": "HIGH",
+            "NONE": "NEGLIGIBLE",
+            "UNIMPORTANT": "NEGLIGIBLE",
+        }
         t = aliases.get(t, t)
         try:
             return cls[t]

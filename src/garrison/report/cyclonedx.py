@@ -14,13 +14,15 @@ import datetime as dt
 import warnings
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from garrison.matching.filters import Suppressed
 from garrison.model import Finding, Inventory, Package, Severity
 from garrison.report.common import TOOL_NAME, package_refs, timestamp, tool_version
 from garrison.report.json_report import sorted_packages
 from garrison.report.model import ScanReport
+
+if TYPE_CHECKING:
+    from garrison.matching.filters import Suppressed
 
 _SEVERITY = {
     Severity.CRITICAL: "critical",

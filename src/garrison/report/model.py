@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from garrison.matching.filters import FilterOptions, Suppressed
 from garrison.model import Finding, Inventory, Severity
+
+if TYPE_CHECKING:  # the matching stage is imported only when a scan runs, not for `garrison sbom`
+    from garrison.matching.filters import FilterOptions, Suppressed
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +81,7 @@ def scan_report(
 ) -> ScanReport:
     """Match ``inv`` against ``db`` (an :class:`~garrison.vulndb.store.AdvisoryDB`), apply the filters and
     return the report every renderer takes: the one call a ``scan`` command needs after the inventory."""
-    from garrison.matching.filters import apply_filters
+    from garrison.matching.filters import FilterOptions, apply_filters
     from garrison.matching.matcher import match_inventory
 
     matched = match_inventory(inv, db)

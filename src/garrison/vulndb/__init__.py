@@ -2,22 +2,34 @@
 the SQLite store (:mod:`.store`, built by :mod:`.build`), ``db update`` (:mod:`.update`) and the
 version schemes (:mod:`.versions`).
 
-Public entry points are re-exported here; import submodules directly for the rest.
+Public entry points are re-exported here lazily (PEP 562): importing a version scheme must not pull
+in httpx and the fetch code, since start-up time counts for every scan.
 """
 
-from garrison.vulndb.names import normalize_name
-from garrison.vulndb.store import AdvisoryDB, DBStatus, SourceStatus
-from garrison.vulndb.update import ensure_database, update_database
-from garrison.vulndb.versions import InvalidVersion, VersionScheme, scheme_for
+from __future__ import annotations
 
-__all__ = [
-    "AdvisoryDB",
-    "DBStatus",
-    "InvalidVersion",
-    "SourceStatus",
-    "VersionScheme",
-    "ensure_database",
-    "normalize_name",
-    "scheme_for",
-    "update_database",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "AdvisoryDB": "garrison.vulndb.store",
+    "DBStatus": "garrison.vulndb.store",
+    "SourceStatus": "garrison.vulndb.store",
+    "ensure_database": "garrison.vulndb.update",
+    "update_database": "garrison.vulndb.update",
+    "normalize_name": "garrison.vulndb.names",
+    "InvalidVersion": "garrison.vulndb.versions",
+    "VersionScheme": "garrison.vulndb.versions",
+    "scheme_for": "garrison.vulndb.versions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'garrison.vulndb' has no attribute {name!r}") from None
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = sorted(_EXPORTS)

@@ -204,9 +204,7 @@ def build_database(
         return db.status()
 
 
-def _write(
-    tmp: Path, sources: Sequence[SourceFile], kev: KevSource | None, progress: Progress, workers: int
-) -> None:
+def _write(tmp: Path, sources: Sequence[SourceFile], kev: KevSource | None, progress: Progress, workers: int) -> None:
     tasks, total = _tasks(sources)
     conn = sqlite3.connect(tmp, isolation_level=None)
     try:
@@ -284,6 +282,4 @@ def _insert_provenance(
         "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [astuple(r) for r in rows],
     )
-    conn.executemany(
-        "INSERT INTO meta VALUES (?, ?)", [("schema_version", str(SCHEMA_VERSION)), ("built_at", now())]
-    )
+    conn.executemany("INSERT INTO meta VALUES (?, ?)", [("schema_version", str(SCHEMA_VERSION)), ("built_at", now())])

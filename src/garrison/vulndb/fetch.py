@@ -16,6 +16,7 @@ import os
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -162,9 +163,17 @@ def _stream_to(resp: httpx.Response, dest: Path, progress: Progress, label: str)
 
 
 def fetch_http(
-    client: httpx.Client, url: str, cached: Path, progress: Progress, label: str, validate: bool = True
+    client: httpx.Client,
+    url: str,
+    cached: Path,
+    progress: Progress,
+    label: str,
+    validate: Callable[[Path, str], None] = check_zip,
 ) -> Fetched:
-    """Conditional, retried download of ``url`` into the cache file ``cached``."""
+    """Conditional, retried download of ``url`` into the cache file ``cached``.
+
+    ``validate(path, url)`` vets the downloaded bytes before they replace the cached copy (so a
+    bad download is never revalidated by a later 304)."""
     cached.parent.mkdir(parents=True, exist_ok=True)
     meta = _read_meta(cached) if cached.is_file() else {}
     headers: dict[str, str] = {}
@@ -187,8 +196,7 @@ def fetch_http(
             raise NotOnMirror(f"{url}: not found on the mirror (HTTP 404)")
         if resp.status_code != 200:
             raise MirrorError(f"{url}: unexpected HTTP {resp.status_code}; keeping the previous database")
-        if validate:
-            check_zip(tmp, url)
+        validate(tmp, url)
         fetched = Fetched(
             cached,
             url,
@@ -223,12 +231,19 @@ def fetch_ecosystem(
     return SourceFile(ecosystem, f.path, url, f.fetched_at, f.sha256, f.etag, f.last_modified)
 
 
+def _check_kev(path: Path, url: str) -> None:
+    try:
+        parse_kev(path.read_bytes())
+    except MalformedRecord as e:
+        raise MirrorError(f"{url}: {e}") from None
+
+
 def fetch_kev(client: httpx.Client, url: str, cache_dir: Path, progress: Progress) -> KevSource:
     """The KEV catalog; raises :class:`NotOnMirror` when absent and :class:`MirrorError` when invalid."""
     local = file_path(url)
     if local is None:
         cached = cache_dir / "db" / KEV_FILE
-        f = fetch_http(client, url, cached, progress, "KEV catalog", validate=False)
+        f = fetch_http(client, url, cached, progress, "KEV catalog", validate=_check_kev)
         local, digest, fetched_at = f.path, f.sha256, f.fetched_at
     else:
         if not local.is_file():

@@ -215,9 +215,7 @@ def parse_record(record: Any, source: str = "") -> ParsedRecord:
     if not advisory_id:
         raise MalformedRecord("empty id")
     modified = _str(r.get("modified", ""), f"{advisory_id}: modified")
-    aliases = tuple(
-        a for a in (_str(x, f"{advisory_id}: alias") for x in _list(r.get("aliases"), "aliases")) if a
-    )
+    aliases = tuple(a for a in (_str(x, f"{advisory_id}: alias") for x in _list(r.get("aliases"), "aliases")) if a)
     affected = tuple(_affected(a, advisory_id) for a in _list(r.get("affected"), f"{advisory_id}: affected"))
     severity, score, vectors = rate(r)
     advisory = Advisory(

@@ -32,7 +32,7 @@ from garrison.errors import DatabaseError, SchemaError
 from garrison.model.vuln import Advisory, Affected, AffectedRange, RangeEvent, Severity
 from garrison.vulndb.names import normalize_name
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -142,8 +142,7 @@ def decode_group(ecosystem: str, data: str) -> tuple[Affected, ...]:
     """The :class:`Affected` entries of one ``affected`` row."""
     table, entries = json.loads(data)
     ranges = [
-        tuple(AffectedRange(rtype, tuple(RangeEvent(k, v) for k, v in events)) for rtype, events in r)
-        for r in table
+        tuple(AffectedRange(rtype, tuple(RangeEvent(k, v) for k, v in events)) for rtype, events in r) for r in table
     ]
     return tuple(
         Affected(aid, ecosystem, name, ranges[i], tuple(versions) if versions else ())
@@ -189,9 +188,7 @@ def check_schema(conn: sqlite3.Connection, path: Path) -> dict[str, str]:
     try:
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     except sqlite3.DatabaseError as e:
-        raise DatabaseError(
-            f"{path} is not a garrison advisory database ({e}); run garrison db update"
-        ) from e
+        raise DatabaseError(f"{path} is not a garrison advisory database ({e}); run garrison db update") from e
     try:
         version = int(meta.get("schema_version", "0"))
     except ValueError:
@@ -203,8 +200,7 @@ def check_schema(conn: sqlite3.Connection, path: Path) -> dict[str, str]:
         )
     if version < SCHEMA_VERSION:
         raise OlderSchemaError(
-            f"database schema {version} is older than this garrison ({SCHEMA_VERSION}); "
-            "run garrison db update"
+            f"database schema {version} is older than this garrison ({SCHEMA_VERSION}); run garrison db update"
         )
     return meta
 
@@ -231,6 +227,7 @@ class AdvisoryDB:
         except sqlite3.Error as e:
             raise DatabaseError(f"cannot open advisory database {path}: {e}") from e
         try:
+            conn.execute("PRAGMA mmap_size = 268435456")  # read pages in place instead of copying them
             meta = check_schema(conn, path)
         except BaseException:
             conn.close()
@@ -287,9 +284,7 @@ class AdvisoryDB:
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            sql = (
-                f"SELECT id, aliases, severity, score, source, advisory FROM advisories WHERE id IN ({marks})"
-            )
+            sql = f"SELECT id, aliases, severity, score, source, advisory FROM advisories WHERE id IN ({marks})"
             for row in self._query(sql, chunk):
                 out[row[0]] = _decode_advisory(row)
         return out

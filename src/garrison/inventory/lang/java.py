@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import io
 import re
-import zipfile
 import zlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from garrison.inventory import purl
 from garrison.inventory.base import AnalysisResult, FileInput, MiB
@@ -34,6 +34,9 @@ MAX_ENTRIES = 100_000
 MAX_SMALL_FILE = 1 * MiB
 
 _FILENAME_VERSION = re.compile(r"^(?P<artifact>.+?)-(?P<version>\d[\w.\-+]*)$")
+
+if TYPE_CHECKING:
+    import zipfile
 
 
 class _LimitExceeded(Exception):
@@ -133,6 +136,8 @@ def _from_manifest(manifest: dict[str, str], archive_name: str) -> tuple[str, st
 
 
 def _scan_archive(scan: _Scan, data: bytes, archive_name: str, depth: int) -> None:
+    import zipfile  # lazy: keeps start-up fast when no jar is read
+
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -170,6 +175,8 @@ def _scan_archive(scan: _Scan, data: bytes, archive_name: str, depth: int) -> No
 
 
 def analyze_archive(file: FileInput) -> AnalysisResult:
+    import zipfile
+
     scan = _Scan(location=file.path, budget=MAX_TOTAL_BYTES)
     try:
         _scan_archive(scan, file.content, file.path, 0)

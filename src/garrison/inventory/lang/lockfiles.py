@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from collections.abc import Callable, Iterator
 from typing import Any
-
-import yaml
 
 from garrison.inventory import purl
 from garrison.inventory.base import AnalysisResult, FileInput, MiB
@@ -38,6 +35,18 @@ _REQ_PINNED = re.compile(
 )
 
 
+def _toml_loads(text: str) -> dict[str, Any]:
+    import tomllib  # lazy: lock files are read in dir: mode only
+
+    return tomllib.loads(text)
+
+
+def _yaml_load(text: str) -> Any:
+    import yaml  # lazy, as above
+
+    return yaml.safe_load(text)
+
+
 def parse_requirements(text: str) -> Iterator[Pair]:
     """Only exact pins (``name==1.2.3``, ``name[extra]===1.2.3``); ranges say nothing installable."""
     for raw in text.splitlines():
@@ -50,7 +59,7 @@ def parse_requirements(text: str) -> Iterator[Pair]:
 
 
 def parse_poetry_lock(text: str) -> Iterator[Pair]:
-    for pkg in tomllib.loads(text).get("package", []):
+    for pkg in _toml_loads(text).get("package", []):
         if isinstance(pkg, dict) and pkg.get("name") and pkg.get("version"):
             yield str(pkg["name"]), str(pkg["version"])
 
@@ -139,7 +148,7 @@ def _pnpm_key(key: str, slash_versions: bool) -> Pair | None:
 
 
 def parse_pnpm_lock(text: str) -> Iterator[Pair]:
-    doc = yaml.safe_load(text)
+    doc = _yaml_load(text)
     if not isinstance(doc, dict):
         return
     slash = str(doc.get("lockfileVersion", "")).startswith("5")
@@ -195,7 +204,7 @@ def _handle_go_line(verb: str, body: str, requires: dict[str, str], replaces: di
 
 
 def parse_cargo_lock(text: str) -> Iterator[Pair]:
-    for pkg in tomllib.loads(text).get("package", []):
+    for pkg in _toml_loads(text).get("package", []):
         if isinstance(pkg, dict) and pkg.get("name") and pkg.get("version"):
             yield str(pkg["name"]), str(pkg["version"])
 

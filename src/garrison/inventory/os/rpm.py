@@ -11,7 +11,6 @@ signing keys) are skipped. Installed files become ``system_files``.
 
 from __future__ import annotations
 
-import sqlite3
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +37,8 @@ def sqlite_blobs(content: bytes) -> Iterator[bytes]:
     data = bytearray(content)
     if len(data) >= 20 and data[18] == 2 and data[19] == 2:
         data[18] = data[19] = 1
+    import sqlite3  # lazy: only images with an rpm database pay for it
+
     con = sqlite3.connect(":memory:")
     try:
         con.deserialize(bytes(data))
@@ -78,6 +79,8 @@ def parse_rpmdb(path: str, content: bytes) -> tuple[list[Package], list[str], li
     packages: list[Package] = []
     files: list[str] = []
     warnings: list[str] = []
+    import sqlite3
+
     try:
         for blob in _blobs(path, content):
             try:

@@ -123,13 +123,7 @@ def _cmp_list(a: list[Item], b: list[Item]) -> int:
     for i in range(max(len(a), len(b))):
         left = a[i] if i < len(a) else None
         right = b[i] if i < len(b) else None
-        result = (
-            _cmp_item(left, right)
-            if left is not None
-            else -_cmp_item(right, None)
-            if right is not None
-            else 0
-        )
+        result = _cmp_item(left, right) if left is not None else -_cmp_item(right, None) if right is not None else 0
         if result:
             return result
     return 0
