@@ -51,5 +51,8 @@ def _build(dest: Path) -> None:
 
 def real_db_path() -> Path:
     """Path of the built database (built on first use, about half a minute)."""
-    stamp = DB_VERSION + ":" + ",".join(f"{e}={mirror_zip(e).stat().st_size}" for e in ECOSYSTEMS)
+    from garrison.vulndb.store import SCHEMA_VERSION
+
+    # The schema version is part of the key: a schema bump must rebuild the cached database.
+    stamp = f"{DB_VERSION}:schema{SCHEMA_VERSION}:" + ",".join(f"{e}={mirror_zip(e).stat().st_size}" for e in ECOSYSTEMS)
     return cached("oracle-advisory-db", stamp, _build) / "garrison.db"
