@@ -75,6 +75,11 @@ TABLES: dict[str, list[tuple[str, str, int]]] = {
         ("0", "1.0", -1),
         ("1.0_rc1_p1", "1.0_rc1", 1),
         ("1.0-r10", "1.0-r9", 1),
+        ("0.1.0_alpha_pre2", "0.1.0_alpha", -1),
+        ("2.5.1-r8", "2.5.1a-r1", -1),
+        ("0.9.28.1", "087-r1", -1),
+        ("1.6d", "1.2.07.8", 1),
+        ("1.0.0_pre20191002222144-r0", "1.0.0_pre20210530193627-r0", -1),
     ],
     "pep440": [
         ("1.0", "1.0.0", 0),
@@ -288,6 +293,35 @@ def test_sorting_with_keys() -> None:
         "1.0",
         "1.0-sp1",
     ]
+
+
+#: Maven's own canonical orderings (ComparableVersionTest, Maven 3.9 semantics), strictly ascending.
+MAVEN_ORDERS = [
+    "1-alpha2snapshot 1-alpha2 1-alpha-123 1-beta-2 1-beta123 1-m2 1-m11 1-rc 1-cr2 1-rc123 1-SNAPSHOT 1 1-sp "
+    "1-sp2 1-sp123 1-abc 1-def 1-pom-1 1-1-snapshot 1-1 1-2 1-123",
+    "2.0 2.0.a 2-1 2.0.2 2.0.123 2.1.0 2.1-a 2.1b 2.1-c 2.1-1 2.1.0.1 2.2 2.123 11.a2 11.a11 11.b2 11.b11 11.m2 "
+    "11.m11 11 11.a 11b 11c 11m",
+]
+MAVEN_EQUAL = (
+    "1=1.0 1=1-0 1=1.0-0 1a=1-a 1a=1.0-a 1a=1.0.0-a 1.0a=1-a 1x=1-x 1ga=1 1release=1 1final=1 1cr=1rc "
+    "1a1=1-alpha-1 1b2=1-beta-2 1m3=1-milestone-3 1X=1x 1.0.RC1=1.0-RC1 1.2.3.RELEASE=1.2.3"
+)
+
+
+@pytest.mark.parametrize("order", MAVEN_ORDERS)
+def test_maven_canonical_orders(order: str) -> None:
+    seq = order.split()
+    scheme = SCHEMES["maven"]
+    for i, a in enumerate(seq):
+        for b in seq[i + 1 :]:
+            assert scheme.compare(a, b) == -1, (a, b)
+    assert sorted(reversed(seq), key=scheme.key) == seq
+
+
+@pytest.mark.parametrize("pair", MAVEN_EQUAL.split())
+def test_maven_equalities(pair: str) -> None:
+    a, b = pair.split("=")
+    assert SCHEMES["maven"].compare(a, b) == 0
 
 
 # -- property tests against the real implementations ---------------------------------------------

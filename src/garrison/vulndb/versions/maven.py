@@ -1,7 +1,7 @@
 """Maven versions, ordered like Maven's ``ComparableVersion``.
 
-The version is lower-cased and split on ``.``, ``-`` and digit/letter transitions; ``-`` and a
-letter-to-digit (or digit-to-letter) transition open a nested list. Trailing "null" items
+The version is lower-cased and split on ``.``, ``-`` and digit/letter transitions; ``-``, a
+``.`` followed by a letter (Maven 3.9 semantics) and a letter/digit transition open a nested list. Trailing "null" items
 (``0``, the empty qualifier, ``ga``/``final``/``release``) are trimmed from each list. Qualifiers
 rank alpha < beta < milestone < rc (= cr) < snapshot < "" (= ga = final = release) < sp, then
 unknown qualifiers alphabetically; numbers beat lists, which beat qualifiers. Comparing against a
@@ -61,7 +61,8 @@ def parse(version: str) -> list[Item]:
         if c in ".-":
             lst.append(0 if i == start else _item(v[start:i]))
             start = i + 1
-            if c == "-":
+            # Maven 3.9 (MNG-7644): a qualifier after "." reads as one after "-" (1.0.RC1 = 1.0-RC1).
+            if c == "-" or (i + 1 < len(v) and v[i + 1].isalpha()):
                 new: list[Item] = []
                 lst.append(new)
                 lst = new
