@@ -14,7 +14,7 @@ import re
 from garrison.vulndb.versions.base import InvalidVersion, KeyScheme, clean
 
 _VERSION = re.compile(
-    r"^(?P<nums>\d+(?:\.\d+)*)(?P<letter>[a-z])?(?P<suffixes>(?:_[a-z]+\d*)*)"
+    r"^(?P<nums>\d+(?:\.\d+)*)(?:(?P<letter>[a-z])(?P<letternum>\d+)?)?(?P<suffixes>(?:_[a-z]+\d*)*)"
     r"(?:~[0-9a-f]+)?(?:-r(?P<rev>\d+))?$"
 )
 _SUFFIX = re.compile(r"_([a-z]+)(\d*)")
@@ -30,7 +30,9 @@ def key(version: str) -> tuple[object, ...]:
     if not m:
         raise InvalidVersion(f"invalid apk version {version!r}")
     nums = tuple(int(n) for n in m.group("nums").split("."))
-    letter = ord(m.group("letter")) if m.group("letter") else 0
+    # Old packages such as openssh "6.6.4p1" put digits after the letter; apk-tools orders them
+    # after the bare letter, which (letter, number) reproduces.
+    letter = (ord(m.group("letter")), int(m.group("letternum") or 0)) if m.group("letter") else (0, 0)
     suffixes: list[tuple[int, int]] = []
     for name, num in _SUFFIX.findall(m.group("suffixes")):
         if name not in _SUFFIX_RANK:
