@@ -9,6 +9,7 @@ that rename - an exception, a kill - the previous database stays in place and wo
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import sqlite3
 import zipfile
@@ -155,7 +156,10 @@ def _results(tasks: list[tuple[str, str, int, int]], total: int, workers: int) -
     if workers <= 1 or total < PARALLEL_THRESHOLD or len(tasks) < 2:
         yield from map(_parse_chunk, tasks)
         return
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+    # forkserver, not fork: the server runs updates from a thread, and forking a threaded process
+    # can copy a held lock into the child.
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx) as pool:
         yield from pool.map(_parse_chunk, tasks)
 
 

@@ -312,7 +312,7 @@ class AdvisoryDB:
     def sources(self) -> tuple[SourceStatus, ...]:
         rows = self._query(
             "SELECT name, url, fetched_at, sha256, records, skipped, withdrawn, etag, last_modified "
-            "FROM sources ORDER BY name"
+            "FROM sources ORDER BY name COLLATE NOCASE"
         )
         return tuple(SourceStatus(*r) for r in rows)
 
