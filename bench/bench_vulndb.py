@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_build:
             settings = replace(Settings(cache_dir=Path(tmp) / "cache"), mirror=args.mirror.resolve().as_uri())
             settings = replace(settings, db_path=str(db_path))
+            db_path.unlink(missing_ok=True)  # an unchanged mirror would otherwise skip the build
             t0 = time.perf_counter()
             status = update_database(settings, NO_PROGRESS)
             build = time.perf_counter() - t0

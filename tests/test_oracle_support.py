@@ -54,5 +54,6 @@ def real_db_path() -> Path:
     from garrison.vulndb.store import SCHEMA_VERSION
 
     # The schema version is part of the key: a schema bump must rebuild the cached database.
-    stamp = f"{DB_VERSION}:schema{SCHEMA_VERSION}:" + ",".join(f"{e}={mirror_zip(e).stat().st_size}" for e in ECOSYSTEMS)
+    sizes = ",".join(f"{e}={mirror_zip(e).stat().st_size}" for e in ECOSYSTEMS)
+    stamp = f"{DB_VERSION}:schema{SCHEMA_VERSION}:{sizes}"
     return cached("oracle-advisory-db", stamp, _build) / "garrison.db"

@@ -13,8 +13,9 @@ from packageurl import PackageURL
 
 from garrison.errors import UsageError
 from garrison.inventory import purl
+from garrison.inventory.cache import analyzers_key
 from garrison.inventory.os.dpkg import DpkgAnalyzer
-from garrison.inventory.registry import analyzer_fingerprint, check_unique, default_analyzers
+from garrison.inventory.registry import check_unique, default_analyzers
 from garrison.model import OSInfo, Package, PackageType
 
 
@@ -56,12 +57,12 @@ def test_duplicate_name_fails() -> None:
 
 def test_fingerprint_tracks_names_and_versions() -> None:
     base = default_analyzers()
-    fp = analyzer_fingerprint(base)
-    assert fp == analyzer_fingerprint(reversed(base))  # order does not matter
+    fp = analyzers_key(base)
+    assert fp == analyzers_key(tuple(reversed(base)))  # order does not matter
     bumped = tuple(dataclasses.replace(a, version=a.version + 1) if a.name == "dpkg" else a for a in base)
-    assert analyzer_fingerprint(bumped) != fp
-    assert analyzer_fingerprint(base[1:]) != fp
-    assert analyzer_fingerprint(default_analyzers("dir")) != fp
+    assert analyzers_key(bumped) != fp
+    assert analyzers_key(base[1:]) != fp
+    assert analyzers_key(default_analyzers("dir")) != fp
 
 
 ROUTES = [

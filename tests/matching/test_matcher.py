@@ -343,3 +343,21 @@ def test_thousand_packages_is_fast() -> None:
     elapsed = time.perf_counter() - start
     assert res.findings
     assert elapsed < 0.5, elapsed  # the ≤ 50 ms budget is checked against the real DB in the oracle test
+
+
+class FakeDBWithEcosystems(FakeDB):
+    def ecosystems(self) -> list[str]:
+        return sorted({a.ecosystem for a in self._affected})
+
+
+def test_release_missing_from_database_is_a_warning_not_a_clean_result() -> None:
+    fixed = rng(("introduced", "0"), ("fixed", "3.0.9-1"))
+    db = FakeDBWithEcosystems([aff("DEBIAN-CVE-1", "Debian:12", "openssl", fixed)])
+    old = inv(deb("libssl3", "3.0.2-1", "openssl", "3.0.2-1"), os=OSInfo("debian", "11", "bullseye"))
+    result = match_inventory(old, db)
+    assert result.findings == ()
+    assert any("Debian:11" in w and "no records" in w for w in result.warnings)
+    current = inv(deb("libssl3", "3.0.2-1", "openssl", "3.0.2-1"))
+    result12 = match_inventory(current, db)
+    assert ids(result12.findings) == ["DEBIAN-CVE-1"]
+    assert not any("no records" in w for w in result12.warnings)

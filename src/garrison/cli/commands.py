@@ -74,7 +74,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
             report = api.scan(args.source, settings, options, progress)
     with _output(args.output) as out:
         render(report, args.format, out)
-    _print_warnings(report.warnings)
+    _print_warnings((*report.inventory.warnings, *report.warnings))
     # --exit-code N: a CI gate on the findings that remain after every filter.
     return int(args.exit_code) if args.exit_code and report.findings else 0
 

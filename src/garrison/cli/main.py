@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="garrison",
         description="Container security: scan images for packages and known vulnerabilities.",
         epilog="Sources: REGISTRY/REPO[:TAG|@DIGEST], oci:DIR[:TAG], docker-archive:FILE, dir:PATH, docker:IMAGE. "
-        "Exit codes: 0 ok, 1 findings (--exit-code), 2 usage/other error, 3 source error, 4 database error, "
+        "Exit codes: 0 ok, N findings remain (--exit-code N), 2 usage error, 3 source error, 4 database error, "
         "5 invalid input document, 130 interrupted.",
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")

@@ -6,7 +6,6 @@ the lock-file analyzers, whose packages are only declared.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 
 from garrison.errors import UsageError
@@ -59,13 +58,3 @@ def default_analyzers(mode: str = "image") -> tuple[Analyzer, ...]:
     if mode == "dir":
         analyzers += LOCKFILE_ANALYZERS
     return check_unique(analyzers)
-
-
-def analyzer_fingerprint(analyzers: Iterable[Analyzer]) -> str:
-    """A short stable hash of every analyzer's name and version: the analyzer part of a layer cache key.
-
-    Bumping any analyzer's ``version`` (or adding/removing one) changes it, so cached layer results from
-    older parsers are never reused.
-    """
-    items = sorted(f"{a.name}@{a.version}" for a in analyzers)
-    return hashlib.sha256("\n".join(items).encode()).hexdigest()[:16]

@@ -1,7 +1,7 @@
 """Post-match filters: ``--ignore-unfixed``, ``--severity``, an ignore file and OpenVEX documents.
 
 Filters never drop a finding silently: suppressed findings are kept aside with the reason, so reports
-can show counts and ``--show-suppressed`` can list them.
+can show counts (and the JSON report lists them).
 
 Ignore file (YAML)::
 

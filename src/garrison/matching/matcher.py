@@ -334,6 +334,15 @@ def match_inventory(inv: Inventory, db: AdvisoryDB, resolver: SchemeResolver | N
             per_pkg.append((pkg, lk, hits))
     if skipped_os and target.reason:
         run.warnings.insert(0, f"{target.reason} ({skipped_os} packages)")
+    known = getattr(db, "ecosystems", None)
+    has_os = any(p.type.is_os for p in inv.packages)
+    if target.ecosystem and callable(known) and has_os and target.ecosystem not in known():
+        # Debian 11 or Alpine 3.22 against a mirror without them: zero findings must not look clean.
+        run.warnings.insert(
+            0,
+            f"{target.ecosystem}: the advisory database has no records for this release; "
+            "OS packages were not checked",
+        )
     ids = {h.advisory_id for _, _, hits in per_pkg for h in hits}
     advisories = db.advisories(ids) if ids else {}
     kev = db.kev() if ids else frozenset()

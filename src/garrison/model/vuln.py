@@ -9,7 +9,7 @@ from garrison.model.package import Package
 
 
 class Severity(IntEnum):
-    """Ordered severities; comparisons (``>=``) implement ``--severity`` and ``--exit-code`` thresholds."""
+    """Ordered severities; comparisons (``>=``) implement ``--severity HIGH+`` style thresholds."""
 
     UNKNOWN = 0
     NEGLIGIBLE = 1

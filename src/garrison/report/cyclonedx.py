@@ -120,7 +120,10 @@ def _bom(
     for f in findings:
         bom.vulnerabilities.add(_vulnerability(f, refs, None))
     for s in suppressed:
-        bom.vulnerabilities.add(_vulnerability(s.finding, refs, s))
+        # Only decisions about a finding (VEX, ignore rules) belong in the BOM; findings hidden by
+        # --severity or --ignore-unfixed are a view of the report, not an analysis of the vulnerability.
+        if s.filter in ("vex", "ignore-file"):
+            bom.vulnerabilities.add(_vulnerability(s.finding, refs, s))
     return bom
 
 
