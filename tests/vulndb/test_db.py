@@ -216,7 +216,27 @@ def test_malformed_records_counted_not_fatal(tmp_path: Path, mirror: Path) -> No
     status = update_database(_settings(tmp_path, mirror.as_uri(), ecosystems="npm"), NO_PROGRESS)
     row = {s.name: s for s in status.sources}["npm"]
     assert (row.records, row.skipped) == (good, 4)
+    (warning,) = [w for w in status.warnings if w.startswith("npm:")]
+    assert "4 records skipped" in warning and "BAD-4" in warning
     assert status.advisories == good
+
+
+def test_duplicate_ids_across_sources_kept_once(tmp_path: Path, mirror: Path) -> None:
+    """The same OSV record in two mirror files is stored once, from the first source."""
+    npm = mirror / "npm" / "all.zip"
+    go = mirror / "Go" / "all.zip"
+    npm_members = read_zip(npm)
+    name, data = next(iter(npm_members.items()))
+    go_members = read_zip(go)
+    go_members[name] = data
+    write_zip(go, go_members)
+    status = update_database(_settings(tmp_path, mirror.as_uri(), ecosystems="npm,Go"), NO_PROGRESS)
+    rows = {s.name: s for s in status.sources}
+    assert rows["Go"].skipped == 1 and rows["npm"].skipped == 0
+    assert any("already published by an earlier source" in w for w in status.warnings)
+    with AdvisoryDB.open(_settings(tmp_path, mirror.as_uri()).database_file) as db:
+        adv_id = json.loads(data)["id"]
+        assert db.advisory(adv_id).source == "npm"
 
 
 def test_schema_versions(tmp_path: Path, mirror: Path) -> None:
@@ -391,3 +411,36 @@ def test_progress_reports_bytes_and_records(tmp_path: Path, http_mirror: MirrorS
     assert rec.tasks["Downloading npm advisories"] == [size, size]
     total, done = rec.tasks["Building advisory database"]
     assert total == done and done is not None and done >= status.advisories
+
+
+@pytest.mark.parametrize(
+    ("mirror", "kev_url", "want"),
+    [
+        ("https://osv-vulnerabilities.storage.googleapis.com", "", ("https://www.cisa.gov/", False)),
+        ("file:///srv/vulndb/osv", "", ("file:///srv/vulndb/kev/known_exploited_vulnerabilities.json", False)),
+        ("http://mirror.local/osv/", "", ("http://mirror.local/kev/known_exploited_vulnerabilities.json", False)),
+        ("http://mirror.local", "", ("", False)),
+        ("http://mirror.local/osv", "/data/kev.json", ("/data/kev.json", True)),
+    ],
+)
+def test_kev_url_choice(mirror: str, kev_url: str, want: tuple[str, bool]) -> None:
+    from garrison.vulndb.update import _kev_url
+
+    url, explicit = _kev_url(Settings(mirror=mirror, kev_url=kev_url))
+    assert url.startswith(want[0]) and (url == "") == (want[0] == "") and explicit is want[1]
+
+
+def test_lookups_from_many_threads(tmp_path: Path, mirror: Path) -> None:
+    """One AdvisoryDB is shared by the scan's worker threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = _settings(tmp_path, mirror.as_uri())
+    update_database(settings, NO_PROGRESS)
+    conn = sqlite3.connect(settings.database_file)
+    pairs = conn.execute("SELECT ecosystem, name FROM affected").fetchall()
+    conn.close()
+    with AdvisoryDB.open(settings.database_file) as db:
+        expected = {p: db.affected(*p) for p in pairs}
+    with AdvisoryDB.open(settings.database_file) as db, ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda p: (p, db.affected(*p)), pairs * 4))
+    assert all(result == expected[p] and result for p, result in got)

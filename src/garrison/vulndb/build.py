@@ -16,7 +16,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import astuple, dataclass, field
+from dataclasses import astuple, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -78,6 +78,7 @@ class _Chunk:
     skipped: int = 0
     withdrawn: int = 0
     errors: list[str] = field(default_factory=list)
+    ids: set[str] = field(default_factory=set)
 
 
 def _members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
@@ -115,6 +116,11 @@ def _add_record(out: _Chunk, raw: bytes, source: str) -> None:
         _note(out, str(e))
         return
     adv = parsed.advisory
+    if adv.id in out.ids:
+        out.skipped += 1
+        _note(out, f"{adv.id}: published twice in one archive")
+        return
+    out.ids.add(adv.id)
     out.records += 1
     out.advisories.append(
         (
@@ -156,9 +162,11 @@ def _results(tasks: list[tuple[str, str, int, int]], total: int, workers: int) -
     if workers <= 1 or total < PARALLEL_THRESHOLD or len(tasks) < 2:
         yield from map(_parse_chunk, tasks)
         return
-    # forkserver, not fork: the server runs updates from a thread, and forking a threaded process
-    # can copy a held lock into the child.
-    ctx = multiprocessing.get_context("forkserver")
+    # fork where available: forkserver/spawn re-run the caller's __main__ (breaking unguarded
+    # scripts) and pay an import per worker. The children only parse with modules this one has
+    # already imported, so a lock copied from another thread of a server is never taken.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    ctx = multiprocessing.get_context(method)
     with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx) as pool:
         yield from pool.map(_parse_chunk, tasks)
 
@@ -196,7 +204,7 @@ def build_database(
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.unlink(missing_ok=True)
     try:
-        _write(tmp, sources, kev, progress, workers or os.cpu_count() or 1)
+        problems = _write(tmp, sources, kev, progress, workers or os.cpu_count() or 1)
         os.replace(tmp, path)
     except sqlite3.Error as e:
         raise DatabaseError(f"cannot write advisory database {path}: {e}") from e
@@ -205,10 +213,13 @@ def build_database(
     finally:
         tmp.unlink(missing_ok=True)
     with AdvisoryDB.open(path) as db:
-        return db.status()
+        status = db.status()
+    return replace(status, warnings=tuple(_warnings(status, problems)))
 
 
-def _write(tmp: Path, sources: Sequence[SourceFile], kev: KevSource | None, progress: Progress, workers: int) -> None:
+def _write(
+    tmp: Path, sources: Sequence[SourceFile], kev: KevSource | None, progress: Progress, workers: int
+) -> dict[str, list[str]]:
     tasks, total = _tasks(sources)
     conn = sqlite3.connect(tmp, isolation_level=None)
     try:
@@ -219,10 +230,14 @@ def _write(tmp: Path, sources: Sequence[SourceFile], kev: KevSource | None, prog
         conn.execute("BEGIN")
         counts: dict[str, list[int]] = {s.name: [0, 0, 0] for s in sources}
         seen: set[str] = set()
+        problems: dict[str, list[str]] = {}
         affected: dict[tuple[str, str], list[tuple[str, EncodedEntry]]] = {}
         task = progress.task("Building advisory database", total=total)
         for chunk in _results(tasks, total, workers):
-            _insert(conn, chunk, seen, counts[chunk.source], affected)
+            dupes = _insert(conn, chunk, seen, counts[chunk.source], affected)
+            notes = problems.setdefault(chunk.source, [])
+            notes.extend(chunk.errors)
+            notes.extend(f"{d}: already published by an earlier source" for d in sorted(dupes)[:MAX_ERRORS])
             task.advance(chunk.records + chunk.skipped + chunk.withdrawn)
         task.done()
         conn.executemany("INSERT INTO affected VALUES (?, ?, ?, ?, ?)", _grouped(affected))
@@ -232,6 +247,7 @@ def _write(tmp: Path, sources: Sequence[SourceFile], kev: KevSource | None, prog
         conn.execute("ANALYZE")
     finally:
         conn.close()
+    return problems
 
 
 def _insert(
@@ -240,7 +256,7 @@ def _insert(
     seen: set[str],
     counts: list[int],
     affected: dict[tuple[str, str], list[tuple[str, EncodedEntry]]],
-) -> None:
+) -> set[str]:
     # An id seen in an earlier source is the same OSV record published twice: keep the first.
     dupes = {row[0] for row in chunk.advisories if row[0] in seen}
     advisories = [row for row in chunk.advisories if row[0] not in dupes]
@@ -253,6 +269,7 @@ def _insert(
     counts[0] += chunk.records - len(dupes)
     counts[1] += chunk.skipped + len(dupes)
     counts[2] += chunk.withdrawn
+    return {str(d) for d in dupes}
 
 
 def _grouped(
@@ -263,6 +280,16 @@ def _grouped(
         entries.sort()
         ids = " ".join(dict.fromkeys(aid for aid, _ in entries))
         yield eco, name, ids, len(entries), encode_group([e for _, e in entries])
+
+
+def _warnings(status: DBStatus, problems: dict[str, list[str]]) -> list[str]:
+    """One line per source that had records skipped, with a few of the reasons."""
+    out = []
+    for src in status.sources:
+        if src.skipped:
+            examples = "; ".join(problems.get(src.name, [])[:MAX_ERRORS])
+            out.append(f"{src.name}: {src.skipped} records skipped" + (f" (e.g. {examples})" if examples else ""))
+    return out
 
 
 def _three(c: list[int]) -> tuple[int, int, int]:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from garrison.config import Settings
+from garrison.config import DEFAULT_MIRROR, Settings
 from garrison.errors import DatabaseError, MirrorError
 from garrison.progress import Progress
 from garrison.vulndb.build import KevSource, SourceFile, build_database
@@ -28,6 +28,9 @@ from garrison.vulndb.fetch import (
 )
 from garrison.vulndb.store import AdvisoryDB, DBStatus, NewerSchemaError, OlderSchemaError
 
+#: CISA's own feed, used with the public OSV bucket (which does not carry the catalog).
+CISA_KEV_URL = "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json"
+
 
 def wanted_ecosystems(settings: Settings) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(required, optional) ecosystems: the user's list (all required) or the defaults."""
@@ -42,6 +45,8 @@ def _kev_url(settings: Settings) -> tuple[str, bool]:
     if settings.kev_url:
         return settings.kev_url, True
     mirror = settings.mirror.rstrip("/")
+    if mirror == DEFAULT_MIRROR.rstrip("/"):
+        return CISA_KEV_URL, False
     local = file_path(mirror)
     if local is not None or urlsplit(mirror).path not in ("", "/"):
         return default_kev_url(mirror), False
@@ -112,7 +117,7 @@ def update_database(settings: Settings, progress: Progress, client: httpx.Client
         progress.note("Advisory database is up to date")
         return replace(same, warnings=tuple(warnings), rebuilt=False)
     status = build_database(path, sources, kev, progress, workers=max(1, settings.workers))
-    return replace(status, warnings=tuple(warnings))
+    return replace(status, warnings=(*warnings, *status.warnings))
 
 
 def ensure_database(settings: Settings, progress: Progress) -> Path:
