@@ -170,7 +170,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="garrison-bench-"))
     env = dict(os.environ, TRIVY_NO_PROGRESS="true", SYFT_CHECK_FOR_APP_UPDATE="false")
     print(
-        f"{'image':40} {'tool':9} {'cold s':>8} {'warm s':>8} {'cold MB':>8} {'warm MB':>8}   ratio cold / warm vs trivy"
+        f"{'image':40} {'tool':9} {'cold s':>8} {'warm s':>8} {'cold MB':>8} {'warm MB':>8}"
+        "   ratio cold / warm vs trivy"
     )
     try:
         for label, gref, tinput, sref in cases:
@@ -217,7 +218,8 @@ def main() -> None:
             for tool, (c, w) in results.items():
                 ratio = f"{c.seconds / t_c:5.2f}× / {w.seconds / t_w:5.2f}×"
                 print(
-                    f"{label:40} {tool:9} {c.seconds:8.2f} {w.seconds:8.2f} {c.max_rss_mb:8.0f} {w.max_rss_mb:8.0f}   {ratio}"
+                    f"{label:40} {tool:9} {c.seconds:8.2f} {w.seconds:8.2f} {c.max_rss_mb:8.0f} {w.max_rss_mb:8.0f}"
+                    f"   {ratio}"
                 )
             compare(
                 label,

@@ -79,9 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, default=None, help="config file (default ~/.config/garrison/config.yaml)"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    # The global flags are accepted after the command too (`garrison sbom IMAGE -q`): SUPPRESS keeps a
+    # subcommand from resetting what was given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress display")
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    sb = sub.add_parser("sbom", help="list what is installed in an image (an SBOM)")
+    sb = sub.add_parser("sbom", parents=[common], help="list what is installed in an image (an SBOM)")
     sb.add_argument("source", help="image reference or source (see below)")
     sb.add_argument("-f", "--format", default="table", choices=["table", "json", "cyclonedx", "spdx-json"])
     sb.add_argument(
@@ -97,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("sbom", "a CycloneDX or SPDX JSON SBOM (from garrison, trivy, syft…)"),
         ("dir", "a directory: installed packages and lock files"),
     ):
-        sp = scan_sub.add_parser(target, help=helptext)
+        sp = scan_sub.add_parser(target, parents=[common], help=helptext)
         sp.add_argument("source", help="what to scan")
         sp.add_argument(
             "-f", "--format", default="table", choices=["table", "json", "sarif", "cyclonedx", "spdx-json"]
@@ -127,10 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="manage the advisory database")
     db_sub = db.add_subparsers(dest="action", metavar="ACTION")
-    up = db_sub.add_parser("update", help="download advisories and rebuild the database")
+    up = db_sub.add_parser("update", parents=[common], help="download advisories and rebuild the database")
     _add_setting_flags(up, _DB_SETTINGS)
     up.set_defaults(func="garrison.cli.commands:cmd_db_update")
-    st = db_sub.add_parser("status", help="what is in the database and how old it is")
+    st = db_sub.add_parser("status", parents=[common], help="what is in the database and how old it is")
     st.add_argument("-f", "--format", default="table", choices=["table", "json"])
     _add_setting_flags(st, _DB_SETTINGS)
     st.set_defaults(func="garrison.cli.commands:cmd_db_status")
