@@ -27,6 +27,11 @@ def _char_weight(c: str) -> int:
     return ord(c) + 256
 
 
+#: Weights of every character a valid version can hold in a non-digit run, precomputed: the key is
+#: built for every fixed version of every advisory a package has, so this is the matcher's hot loop.
+_WEIGHTS = {c: _char_weight(c) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.+~:-"}
+
+
 def _part_key(part: str) -> tuple[tuple[tuple[int, ...], int], ...]:
     """Key of an upstream version or a revision.
 
@@ -34,15 +39,12 @@ def _part_key(part: str) -> tuple[tuple[tuple[int, ...], int], ...]:
     (after ``~``, before anything else). Trailing runs equal to the end marker are dropped and one
     end marker is appended, so ``1.0`` and ``1.0-0``'s empty and ``0`` revisions compare equal.
     """
-    runs: list[tuple[tuple[int, ...], int]] = []
-    pos = 0
-    while pos < len(part):
-        m = _RUN.match(part, pos)
-        assert m is not None  # the pattern matches the empty string
-        text, digits = m.group(1), m.group(2)
-        weights = (*(_char_weight(c) for c in text), 0)
-        runs.append((weights, int(digits) if digits else 0))
-        pos = m.end()
+    w = _WEIGHTS
+    runs: list[tuple[tuple[int, ...], int]] = [
+        ((*[w.get(c) or _char_weight(c) for c in text], 0), int(digits) if digits else 0)
+        for text, digits in _RUN.findall(part)
+        if text or digits
+    ]
     while runs and runs[-1] == _END:
         runs.pop()
     runs.append(_END)
