@@ -331,7 +331,7 @@ class RecordingProgress:
     def __init__(self) -> None:
         self.tasks: list[dict[str, object]] = []
 
-    def task(self, description: str, total: int | None = None) -> RecordingProgress.Task:
+    def task(self, description: str, total: int | None = None, unit: str = "B") -> RecordingProgress.Task:
         t = RecordingProgress.Task(description, total)
         self.tasks.append(t.state)
         return t

@@ -15,8 +15,9 @@ class Task(Protocol):
 
 
 class Progress(Protocol):
-    def task(self, description: str, total: int | None = None) -> Task:
-        """Start a task (a layer download, a database build…); ``total`` in bytes or items."""
+    def task(self, description: str, total: int | None = None, unit: str = "B") -> Task:
+        """Start a task (a layer download, a database build…); ``total`` counts ``unit``: bytes
+        (``"B"``, shown as MB and MB/s) or items such as ``"records"``."""
         ...
 
     def note(self, message: str) -> None:
@@ -36,7 +37,7 @@ class _NullTask:
 
 
 class _NullProgress:
-    def task(self, description: str, total: int | None = None) -> Task:
+    def task(self, description: str, total: int | None = None, unit: str = "B") -> Task:
         return _NullTask()
 
     def note(self, message: str) -> None:

@@ -383,7 +383,7 @@ class _Recorder:
         self.tasks: dict[str, list[int | None]] = {}
         self.notes: list[str] = []
 
-    def task(self, description: str, total: int | None = None) -> _Recorder.Task:
+    def task(self, description: str, total: int | None = None, unit: str = "B") -> _Recorder.Task:
         self.tasks[description] = [total, 0]
         return _Recorder.Task(self.tasks[description])
 

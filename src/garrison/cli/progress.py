@@ -26,6 +26,39 @@ class _RichTask:
         self._bar.update(self._id, visible=False)
 
 
+def _amount_columns() -> tuple[Any, Any]:
+    """Amount and speed: bytes as a download (``12.3/45.6 MB``, ``40 MB/s``), anything else as
+    ``n/total unit`` and ``n unit/s``."""
+    from rich.progress import DownloadColumn, ProgressColumn, TransferSpeedColumn
+    from rich.text import Text
+
+    class AmountColumn(ProgressColumn):
+        def __init__(self) -> None:
+            super().__init__()
+            self._bytes = DownloadColumn()
+
+        def render(self, task: Any) -> Text:
+            unit = task.fields.get("unit", "B")
+            if unit == "B":
+                return self._bytes.render(task)
+            total = f"/{int(task.total)}" if task.total is not None else ""
+            return Text(f"{int(task.completed)}{total} {unit}", style="progress.download")
+
+    class SpeedColumn(ProgressColumn):
+        def __init__(self) -> None:
+            super().__init__()
+            self._bytes = TransferSpeedColumn()
+
+        def render(self, task: Any) -> Text:
+            unit = task.fields.get("unit", "B")
+            if unit == "B":
+                return self._bytes.render(task)
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.0f} {unit}/s" if speed else "?", style="progress.data.speed")
+
+    return AmountColumn(), SpeedColumn()
+
+
 class RichProgress:
     """Progress bars on standard error; used as a context manager around one command."""
 
@@ -33,25 +66,22 @@ class RichProgress:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
-            DownloadColumn,
             Progress,
             TextColumn,
             TimeRemainingColumn,
-            TransferSpeedColumn,
         )
 
         self._bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            *_amount_columns(),
             TimeRemainingColumn(),
             console=Console(stderr=True),
             transient=True,
         )
 
-    def task(self, description: str, total: int | None = None) -> Task:
-        return _RichTask(self._bar, self._bar.add_task(description, total=total))
+    def task(self, description: str, total: int | None = None, unit: str = "B") -> Task:
+        return _RichTask(self._bar, self._bar.add_task(description, total=total, unit=unit))
 
     def note(self, message: str) -> None:
         self._bar.console.print(message, style="dim")

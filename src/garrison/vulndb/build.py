@@ -232,7 +232,7 @@ def _write(
         seen: set[str] = set()
         problems: dict[str, list[str]] = {}
         affected: dict[tuple[str, str], list[tuple[str, EncodedEntry]]] = {}
-        task = progress.task("Building advisory database", total=total)
+        task = progress.task("Building advisory database", total=total, unit="records")
         for chunk in _results(tasks, total, workers):
             dupes = _insert(conn, chunk, seen, counts[chunk.source], affected)
             notes = problems.setdefault(chunk.source, [])
