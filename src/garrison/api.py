@@ -99,11 +99,18 @@ def _match(inv: Inventory, settings: Settings, filters: FilterOptions, progress:
     import datetime as dt
 
     from garrison import __version__
+    from garrison.errors import DatabaseError
     from garrison.report.model import scan_report
     from garrison.vulndb.store import AdvisoryDB
-    from garrison.vulndb.update import ensure_database
 
-    db = AdvisoryDB.open(ensure_database(settings, progress))
+    try:
+        # The usual case: the database is there and current. Opening it directly spares importing the
+        # update machinery (httpx, the builder, multiprocessing: ~0.15 s of start-up) and a second open.
+        db = AdvisoryDB.open(settings.database_file)
+    except DatabaseError:  # missing, unreadable or of another schema (SchemaError is a DatabaseError)
+        from garrison.vulndb.update import ensure_database
+
+        db = AdvisoryDB.open(ensure_database(settings, progress))
     try:
         return scan_report(
             inv,

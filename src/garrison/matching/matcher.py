@@ -16,13 +16,13 @@ version keys cached per (scheme, version) string.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from garrison.matching.ecosystem import Lookup, lookup_for, os_target
 from garrison.model import Advisory, Finding, Inventory, MatchDetail, Package, PackageType, Severity
-from garrison.model.vuln import Affected, AffectedRange
+from garrison.model.vuln import Affected
 from garrison.vulndb.versions import InvalidVersion, scheme_for
 
 #: The range types we evaluate; GIT ranges need a commit graph we do not have.
@@ -113,38 +113,44 @@ class _BadEvent(Exception):
         self.value = value
 
 
-def _range_text(rng: AffectedRange) -> str:
-    return ", ".join(f"{e.kind} {e.value}" for e in rng.events)
+#: A range as the matcher reads it: ``(type, ((kind, value), …))`` or the database's ``[type, [[kind,
+#: value]…]]``; ranges are evaluated on these raw forms and only hits become model objects.
+RawRange = Sequence[Any]
 
 
-def _evaluate_range(rng: AffectedRange, vkey: Any, keys: _Keys) -> tuple[bool, tuple[str, ...]]:
-    """OSV evaluation of one ordered range: (affected, fixed versions above ``vkey``)."""
-    evs = rng.events
-    if len(evs) == 2 and evs[0].kind == "introduced" and evs[0].value == "0" and evs[1].kind == "fixed":
-        # The shape of nearly every distribution record: one key and one comparison, no sorting.
-        fk = keys.key(evs[1].value)
-        if fk is None:
-            raise _BadEvent(evs[1].value)
-        return (True, (evs[1].value,)) if vkey < fk else (False, ())
-    events: list[tuple[Any, int, str, str]] = []
+def _range_text(events: Sequence[Sequence[str]]) -> str:
+    return ", ".join(f"{kind} {value}" for kind, value in events)
+
+
+def _evaluate_range(events: Sequence[Sequence[str]], vkey: Any, keys: _Keys) -> tuple[bool, tuple[str, ...]]:
+    """OSV evaluation of one ordered range's events: (affected, fixed versions above ``vkey``)."""
+    if len(events) == 2:
+        (k0, v0), (k1, v1) = events
+        if k0 == "introduced" and v0 == "0" and k1 == "fixed":
+            # The shape of nearly every distribution record: one key and one comparison, no sorting.
+            fk = keys.key(v1)
+            if fk is None:
+                raise _BadEvent(v1)
+            return (True, (v1,)) if vkey < fk else (False, ())
+    evs: list[tuple[Any, int, str, str]] = []
     limits: list[Any] = []
-    for ev in rng.events:
-        if ev.kind not in _EVENT_ORDER:
+    for kind, value in events:
+        if kind not in _EVENT_ORDER:
             continue
-        if ev.kind == "introduced" and ev.value == "0":
-            events.append((None, 0, ev.kind, ev.value))
+        if kind == "introduced" and value == "0":
+            evs.append((None, 0, kind, value))
             continue
-        k = keys.key(ev.value)
+        k = keys.key(value)
         if k is None:
-            raise _BadEvent(ev.value)
-        if ev.kind == "limit":
+            raise _BadEvent(value)
+        if kind == "limit":
             limits.append(k)
         else:
-            events.append((k, _EVENT_ORDER[ev.kind], ev.kind, ev.value))
+            evs.append((k, _EVENT_ORDER[kind], kind, value))
     # "introduced: 0" sorts before everything.
-    events.sort(key=lambda e: (0,) if e[0] is None else (1, e[0], e[1]))
+    evs.sort(key=lambda e: (0,) if e[0] is None else (1, e[0], e[1]))
     affected = False
-    for k, _, kind, _value in events:
+    for k, _, kind, _value in evs:
         if kind == "introduced":
             if k is None or vkey >= k:
                 affected = True
@@ -157,8 +163,60 @@ def _evaluate_range(rng: AffectedRange, vkey: Any, keys: _Keys) -> tuple[bool, t
         affected = False
     if not affected:
         return False, ()
-    fixed = tuple(v for k, _, kind, v in events if kind == "fixed" and k > vkey)
+    fixed = tuple(v for k, _, kind, v in evs if kind == "fixed" and k > vkey)
     return True, fixed
+
+
+#: What one entry's range list says about one version: (matched range text or "" when none matched,
+#: sorted fixed versions, whether the list has an ordered range at all).
+_RangesVerdict = tuple[str, tuple[str, ...], bool]
+
+
+def _evaluate_ranges(ranges: Sequence[RawRange], vkey: Any, keys: _Keys) -> _RangesVerdict:
+    """All ordered ranges of one ``affected[]`` entry, in order (raises ``_BadEvent`` like the first
+    undecidable range does)."""
+    matched: list[str] = []
+    fixed: list[str] = []
+    has_ordered = False
+    for rtype, events in ranges:
+        if rtype.upper() not in _ORDERED_RANGE_TYPES:
+            continue
+        has_ordered = True
+        hit, fx = _evaluate_range(events, vkey, keys)
+        if hit:
+            matched.append(_range_text(events))
+            fixed.extend(f for f in fx if f not in fixed)
+    if matched:
+        fixed.sort(key=keys.key)
+    return "; ".join(matched), tuple(fixed), has_ordered
+
+
+def _fixed_only(fixed: str, vkey: Any, keys: _Keys) -> _RangesVerdict:
+    """:func:`_evaluate_ranges` of the one range ``introduced 0, fixed <fixed>`` (the database's shorthand)."""
+    fk = keys.key(fixed)
+    if fk is None:
+        raise _BadEvent(fixed)
+    return (f"introduced 0, fixed {fixed}", (fixed,), True) if vkey < fk else ("", (), True)
+
+
+def _listed(versions: str | Sequence[str], version: str, vkey: Any, keys: _Keys, has_ordered: bool) -> bool:
+    """Whether the entry's explicit ``versions`` list names ``version``.
+
+    OSV lists versions in the ecosystem's canonical spelling, so string equality decides; a parsed
+    comparison (``2.10`` == ``2.10.0``) is only worth its cost when the entry has no ranges at all.
+    ``versions`` is a list or the database's ``"\nv1\nv2\n"`` text (searched without splitting it).
+    """
+    if not versions:
+        return False
+    if isinstance(versions, str):
+        if f"\n{version}\n" in versions:
+            return True
+        if has_ordered:
+            return False
+        versions = versions[1:-1].split("\n")
+    elif version in versions:
+        return True
+    return not has_ordered and any(keys.key(v) == vkey for v in versions)
 
 
 def match_affected(entry: Affected, version: str, vkey: Any, keys: _Keys) -> _Hit | None:
@@ -167,27 +225,54 @@ def match_affected(entry: Affected, version: str, vkey: Any, keys: _Keys) -> _Hi
     Ranges are tried first because they also give the fixed versions; the explicit ``versions`` list
     (often an enumeration of the same ranges) decides alone only when no range matches.
     """
-    matched: list[str] = []
-    fixed: list[str] = []
-    has_ordered = False
-    for rng in entry.ranges:
-        if rng.type.upper() not in _ORDERED_RANGE_TYPES:
-            continue
-        has_ordered = True
-        hit, fx = _evaluate_range(rng, vkey, keys)
-        if hit:
-            matched.append(_range_text(rng))
-            fixed.extend(f for f in fx if f not in fixed)
+    ranges = [(r.type, [(e.kind, e.value) for e in r.events]) for r in entry.ranges]
+    matched, fixed, has_ordered = _evaluate_ranges(ranges, vkey, keys)
     if matched:
-        fixed.sort(key=keys.key)
-        return _Hit(entry.advisory_id, tuple(fixed), "; ".join(matched))
-    if not entry.versions:
-        return None
-    # OSV lists versions in the ecosystem's canonical spelling, so string equality decides; a parsed
-    # comparison (``2.10`` == ``2.10.0``) is only worth its cost when the entry has no ranges at all.
-    if version in entry.versions or (not has_ordered and any(keys.key(v) == vkey for v in entry.versions)):
+        return _Hit(entry.advisory_id, fixed, matched)
+    if _listed(entry.versions, version, vkey, keys, has_ordered):
         return _Hit(entry.advisory_id, (), "versions list")
     return None
+
+
+class _Rows(Protocol):
+    """One package's affected entries in the database's raw form (:class:`garrison.vulndb.store.Candidates`)."""
+
+    @property
+    def table(self) -> Sequence[Sequence[RawRange] | str]:
+        """Distinct range lists; a string ``X`` stands for one ECOSYSTEM range "introduced 0, fixed X"."""
+        ...
+
+    @property
+    def ids(self) -> Sequence[str]: ...
+
+    @property
+    def ranges(self) -> Sequence[int]: ...
+
+    @property
+    def versions(self) -> Sequence[str | Sequence[str]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _AffectedRows:
+    """:class:`_Rows` built from :class:`Affected` objects (a database without ``candidates``)."""
+
+    table: list[list[tuple[str, list[tuple[str, str]]]]]
+    ids: list[str]
+    ranges: list[int]
+    versions: list[tuple[str, ...]]
+
+    @classmethod
+    def of(cls, entries: Iterable[Affected]) -> _AffectedRows:
+        table: list[list[tuple[str, list[tuple[str, str]]]]] = []
+        ids: list[str] = []
+        ranges: list[int] = []
+        versions: list[tuple[str, ...]] = []
+        for e in entries:
+            ids.append(e.advisory_id)
+            ranges.append(len(table))
+            table.append([(r.type, [(ev.kind, ev.value) for ev in r.events]) for r in e.ranges])
+            versions.append(e.versions)
+        return cls(table, ids, ranges, versions)
 
 
 @dataclass
@@ -198,7 +283,7 @@ class _Run:
     resolver: SchemeResolver
     errors: tuple[type[Exception], ...]
     schemes: dict[str, _Keys | None] = field(default_factory=dict)
-    affected: dict[tuple[str, str], list[Affected]] = field(default_factory=dict)
+    affected: dict[tuple[str, str], _Rows | None] = field(default_factory=dict)
     hits: dict[Lookup, list[_Hit] | None] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     bad_events: set[tuple[str, str]] = field(default_factory=set)
@@ -211,6 +296,21 @@ class _Run:
                 self.warnings.append(f"{ecosystem}: no version scheme ({exc}); packages not checked")
                 self.schemes[ecosystem] = None
         return self.schemes[ecosystem]
+
+    def prefetch(self, lookups: Iterable[Lookup]) -> None:
+        """Fetch the rows of every lookup that will be evaluated, one batch per ecosystem."""
+        batch = getattr(self.db, "candidates", None)
+        if not callable(batch):
+            return
+        names: dict[str, dict[str, None]] = {}
+        for lk in lookups:
+            keys = self.keys_for(lk.ecosystem)
+            if keys is not None and keys.key(lk.version) is not None and (lk.ecosystem, lk.name) not in self.affected:
+                names.setdefault(lk.ecosystem, {})[lk.name] = None
+        for eco, wanted in names.items():
+            found = batch(eco, wanted)
+            for name in wanted:
+                self.affected[(eco, name)] = found.get(name)
 
     def hits_for(self, lk: Lookup) -> list[_Hit] | None:
         """Hits for one lookup; None when the installed version is not comparable."""
@@ -225,24 +325,46 @@ class _Run:
         self.hits[lk] = result
         return result
 
-    def _evaluate(self, lk: Lookup, keys: _Keys, vkey: Any) -> list[_Hit]:
+    def _rows(self, lk: Lookup) -> _Rows | None:
         ak = (lk.ecosystem, lk.name)
         if ak not in self.affected:
-            self.affected[ak] = self.db.affected(lk.ecosystem, lk.name)
+            entries = self.db.affected(lk.ecosystem, lk.name)
+            self.affected[ak] = _AffectedRows.of(entries) if entries else None
+        return self.affected[ak]
+
+    def _evaluate(self, lk: Lookup, keys: _Keys, vkey: Any) -> list[_Hit]:
+        rows = self._rows(lk)
+        if rows is None:
+            return []
+        # Each distinct range list of the package is evaluated once, whatever the number of entries.
+        verdicts: dict[int, _RangesVerdict | _BadEvent] = {}
         found: list[_Hit] = []
-        for entry in self.affected[ak]:
-            try:
-                hit = match_affected(entry, lk.version, vkey, keys)
-            except _BadEvent as bad:
-                if (entry.advisory_id, bad.value) not in self.bad_events:
-                    self.bad_events.add((entry.advisory_id, bad.value))
+        version = lk.version
+        for aid, ri, versions in zip(rows.ids, rows.ranges, rows.versions, strict=True):
+            verdict = verdicts.get(ri)
+            if verdict is None:
+                item = rows.table[ri]
+                try:
+                    if isinstance(item, str):
+                        verdict = _fixed_only(item, vkey, keys)
+                    else:
+                        verdict = _evaluate_ranges(item, vkey, keys)
+                except _BadEvent as bad:
+                    verdict = bad
+                verdicts[ri] = verdict
+            if isinstance(verdict, _BadEvent):
+                if (aid, verdict.value) not in self.bad_events:
+                    self.bad_events.add((aid, verdict.value))
                     self.warnings.append(
-                        f"{entry.advisory_id}: version {bad.value!r} does not parse as {keys.scheme.name}; "
+                        f"{aid}: version {verdict.value!r} does not parse as {keys.scheme.name}; "
                         f"range skipped for {lk.name}"
                     )
                 continue
-            if hit is not None:
-                found.append(hit)
+            matched, fixed, has_ordered = verdict
+            if matched:
+                found.append(_Hit(aid, fixed, matched))
+            elif _listed(versions, version, vkey, keys, has_ordered):
+                found.append(_Hit(aid, (), "versions list"))
         return found
 
 
@@ -319,8 +441,9 @@ def match_inventory(inv: Inventory, db: AdvisoryDB, resolver: SchemeResolver | N
     per_pkg: list[tuple[Package, Lookup, list[_Hit]]] = []
     not_comparable: list[Package] = []
     skipped_os = 0
-    for pkg in inv.packages:
-        lk = lookup_for(pkg, target)
+    lookups = [(pkg, lookup_for(pkg, target)) for pkg in inv.packages]
+    run.prefetch(lk for _, lk in lookups if lk is not None)
+    for pkg, lk in lookups:
         if lk is None:
             skipped_os += pkg.type.is_os
             continue

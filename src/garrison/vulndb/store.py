@@ -5,11 +5,12 @@ Tables (``SCHEMA_VERSION`` bumps whenever any of them changes shape):
 ``meta``        key/value: ``schema_version``, ``built_at``
 ``sources``     one provenance row per source (an OSV ecosystem zip, the KEV catalog): URL, fetch
                 time, sha256 of the bytes, records used, records skipped, withdrawn records
-``affected``    one row per (ecosystem, normalized name): the advisory ids and, as one compact
-                JSON document, every affected entry (advisory id, name as published, ranges,
-                versions; see :func:`encode_group`). A unique index on (ecosystem, name) makes
-                "what could affect this package" one indexed fetch of one row; a row per
-                advisory cost a Python row fetch and a JSON decode per advisory (twice as slow)
+``affected``    one row per (ecosystem, normalized name): the advisory ids and every affected
+                entry (advisory id, name as published, ranges as compact JSON, explicit versions
+                as plain text; see :func:`encode_group`). A unique index on (ecosystem, name)
+                makes "what could affect this package" one indexed fetch of one row (batched for
+                a whole inventory by :meth:`AdvisoryDB.candidates`); a row per advisory cost a
+                Python row fetch and a JSON decode per advisory (twice as slow)
 ``advisories``  id, aliases, severity, score, the reduced advisory as JSON and the full OSV record
                 as zlib-compressed JSON (it is rarely read and would otherwise be half the file)
 ``aliases``     alias → advisory id (CVE → DEBIAN-CVE-…, GHSA-…)
@@ -27,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from garrison.errors import DatabaseError, SchemaError
 from garrison.model.vuln import Advisory, Affected, AffectedRange, RangeEvent, Severity
@@ -35,7 +36,7 @@ from garrison.vulndb.names import normalize_name
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -113,35 +114,109 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-#: One affected entry, encoded: (``[advisory id, name`` head, ranges JSON, ``versions]`` tail).
-EncodedEntry = tuple[str, str, str]
+#: One affected entry, encoded: (advisory id, name as published, ranges JSON, versions). ``versions`` is
+#: ``"\nv1\nv2\n"`` ("" when there are none), or a JSON list when a version holds a separator character.
+EncodedEntry = tuple[str, str, str, str]
+
+#: Separators of ``affected.data``: JSON never holds a raw control character, and versions never do in
+#: practice (an entry whose versions would is stored in the JSON part instead).
+_DATA_SEP = "\x1d"
+_ENTRY_SEP = "\x1e"
+_VERSION_SEP = "\n"
 
 
 def encode_affected(a: Affected) -> EncodedEntry:
     """Encode one entry for :func:`encode_group` (done in the build's worker processes)."""
-    ranges = _compact([[r.type, [[e.kind, e.value] for e in r.events]] for r in a.ranges])
-    return (
-        "[" + _compact(a.advisory_id) + "," + _compact(a.package_name),
-        ranges,
-        _compact(list(a.versions)) + "]",
-    )
+    if (
+        len(a.ranges) == 1
+        and a.ranges[0].type == "ECOSYSTEM"
+        and len(evs := a.ranges[0].events) == 2
+        and (evs[0].kind, evs[0].value, evs[1].kind) == ("introduced", "0", "fixed")
+    ):
+        ranges = _compact(evs[1].value)  # nearly every distribution entry: "fixed X" alone
+    else:
+        ranges = _compact([[r.type, [[e.kind, e.value] for e in r.events]] for r in a.ranges])
+    if any(_DATA_SEP in v or _ENTRY_SEP in v or _VERSION_SEP in v for v in a.versions):
+        versions = _compact(list(a.versions))
+    elif a.versions:
+        versions = _VERSION_SEP + _VERSION_SEP.join(a.versions) + _VERSION_SEP
+    else:
+        versions = ""
+    return (a.advisory_id, a.package_name, ranges, versions)
 
 
 def encode_group(entries: Sequence[EncodedEntry]) -> str:
-    """``affected.data`` for one package: ``[[ranges…], [[advisory id, name, ranges index, versions]…]]``.
+    """``affected.data`` for one package: a JSON document, then the versions lists as plain text.
 
-    Distinct range lists are stored once per package (the same "introduced 0, fixed X" recurs for
-    every CVE fixed by one upload), so decoding builds each :class:`AffectedRange` once.
+    The JSON part is ``[[ranges…], [advisory id…], [ranges index…], names, [[entry, [versions…]]…]]``:
+    distinct range lists are stored once per package (the same "introduced 0, fixed X" recurs for every
+    CVE fixed by one upload), so matching evaluates each once; the list that is just one ECOSYSTEM
+    range "introduced 0, fixed X" (most of a distribution's entries) is stored as the string X;
+    ``names`` is the one name every entry was published under, or a list of them. The explicit
+    ``versions`` lists (hundreds of versions per PyPI advisory, most of the bytes) follow ``\x1d`` as
+    ``\x1e``-separated ``"\nv1\nv2\n"`` texts, one per entry: matching asks "is this version listed"
+    with a substring search instead of decoding JSON.
+    The rare list holding a separator character is stored in the last JSON member instead.
     """
     index: dict[str, int] = {}
-    parts: list[str] = []
-    for head, ranges, tail in entries:
-        i = index.setdefault(ranges, len(index))
-        parts.append(f"{head},{i},{tail}")
-    return "[[" + ",".join(index) + "],[" + ",".join(parts) + "]]"
+    ids: list[str] = []
+    ris: list[int] = []
+    names: list[str] = []
+    inline: list[str] = []
+    texts: list[str] = []
+    for i, (aid, name, ranges, versions) in enumerate(entries):
+        ids.append(aid)
+        names.append(name)
+        ris.append(index.setdefault(ranges, len(index)))
+        if versions.startswith("["):
+            inline.append(f"[{i},{versions}]")
+            texts.append("")
+        else:
+            texts.append(versions)
+    head = (
+        "[["
+        + ",".join(index)
+        + "],"
+        + _compact(ids)
+        + ","
+        + _compact(ris)
+        + ","
+        + _compact(names[0] if len(set(names)) == 1 else names)
+        + ",["
+        + ",".join(inline)
+        + "]]"
+    )
+    body = _ENTRY_SEP.join(texts) if any(texts) else ""
+    return head + _DATA_SEP + body
 
 
-def _without_gc(fn: Callable[[str, str], _T], a: str, b: str) -> _T:
+class Candidates(NamedTuple):
+    """What matching needs of one ``affected`` row, decoded without building model objects."""
+
+    #: Distinct range lists: ``[[type, [[kind, value]…]]…]``, or ``X`` for ``[["ECOSYSTEM", [["introduced",
+    #: "0"], ["fixed", X]]]]``.
+    table: list[list[list[Any]] | str]
+    #: Per entry: advisory id, index into ``table``, published name.
+    ids: list[str]
+    ranges: list[int]
+    names: list[str]
+    #: Per entry: ``"\nv1\nv2\n"`` ("" for none) or a list of versions.
+    versions: list[str | list[str]]
+
+
+def decode_candidates(data: str) -> Candidates:
+    """The raw form of one ``affected`` row (see :func:`encode_group`)."""
+    head, _, body = data.partition(_DATA_SEP)
+    table, ids, ris, names, inline = json.loads(head)
+    versions: list[str | list[str]] = list(body.split(_ENTRY_SEP)) if body else [""] * len(ids)
+    for i, listed in inline:
+        versions[i] = listed
+    if isinstance(names, str):
+        names = [names] * len(ids)
+    return Candidates(table, ids, ris, names, versions)
+
+
+def _without_gc(fn: Callable[[Any], _T], a: Any) -> _T:
     """Run ``fn`` with the cyclic garbage collector paused.
 
     Decoding builds thousands of small acyclic objects; each allocation burst triggers a
@@ -152,22 +227,37 @@ def _without_gc(fn: Callable[[str, str], _T], a: str, b: str) -> _T:
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return fn(a, b)
+        return fn(a)
     finally:
         if was_enabled:
             gc.enable()
 
 
+def _decode_rows(rows: list[tuple[str, str]]) -> dict[str, Candidates]:
+    return {name: decode_candidates(data) for name, data in rows}
+
+
+def affected_from_candidates(ecosystem: str, c: Candidates) -> tuple[Affected, ...]:
+    """The :class:`Affected` model objects of a decoded row."""
+    ranges = [
+        (AffectedRange("ECOSYSTEM", (RangeEvent("introduced", "0"), RangeEvent("fixed", r))),)
+        if isinstance(r, str)
+        else tuple(AffectedRange(rtype, tuple(RangeEvent(k, v) for k, v in events)) for rtype, events in r)
+        for r in c.table
+    ]
+    out = []
+    for aid, i, name, versions in zip(c.ids, c.ranges, c.names, c.versions, strict=True):
+        if isinstance(versions, str):
+            listed = tuple(versions[1:-1].split(_VERSION_SEP)) if versions else ()
+        else:
+            listed = tuple(versions)
+        out.append(Affected(aid, ecosystem, name, ranges[i], listed))
+    return tuple(out)
+
+
 def decode_group(ecosystem: str, data: str) -> tuple[Affected, ...]:
     """The :class:`Affected` entries of one ``affected`` row."""
-    table, entries = json.loads(data)
-    ranges = [
-        tuple(AffectedRange(rtype, tuple(RangeEvent(k, v) for k, v in events)) for rtype, events in r) for r in table
-    ]
-    return tuple(
-        Affected(aid, ecosystem, name, ranges[i], tuple(versions) if versions else ())
-        for aid, name, i, versions in entries
-    )
+    return affected_from_candidates(ecosystem, decode_candidates(data))
 
 
 def encode_advisory(a: Advisory) -> str:
@@ -233,7 +323,8 @@ class AdvisoryDB:
         self.path = path
         self._meta = meta
         self._lock = threading.Lock()
-        self._cache: OrderedDict[tuple[str, str], tuple[Affected, ...]] = OrderedDict()
+        #: (ecosystem, normalized name) → decoded row, () when the database has none.
+        self._cache: OrderedDict[tuple[str, str], Candidates | tuple[()]] = OrderedDict()
         self._kev: frozenset[str] | None = None
 
     @classmethod
@@ -268,23 +359,45 @@ class AdvisoryDB:
                 raise DatabaseError(f"advisory database {self.path}: {e}") from e
 
     def affected(self, ecosystem: str, name: str) -> list[Affected]:
-        """Every affected entry for the package, whatever its version (matching decides that).
+        """Every affected entry for the package, whatever its version (matching decides that)."""
+        found = self.candidates(ecosystem, [name]).get(name)
+        return list(affected_from_candidates(ecosystem, found)) if found else []
 
-        One indexed query per (ecosystem, name), memoized: images repeat packages a lot.
+    def candidates(self, ecosystem: str, names: Iterable[str]) -> dict[str, Candidates]:
+        """The raw affected rows of ``names`` (as given; absent when the database has none), for the matcher.
+
+        Batched (one indexed query per 500 names) and memoized per normalized name: images repeat
+        packages a lot, and a long-lived caller (a server, the tests) matches the same names again.
         """
-        key = (ecosystem, normalize_name(ecosystem, name))
+        wanted: dict[str, list[str]] = {}
+        for name in names:
+            wanted.setdefault(normalize_name(ecosystem, name), []).append(name)
+        out: dict[str, Candidates] = {}
+        missing: list[str] = []
         with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-                return list(hit)
-        rows = self._query("SELECT data FROM affected WHERE ecosystem = ? AND name = ?", key)
-        result = _without_gc(decode_group, ecosystem, rows[0][0]) if rows else ()
+            for norm, given in wanted.items():
+                hit = self._cache.get((ecosystem, norm))
+                if hit is None:
+                    missing.append(norm)
+                    continue
+                self._cache.move_to_end((ecosystem, norm))
+                if hit:
+                    out.update(dict.fromkeys(given, hit))
+        fetched: dict[str, Candidates] = {}
+        for i in range(0, len(missing), 500):
+            chunk = missing[i : i + 500]
+            sql = f"SELECT name, data FROM affected WHERE ecosystem = ? AND name IN ({','.join('?' * len(chunk))})"
+            rows = self._query(sql, [ecosystem, *chunk])
+            fetched.update(_without_gc(_decode_rows, rows))
         with self._lock:
-            self._cache[key] = result
-            if len(self._cache) > _CACHE_SIZE:
+            for norm in missing:
+                found = fetched.get(norm, ())
+                self._cache[(ecosystem, norm)] = found
+                if found:
+                    out.update(dict.fromkeys(wanted[norm], found))
+            while len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
-        return list(result)
+        return out
 
     def advisory(self, advisory_id: str) -> Advisory:
         """The advisory with this id, or the one it is an alias of; raises ``KeyError`` when unknown."""
