@@ -122,13 +122,16 @@ def test_gzip_bomb_is_capped(sandbox: Settings) -> None:
 def _peak_rss_mb(ref: str, cache: Path, **settings: object) -> tuple[int, str]:
     """Scan in a child process; (peak RSS in MB, its stdout)."""
     code = (
-        "import resource, sys\n"
+        "import sys\n"
         "from pathlib import Path\n"
         "from garrison.api import inventory\n"
         "from garrison.config import Settings\n"
         f"inv = inventory({ref!r}, Settings(cache_dir=Path({str(cache)!r}), **{settings!r}))\n"
         "print(len(inv.packages), len(inv.warnings))\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+        # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across execve, so a child of a big pytest process
+        # would report the parent's size; the high-water mark of the new address space starts afresh.
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
+        "print(int(hwm.split()[1]) // 1024)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
