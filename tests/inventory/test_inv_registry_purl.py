@@ -13,9 +13,10 @@ from packageurl import PackageURL
 
 from garrison.errors import UsageError
 from garrison.inventory import purl
+from garrison.inventory.base import FileInput
 from garrison.inventory.cache import analyzers_key
 from garrison.inventory.os.dpkg import DpkgAnalyzer
-from garrison.inventory.registry import check_unique, default_analyzers
+from garrison.inventory.registry import Declared, check_unique, declared_analyzers, default_analyzers
 from garrison.model import OSInfo, Package, PackageType
 
 
@@ -48,6 +49,32 @@ def test_image_and_dir_modes() -> None:
     } <= dir_names - set(names)
     with pytest.raises(UsageError):
         default_analyzers("bogus")
+
+
+@pytest.mark.parametrize("mode", ["image", "dir"])
+def test_declared_names_and_versions_are_the_analyzers_own(mode: str) -> None:
+    """The registry lists image analyzers by name and version without importing them (the cache key
+    of a warm scan needs nothing more); each entry must say what the analyzer itself says."""
+    declared = declared_analyzers(mode)
+    real = default_analyzers(mode)
+    assert not any(isinstance(a, Declared) for a in real)
+    assert [(a.name, a.version) for a in declared] == [(a.name, a.version) for a in real]
+    for d in declared:
+        if isinstance(d, Declared):
+            a = d.load()
+            assert (d.name, d.version, d.max_bytes) == (a.name, a.version, a.max_bytes), d.target
+    assert analyzers_key(declared) == analyzers_key(real)
+
+
+def test_declared_analyzer_delegates() -> None:
+    dpkg = next(a for a in declared_analyzers() if a.name == "dpkg")
+    assert isinstance(dpkg, Declared)
+    assert dpkg.wants("var/lib/dpkg/status", 10, 0o644)
+    assert not dpkg.wants("etc/passwd", 10, 0o644)
+    assert dpkg.path_prefixes == ("var/lib/dpkg/",)  # dispatch hints too
+    assert dpkg.analyze(FileInput("var/lib/dpkg/info/x.list", b"/usr/bin/x\n")).system_files == ("usr/bin/x",)
+    with pytest.raises(AttributeError):
+        dpkg.no_such_attribute
 
 
 def test_duplicate_name_fails() -> None:

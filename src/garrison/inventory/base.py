@@ -5,6 +5,23 @@ parse function from one file's bytes to packages. The walker asks every analyzer
 file of a layer, reads the wanted files once, and calls ``analyze()``. Results are cached per layer
 (keyed by the layer's diff_id plus every analyzer's name and version), so bumping ``version`` after a
 parser change invalidates stale cache entries.
+
+Dispatch hints. ``wants`` runs for every entry of every layer, so an analyzer may also declare, as
+plain class attributes, cheap conditions that the walker checks for all analyzers at once (one set
+lookup, one ``startswith``/``endswith`` over a tuple) before it calls any ``wants``:
+
+* ``paths: frozenset[str]`` — the exact paths it can want;
+* ``path_prefixes: tuple[str, ...]`` — it only wants paths starting with one of these;
+* ``basenames: frozenset[str]`` / ``suffixes: tuple[str, ...]`` — it only wants files whose base name
+  is one of these or ends with one of these (declared by :class:`~garrison.inventory.lang.spec.FileAnalyzer`);
+* ``executables_only: bool`` with ``min_size: int`` — it only wants files with an executable bit
+  that are at least ``min_size`` bytes.
+
+The path hints combine with *or* (any declared one matching is enough), ``executables_only`` with
+*and*. A hint only decides whether ``wants`` is asked: every hint must be implied by ``wants``
+returning true, and ``wants`` still has the last word. An analyzer without hints is asked for every
+file. ``tests/inventory/test_inv_dispatch.py`` checks the hints against ``wants`` for every
+registered analyzer.
 """
 
 from __future__ import annotations

@@ -27,6 +27,10 @@ _RPM_NAMESPACES = {"rhel": "redhat", "ol": "oracle", "amzn": "amazon", "opensuse
 _PLAIN = re.compile(r"[A-Za-z0-9._~:+-]*")
 # Names and namespace segments no purl type rewrites (some types lower-case or re-separate them).
 _PLAIN_NAME = re.compile(r"[a-z0-9._-]+")
+# deb and rpm names may also hold "+" (``libstdc++6``), which packageurl spells "%2B" for these types
+# (apk, npm, pypi and composer lower-case the escape too, so they keep the reference path).
+_PLAIN_NAME_PLUS = re.compile(r"[a-z0-9._+-]+")
+_PLUS_NAME_TYPES = frozenset(("deb", "rpm"))
 
 
 def _build(
@@ -41,12 +45,14 @@ def _build(
     percent-encoding apply. ``tests/inventory/test_purl.py`` checks that both paths agree."""
     quals = {k: v for k, v in (qualifiers or {}).items() if v}
     if (
-        _PLAIN_NAME.fullmatch(name)
+        (_PLAIN_NAME.fullmatch(name) or (type_ in _PLUS_NAME_TYPES and _PLAIN_NAME_PLUS.fullmatch(name)))
         and _PLAIN.fullmatch(version)
         and (not namespace or all(_PLAIN_NAME.fullmatch(seg) for seg in namespace.split("/")))
         and all(_PLAIN.fullmatch(v) for v in quals.values())
         and (type_ != "pypi" or "_" not in name)
     ):
+        if "+" in name:
+            name = name.replace("+", "%2B")
         out = f"pkg:{type_}/{namespace}/{name}" if namespace else f"pkg:{type_}/{name}"
         if version:
             out += "@" + version.replace("+", "%2B")

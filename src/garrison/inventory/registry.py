@@ -2,41 +2,86 @@
 
 ``image`` mode reads what is installed; ``dir`` mode (a source tree or a root filesystem on disk) adds
 the lock-file analyzers, whose packages are only declared.
+
+The image analyzers are listed by name, version and where they live, and imported only when a layer
+has to be walked: a fully cached scan needs nothing but the names and versions (they make the cache
+key), and importing the analyzer modules is a large part of a warm start. ``name`` and ``version``
+here must equal the analyzer's own; ``tests/inventory/test_inv_registry_purl.py`` checks that every
+entry does.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
+from typing import Any
 
 from garrison.errors import UsageError
-from garrison.inventory.base import Analyzer
-from garrison.inventory.lang import dotnet, java, npm, php, python, ruby
-from garrison.inventory.lang.gobinary import GoBinaryAnalyzer
-from garrison.inventory.lang.lockfiles import LOCKFILE_ANALYZERS
-from garrison.inventory.lang.rust import RustBinaryAnalyzer
-from garrison.inventory.os.apk import ApkAnalyzer
-from garrison.inventory.os.dpkg import DpkgAnalyzer
-from garrison.inventory.os.release import ReleaseAnalyzer
-from garrison.inventory.os.rpm import RpmAnalyzer
+from garrison.inventory.base import AnalysisResult, Analyzer, FileInput
 
 MODES = ("image", "dir")
 
+#: Loaded analyzers by target (analyzers are immutable, so one instance serves every scan).
+_LOADED: dict[str, Analyzer] = {}
 
-def _image_analyzers() -> tuple[Analyzer, ...]:
-    return (
-        ReleaseAnalyzer(),
-        DpkgAnalyzer(),
-        ApkAnalyzer(),
-        RpmAnalyzer(),
-        python.ANALYZER,
-        npm.ANALYZER,
-        java.ANALYZER,
-        ruby.ANALYZER,
-        dotnet.ANALYZER,
-        php.ANALYZER,
-        GoBinaryAnalyzer(),
-        RustBinaryAnalyzer(),
-    )
+
+class Declared:
+    """An analyzer by name and version, imported on first use. It is a complete analyzer (everything
+    but ``name`` and ``version`` is delegated to the loaded one); scans call :meth:`load` before
+    walking a layer so that the per-file calls go straight to the real analyzer. (A plain class, not
+    a dataclass: defining one costs more at every start than this whole list.)"""
+
+    __slots__ = ("name", "target", "version")
+
+    def __init__(self, name: str, version: int, target: str) -> None:
+        self.name = name
+        self.version = version
+        #: ``module:attribute`` of an analyzer class (instantiated without arguments) or object.
+        self.target = target
+
+    def __repr__(self) -> str:
+        return f"Declared({self.name!r}, {self.version!r}, {self.target!r})"
+
+    def load(self) -> Analyzer:
+        analyzer = _LOADED.get(self.target)
+        if analyzer is None:
+            module, _, attr = self.target.partition(":")
+            obj = getattr(importlib.import_module(module), attr)
+            analyzer = obj() if isinstance(obj, type) else obj
+            _LOADED[self.target] = analyzer
+        return analyzer
+
+    @property
+    def max_bytes(self) -> int:
+        return self.load().max_bytes
+
+    def wants(self, path: str, size: int, mode: int) -> bool:
+        return self.load().wants(path, size, mode)
+
+    def analyze(self, file: FileInput) -> AnalysisResult:
+        return self.load().analyze(file)
+
+    def __getattr__(self, attr: str) -> Any:
+        # Optional attributes (the dispatch hints) of the real analyzer; never the object protocol.
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return getattr(self.load(), attr)
+
+
+_IMAGE: tuple[Declared, ...] = (
+    Declared("os-release", 1, "garrison.inventory.os.release:ReleaseAnalyzer"),
+    Declared("dpkg", 1, "garrison.inventory.os.dpkg:DpkgAnalyzer"),
+    Declared("apk", 1, "garrison.inventory.os.apk:ApkAnalyzer"),
+    Declared("rpm", 1, "garrison.inventory.os.rpm:RpmAnalyzer"),
+    Declared("python-dist", 1, "garrison.inventory.lang.python:ANALYZER"),
+    Declared("npm-package", 1, "garrison.inventory.lang.npm:ANALYZER"),
+    Declared("java-archive", 1, "garrison.inventory.lang.java:ANALYZER"),
+    Declared("ruby-gemspec", 1, "garrison.inventory.lang.ruby:ANALYZER"),
+    Declared("dotnet-deps", 1, "garrison.inventory.lang.dotnet:ANALYZER"),
+    Declared("php-composer", 1, "garrison.inventory.lang.php:ANALYZER"),
+    Declared("go-binary", 1, "garrison.inventory.lang.gobinary:GoBinaryAnalyzer"),
+    Declared("rust-binary", 1, "garrison.inventory.lang.rust:RustBinaryAnalyzer"),
+)
 
 
 def check_unique(analyzers: Iterable[Analyzer]) -> tuple[Analyzer, ...]:
@@ -50,11 +95,23 @@ def check_unique(analyzers: Iterable[Analyzer]) -> tuple[Analyzer, ...]:
     return out
 
 
-def default_analyzers(mode: str = "image") -> tuple[Analyzer, ...]:
-    """The analyzers for a scan mode (``image`` or ``dir``)."""
+def declared_analyzers(mode: str = "image") -> tuple[Analyzer, ...]:
+    """The analyzers for a scan mode, the image ones not imported yet (see :class:`Declared`)."""
     if mode not in MODES:
         raise UsageError(f"unknown analysis mode {mode!r} (expected one of {', '.join(MODES)})")
-    analyzers: tuple[Analyzer, ...] = _image_analyzers()
+    analyzers: tuple[Analyzer, ...] = _IMAGE
     if mode == "dir":
+        from garrison.inventory.lang.lockfiles import LOCKFILE_ANALYZERS
+
         analyzers += LOCKFILE_ANALYZERS
     return check_unique(analyzers)
+
+
+def loaded(analyzers: Iterable[Analyzer]) -> tuple[Analyzer, ...]:
+    """The analyzers with every :class:`Declared` one replaced by the real analyzer."""
+    return tuple(a.load() if isinstance(a, Declared) else a for a in analyzers)
+
+
+def default_analyzers(mode: str = "image") -> tuple[Analyzer, ...]:
+    """The analyzers for a scan mode (``image`` or ``dir``), imported."""
+    return loaded(declared_analyzers(mode))

@@ -67,47 +67,125 @@ def _safe(analyzer: Analyzer, file: FileInput) -> AnalysisResult:
         return AnalysisResult(warnings=(f"{file.path}: analyzer {analyzer.name} failed: {exc!r}",))
 
 
+_EXEC_BITS = 0o111
+
+
+class _Gate:
+    """One analyzer's dispatch hints (see :mod:`garrison.inventory.base`); ``None`` = not declared.
+
+    A plain class: it is created once per layer walk, and a dataclass would cost more to define (at
+    import, on every start) than it saves."""
+
+    __slots__ = ("analyzer", "basenames", "by_path", "exec_min", "index", "paths", "prefixes", "suffixes")
+
+    def __init__(
+        self,
+        index: int,
+        analyzer: Analyzer,
+        paths: frozenset[str] | None,
+        prefixes: tuple[str, ...] | None,
+        basenames: frozenset[str] | None,
+        suffixes: tuple[str, ...] | None,
+        exec_min: int | None,
+        by_path: bool,
+    ) -> None:
+        self.index = index
+        self.analyzer = analyzer
+        self.paths = paths
+        self.prefixes = prefixes
+        self.basenames = basenames
+        self.suffixes = suffixes
+        #: ``executables_only``: the smallest size asked about; None when not declared.
+        self.exec_min = exec_min
+        #: Any path hint declared (``paths``, ``path_prefixes`` or ``basenames``/``suffixes``).
+        self.by_path = by_path
+
+    def open_for(self, path: str, base: str, size: int, mode: int) -> bool:
+        if self.by_path and not (
+            (self.paths is not None and path in self.paths)
+            or (self.prefixes is not None and path.startswith(self.prefixes))
+            or (self.basenames is not None and (base in self.basenames or base.endswith(self.suffixes or ())))
+        ):
+            return False
+        return self.exec_min is None or (bool(mode & _EXEC_BITS) and size >= self.exec_min)
+
+
+def _gate(i: int, a: Analyzer) -> _Gate:
+    paths = getattr(a, "paths", None)
+    prefixes = getattr(a, "path_prefixes", None)
+    bases = getattr(a, "basenames", None)
+    sfx = getattr(a, "suffixes", None)
+    exe = getattr(a, "executables_only", False)
+    if not isinstance(bases, frozenset | set) or not isinstance(sfx, tuple):
+        bases = sfx = None
+    paths = frozenset(paths) if isinstance(paths, frozenset | set) else None
+    if not isinstance(prefixes, tuple) or not all(isinstance(x, str) for x in prefixes):
+        prefixes = None
+    return _Gate(
+        index=i,
+        analyzer=a,
+        paths=paths,
+        prefixes=prefixes,
+        basenames=frozenset(bases) if bases is not None else None,
+        suffixes=sfx,
+        exec_min=int(getattr(a, "min_size", 0) or 0) if exe is True else None,
+        by_path=paths is not None or prefixes is not None or bases is not None,
+    )
+
+
 class Dispatch:
     """One precomputed ``wants`` for all analyzers, called once per file.
 
-    Analyzers that declare ``basenames``/``suffixes`` (the data-declared ones) are only asked when the
-    file's base name matches (one set lookup and one ``endswith`` for all of them together); the others
-    are asked every time. The answer keeps the analyzers' declared order.
+    Analyzers declare cheap dispatch hints (exact ``paths``, ``path_prefixes``, ``basenames``/``suffixes``,
+    ``executables_only``; see :mod:`garrison.inventory.base`). A file that matches no analyzer's hints
+    is rejected with one set lookup, one ``startswith`` and one ``endswith`` over tuples and a mode
+    test, without calling any ``wants``; otherwise only the analyzers whose hints match are asked.
+    Analyzers without hints are asked every time. The answer keeps the analyzers' declared order.
     """
 
     def __init__(self, analyzers: Sequence[Analyzer]) -> None:
-        self.analyzers = tuple(analyzers)
-        self._always: list[tuple[int, Analyzer]] = []
-        self._by_base: dict[str, list[tuple[int, Analyzer]]] = {}
-        self._by_suffix: list[tuple[tuple[str, ...], int, Analyzer]] = []
-        suffixes: list[str] = []
-        for i, a in enumerate(self.analyzers):
-            bases = getattr(a, "basenames", None)
-            sfx = getattr(a, "suffixes", None)
-            if not isinstance(bases, frozenset | set) or not isinstance(sfx, tuple):
-                self._always.append((i, a))
-                continue
-            for b in bases:
-                self._by_base.setdefault(b, []).append((i, a))
-            if sfx:
-                self._by_suffix.append((sfx, i, a))
-                suffixes.extend(sfx)
-        self._suffixes = tuple(suffixes)
+        from garrison.inventory.registry import loaded
+
+        # Registry entries are imported here, once the layer's reader threads are already inflating
+        # and hashing, and the per-file calls then go straight to the real analyzers.
+        self.analyzers = loaded(analyzers)
+        self._gates = tuple(_gate(i, a) for i, a in enumerate(self.analyzers))
+        self._always = any(not g.by_path and g.exec_min is None for g in self._gates)
+        exact: set[str] = set()
+        prefixes: list[str] = []
+        tails: list[str] = []
+        exec_min: int | None = None
+        for g in self._gates:
+            if g.by_path:
+                exact |= g.paths or frozenset()
+                exact |= g.basenames or frozenset()  # a base name at the image root is the whole path
+                prefixes += g.prefixes or ()
+                # base == b  ⇒  path ends with "/" + b (or is b);  base.endswith(s)  ⇒  path.endswith(s)
+                tails += ["/" + b for b in sorted(g.basenames or ())]
+                tails += g.suffixes or ()
+            elif g.exec_min is not None:
+                exec_min = g.exec_min if exec_min is None else min(exec_min, g.exec_min)
+        self._exact = frozenset(exact)
+        self._prefixes = tuple(prefixes)
+        self._tails = tuple(tails)
+        # No executable-only analyzer: a size no file reaches, so the mode test never passes.
+        self._exec_min = exec_min if exec_min is not None else 1 << 62
 
     def __call__(self, path: str, size: int, mode: int) -> list[Analyzer]:
-        hits = [(i, a) for i, a in self._always if a.wants(path, size, mode)]
-        base = path[path.rfind("/") + 1 :]
-        cands = self._by_base.get(base)
-        if cands or (self._suffixes and base.endswith(self._suffixes)):
-            seen = {i for i, _ in hits}
-            more = list(cands or ())
-            more += [(i, a) for sfx, i, a in self._by_suffix if base.endswith(sfx)]
-            for i, a in more:
-                if i not in seen and a.wants(path, size, mode):
-                    seen.add(i)
-                    hits.append((i, a))
-            hits.sort(key=lambda t: t[0])
-        return [a for _, a in hits]
+        if (
+            self._always
+            or path in self._exact
+            or path.startswith(self._prefixes)
+            or path.endswith(self._tails)
+            or (mode & _EXEC_BITS and size >= self._exec_min)
+        ):
+            base = path[path.rfind("/") + 1 :]
+            return [
+                g.analyzer
+                for g in self._gates
+                if g.open_for(path, base, size, mode) and g.analyzer.wants(path, size, mode)
+            ]
+        return []
 
 
 @dataclass
@@ -322,10 +400,10 @@ def scan_image(
 
 def scan_reference(reference: str, settings: Settings, progress: Progress) -> Inventory:
     """Open ``reference`` (any source syntax) and inventory it with the default analyzers."""
-    from garrison.inventory.registry import default_analyzers
+    from garrison.inventory.registry import declared_analyzers
     from garrison.sources import open_source
 
     source = open_source(reference, settings)
     with source.open() as opened:
         mode = "dir" if opened.artifact.kind is SourceKind.DIR else "image"
-        return scan_image(opened, default_analyzers(mode), settings, progress)
+        return scan_image(opened, declared_analyzers(mode), settings, progress)

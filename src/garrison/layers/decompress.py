@@ -124,9 +124,13 @@ _DECODERS: dict[str, Callable[[IO[bytes], bytes], Iterator[bytes]]] = {
 class ChunkStream:
     """Uncompressed chunks of one layer, hashed (diff_id) and counted (bomb cap) on the way through.
 
-    With ``prefetch > 0`` a helper thread reads, verifies, inflates and hashes ahead of the consumer
-    (at most ``prefetch`` chunks, so memory stays bounded): ISA-L and hashlib release the GIL, so on a
-    multi-core machine that work overlaps with the Python tar walk instead of adding to it.
+    With ``prefetch > 0`` two helper threads work ahead of the consumer, a pipeline of three stages:
+    one reads, verifies and inflates, the next hashes (the diff_id), the consumer walks the tar. At most
+    ``prefetch`` chunks wait between two stages, so memory stays bounded. ISA-L, file reads and hashlib
+    release the GIL, so on a multi-core machine inflating (or reading), hashing and the Python tar walk
+    overlap instead of adding up; hashing in the reading thread would put sha256 (about as costly as
+    reading an uncompressed layer) on the critical path. Chunks reach the consumer only once hashed,
+    so :attr:`diff_id` is complete when :meth:`next_chunk` returns the end of the stream.
     Call :meth:`close` (always, also after errors) before closing ``raw``.
     """
 
@@ -146,16 +150,23 @@ class ChunkStream:
         #: Bytes handed to the consumer so far.
         self.total = 0
         self._done = False
+        #: Decoded chunks waiting for the hasher, and hashed chunks waiting for the consumer.
+        self._raw_queue: queue.Queue[bytes | BaseException] | None = None
         self._queue: queue.Queue[bytes | BaseException] | None = None
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         if prefetch > 0:
+            self._raw_queue = queue.Queue(maxsize=prefetch)
             self._queue = queue.Queue(maxsize=prefetch)
-            self._thread = threading.Thread(target=self._produce, name="garrison-inflate", daemon=True)
-            self._thread.start()
+            self._threads = [
+                threading.Thread(target=self._produce, name="garrison-inflate", daemon=True),
+                threading.Thread(target=self._hash_ahead, name="garrison-hash", daemon=True),
+            ]
+            for t in self._threads:
+                t.start()
 
-    def _step(self) -> bytes:
-        """Decode, count and hash one chunk (``b""`` at the end)."""
+    def _decode(self) -> bytes:
+        """Decode and count one chunk (``b""`` at the end)."""
         try:
             out = next(self._it)
         except StopIteration:
@@ -167,24 +178,45 @@ class ChunkStream:
             raise LimitExceededError(
                 f"{self._name}: more than {self._max} bytes once decompressed (decompression bomb?)"
             )
+        return out
+
+    def _step(self) -> bytes:
+        """Decode, count and hash one chunk (``b""`` at the end)."""
+        out = self._decode()
         self._hash.update(out)
         return out
 
     def _produce(self) -> None:
+        assert self._raw_queue is not None
         try:
             while not self._stop.is_set():
-                out = self._step()
-                self._put(out)
+                out = self._decode()
+                self._put(self._raw_queue, out)
                 if not out:
                     return
-        except BaseException as exc:  # handed to the consumer, raised there
-            self._put(exc)
+        except BaseException as exc:  # handed on to the consumer, raised there
+            self._put(self._raw_queue, exc)
 
-    def _put(self, item: bytes | BaseException) -> None:
-        assert self._queue is not None
+    def _hash_ahead(self) -> None:
+        """Hash decoded chunks in order and pass them on; errors and the end pass through."""
+        assert self._raw_queue is not None and self._queue is not None
+        update = self._hash.update
         while not self._stop.is_set():
             try:
-                self._queue.put(item, timeout=0.05)
+                item = self._raw_queue.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if isinstance(item, bytes) and item:
+                update(item)
+                self._put(self._queue, item)
+                continue
+            self._put(self._queue, item)
+            return
+
+    def _put(self, q: queue.Queue[bytes | BaseException], item: bytes | BaseException) -> None:
+        while not self._stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
                 return
             except queue.Full:
                 continue
@@ -214,9 +246,8 @@ class ChunkStream:
     def close(self) -> None:
         """Stop the helper thread (if any) and wait for it; safe to call twice."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        while self._threads:
+            self._threads.pop().join()
 
     @property
     def diff_id(self) -> str:

@@ -12,6 +12,7 @@ warning rather than trusted, because the inventory keys results by path.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 
 from garrison.errors import BadImageError, LimitExceededError
@@ -38,16 +39,28 @@ _KINDS: dict[bytes, EntryKind] = {
     b"6": EntryKind.OTHER,
 }
 _NO_CONTENT = frozenset((b"1", b"2", b"3", b"4", b"5", b"6"))
+#: Long-name, long-link and PAX members: metadata for the next header, never entries themselves.
+_META = frozenset((b"L", b"K", b"x", b"g"))
+_USTAR = b"ustar\x00"
+_GNU_MAGIC = b"ustar "
+#: The header fields the walker reads, in one unpack: name, mode, size, typeflag, linkname, magic,
+#: prefix (uid/gid, mtime, checksum, version, owner names and device numbers are skipped).
+_HEADER = struct.Struct("100s8s16x12s20x1s100s6s82x155s12x")
+assert _HEADER.size == BLOCK
+#: Raw mode field → value: a layer has a handful of distinct modes, so parsing each once is enough.
+_MODES: dict[bytes, int] = {}
+_MODES_MAX = 4096
 
 
 def normalize_path(name: str) -> str | None:
     """Relative, ``/``-separated, without ``.`` parts; ``None`` when the name climbs out with ``..``."""
-    if name.startswith(("/", ".")) or "//" in name or "/." in name or name.endswith("/"):
+    if name.startswith(("/", ".")) or "//" in name or "/." in name:
         parts = [p for p in name.split("/") if p and p != "."]
         if ".." in parts:
             return None
         return "/".join(parts)
-    return name
+    # No "//" in the name, so a directory's single trailing "/" is all there is to drop.
+    return name[:-1] if name.endswith("/") else name
 
 
 def _num(field: bytes) -> int:
@@ -177,29 +190,55 @@ class TarWalker:
 
     # -- iteration -------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Entry]:
+        # The hot loop: one struct unpack per header straight out of the current chunk, octal fields
+        # parsed with one ``int()`` (the general parser only when that fails), the link name decoded
+        # only for links, and the common entry kinds built inline.
         long_name: str | None = None
         long_link: str | None = None
         pax: dict[str, str] = {}
         read = self.read_current
+        unpack = _HEADER.unpack_from
+        kinds = _KINDS
+        modes = _MODES
+        no_content = _NO_CONTENT
+        FILE, DIR = EntryKind.FILE, EntryKind.DIR
         while True:
-            if self._remaining or self._pad:
-                self._skip(self._remaining + self._pad)
+            skip = self._remaining + self._pad
+            if skip:
                 self._remaining = self._pad = 0
-            hdr = self._take(BLOCK, eof_ok=True)
-            if not hdr and self._cs.total == 0:
-                raise BadImageError(f"{self._name}: empty layer (not even an end-of-archive marker)")
-            if not hdr or hdr == _ZERO_BLOCK:
+                end = self._pos + skip
+                if end <= len(self._buf):
+                    self._pos = end
+                else:
+                    self._skip(skip)
+            buf, pos = self._buf, self._pos
+            if pos + BLOCK <= len(buf):
+                self._pos = pos + BLOCK
+            else:
+                buf = self._take(BLOCK, eof_ok=True)
+                pos = 0
+                if not buf:
+                    if self._cs.total == 0:
+                        raise BadImageError(f"{self._name}: empty layer (not even an end-of-archive marker)")
+                    return
+            name_f, mode_f, size_f, flag, link_f, magic, prefix_f = unpack(buf, pos)
+            if not name_f[0] and buf[pos : pos + BLOCK] == _ZERO_BLOCK:
                 return
-            magic = hdr[257:263]
-            if magic not in (b"ustar\x00", b"ustar ") and not _checksum_ok(hdr):
+            if magic != _USTAR and magic != _GNU_MAGIC and not _checksum_ok(buf[pos : pos + BLOCK]):
                 raise BadImageError(f"{self._name}: not a tar stream (bad header checksum)")
             try:
-                size = _num(hdr[124:136])
-                mode = _num(hdr[100:108])
+                try:
+                    size = int(size_f.rstrip(b"\x00"), 8)
+                except ValueError:
+                    size = _num(size_f)
+                mode = modes.get(mode_f)
+                if mode is None:
+                    mode = _num(mode_f)
+                    if len(modes) < _MODES_MAX:
+                        modes[mode_f] = mode
             except ValueError:
                 raise BadImageError(f"{self._name}: corrupt tar header") from None
-            flag = hdr[156:157]
-            if flag in (b"L", b"K", b"x", b"g"):
+            if flag in _META:
                 data = self._meta_content(size, "tar metadata member")
                 if flag == b"L":
                     long_name = _cstr(data)
@@ -217,30 +256,42 @@ class TarWalker:
                 continue
             if self._global:
                 pax = {**self._global, **pax}
-            if "size" in pax:
+            if pax and "size" in pax:
                 try:
                     size = int(pax["size"])
                 except ValueError:
                     raise BadImageError(f"{self._name}: corrupt PAX size") from None
             if size < 0:
                 raise BadImageError(f"{self._name}: negative member size")
-            if flag not in _NO_CONTENT:
+            if flag not in no_content:
                 self._remaining = size
                 self._pad = -size % BLOCK
-            name = pax.get("path") or long_name
-            if name is None:
-                name = _cstr(hdr[0:100])
-                if magic == b"ustar\x00" and hdr[345] != 0:
-                    name = _cstr(hdr[345:500]) + "/" + name
-            link = pax.get("linkpath") or long_link
-            if link is None:
-                link = _cstr(hdr[157:257])
-            long_name = long_link = None
             if pax:
+                name = pax.get("path") or long_name
+                link = pax.get("linkpath") or long_link
                 pax = {}
+            else:
+                name, link = long_name, long_link
+            long_name = long_link = None
+            if name is None:
+                name = name_f.partition(b"\x00")[0].decode("utf-8", "surrogateescape")
+                if prefix_f[0] and magic == _USTAR:
+                    name = _cstr(prefix_f) + "/" + name
+            kind = kinds.get(flag)
+            if kind is FILE or kind is DIR:
+                # Fast path for the bulk of a layer: plain files and directories.
+                path = normalize_path(name)
+                if path and _WH not in path:
+                    if kind is FILE:
+                        yield Entry(path, FILE, size, mode, "", read)
+                    else:
+                        yield Entry(path, DIR, 0, mode)
+                    continue
+            if link is None:
+                link = _cstr(link_f) if kind is EntryKind.HARDLINK or kind is EntryKind.SYMLINK else ""
             entry = self._entry(name, flag, size, mode, link)
             if entry is not None:
-                if entry.kind is EntryKind.FILE:
+                if entry.kind is FILE:
                     entry.read = read
                 yield entry
 

@@ -7,11 +7,25 @@ never imports rich or cyclonedx.
 from __future__ import annotations
 
 import importlib
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 from garrison.errors import UsageError
-from garrison.model import Inventory
-from garrison.report.model import DBProvenance, DBSource, ScanReport, provenance_from_status, scan_report
+
+if TYPE_CHECKING:
+    from garrison.model import Inventory
+    from garrison.report.model import DBProvenance, DBSource, ScanReport, provenance_from_status, scan_report
+
+#: Re-exported from :mod:`garrison.report.model`, imported on first use (an SBOM needs none of them).
+_MODEL = frozenset(("DBProvenance", "DBSource", "ScanReport", "provenance_from_status", "scan_report"))
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODEL:
+        from garrison.report import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: ``garrison scan -f`` formats → module with ``render(report, out)``.
 SCAN_FORMATS: dict[str, str] = {

@@ -32,12 +32,13 @@ from __future__ import annotations
 import json
 from typing import IO, TYPE_CHECKING, Any
 
-from garrison.model import Artifact, Finding, Inventory, OSInfo, Package
+from garrison.model import Artifact, Inventory, OSInfo, Package
 from garrison.report.common import package_refs, timestamp, tool_version
-from garrison.report.model import ScanReport
 
 if TYPE_CHECKING:
     from garrison.matching.filters import Suppressed
+    from garrison.model import Finding
+    from garrison.report.model import ScanReport
 
 SCAN_SCHEMA = "garrison.scan/v1"
 INVENTORY_SCHEMA = "garrison.inventory/v1"

@@ -70,11 +70,46 @@ def read_capped(fp: IO[bytes], limit: int, what: str) -> bytes:
     return data
 
 
+class _HashThread:
+    """``update`` hands the data to a helper thread that hashes it (hashlib releases the GIL), so the
+    thread that reads a blob does not also pay for hashing it. At most ``depth`` chunks wait."""
+
+    def __init__(self, h: Any, depth: int = 8) -> None:
+        import queue
+        import threading
+
+        self._h = h
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._run, name="garrison-verify", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            self._h.update(item)
+
+    def update(self, data: bytes) -> None:
+        self._queue.put(data)
+
+    def close(self) -> None:
+        """Wait until everything handed over is hashed, and end the thread; safe to call twice."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def hexdigest(self) -> str:
+        self.close()
+        return str(self._h.hexdigest())
+
+
 class VerifyingReader:
     """A read-only stream that hashes what passes through and checks the digest at EOF.
 
     Used for every layer blob so that a tampered or truncated blob fails loudly at the end of the
-    walk instead of producing a quietly wrong inventory.
+    walk instead of producing a quietly wrong inventory. With ``background``, hashing runs on a
+    helper thread (close the reader to end it).
     """
 
     def __init__(
@@ -86,10 +121,13 @@ class VerifyingReader:
         progress: ProgressFn | None = None,
         on_close: Callable[[], None] | None = None,
         expected_size: int | None = None,
+        background: bool = False,
     ) -> None:
         self._fp = fp
         self._digest = digest
         self._hash = hasher(digest) if digest else None
+        if self._hash is not None and background:
+            self._hash = _HashThread(self._hash)
         self._what = what
         self._done = 0
         self._total = total
@@ -120,6 +158,8 @@ class VerifyingReader:
                 raise DigestMismatchError(f"{self._what}: content is {actual}, expected {self._digest}")
 
     def close(self) -> None:
+        if isinstance(self._hash, _HashThread):
+            self._hash.close()
         if self._on_close is not None:
             cb, self._on_close = self._on_close, None
             cb()
@@ -178,6 +218,8 @@ class FileLayer:
             total=length,
             progress=progress,
             on_close=fp.close,
+            # A local file reads faster than it hashes: hash it on the side.
+            background=True,
         )
 
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import ClassVar
 
 from garrison.inventory import purl
 from garrison.inventory.base import AnalysisResult, FileInput, MiB
-from garrison.inventory.lang.elf import ElfError, elf_sections
+from garrison.inventory.lang.elf import ElfError, elf_section_location
 from garrison.model import Package, PackageType
 
 MAGIC = b"\xff Go buildinf:"
@@ -124,11 +125,10 @@ def _search_range(data: bytes) -> tuple[int, int] | None:
     whole file (Mach-O, PE, section-stripped ELF)."""
     if data.startswith(b"\x7fELF"):
         try:
-            sections = elf_sections(data)
+            has_table, loc = elf_section_location(data, b".go.buildinfo")
         except (ElfError, struct.error):
-            sections = None
-        if sections is not None:
-            loc = sections.get(b".go.buildinfo")
+            has_table = False
+        if has_table:
             if loc is None:
                 return None
             return loc[0], min(len(data), loc[0] + loc[1])
@@ -217,6 +217,9 @@ class GoBinaryAnalyzer:
     name: str = "go-binary"
     version: int = 1
     max_bytes: int = 512 * MiB
+    #: Dispatch hints (see :mod:`garrison.inventory.base`).
+    executables_only: ClassVar[bool] = True
+    min_size: ClassVar[int] = MIN_SIZE
 
     def wants(self, path: str, size: int, mode: int) -> bool:
         return bool(mode & 0o111) and size >= MIN_SIZE

@@ -11,6 +11,7 @@ import json
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import ClassVar
 
 from garrison.inventory import purl
 from garrison.inventory.base import AnalysisResult, FileInput, MiB
@@ -63,6 +64,9 @@ class RustBinaryAnalyzer:
     name: str = "rust-binary"
     version: int = 1
     max_bytes: int = 512 * MiB
+    #: Dispatch hints (see :mod:`garrison.inventory.base`).
+    executables_only: ClassVar[bool] = True
+    min_size: ClassVar[int] = MIN_SIZE
 
     def wants(self, path: str, size: int, mode: int) -> bool:
         return bool(mode & 0o111) and size >= MIN_SIZE

@@ -9,6 +9,7 @@ reported twice).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from garrison.inventory import purl
 from garrison.inventory.base import EMPTY, AnalysisResult, FileInput, MiB
@@ -74,6 +75,8 @@ class ApkAnalyzer:
     name: str = "apk"
     version: int = 1
     max_bytes: int = 64 * MiB
+    #: Dispatch hint (see :mod:`garrison.inventory.base`).
+    paths: ClassVar[frozenset[str]] = frozenset((INSTALLED,))
 
     def wants(self, path: str, size: int, mode: int) -> bool:
         return path == INSTALLED

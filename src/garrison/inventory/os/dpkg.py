@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 from garrison.inventory import purl
 from garrison.inventory.base import EMPTY, AnalysisResult, FileInput, MiB
@@ -105,6 +106,8 @@ class DpkgAnalyzer:
     name: str = "dpkg"
     version: int = 1
     max_bytes: int = 64 * MiB
+    #: Dispatch hint (see :mod:`garrison.inventory.base`).
+    path_prefixes: ClassVar[tuple[str, ...]] = ("var/lib/dpkg/",)
 
     def wants(self, path: str, size: int, mode: int) -> bool:
         if not path.startswith("var/lib/dpkg/"):

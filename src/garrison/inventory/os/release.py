@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 from garrison.inventory.base import EMPTY, AnalysisResult, FileInput
 from garrison.model import OSInfo
@@ -182,6 +183,8 @@ class ReleaseAnalyzer:
     name: str = "os-release"
     version: int = 1
     max_bytes: int = 64 * 1024
+    #: Dispatch hint (see :mod:`garrison.inventory.base`).
+    paths: ClassVar[frozenset[str]] = _WANTED
 
     def wants(self, path: str, size: int, mode: int) -> bool:
         return path in _WANTED

@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 from garrison.inventory import purl
 from garrison.inventory.base import EMPTY, AnalysisResult, FileInput, MiB
@@ -102,6 +103,8 @@ class RpmAnalyzer:
     name: str = "rpm"
     version: int = 1
     max_bytes: int = 512 * MiB
+    #: Dispatch hint (see :mod:`garrison.inventory.base`).
+    paths: ClassVar[frozenset[str]] = WANTED_PATHS
 
     def wants(self, path: str, size: int, mode: int) -> bool:
         return path in WANTED_PATHS
