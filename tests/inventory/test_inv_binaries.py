@@ -24,8 +24,9 @@ from tests.inventory.invutil import run
 
 from garrison.inventory.base import AnalysisResult, FileInput
 from garrison.inventory.lang import gobinary, rust
-from garrison.inventory.lang.gobinary import GoBinaryAnalyzer, read_build_info
-from garrison.inventory.lang.rust import RustBinaryAnalyzer
+from garrison.inventory.lang.gobinary import ANALYZER as GO_ANALYZER
+from garrison.inventory.lang.gobinary import read_build_info
+from garrison.inventory.lang.rust import ANALYZER as RUST_ANALYZER
 
 KUBECTL = Path("/usr/lib/google-cloud-sdk/bin/kubectl")
 SKOPEO = Path("/usr/bin/skopeo")
@@ -44,7 +45,7 @@ def test_real_go_binary_with_modules() -> None:
             [str(KUBECTL), "version", "--client", "-o", "json"], capture_output=True, text=True
         ).stdout
     )["clientVersion"]["goVersion"]
-    result = run(GoBinaryAnalyzer(), "usr/local/bin/kubectl", data, mode=0o755)
+    result = run(GO_ANALYZER, "usr/local/bin/kubectl", data, mode=0o755)
     pkgs = {p.name: p for p in result.packages}
     assert pkgs["stdlib"].version == "v" + goversion.removeprefix("go")
     assert pkgs["stdlib"].purl == f"pkg:golang/stdlib@{pkgs['stdlib'].version}"
@@ -56,7 +57,7 @@ def test_real_go_binary_with_modules() -> None:
 
 def test_real_go_binary_without_modules() -> None:
     """Debian builds Go in GOPATH mode: no mod/dep lines, only the toolchain."""
-    result = run(GoBinaryAnalyzer(), "usr/bin/skopeo", _binary(SKOPEO), mode=0o755)
+    result = run(GO_ANALYZER, "usr/bin/skopeo", _binary(SKOPEO), mode=0o755)
     assert [(p.name, p.version[:3]) for p in result.packages] == [("stdlib", "v1.")]
 
 
@@ -96,7 +97,7 @@ def test_old_pointer_format() -> None:
         b"dep\tgolang.org/x/text\tv0.3.0\th1:z=\n"
     )
     data = _old_format_elf(b"go1.16.15", SENTINEL_START + modinfo + SENTINEL_END)
-    result = run(GoBinaryAnalyzer(), "app/server", data, mode=0o755)
+    result = run(GO_ANALYZER, "app/server", data, mode=0o755)
     assert [(p.name, p.version) for p in result.packages] == [
         ("example.com/app", "v1.0.0"),
         ("github.com/fork/lib", "v1.2.1"),
@@ -107,7 +108,7 @@ def test_old_pointer_format() -> None:
 
 
 def test_go_wants_and_non_go_files() -> None:
-    a = GoBinaryAnalyzer()
+    a = GO_ANALYZER
     assert not a.wants("usr/bin/app", 10_000_000, 0o644)  # not executable
     assert not a.wants("usr/bin/tiny", 100, 0o755)  # too small to be a Go binary
     ls = Path("/bin/ls").read_bytes()
@@ -119,7 +120,7 @@ def test_go_wants_and_non_go_files() -> None:
 def test_go_truncated_build_info_warns() -> None:
     data = b"\x7fELF" + bytes(60) + gobinary.MAGIC + bytes([8, 2]) + bytes(16) + b"\xff\xff\xff\xff\xff\xff"
     data += bytes(5000)
-    result = GoBinaryAnalyzer().analyze(FileInput("bin/x", data, 0o755, len(data)))
+    result = GO_ANALYZER.analyze(FileInput("bin/x", data, 0o755, len(data)))
     assert result.packages == () and result.warnings
     assert read_build_info(b"\x7fELF no build info here") is None
 
@@ -164,7 +165,7 @@ def rust_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_cargo_auditable_section(rust_binary: Path) -> None:
     data = (rust_binary / "hello-audited").read_bytes()
-    result = run(RustBinaryAnalyzer(), "usr/local/bin/hello", data, mode=0o755)
+    result = run(RUST_ANALYZER, "usr/local/bin/hello", data, mode=0o755)
     assert [(p.name, p.version, p.purl) for p in result.packages] == [
         ("hello", "0.1.0", "pkg:cargo/hello@0.1.0"),
         ("serde", "1.0.130", "pkg:cargo/serde@1.0.130"),
@@ -175,7 +176,7 @@ def test_cargo_auditable_section(rust_binary: Path) -> None:
 
 def test_rust_binary_without_section(rust_binary: Path) -> None:
     data = (rust_binary / "hello").read_bytes()
-    assert run(RustBinaryAnalyzer(), "usr/local/bin/hello", data, mode=0o755) == AnalysisResult()
+    assert run(RUST_ANALYZER, "usr/local/bin/hello", data, mode=0o755) == AnalysisResult()
 
 
 def test_rust_zlib_bomb_and_garbage(rust_binary: Path, tmp_path: Path) -> None:
@@ -187,7 +188,7 @@ def test_rust_zlib_bomb_and_garbage(rust_binary: Path, tmp_path: Path) -> None:
         check=True,
         capture_output=True,
     )
-    result = run(RustBinaryAnalyzer(), "bin/bombed", out.read_bytes(), mode=0o755)
+    result = run(RUST_ANALYZER, "bin/bombed", out.read_bytes(), mode=0o755)
     assert result.packages == () and result.warnings
     corrupt = b"\x7fELF" + bytes([2, 1]) + b"\xff" * 6000
-    assert RustBinaryAnalyzer().analyze(FileInput("bin/x", corrupt, 0o755)).warnings
+    assert RUST_ANALYZER.analyze(FileInput("bin/x", corrupt, 0o755)).warnings

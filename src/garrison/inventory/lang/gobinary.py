@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import ClassVar
 
 from garrison.inventory import purl
 from garrison.inventory.base import AnalysisResult, FileInput, MiB
 from garrison.inventory.lang.elf import ElfError, elf_section_location
+from garrison.inventory.lang.spec import BinaryAnalyzer
 from garrison.model import Package, PackageType
 
 MAGIC = b"\xff Go buildinf:"
@@ -210,19 +210,5 @@ def analyze_binary(file: FileInput) -> AnalysisResult:
     return AnalysisResult(packages=tuple(parse_modinfo(info[0], info[1], file.path)))
 
 
-@dataclass(frozen=True, slots=True)
-class GoBinaryAnalyzer:
-    """Executable files over :data:`MIN_SIZE` bytes; the content check happens in ``analyze``."""
-
-    name: str = "go-binary"
-    version: int = 1
-    max_bytes: int = 512 * MiB
-    #: Dispatch hints (see :mod:`garrison.inventory.base`).
-    executables_only: ClassVar[bool] = True
-    min_size: ClassVar[int] = MIN_SIZE
-
-    def wants(self, path: str, size: int, mode: int) -> bool:
-        return bool(mode & 0o111) and size >= MIN_SIZE
-
-    def analyze(self, file: FileInput) -> AnalysisResult:
-        return analyze_binary(file)
+#: Executable files over :data:`MIN_SIZE` bytes; the content check happens in ``analyze_binary``.
+ANALYZER = BinaryAnalyzer("go-binary", 1, analyze_binary, min_size=MIN_SIZE)

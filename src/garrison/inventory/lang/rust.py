@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import struct
 import zlib
-from dataclasses import dataclass
-from typing import ClassVar
 
 from garrison.inventory import purl
 from garrison.inventory.base import AnalysisResult, FileInput, MiB
 from garrison.inventory.lang.elf import ElfError, elf_section
+from garrison.inventory.lang.spec import BinaryAnalyzer
 from garrison.model import Package, PackageType
 
 SECTION = b".dep-v0"
@@ -59,17 +58,5 @@ def analyze_binary(file: FileInput) -> AnalysisResult:
         return AnalysisResult(warnings=(f"{file.path}: unreadable cargo-auditable data: {exc}",))
 
 
-@dataclass(frozen=True, slots=True)
-class RustBinaryAnalyzer:
-    name: str = "rust-binary"
-    version: int = 1
-    max_bytes: int = 512 * MiB
-    #: Dispatch hints (see :mod:`garrison.inventory.base`).
-    executables_only: ClassVar[bool] = True
-    min_size: ClassVar[int] = MIN_SIZE
-
-    def wants(self, path: str, size: int, mode: int) -> bool:
-        return bool(mode & 0o111) and size >= MIN_SIZE
-
-    def analyze(self, file: FileInput) -> AnalysisResult:
-        return analyze_binary(file)
+#: Executable files over :data:`MIN_SIZE` bytes; the content check happens in ``analyze_binary``.
+ANALYZER = BinaryAnalyzer("rust-binary", 1, analyze_binary, min_size=MIN_SIZE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from garrison.inventory.base import AnalysisResult, FileInput, MiB
 from garrison.model import Package
@@ -49,6 +50,27 @@ class FileAnalyzer:
             return self.parse(file)
         except Exception as exc:  # parsers face arbitrary bytes from images
             return AnalysisResult(warnings=(f"{file.path}: {self.name}: cannot parse: {exc}",))
+
+
+@dataclass(frozen=True, slots=True)
+class BinaryAnalyzer:
+    """An analyzer of executables declared as data: every executable file of at least ``min_size``
+    bytes goes to ``parse``, which recognizes its own format from the content (Go build info,
+    cargo-auditable data) and returns nothing for other binaries."""
+
+    name: str
+    version: int
+    parse: ParseFn
+    max_bytes: int = 512 * MiB
+    #: Dispatch hints (see :mod:`garrison.inventory.base`).
+    min_size: int = 4096
+    executables_only: ClassVar[bool] = True
+
+    def wants(self, path: str, size: int, mode: int) -> bool:
+        return bool(mode & 0o111) and size >= self.min_size
+
+    def analyze(self, file: FileInput) -> AnalysisResult:
+        return self.parse(file)
 
 
 def result(packages: list[Package], warnings: list[str] | None = None) -> AnalysisResult:
