@@ -17,6 +17,12 @@ TABLES: dict[str, list[tuple[str, str, int]]] = {
     "dpkg": [
         ("1.0", "1.0", 0),
         ("1.0~rc1", "1.0", -1),
+        # A version that is just "0" encodes like dpkg's end-of-string marker; a tilde after it still
+        # sorts lower (found by comparing against dpkg; the key once got these backwards).
+        ("0~1", "0", -1),
+        ("0~1-1", "0-1", -1),
+        ("00~rc1", "0", -1),
+        ("1:0~1", "1:0", -1),
         ("1.0", "1.0-0", 0),
         ("1:1.0", "2.0", 1),
         ("1.0-1", "1.0-2", -1),

@@ -11,7 +11,9 @@ Per package, advisories that name each other through ``aliases`` (a GHSA and a P
 CVE) are merged into one :class:`~garrison.model.Finding` whose ``vulnerability_id`` is the CVE.
 
 Cost: one ``db.affected()`` per distinct (ecosystem, name), one ``db.advisories()`` for all matched ids,
-version keys cached per (scheme, version) string.
+version keys cached per (scheme, version) string. A package at or above its database row's ``bound`` (no
+range can match there: see :func:`garrison.vulndb.store.row_bound`) costs one key comparison and a
+substring search, without decoding the row: most packages of a maintained image.
 """
 
 from __future__ import annotations
@@ -78,6 +80,13 @@ def _default_resolver(ecosystem: str) -> VersionScheme:
     return scheme
 
 
+def _is_default(ecosystem: str, scheme: VersionScheme) -> bool:
+    try:
+        return scheme is scheme_for(ecosystem)
+    except (KeyError, ValueError, LookupError):
+        return False
+
+
 def _invalid_version_errors() -> tuple[type[Exception], ...]:
     # InvalidVersion is a ValueError; any other ValueError from a scheme is treated the same way.
     return (InvalidVersion, ValueError)
@@ -86,10 +95,13 @@ def _invalid_version_errors() -> tuple[type[Exception], ...]:
 class _Keys:
     """Version-key cache for one scheme: the same strings recur across thousands of ranges."""
 
-    def __init__(self, scheme: VersionScheme, errors: tuple[type[Exception], ...]) -> None:
+    def __init__(self, scheme: VersionScheme, errors: tuple[type[Exception], ...], default: bool = False) -> None:
         self.scheme = scheme
         self._errors = errors
         self._cache: dict[str, Hashable | None] = {}
+        #: Whether ``scheme`` is the ecosystem's default one, which the database's row bounds were
+        #: computed with (another resolver's ordering may differ, so its matching never uses them).
+        self.default = default
 
     def key(self, version: str) -> Any:
         """The key, or None when the version does not parse."""
@@ -251,6 +263,15 @@ class _Rows(Protocol):
     @property
     def versions(self) -> Sequence[str | Sequence[str]]: ...
 
+    @property
+    def bound(self) -> str | None:
+        """A version at or above which no range matches (:func:`garrison.vulndb.store.row_bound`)."""
+        ...
+
+    def may_list(self, version: str) -> bool:
+        """False when no versions list names ``version`` (True when unsure)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class _AffectedRows:
@@ -260,6 +281,10 @@ class _AffectedRows:
     ids: list[str]
     ranges: list[int]
     versions: list[tuple[str, ...]]
+    bound: None = None
+
+    def may_list(self, version: str) -> bool:
+        return True
 
     @classmethod
     def of(cls, entries: Iterable[Affected]) -> _AffectedRows:
@@ -291,7 +316,8 @@ class _Run:
     def keys_for(self, ecosystem: str) -> _Keys | None:
         if ecosystem not in self.schemes:
             try:
-                self.schemes[ecosystem] = _Keys(self.resolver(ecosystem), self.errors)
+                scheme = self.resolver(ecosystem)
+                self.schemes[ecosystem] = _Keys(scheme, self.errors, _is_default(ecosystem, scheme))
             except (KeyError, ValueError, LookupError) as exc:
                 self.warnings.append(f"{ecosystem}: no version scheme ({exc}); packages not checked")
                 self.schemes[ecosystem] = None
@@ -336,6 +362,13 @@ class _Run:
         rows = self._rows(lk)
         if rows is None:
             return []
+        bound = rows.bound
+        if bound is not None and keys.default:
+            # The database's shortcut (garrison.vulndb.store.row_bound): at or above the bound no range
+            # matches, so only a versions list naming this exact version could.
+            bkey = keys.key(bound)
+            if bkey is not None and vkey >= bkey and not rows.may_list(lk.version):
+                return []
         # Each distinct range list of the package is evaluated once, whatever the number of entries.
         verdicts: dict[int, _RangesVerdict | _BadEvent] = {}
         found: list[_Hit] = []

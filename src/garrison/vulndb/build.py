@@ -35,7 +35,9 @@ from garrison.vulndb.store import (
     encode_advisory,
     encode_affected,
     encode_group,
+    row_bound,
 )
+from garrison.vulndb.versions import scheme_for
 
 #: Records per worker task: small enough to balance two workers over one big Debian zip.
 CHUNK = 4000
@@ -240,7 +242,7 @@ def _write(
             notes.extend(f"{d}: already published by an earlier source" for d in sorted(dupes)[:MAX_ERRORS])
             task.advance(chunk.records + chunk.skipped + chunk.withdrawn)
         task.done()
-        conn.executemany("INSERT INTO affected VALUES (?, ?, ?, ?, ?)", _grouped(affected))
+        conn.executemany("INSERT INTO affected VALUES (?, ?, ?, ?, ?, ?)", _grouped(affected))
         _insert_provenance(conn, sources, counts, kev)
         conn.execute("COMMIT")
         conn.executescript(INDEXES)
@@ -274,12 +276,15 @@ def _insert(
 
 def _grouped(
     affected: dict[tuple[str, str], list[tuple[str, EncodedEntry]]],
-) -> Iterator[tuple[str, str, str, int, str]]:
+) -> Iterator[tuple[str, str, str, int, str, str | None]]:
     """One row per package, in key order (so one package's row sits in one place on disk)."""
+    keys: dict[str, dict[str, object]] = {}  # version keys per scheme: fixed versions recur a lot
     for (eco, name), entries in sorted(affected.items()):
         entries.sort()
         ids = " ".join(dict.fromkeys(aid for aid, _ in entries))
-        yield eco, name, ids, len(entries), encode_group([e for _, e in entries])
+        data = encode_group([e for _, e in entries])
+        bound = row_bound(eco, data, keys.setdefault(scheme_for(eco).name, {}))
+        yield eco, name, ids, len(entries), data, bound
 
 
 def _warnings(status: DBStatus, problems: dict[str, list[str]]) -> list[str]:

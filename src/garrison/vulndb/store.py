@@ -10,7 +10,9 @@ Tables (``SCHEMA_VERSION`` bumps whenever any of them changes shape):
                 as plain text; see :func:`encode_group`). A unique index on (ecosystem, name)
                 makes "what could affect this package" one indexed fetch of one row (batched for
                 a whole inventory by :meth:`AdvisoryDB.candidates`); a row per advisory cost a
-                Python row fetch and a JSON decode per advisory (twice as slow)
+                Python row fetch and a JSON decode per advisory (twice as slow). ``bound`` is the
+                row's "safe above" version (see :func:`row_bound`): a package at or above it is
+                affected by none of the row's ranges, so matching skips decoding the row
 ``advisories``  id, aliases, severity, score, the reduced advisory as JSON and the full OSV record
                 as zlib-compressed JSON (it is rarely read and would otherwise be half the file)
 ``aliases``     alias → advisory id (CVE → DEBIAN-CVE-…, GHSA-…)
@@ -33,10 +35,11 @@ from typing import Any, NamedTuple, TypeVar
 from garrison.errors import DatabaseError, SchemaError
 from garrison.model.vuln import Advisory, Affected, AffectedRange, RangeEvent, Severity
 from garrison.vulndb.names import normalize_name
+from garrison.vulndb.versions import scheme_for
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,7 +50,7 @@ CREATE TABLE sources (
 );
 CREATE TABLE affected (
     ecosystem TEXT NOT NULL, name TEXT NOT NULL, advisory_ids TEXT NOT NULL, entries INTEGER NOT NULL,
-    data TEXT NOT NULL
+    data TEXT NOT NULL, bound TEXT
 );
 CREATE TABLE advisories (
     id TEXT PRIMARY KEY, aliases TEXT NOT NULL, severity INTEGER NOT NULL, score REAL,
@@ -190,7 +193,7 @@ def encode_group(entries: Sequence[EncodedEntry]) -> str:
     return head + _DATA_SEP + body
 
 
-class Candidates(NamedTuple):
+class Decoded(NamedTuple):
     """What matching needs of one ``affected`` row, decoded without building model objects."""
 
     #: Distinct range lists: ``[[type, [[kind, value]…]]…]``, or ``X`` for ``[["ECOSYSTEM", [["introduced",
@@ -204,7 +207,7 @@ class Candidates(NamedTuple):
     versions: list[str | list[str]]
 
 
-def decode_candidates(data: str) -> Candidates:
+def decode_candidates(data: str) -> Decoded:
     """The raw form of one ``affected`` row (see :func:`encode_group`)."""
     head, _, body = data.partition(_DATA_SEP)
     table, ids, ris, names, inline = json.loads(head)
@@ -213,7 +216,131 @@ def decode_candidates(data: str) -> Candidates:
         versions[i] = listed
     if isinstance(names, str):
         names = [names] * len(ids)
-    return Candidates(table, ids, ris, names, versions)
+    return Decoded(table, ids, ris, names, versions)
+
+
+class Candidates:
+    """One ``affected`` row as the matcher reads it: its :func:`row_bound` and its data, decoded (see
+    :class:`Decoded`) on first use. A maintained image's packages are mostly at or above their row's
+    bound, so most rows are never decoded."""
+
+    __slots__ = ("_decoded", "bound", "data")
+
+    def __init__(self, data: str, bound: str | None = None) -> None:
+        self.data = data
+        #: A version at or above which no range of the row matches (None: no such shortcut).
+        self.bound = bound
+        self._decoded: Decoded | None = None
+
+    def decoded(self) -> Decoded:
+        if self._decoded is None:
+            self._decoded = _without_gc(decode_candidates, self.data)
+        return self._decoded
+
+    def may_list(self, version: str) -> bool:
+        """False when no entry's plain-text ``versions`` list names ``version`` (JSON never holds a raw
+        newline, so searching the whole row is searching its versions texts)."""
+        return f"{_VERSION_SEP}{version}{_VERSION_SEP}" in self.data
+
+    @property
+    def table(self) -> list[list[list[Any]] | str]:
+        return self.decoded().table
+
+    @property
+    def ids(self) -> list[str]:
+        return self.decoded().ids
+
+    @property
+    def ranges(self) -> list[int]:
+        return self.decoded().ranges
+
+    @property
+    def names(self) -> list[str]:
+        return self.decoded().names
+
+    @property
+    def versions(self) -> list[str | list[str]]:
+        return self.decoded().versions
+
+
+#: Range types and event kinds as :mod:`garrison.matching.matcher` evaluates them (kept in step with it).
+_ORDERED_RANGE_TYPES = frozenset({"ECOSYSTEM", "SEMVER"})
+_EVENT_ORDER = {"introduced": 0, "last_affected": 1, "fixed": 2, "limit": 3}
+
+
+def row_bound(ecosystem: str, data: str, cache: dict[str, Any] | None = None) -> str | None:
+    """The ``bound`` of one ``affected`` row: the event version with the highest key in the ecosystem's
+    default scheme, when every version at or above it is affected by no range of the row; None when
+    there is no such version or the shortcut would change what matching reports.
+
+    Computed at build time, so matching a package at or above the bound needs one key (usually the
+    installed version's own) instead of decoding the row and keying every event. With the matcher's
+    semantics (OSV replay, events sorted by (key, kind order)), a version at or above every event key
+    replays all events, so it is affected exactly when the replay's final state is; a ``last_affected``
+    at the maximum itself still covers that version, and ``limit`` only ever narrows. No bound when an
+    event does not parse (matching must warn about it), an entry has no ordered range but a versions
+    list (compared by key, not by string), or a versions list is stored inline as JSON. Plain-text
+    versions lists are still searched by matching before it takes the shortcut.
+    """
+    try:
+        scheme = scheme_for(ecosystem)
+    except (KeyError, ValueError, LookupError):
+        return None
+    keys: dict[str, Any] = {} if cache is None else cache
+
+    def key(value: str) -> Any:
+        if value not in keys:
+            try:
+                keys[value] = scheme.key(value)
+            except ValueError:
+                keys[value] = None
+        return keys[value]
+
+    c = decode_candidates(data)
+    best: tuple[Any, str] | None = None
+    last_affected: list[Any] = []
+    ordered_items: set[int] = set()
+    for ri, item in enumerate(c.table):
+        if isinstance(item, str):
+            k = key(item)
+            if k is None:
+                return None
+            if best is None or k > best[0]:
+                best = (k, item)
+            ordered_items.add(ri)
+            continue
+        for rtype, events in item:
+            if rtype.upper() not in _ORDERED_RANGE_TYPES:
+                continue
+            ordered_items.add(ri)
+            evs: list[tuple[int, Any, int, str]] = []
+            for kind, value in events:
+                if kind not in _EVENT_ORDER:
+                    continue
+                if kind == "introduced" and value == "0":
+                    evs.append((0, None, 0, kind))
+                    continue
+                k = key(value)
+                if k is None:
+                    return None
+                if best is None or k > best[0]:
+                    best = (k, value)
+                if kind == "last_affected":
+                    last_affected.append(k)
+                if kind != "limit":
+                    evs.append((1, k, _EVENT_ORDER[kind], kind))
+            evs.sort(key=lambda e: (0,) if e[1] is None else (1, e[1], e[2]))
+            affected = False
+            for _, _, _, kind in evs:
+                affected = kind == "introduced"
+            if affected:
+                return None
+    for ri, versions in zip(c.ranges, c.versions, strict=True):
+        if not isinstance(versions, str) or (versions and ri not in ordered_items):
+            return None
+    if best is None or any(not (la < best[0]) for la in last_affected):
+        return None
+    return best[1]
 
 
 def _without_gc(fn: Callable[[Any], _T], a: Any) -> _T:
@@ -233,11 +360,7 @@ def _without_gc(fn: Callable[[Any], _T], a: Any) -> _T:
             gc.enable()
 
 
-def _decode_rows(rows: list[tuple[str, str]]) -> dict[str, Candidates]:
-    return {name: decode_candidates(data) for name, data in rows}
-
-
-def affected_from_candidates(ecosystem: str, c: Candidates) -> tuple[Affected, ...]:
+def affected_from_candidates(ecosystem: str, c: Candidates | Decoded) -> tuple[Affected, ...]:
     """The :class:`Affected` model objects of a decoded row."""
     ranges = [
         (AffectedRange("ECOSYSTEM", (RangeEvent("introduced", "0"), RangeEvent("fixed", r))),)
@@ -386,9 +509,10 @@ class AdvisoryDB:
         fetched: dict[str, Candidates] = {}
         for i in range(0, len(missing), 500):
             chunk = missing[i : i + 500]
-            sql = f"SELECT name, data FROM affected WHERE ecosystem = ? AND name IN ({','.join('?' * len(chunk))})"
-            rows = self._query(sql, [ecosystem, *chunk])
-            fetched.update(_without_gc(_decode_rows, rows))
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT name, data, bound FROM affected WHERE ecosystem = ? AND name IN ({marks})"
+            for name, data, bound in self._query(sql, [ecosystem, *chunk]):
+                fetched[name] = Candidates(data, bound)
         with self._lock:
             for norm in missing:
                 found = fetched.get(norm, ())

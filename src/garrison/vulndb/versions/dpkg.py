@@ -36,6 +36,11 @@ _TEXT = str.maketrans(
 
 #: An exhausted string compares as an empty non-digit run and the number 0.
 _END = "\x02\x00"
+#: Appended after the final end marker: an exhausted string goes on comparing as end markers forever,
+#: so it must sort after a continuation that starts with ``~`` (``\x01`` + a run character, all below
+#: ``\xff``) and before any other continuation (``\x02``, letters, symbols). Without it ``0`` (whose only
+#: pair *is* the end marker) would sort before ``0~1``.
+_TERMINATOR = "\x01\xff"
 
 
 def _part_key(part: str) -> str:
@@ -57,6 +62,7 @@ def _part_key(part: str) -> str:
     while runs and runs[-1] == _END:
         runs.pop()
     runs.append(_END)
+    runs.append(_TERMINATOR)
     return "".join(runs)
 
 

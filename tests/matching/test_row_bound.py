@@ -1,0 +1,143 @@
+"""The database's per-row "bound" shortcut (garrison.vulndb.store.row_bound): matching through the
+stored rows, with the shortcut, must report exactly what full evaluation of the same entries reports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from garrison.matching.matcher import match_inventory
+from garrison.model import Advisory, Artifact, Inventory, OSInfo, Package, PackageType, SourceKind
+from garrison.model.vuln import Affected, AffectedRange, RangeEvent
+from garrison.vulndb.store import Candidates, encode_affected, encode_group, row_bound
+from garrison.vulndb.versions import scheme_for
+from garrison.vulndb.versions.base import KeyScheme
+
+
+def rng(*events: tuple[str, str], type_: str = "ECOSYSTEM") -> AffectedRange:
+    return AffectedRange(type_, tuple(RangeEvent(k, v) for k, v in events))
+
+
+def aff(aid: str, *ranges: AffectedRange, versions: tuple[str, ...] = (), eco: str = "PyPI") -> Affected:
+    return Affected(aid, eco, "pkg", tuple(ranges), versions)
+
+
+def row(entries: Iterable[Affected], eco: str = "PyPI") -> Candidates:
+    data = encode_group([encode_affected(e) for e in entries])
+    return Candidates(data, row_bound(eco, data))
+
+
+class RowsDB:
+    """An AdvisoryDB whose ``candidates`` serves stored rows (with or without their bounds)."""
+
+    def __init__(self, entries: list[Affected], eco: str, use_bound: bool) -> None:
+        self.entries = entries
+        stored = row(entries, eco)
+        self.row = stored if use_bound else Candidates(stored.data, None)
+
+    def candidates(self, ecosystem: str, names: Iterable[str]) -> dict[str, Candidates]:
+        return {n: self.row for n in names if n == "pkg"}
+
+    def affected(self, ecosystem: str, name: str) -> list[Affected]:
+        return [e for e in self.entries if e.package_name == name]
+
+    def advisories(self, ids: Iterable[str]) -> dict[str, Advisory]:
+        return {i: Advisory(id=i) for i in ids}
+
+    def kev(self) -> frozenset[str]:
+        return frozenset()
+
+
+def _inv(version: str, ptype: PackageType = PackageType.PYTHON) -> Inventory:
+    pkg = Package("pkg", version, ptype, source_name="pkg" if ptype is PackageType.DEB else "")
+    return Inventory(Artifact("t", SourceKind.DIR), OSInfo("debian", "12", "bookworm"), (pkg,))
+
+
+def _outcome(entries: list[Affected], eco: str, version: str, use_bound: bool, **kw: Any) -> tuple[Any, ...]:
+    ptype = PackageType.DEB if eco.startswith("Debian") else PackageType.PYTHON
+    r = match_inventory(_inv(version, ptype), RowsDB(entries, eco, use_bound), **kw)  # type: ignore[arg-type]
+    return (
+        [(f.advisory.id, f.fixed_versions, f.match.matched_range if f.match else "") for f in r.findings],
+        r.warnings,
+        len(r.not_comparable),
+    )
+
+
+CASES: list[tuple[str, list[Affected]]] = [
+    ("fixed only", [aff("A", rng(("introduced", "0"), ("fixed", "1.5"))),
+                    aff("B", rng(("introduced", "0"), ("fixed", "2.0")))]),
+    ("two intervals", [aff("A", rng(("introduced", "1.0"), ("fixed", "1.2"),
+                                    ("introduced", "2.0"), ("fixed", "2.1")))]),
+    ("open interval", [aff("A", rng(("introduced", "1.0"), ("fixed", "1.2"), ("introduced", "3.0")))]),
+    ("last_affected", [aff("A", rng(("introduced", "0"), ("last_affected", "2.0")))]),
+    ("last_affected below a fix", [aff("A", rng(("introduced", "0"), ("last_affected", "1.0"))),
+                                   aff("B", rng(("introduced", "0"), ("fixed", "2.0")))]),
+    ("limit", [aff("A", rng(("introduced", "0"), ("limit", "3.0")))]),
+    ("listed above the fix", [aff("A", rng(("introduced", "0"), ("fixed", "1.0")), versions=("0.9", "2.5"))]),
+    ("versions only", [aff("A", versions=("1.0", "2.0", "3.0"))]),
+    ("git only", [aff("A", rng(("introduced", "abc"), type_="GIT"))]),
+    ("bad event", [aff("A", rng(("introduced", "0"), ("fixed", "not a version!")))]),
+    ("semver range type", [aff("A", rng(("introduced", "0"), ("fixed", "1.9"), type_="SEMVER"))]),
+]
+VERSIONS = ["0.1", "0.9", "1.0", "1.1", "1.2", "1.5", "1.9", "2.0", "2.0.0", "2.05", "2.1", "2.5", "3.0", "3.1", "10"]
+
+
+@pytest.mark.parametrize(("label", "entries"), CASES, ids=[c[0] for c in CASES])
+def test_shortcut_changes_nothing(label: str, entries: list[Affected]) -> None:
+    for version in VERSIONS:
+        assert _outcome(entries, "PyPI", version, True) == _outcome(entries, "PyPI", version, False), version
+
+
+def test_bounds() -> None:
+    def bound(*entries: Affected, eco: str = "PyPI") -> str | None:
+        return row(entries, eco).bound
+
+    fixed = aff("A", rng(("introduced", "0"), ("fixed", "1.5")))
+    assert bound(fixed, aff("B", rng(("introduced", "0"), ("fixed", "1.10")))) == "1.10"
+    assert bound(aff("A", rng(("introduced", "1.0"), ("introduced", "3.0"), ("fixed", "2.0")))) is None  # open
+    assert bound(aff("A", rng(("introduced", "0"), ("last_affected", "2.0")))) is None  # 2.0 itself is affected
+    assert bound(aff("A", rng(("introduced", "0"), ("limit", "3.0")))) is None
+    assert bound(fixed, aff("B", rng(("introduced", "0"), ("fixed", "junk!")))) is None  # must warn
+    assert bound(fixed, aff("B", versions=("1.0",))) is None  # compared by key, not by string
+    assert bound(fixed, aff("B", rng(("introduced", "x"), type_="GIT"))) == "1.5"
+    assert bound(aff("A", rng(("introduced", "0"), ("fixed", "1.0")), versions=("0.9", "2.5"))) == "1.0"
+    deb = aff("A", rng(("introduced", "0"), ("fixed", "1:1.0-1")), eco="Debian:12")
+    assert bound(deb, eco="Debian:12") == "1:1.0-1"
+    # a versions list holding a separator character is stored as JSON: no shortcut
+    assert bound(aff("A", rng(("introduced", "0"), ("fixed", "1.0")), versions=("0.9\n",))) is None
+
+
+def test_may_list() -> None:
+    c = row([aff("A", rng(("introduced", "0"), ("fixed", "1.0")), versions=("0.9", "2.5"))])
+    assert c.may_list("2.5") and c.may_list("0.9")
+    assert not c.may_list("2") and not c.may_list("1.0")
+
+
+def test_debian_rows() -> None:
+    entries = [
+        aff("DSA-1", rng(("introduced", "0"), ("fixed", "1.2-3+deb12u1")), eco="Debian:12"),
+        aff("DSA-2", rng(("introduced", "0"), ("fixed", "1:0.9-1")), eco="Debian:12"),
+        aff("DSA-3", rng(("introduced", "0"), ("fixed", "1.2-3~bpo1")), eco="Debian:12"),
+    ]
+    assert row(entries, "Debian:12").bound == "1:0.9-1"
+    for version in ["1.2-3", "1.2-3+deb12u1", "1:0.8-1", "1:0.9-1", "1:0.9-1+b1", "2:0.1-1", "1.2-3~bpo1"]:
+        assert _outcome(entries, "Debian:12", version, True) == _outcome(entries, "Debian:12", version, False)
+    # at or above the bound the row is never decoded
+    db = RowsDB(entries, "Debian:12", True)
+    assert match_inventory(_inv("1:0.9-1", PackageType.DEB), db).findings == ()  # type: ignore[arg-type]
+    assert db.row._decoded is None
+
+
+def test_other_resolver_ignores_bounds() -> None:
+    """The bound was computed with the default scheme: a resolver with another ordering must not use it."""
+    entries = [aff("A", rng(("introduced", "0"), ("fixed", "2.0"))),
+               aff("B", rng(("introduced", "0"), ("fixed", "1.0")))]
+    assert row(entries).bound == "2.0"
+    default = scheme_for("PyPI")
+    reversed_ = KeyScheme("reversed", lambda v: tuple(-p for p in default.key(v).release))
+    # reversed, 1.5 is "above" the bound 2.0 but below the fix 1.0: affected by B
+    with_bound = _outcome(entries, "PyPI", "1.5", True, resolver=lambda eco: reversed_)
+    assert with_bound == _outcome(entries, "PyPI", "1.5", False, resolver=lambda eco: reversed_)
+    assert with_bound[0] == [("B", ("1.0",), "introduced 0, fixed 1.0")]
