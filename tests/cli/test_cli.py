@@ -143,3 +143,17 @@ def test_offline_without_database_exit_4(test_images: BuiltImages, tmp_path: Pat
     proc = _garrison("scan", "image", test_images.debian_oci_ref, "--offline", "--db", str(tmp_path / "none.db"),
                      "--cache-dir", str(tmp_path / "c"))
     assert proc.returncode == 4, proc.stderr
+
+
+def test_warnings_reach_the_user_once(tmp_path: Path) -> None:
+    """Skipped files are reported: on stderr for machine formats, inside the table (not twice) for tables."""
+    from tests.support import crafted
+
+    ref = crafted.oci_ref(crafted.huge_dpkg_status_image())
+    as_json = _garrison("-q", "sbom", ref, "-f", "json", "--cache-dir", str(tmp_path / "c"))
+    assert as_json.returncode == 0, as_json.stderr
+    assert "garrison: warning:" in as_json.stderr and "var/lib/dpkg/status" in as_json.stderr
+    as_table = _garrison("-q", "sbom", ref, "--cache-dir", str(tmp_path / "c"))
+    assert as_table.returncode == 0
+    assert "warning:" in as_table.stdout and "var/lib/dpkg/status" in as_table.stdout
+    assert "warning" not in as_table.stderr

@@ -51,7 +51,8 @@ def cmd_sbom(args: argparse.Namespace) -> int:
         inv = api.inventory(args.source, settings, progress)
     with _output(args.output) as out:
         render_inventory(inv, args.format, out)
-    _print_warnings(inv.warnings)
+    if args.format != "table" or args.output is not None:  # the table prints them itself
+        _print_warnings(inv.warnings)
     return 0
 
 
@@ -75,7 +76,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
             report = api.scan(args.source, settings, options, progress)
     with _output(args.output) as out:
         render(report, args.format, out)
-    _print_warnings((*report.inventory.warnings, *report.warnings))
+    if args.format != "table" or args.output is not None:  # the table prints them itself
+        _print_warnings((*report.inventory.warnings, *report.warnings))
     # --exit-code N: a CI gate on the findings that remain after every filter.
     return int(args.exit_code) if args.exit_code and report.findings else 0
 
