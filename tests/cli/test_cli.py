@@ -157,3 +157,17 @@ def test_warnings_reach_the_user_once(tmp_path: Path) -> None:
     assert as_table.returncode == 0
     assert "warning:" in as_table.stdout and "var/lib/dpkg/status" in as_table.stdout
     assert "warning" not in as_table.stderr
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_reader_closing_the_pipe_early_is_not_an_error(test_images: BuiltImages, tmp_path: Path, fmt: str) -> None:
+    """`garrison sbom IMAGE | head` must not fail a `set -o pipefail` script (rich would exit 1)."""
+    cmd = [sys.executable, "-m", "garrison.cli.main", "-q", "sbom", test_images.app_oci_ref, "-f", fmt,
+           "--cache-dir", str(tmp_path / "c")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.read(64)
+    proc.stdout.close()  # the reader goes away long before the ~200-package report is written
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0, err
+    assert b"Traceback" not in err

@@ -28,11 +28,20 @@ SEVERITY_STYLE = {
 }
 
 
+class _Console(Console):
+    """rich exits the process with status 1 when the reader of a pipe goes away (``garrison … | head``);
+    raise the ordinary error instead, which the CLI treats as a normal end."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def _console(out: IO[str]) -> Console:
     tty = bool(getattr(out, "isatty", lambda: False)())
     if tty:
-        return Console(file=out, force_terminal=True)
-    return Console(
+        return _Console(file=out, force_terminal=True)
+    return _Console(
         file=out,
         force_terminal=False,
         no_color=True,
