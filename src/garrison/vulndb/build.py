@@ -169,8 +169,21 @@ def _results(tasks: list[tuple[str, str, int, int]], total: int, workers: int) -
     # already imported, so a lock copied from another thread of a server is never taken.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     ctx = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx) as pool:
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_ignore_sigint)
+    try:
         yield from pool.map(_parse_chunk, tasks)
+    except BaseException:
+        # Ctrl-C (or any failure): drop the queued chunks instead of parsing them all before exiting.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which cancels them; otherwise each prints a traceback."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _remove_stale(path: Path) -> None:
