@@ -5,8 +5,7 @@ Re-exports are lazy (PEP 562) so that importing one submodule does not import th
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from garrison._lazy import lazy_exports
 
 _EXPORTS = {
     **dict.fromkeys(
@@ -30,12 +29,6 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module 'garrison.matching' has no attribute {name!r}") from None
-    return getattr(importlib.import_module(module), name)
-
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = sorted(_EXPORTS)

@@ -7,8 +7,9 @@ never imports rich or cyclonedx.
 from __future__ import annotations
 
 import importlib
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
+from garrison._lazy import lazy_exports
 from garrison.errors import UsageError
 
 if TYPE_CHECKING:
@@ -19,12 +20,7 @@ if TYPE_CHECKING:
 _MODEL = frozenset(("DBProvenance", "DBSource", "ScanReport", "provenance_from_status", "scan_report"))
 
 
-def __getattr__(name: str) -> Any:
-    if name in _MODEL:
-        from garrison.report import model
-
-        return getattr(model, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, dict.fromkeys(_MODEL, "garrison.report.model"))
 
 
 #: ``garrison scan -f`` formats → module with ``render(report, out)``.

@@ -8,8 +8,7 @@ in httpx and the fetch code, since start-up time counts for every scan.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from garrison._lazy import lazy_exports
 
 _EXPORTS = {
     "AdvisoryDB": "garrison.vulndb.store",
@@ -24,12 +23,6 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module 'garrison.vulndb' has no attribute {name!r}") from None
-    return getattr(importlib.import_module(module), name)
-
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = sorted(_EXPORTS)
