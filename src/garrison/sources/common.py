@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from garrison.errors import BadImageError, DigestMismatchError, LimitExceededError, NotFoundError
-from garrison.model import LayerInfo
-from garrison.sources.base import ProgressFn
+from garrison.model import Artifact, LayerInfo, SourceKind
+from garrison.sources.base import OpenedImage, ProgressFn
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -319,3 +319,29 @@ def config_fields(config: dict[str, Any]) -> dict[str, Any]:
         "os": str(config.get("os", "")),
         "labels": {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
     }
+
+
+def image_from_config(
+    what: str,
+    kind: SourceKind,
+    config: dict[str, Any],
+    layers: list[Any],
+    *,
+    digest: str = "",
+    config_digest: str = "",
+    closers: tuple[Callable[[], None], ...] = (),
+    **extra: Any,
+) -> OpenedImage:
+    """The opened image every config-based source returns: the artifact's platform and labels come from
+    the image config, its layer list from ``layers`` (bottom first); ``closers`` release connections when
+    the image is closed; ``extra`` adds repo tags/digests."""
+    artifact = Artifact(
+        name=what,
+        kind=kind,
+        digest=digest,
+        config_digest=config_digest,
+        layers=tuple(la.info for la in layers),
+        **config_fields(config),
+        **extra,
+    )
+    return OpenedImage(artifact=artifact, layers=list(layers), config=config, _closers=list(closers))

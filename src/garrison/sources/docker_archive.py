@@ -17,13 +17,13 @@ from typing import Any
 
 from garrison.config import Settings
 from garrison.errors import BadImageError, NotFoundError
-from garrison.model import Artifact, LayerInfo, SourceKind
+from garrison.model import LayerInfo, SourceKind
 from garrison.sources.base import OpenedImage, ProgressFn
 from garrison.sources.common import (
     INDEX_TYPES,
     FileLayer,
     check_digest,
-    config_fields,
+    image_from_config,
     layers_from,
     load_json,
     select_manifest,
@@ -168,16 +168,8 @@ class DockerArchiveSource:
             )
             layers.append(FileLayer(info, self.path, m.offset, m.size, verify=stored))
         tags = entry.get("RepoTags") or []
-        artifact = Artifact(
-            name=what,
-            kind=self.kind,
-            digest="",
-            config_digest=config_digest,
-            layers=tuple(la.info for la in layers),
-            repo_tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),
-            **config_fields(config),
-        )
-        return OpenedImage(artifact=artifact, layers=list(layers), config=config)
+        repo_tags = tuple(str(t) for t in tags) if isinstance(tags, list) else ()
+        return image_from_config(what, self.kind, config, layers, config_digest=config_digest, repo_tags=repo_tags)
 
     def _pick(self, images: list[dict[str, Any]], what: str) -> dict[str, Any]:
         if not self.tag:
@@ -236,12 +228,4 @@ class DockerArchiveSource:
         for info in infos:
             m = arc.member(f"blobs/{info.digest.replace(':', '/')}")
             layers.append(FileLayer(info, self.path, m.offset, m.size, verify=info.digest))
-        artifact = Artifact(
-            name=what,
-            kind=self.kind,
-            digest=digest,
-            config_digest=config_digest,
-            layers=tuple(infos),
-            **config_fields(config),
-        )
-        return OpenedImage(artifact=artifact, layers=list(layers), config=config)
+        return image_from_config(what, self.kind, config, layers, digest=digest, config_digest=config_digest)

@@ -12,13 +12,13 @@ from typing import Any
 
 from garrison.config import Settings
 from garrison.errors import BadImageError, NotFoundError
-from garrison.model import Artifact, SourceKind
+from garrison.model import SourceKind
 from garrison.sources.base import OpenedImage, ProgressFn
 from garrison.sources.common import (
     INDEX_TYPES,
     FileLayer,
     check_digest,
-    config_fields,
+    image_from_config,
     layers_from,
     load_json,
     read_capped,
@@ -120,12 +120,4 @@ class OCILayoutSource:
         )
         infos = layers_from(manifest, config, what)
         layers = [FileLayer(info, blob_path(root, info.digest), verify=info.digest) for info in infos]
-        artifact = Artifact(
-            name=what,
-            kind=SourceKind.OCI,
-            digest=digest,
-            config_digest=config_digest,
-            layers=tuple(infos),
-            **config_fields(config),
-        )
-        return OpenedImage(artifact=artifact, layers=list(layers), config=config)
+        return image_from_config(what, SourceKind.OCI, config, layers, digest=digest, config_digest=config_digest)

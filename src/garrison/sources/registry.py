@@ -27,7 +27,7 @@ import httpx
 
 from garrison.config import Settings
 from garrison.errors import AuthError, BadImageError, LimitExceededError, NotFoundError, RegistryError
-from garrison.model import Artifact, LayerInfo, SourceKind
+from garrison.model import LayerInfo, SourceKind
 from garrison.sources.base import OpenedImage, ProgressFn
 from garrison.sources.common import (
     ACCEPT_MANIFESTS,
@@ -36,7 +36,7 @@ from garrison.sources.common import (
     MANIFEST_TYPES,
     VerifyingReader,
     check_digest,
-    config_fields,
+    image_from_config,
     layers_from,
     load_json,
     select_manifest,
@@ -418,15 +418,15 @@ class RegistrySource:
         config_digest = check_digest(cdesc.get("digest"), "config digest")
         config = load_json(client.small_blob(config_digest, "image config"), f"{self.ref} config")
         infos = layers_from(doc, config, str(self.ref))
-        artifact = Artifact(
-            name=self.name or str(self.ref),
-            kind=SourceKind.REGISTRY,
+        layers: list[Any] = [RegistryLayer(info, client) for info in infos]
+        return image_from_config(
+            self.name or str(self.ref),
+            SourceKind.REGISTRY,
+            config,
+            layers,
             digest=digest,
             config_digest=config_digest,
-            layers=tuple(infos),
             repo_tags=(f"{self.ref.host}/{self.ref.repository}:{self.ref.tag}",) if self.ref.tag else (),
+            closers=(client.close,),
             repo_digests=(f"{self.ref.host}/{self.ref.repository}@{top_digest}",),
-            **config_fields(config),
         )
-        layers: list[Any] = [RegistryLayer(info, client) for info in infos]
-        return OpenedImage(artifact=artifact, layers=layers, config=config, _closers=[client.close])

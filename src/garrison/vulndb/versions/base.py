@@ -71,6 +71,21 @@ class CmpScheme(KeyScheme):
         return self._cmp(self._parse(a), self._parse(b))
 
 
+def split_epoch_release(v: str, scheme: str, original: str, main: str = "version") -> tuple[int, str, str]:
+    """``[epoch:]main[-release]`` as (epoch, main, release), the shape dpkg and rpm share (the last ``-``
+    starts the release). Raises :class:`InvalidVersion` for a non-numeric epoch or an empty main part."""
+    epoch = 0
+    if ":" in v:
+        e, v = v.split(":", 1)
+        if not e.isdigit():
+            raise InvalidVersion(f"invalid epoch in {scheme} version {original!r}")
+        epoch = int(e)
+    head, _, release = v.rpartition("-") if "-" in v else (v, "", "")
+    if not head:
+        raise InvalidVersion(f"empty {main} in {original!r}")
+    return epoch, head, release
+
+
 def clean(version: str) -> str:
     """Strip surrounding whitespace and reject the empty string (every scheme needs a value)."""
     v = version.strip()

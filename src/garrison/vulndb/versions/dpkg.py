@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from garrison.vulndb.versions.base import InvalidVersion, KeyScheme, clean
+from garrison.vulndb.versions.base import InvalidVersion, KeyScheme, clean, split_epoch_release
 
 _RUN = re.compile(r"(\D*)(\d*)")
 _VALID = re.compile(r"^[A-Za-z0-9.+~:-]+$")
@@ -71,16 +71,7 @@ def parse(version: str) -> tuple[int, str, str]:
     v = clean(version)
     if not _VALID.match(v):
         raise InvalidVersion(f"invalid dpkg version {version!r}")
-    epoch = 0
-    if ":" in v:
-        e, v = v.split(":", 1)
-        if not e.isdigit():
-            raise InvalidVersion(f"invalid epoch in dpkg version {version!r}")
-        epoch = int(e)
-    upstream, _, revision = v.rpartition("-") if "-" in v else (v, "", "")
-    if not upstream:
-        raise InvalidVersion(f"empty upstream version in {version!r}")
-    return epoch, upstream, revision
+    return split_epoch_release(v, "dpkg", version, "upstream version")
 
 
 def key(version: str) -> tuple[int, str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from garrison.vulndb.versions.base import InvalidVersion, KeyScheme, clean
+from garrison.vulndb.versions.base import KeyScheme, clean, split_epoch_release
 
 _TOKEN = re.compile(r"~|\^|[0-9]+|[A-Za-z]+")
 
@@ -38,17 +38,7 @@ def segments_key(text: str) -> tuple[Token, ...]:
 
 def parse(version: str) -> tuple[int, str, str]:
     """Split into (epoch, version, release); a missing release compares as an empty one."""
-    v = clean(version)
-    epoch = 0
-    if ":" in v:
-        e, v = v.split(":", 1)
-        if not e.isdigit():
-            raise InvalidVersion(f"invalid epoch in rpm version {version!r}")
-        epoch = int(e)
-    ver, _, rel = v.rpartition("-") if "-" in v else (v, "", "")
-    if not ver:
-        raise InvalidVersion(f"empty version in {version!r}")
-    return epoch, ver, rel
+    return split_epoch_release(clean(version), "rpm", version)
 
 
 def key(version: str) -> tuple[int, tuple[Token, ...], tuple[Token, ...]]:
