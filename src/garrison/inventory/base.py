@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from garrison.model import OSInfo, Package
+from garrison.model.secret import Secret
 
 MiB = 1024 * 1024
 
@@ -54,6 +55,8 @@ class AnalysisResult:
     #: paths were installed by the OS and are reported as OS packages only (as Trivy does).
     system_files: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: Secrets in the file (the secret analyzer's result); ``layer`` is set by the applier like a package's.
+    secrets: tuple[Secret, ...] = ()
 
 
 EMPTY = AnalysisResult()

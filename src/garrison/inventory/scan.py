@@ -398,12 +398,22 @@ def scan_image(
     return apply_layers(opened.artifact, done)
 
 
-def scan_reference(reference: str, settings: Settings, progress: Progress) -> Inventory:
-    """Open ``reference`` (any source syntax) and inventory it with the default analyzers."""
+def scan_reference(
+    reference: str,
+    settings: Settings,
+    progress: Progress,
+    *,
+    packages: bool = True,
+    extra: Sequence[Analyzer] = (),
+) -> Inventory:
+    """Open ``reference`` (any source syntax) and walk it once with the package analyzers for its mode
+    (unless ``packages`` is false) plus ``extra`` ones (the secret analyzer): each layer is read once
+    whatever the scanners asked for."""
     from garrison.inventory.registry import declared_analyzers
     from garrison.sources import open_source
 
     source = open_source(reference, settings)
     with source.open() as opened:
         mode = "dir" if opened.artifact.kind is SourceKind.DIR else "image"
-        return scan_image(opened, declared_analyzers(mode), settings, progress)
+        analyzers = (declared_analyzers(mode) if packages else ()) + tuple(extra)
+        return scan_image(opened, analyzers, settings, progress)

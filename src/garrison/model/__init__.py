@@ -11,30 +11,83 @@ from garrison.model.inventory import Inventory
 from garrison.model.package import OSInfo, Package, PackageType
 
 if TYPE_CHECKING:
-    from garrison.model.vuln import Advisory, Finding, MatchDetail, Severity
+    from garrison.model.common import (
+        ClusterId,
+        Digest,
+        Evidence,
+        Finding,
+        FindingId,
+        FindingKind,
+        RuleId,
+        RuleRef,
+        Severity,
+        Subject,
+        SubjectKind,
+        Suppressed,
+        Suppression,
+    )
+    from garrison.model.secret import Secret, secret_finding
+    from garrison.model.vuln import Advisory, MatchDetail, Vulnerability, vulnerability_finding
 
-#: Imported on first use: an inventory (``garrison sbom``) never needs the vulnerability model.
-_VULN = frozenset(("Advisory", "Finding", "MatchDetail", "Severity"))
+#: Imported on first use: an inventory (``garrison sbom``) never needs the findings model.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "ClusterId",
+            "Digest",
+            "Evidence",
+            "Finding",
+            "FindingId",
+            "FindingKind",
+            "RuleId",
+            "RuleRef",
+            "Severity",
+            "Subject",
+            "SubjectKind",
+            "Suppressed",
+            "Suppression",
+        ),
+        "common",
+    ),
+    **dict.fromkeys(("Advisory", "MatchDetail", "Vulnerability", "vulnerability_finding"), "vuln"),
+    **dict.fromkeys(("Secret", "secret_finding"), "secret"),
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _VULN:
-        from garrison.model import vuln
+    module = _LAZY.get(name)
+    if module is not None:
+        import importlib
 
-        return getattr(vuln, name)
+        return getattr(importlib.import_module(f"garrison.model.{module}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
     "Advisory",
     "Artifact",
+    "ClusterId",
+    "Digest",
+    "Evidence",
     "Finding",
+    "FindingId",
+    "FindingKind",
     "Inventory",
     "LayerInfo",
     "MatchDetail",
     "OSInfo",
     "Package",
     "PackageType",
+    "RuleId",
+    "RuleRef",
+    "Secret",
     "Severity",
     "SourceKind",
+    "Subject",
+    "SubjectKind",
+    "Suppressed",
+    "Suppression",
+    "Vulnerability",
+    "secret_finding",
+    "vulnerability_finding",
 ]

@@ -3,51 +3,33 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 
+from garrison.model.common import Finding, FindingKind, RuleId, RuleRef, Severity, Subject, SubjectKind
 from garrison.model.package import Package
-
-
-class Severity(IntEnum):
-    """Ordered severities; comparisons (``>=``) implement ``--severity HIGH+`` style thresholds."""
-
-    UNKNOWN = 0
-    NEGLIGIBLE = 1
-    LOW = 2
-    MEDIUM = 3
-    HIGH = 4
-    CRITICAL = 5
-
-    @classmethod
-    def parse(cls, text: str) -> Severity:
-        """Parse a severity name case-insensitively ("moderate" and "important" are common synonyms)."""
-        t = text.strip().upper()
-        aliases = {
-            "MODERATE": "MEDIUM",
-            "IMPORTANT": "HIGH",
-            "NONE": "NEGLIGIBLE",
-            "UNIMPORTANT": "NEGLIGIBLE",
-        }
-        t = aliases.get(t, t)
-        try:
-            return cls[t]
-        except KeyError:
-            raise ValueError(f"unknown severity {text!r}") from None
 
 
 @dataclass(frozen=True, slots=True)
 class Advisory:
     """One advisory record (an OSV record, reduced to what reports need)."""
 
+    #: The OSV id (``DSA-5532-1``, ``GHSA-…``, ``PYSEC-…``, ``CVE-…``).
     id: str
+    #: OSV ``aliases``: the same vulnerability under other ids (usually the CVE).
     aliases: tuple[str, ...] = ()
+    #: One-line OSV ``summary`` ("" when the source gives none).
     summary: str = ""
+    #: OSV ``details`` (Markdown).
     details: str = ""
+    #: The advisory's own severity: from its CVSS vector when it has one, else the source's rating
+    #: (``database_specific.severity``). A finding's severity is the highest of its merged advisories'.
     severity: Severity = Severity.UNKNOWN
     #: CVSS vector strings, e.g. ``CVSS:3.1/AV:N/…``.
     cvss_vectors: tuple[str, ...] = ()
+    #: Base score of the highest CVSS vector (None when there is no vector).
     cvss_score: float | None = None
+    #: Reference URLs, in the record's order.
     references: tuple[str, ...] = ()
+    #: OSV ``published`` and ``modified`` times (ISO 8601, as in the record).
     published: str = ""
     modified: str = ""
     #: Which source in the advisory database it came from (the OSV ecosystem of the mirror file).
@@ -60,6 +42,7 @@ class MatchDetail:
 
     #: The OSV ecosystem and package name that were looked up (``Debian:12`` / ``openssl``).
     ecosystem: str
+    #: The package name looked up in that ecosystem (the source package for Debian binaries).
     searched_name: str
     #: The version compared (the source version for Debian binaries).
     searched_version: str
@@ -70,35 +53,85 @@ class MatchDetail:
 
 
 @dataclass(frozen=True, slots=True)
-class Finding:
-    """A package affected by an advisory."""
+class Vulnerability:
+    """A package affected by an advisory: the payload of a vulnerability :class:`Finding`."""
 
+    #: The affected package, as installed.
     package: Package
+    #: The primary advisory (the one whose range matched and whose text reports show).
     advisory: Advisory
     #: The advisory id shown to users: a CVE alias when there is one, else the advisory id.
     vulnerability_id: str
+    #: The finding's severity: the highest of the merged advisories' own severities (each from CVSS when
+    #: the record has a vector, else from the source's rating). ``advisory.severity`` is the primary's alone.
     severity: Severity
     #: Versions that fix it in the same range; empty means "no fix yet".
     fixed_versions: tuple[str, ...]
+    #: True when the CVE is in CISA's Known Exploited Vulnerabilities catalog.
     kev: bool = False
+    #: What was looked up and what matched, so that a user can check the finding by hand.
     match: MatchDetail | None = None
     #: Other advisory ids merged into this finding (one CVE reported by two sources is one finding).
     merged_ids: tuple[str, ...] = ()
+
+    def ids(self) -> tuple[str, ...]:
+        """Every id this finding answers to: the shown id, the advisory, its aliases and merged ids."""
+        seen = dict.fromkeys((self.vulnerability_id, self.advisory.id, *self.advisory.aliases, *self.merged_ids))
+        return tuple(seen)
+
+
+def package_ref(pkg: Package) -> str:
+    """The purl of a package, or ``type:name@version`` when it has none (what a Subject names)."""
+    return pkg.purl or f"{pkg.type.value}:{pkg.name}@{pkg.version}"
+
+
+def vulnerability_finding(v: Vulnerability, artifact: str = "", digest: str = "") -> Finding[Vulnerability]:
+    """The envelope for a vulnerability: the subject is the package where its declaring file is."""
+    pkg = v.package
+    fixed = ", ".join(v.fixed_versions) or "no fix yet"
+    return Finding(
+        kind=FindingKind.VULNERABILITY,
+        rule=RuleRef(
+            id=RuleId(v.vulnerability_id),
+            source=f"osv:{v.match.ecosystem}" if v.match else v.advisory.source,
+            title=v.advisory.summary,
+            aliases=tuple(i for i in v.ids() if i != v.vulnerability_id),
+            version=v.advisory.modified,
+        ),
+        subject=Subject(
+            kind=SubjectKind.PACKAGE,
+            artifact=artifact,
+            digest=digest,
+            layer=pkg.layer,
+            path=pkg.locations[0] if pkg.locations else "",
+            package=package_ref(pkg),
+            package_name=pkg.name,
+        ),
+        severity=v.severity,
+        title=f"{pkg.name} {pkg.version}: {v.vulnerability_id}",
+        detail=v,
+        evidence=(("installed", pkg.version), ("fixed", fixed))
+        + ((("range", v.match.matched_range),) if v.match else ()),
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class RangeEvent:
     """One OSV range event: ``kind`` is ``introduced``, ``fixed``, ``last_affected`` or ``limit``."""
 
+    #: ``introduced``, ``fixed``, ``last_affected`` or ``limit``.
     kind: str
+    #: The version the event names (``0`` for "from the beginning").
     value: str
 
 
 @dataclass(frozen=True, slots=True)
 class AffectedRange:
-    """An OSV ``ranges[]`` entry. ``type`` is ``ECOSYSTEM``, ``SEMVER`` or ``GIT`` (GIT is never matched)."""
+    """An OSV ``ranges[]`` entry."""
 
+    #: ``ECOSYSTEM``, ``SEMVER`` or ``GIT`` (GIT ranges name commits and are never matched).
     type: str
+    #: The events in the record's order.
     events: tuple[RangeEvent, ...]
 
 
@@ -109,7 +142,9 @@ class Affected:
     advisory_id: str
     #: Exact OSV ecosystem string (``Debian:12``, ``PyPI``, ``Alpine:v3.19``).
     ecosystem: str
+    #: The package name as the advisory spells it (a Debian source package, a PyPI project…).
     package_name: str
+    #: OSV ``ranges``: affected when any range says so.
     ranges: tuple[AffectedRange, ...] = ()
     #: Explicit affected versions (OSV ``versions``).
     versions: tuple[str, ...] = ()
