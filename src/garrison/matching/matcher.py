@@ -8,7 +8,7 @@ match on equality. A package is affected by an ``affected[]`` entry when any of 
 says so.
 
 Per package, advisories that name each other through ``aliases`` (a GHSA and a PYSEC record for the same
-CVE) are merged into one :class:`~garrison.model.Finding` whose ``vulnerability_id`` is the CVE.
+CVE) are merged into one :class:`~garrison.model.Vulnerability` whose ``vulnerability_id`` is the CVE.
 
 Cost: one ``db.affected()`` per distinct (ecosystem, name), one ``db.advisories()`` for all matched ids,
 version keys cached per (scheme, version) string. A package at or above its database row's ``bound`` (no
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from garrison.matching.ecosystem import Lookup, lookup_for, os_target
-from garrison.model import Advisory, Finding, Inventory, MatchDetail, Package, PackageType, Severity
+from garrison.model import Advisory, Inventory, MatchDetail, Package, PackageType, Severity, Vulnerability
 from garrison.model.vuln import Affected
 from garrison.vulndb.versions import InvalidVersion, scheme_for
 
@@ -60,7 +60,7 @@ SchemeResolver = Callable[[str], VersionScheme]
 class MatchResult:
     """Findings plus what could not be checked. Warnings are user-facing one-liners."""
 
-    findings: tuple[Finding, ...]
+    findings: tuple[Vulnerability, ...]
     warnings: tuple[str, ...] = ()
     #: Packages whose version (or an advisory's version for them) does not parse in the scheme.
     not_comparable: tuple[Package, ...] = ()
@@ -436,7 +436,7 @@ def _group_by_alias(hits: list[_Hit], advisories: dict[str, Advisory]) -> list[l
 
 def _template(
     lk: Lookup, scheme: str, group: list[_Hit], advisories: dict[str, Advisory], kev: frozenset[str]
-) -> Finding:
+) -> Vulnerability:
     """The finding for one alias group, with a placeholder package: computed once per distinct lookup
     and stamped onto every package that shares it (an image repeats packages across locations)."""
     advs = [advisories.get(h.advisory_id) or Advisory(id=h.advisory_id) for h in group]
@@ -448,7 +448,7 @@ def _template(
         fixed.extend(f for f in h.fixed if f not in fixed)
     main_hit = next(h for h in group if h.advisory_id == primary.id)
     detail = MatchDetail(lk.ecosystem, lk.name, lk.version, main_hit.matched_range, scheme)
-    return Finding(
+    return Vulnerability(
         package=_NO_PACKAGE,
         advisory=primary,
         vulnerability_id=vuln_id,
@@ -502,8 +502,8 @@ def match_inventory(inv: Inventory, db: AdvisoryDB, resolver: SchemeResolver | N
     ids = {h.advisory_id for _, _, hits in per_pkg for h in hits}
     advisories = db.advisories(ids) if ids else {}
     kev = db.kev() if ids else frozenset()
-    templates: dict[Lookup, list[Finding]] = {}
-    findings: list[Finding] = []
+    templates: dict[Lookup, list[Vulnerability]] = {}
+    findings: list[Vulnerability] = []
     for pkg, lk, hits in per_pkg:
         if lk not in templates:
             keys = run.keys_for(lk.ecosystem)
