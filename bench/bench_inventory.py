@@ -66,8 +66,8 @@ def best(runs: list[Run]) -> Run:
 
 # --- package sets ---------------------------------------------------------------------------------
 
-_TRIVY_TYPES = {"debian": "deb", "python-pkg": "python", "node-pkg": "npm", "alpine": "apk"}
-_SYFT_TYPES = {"deb": "deb", "python": "python", "npm": "npm", "apk": "apk"}
+_TRIVY_TYPES = {"debian": "deb", "python-pkg": "pypi", "node-pkg": "npm", "alpine": "apk"}
+_SYFT_TYPES = {"deb": "deb", "python": "pypi", "npm": "npm", "apk": "apk"}
 
 
 def trivy_packages(data: bytes) -> set[tuple[str, str, str]]:
@@ -107,7 +107,7 @@ def garrison_packages(data: bytes) -> set[tuple[str, str, str]]:
 
 
 def _norm(t: str, name: str) -> str:
-    if t == "python":
+    if t == "pypi":
         import re
 
         return re.sub(r"[-_.]+", "-", name).lower()

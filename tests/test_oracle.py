@@ -252,8 +252,8 @@ def pep440_lt(a: str, b: str) -> bool:
 def test_app_image_pypi_matches_packaging_oracle(images: Any, db: Any, tmp_path: Path) -> None:
     installed = dist_infos(images.app_rootfs)
     assert {"Django", "Jinja2", "requests"} <= {n for n, *_ in installed}
-    inv, got = garrison_findings(images.app_oci_ref, db, tmp_path, "python")
-    assert {(p.name, p.version) for p in inv.packages if p.type.value == "python"} == {
+    inv, got = garrison_findings(images.app_oci_ref, db, tmp_path, "pypi")
+    assert {(p.name, p.version) for p in inv.packages if p.type.value == "pypi"} == {
         (n, v) for n, v, *_ in installed
     }
     expected = oracle_pairs(installed, affected_index("PyPI", "PyPI", pep503), pep440_lt)

@@ -52,7 +52,7 @@ def test_real_go_binary_with_modules() -> None:
     assert "github.com/spf13/cobra" in pkgs and pkgs["github.com/spf13/cobra"].version.startswith("v1.")
     assert pkgs["k8s.io/kubernetes"].version == ""  # main module built as (devel)
     assert len(pkgs) > 50
-    assert all(p.locations == ("usr/local/bin/kubectl",) and p.type.value == "gomod" for p in result.packages)
+    assert all(p.locations == ("usr/local/bin/kubectl",) and p.type.value == "golang" for p in result.packages)
 
 
 def test_real_go_binary_without_modules() -> None:

@@ -61,7 +61,7 @@ EXPECTED = [
     ("deb", "base-files", "12"),
     ("deb", "curl", "7.88"),
     ("deb", "libc6", "2.36"),
-    ("python", "b", "2.0"),
+    ("pypi", "b", "2.0"),
 ]
 
 
@@ -229,7 +229,7 @@ def test_dir_source_never_follows_symlinks(tmp_path: Path, settings: Settings) -
     (root / "usr/lib/py/self").symlink_to(".")
     (root / "usr/lib/py/linked.pyinfo").symlink_to(outside / "var/lib/toy/status")
     inv = scan(f"dir:{root}", settings)
-    assert summary(inv) == [("python", "inside", "1")]
+    assert summary(inv) == [("pypi", "inside", "1")]
     assert inv.os is not None and inv.os.family == "alpine"
     assert inv.artifact.kind is SourceKind.DIR
     assert inv.packages[0].layer == ""
@@ -267,7 +267,7 @@ def test_docker_archive_with_several_images(image: ImageRefs, settings: Settings
         ti.size = len(data)
         out.addfile(ti, io.BytesIO(data))
     assert summary(scan(f"docker-archive:{merged}", settings)) == EXPECTED
-    assert summary(scan(f"docker-archive:{merged}:x/other:7", settings)) == [("python", "other", "7")]
+    assert summary(scan(f"docker-archive:{merged}:x/other:7", settings)) == [("pypi", "other", "7")]
     assert summary(scan(f"docker-archive:{merged}:garrison/test", settings)) == EXPECTED
     with pytest.raises(NotFoundError, match="x/other:7"):
         scan(f"docker-archive:{merged}:x/none:1", settings)

@@ -43,7 +43,7 @@ LAYERS = [
     ),
     Layer(entries=[File("var/lib/toy/status", b"libc6 2.36\ncurl 8\n"), File("app/a.pyinfo", b"a 1")]),
 ]
-EXPECTED = [("deb", "curl", "8"), ("deb", "libc6", "2.36"), ("python", "a", "1")]
+EXPECTED = [("deb", "curl", "8"), ("deb", "libc6", "2.36"), ("pypi", "a", "1")]
 
 
 def push(reg: Registry, src: str, repo_tag: str, all_platforms: bool = False) -> None:

@@ -23,8 +23,8 @@ from garrison.inventory.apply import LayerResult
 from garrison.inventory.base import AnalysisResult, Analyzer
 from garrison.model import OSInfo, Package, PackageType
 
-#: Bump when the JSON layout below changes.
-FORMAT = 1
+#: Bump when the JSON layout below changes (2: package types are purl types).
+FORMAT = 2
 _PKG_FIELDS = tuple(f.name for f in fields(Package))
 _OS_FIELDS = tuple(f.name for f in fields(OSInfo))
 

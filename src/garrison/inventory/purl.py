@@ -13,11 +13,10 @@ from dataclasses import replace
 from urllib.parse import quote
 
 from garrison.model import OSInfo, Package, PackageType
-
-_PYPI_SEPARATORS = re.compile(r"[-_.]+")
+from garrison.model.ecosystem import ECOSYSTEMS, pep503
 
 #: The purl namespace of an OS package when the distribution is not yet known.
-DEFAULT_OS_NAMESPACE = {PackageType.DEB: "debian", PackageType.APK: "alpine", PackageType.RPM: "redhat"}
+DEFAULT_OS_NAMESPACE = {t: e.default_namespace for t, e in ECOSYSTEMS.items() if e.is_os}
 
 #: os-release ``ID`` values whose purl namespace differs from the id (purl-spec uses vendor names).
 _RPM_NAMESPACES = {"rhel": "redhat", "ol": "oracle", "amzn": "amazon", "opensuse-leap": "opensuse"}
@@ -96,11 +95,6 @@ def slow_build(
         return out
 
 
-def normalize_pypi_name(name: str) -> str:
-    """PEP 503 normalization: the form PyPI, OSV and purls use (``Foo_Bar.baz`` → ``foo-bar-baz``)."""
-    return _PYPI_SEPARATORS.sub("-", name).lower()
-
-
 def deb(name: str, version: str, arch: str = "", namespace: str = "debian", distro: str = "") -> str:
     return _build("deb", name, version, namespace, {"arch": arch, "distro": distro})
 
@@ -123,7 +117,7 @@ def rpm(
 
 
 def pypi(name: str, version: str) -> str:
-    return _build("pypi", normalize_pypi_name(name), version)
+    return _build("pypi", pep503(name), version)
 
 
 def npm(name: str, version: str) -> str:

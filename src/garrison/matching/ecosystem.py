@@ -2,8 +2,8 @@
 
 OS packages depend on the detected release: Debian advisories are keyed by the *source* package and
 compared with the *source* version (a binNMU ``1.2-3+b1`` built from source ``1.2-3`` is still vulnerable
-to a fix in ``1.2-3+deb12u1``); Alpine's by the apk *origin*. Language packages map through
-:attr:`PackageType.osv_ecosystem`. Releases we hold no data for produce a warning, never an error.
+to a fix in ``1.2-3+deb12u1``); Alpine's by the apk *origin*. Language packages map through their row of
+:data:`garrison.model.ecosystem.ECOSYSTEMS`. Releases we hold no data for produce a warning, never an error.
 """
 
 from __future__ import annotations

@@ -3,45 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
+from garrison.model.ecosystem import PackageType
 
-class PackageType(StrEnum):
-    """The packaging format a package was found in. Values double as purl types where they coincide."""
-
-    DEB = "deb"
-    APK = "apk"
-    RPM = "rpm"
-    PYTHON = "python"  # purl type "pypi"
-    NPM = "npm"
-    GO = "gomod"  # purl type "golang"
-    JAVA = "jar"  # purl type "maven"
-    GEM = "gem"
-    CARGO = "cargo"
-    NUGET = "nuget"
-    COMPOSER = "composer"
-
-    @property
-    def is_os(self) -> bool:
-        """OS packages are matched against the distribution's advisories, keyed by the detected release."""
-        return self in (PackageType.DEB, PackageType.APK, PackageType.RPM)
-
-    @property
-    def osv_ecosystem(self) -> str:
-        """The OSV ecosystem name for language packages ("" for OS packages: those depend on the release)."""
-        return _OSV_ECOSYSTEMS.get(self, "")
-
-
-_OSV_ECOSYSTEMS = {
-    PackageType.PYTHON: "PyPI",
-    PackageType.NPM: "npm",
-    PackageType.GO: "Go",
-    PackageType.JAVA: "Maven",
-    PackageType.GEM: "RubyGems",
-    PackageType.CARGO: "crates.io",
-    PackageType.NUGET: "NuGet",
-    PackageType.COMPOSER: "Packagist",
-}
+__all__ = ["OSInfo", "Package", "PackageType"]
 
 
 @dataclass(frozen=True, slots=True)

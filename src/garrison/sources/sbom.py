@@ -30,23 +30,8 @@ from urllib.parse import unquote
 
 from garrison.errors import InputError
 from garrison.model import Artifact, Inventory, OSInfo, Package, PackageType, SourceKind
+from garrison.model.ecosystem import from_purl_type
 
-#: purl type → package type.
-PURL_TYPES: dict[str, PackageType] = {
-    "deb": PackageType.DEB,
-    "apk": PackageType.APK,
-    "rpm": PackageType.RPM,
-    "pypi": PackageType.PYTHON,
-    "npm": PackageType.NPM,
-    "golang": PackageType.GO,
-    "maven": PackageType.JAVA,
-    "gem": PackageType.GEM,
-    "cargo": PackageType.CARGO,
-    "nuget": PackageType.NUGET,
-    "composer": PackageType.COMPOSER,
-}
-#: Types whose purl namespace is part of the package name as users and OSV spell it.
-_NAMESPACED_NAMES = {PackageType.NPM, PackageType.GO, PackageType.COMPOSER}
 _SPDX_BUILT_FROM = re.compile(r"built package from:\s*(\S+)(?:\s+(\S+))?")
 _DISTRO = re.compile(r"^([a-z][a-z0-9._-]*?)-(\d[\w.]*)$")
 MAX_SBOM_BYTES = 256 * 1024 * 1024
@@ -80,7 +65,7 @@ def _parse_purl(text: str) -> _Purl | None:
 
 def _name(ptype: PackageType, purl: _Purl, declared: str) -> tuple[str, str]:
     """(name, namespace) as garrison's analyzers spell them."""
-    if ptype in _NAMESPACED_NAMES and purl.namespace:
+    if ptype.ecosystem.namespace_in_name and purl.namespace:
         return f"{purl.namespace}/{purl.name}", ""
     if ptype is PackageType.JAVA:
         return purl.name, purl.namespace
@@ -126,7 +111,7 @@ def _package(
     purl = _parse_purl(purl_text) if purl_text else None
     if purl is None:
         return None, None, "no purl"
-    ptype = PURL_TYPES.get(purl.type)
+    ptype = from_purl_type(purl.type)
     if ptype is None:
         return None, purl, f"purl type {purl.type}"
     version = purl.version or declared_version

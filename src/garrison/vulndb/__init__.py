@@ -16,7 +16,7 @@ _EXPORTS = {
     "SourceStatus": "garrison.vulndb.store",
     "ensure_database": "garrison.vulndb.update",
     "update_database": "garrison.vulndb.update",
-    "normalize_name": "garrison.vulndb.names",
+    "normalize_name": "garrison.model.ecosystem",
     "InvalidVersion": "garrison.vulndb.versions",
     "VersionScheme": "garrison.vulndb.versions",
     "scheme_for": "garrison.vulndb.versions",

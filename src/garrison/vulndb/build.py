@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from garrison.errors import DatabaseError, MirrorError
+from garrison.model.ecosystem import normalize_name
 from garrison.progress import Progress
-from garrison.vulndb.names import normalize_name
 from garrison.vulndb.osv import MalformedRecord, is_withdrawn, parse_record
 from garrison.vulndb.store import (
     INDEXES,

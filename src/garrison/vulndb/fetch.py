@@ -24,15 +24,15 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from garrison.errors import MirrorError
+from garrison.model.ecosystem import mirror_ecosystems
 from garrison.progress import Progress
 from garrison.vulndb.build import KevSource, SourceFile, now
 from garrison.vulndb.kev import parse_kev
 from garrison.vulndb.osv import MalformedRecord
 
-#: Ecosystems every mirror is expected to have (those of the OSV bucket garrison is tested with).
-REQUIRED_ECOSYSTEMS = ("Go", "crates.io", "PyPI", "RubyGems", "Packagist", "npm", "Debian", "Alpine")
-#: Fetched when present; a 404 is a warning.
-OPTIONAL_ECOSYSTEMS = ("Maven", "NuGet")
+#: Ecosystems every mirror is expected to have, and those fetched when present (a 404 is a warning):
+#: the ``mirror`` columns of the ecosystem table.
+REQUIRED_ECOSYSTEMS, OPTIONAL_ECOSYSTEMS = mirror_ecosystems()
 KEV_FILE = "known_exploited_vulnerabilities.json"
 
 RETRIES = 3

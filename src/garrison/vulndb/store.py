@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from garrison.errors import DatabaseError, SchemaError
+from garrison.model.ecosystem import normalize_name
 from garrison.model.vuln import Advisory, Affected, AffectedRange, RangeEvent, Severity
-from garrison.vulndb.names import normalize_name
 from garrison.vulndb.versions import scheme_for
 
 _T = TypeVar("_T")
