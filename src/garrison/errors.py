@@ -4,6 +4,7 @@
 
     GarrisonError                      exit 2 unless a subclass says otherwise
     ├── UsageError                     bad flags or a reference that does not parse          (exit 2)
+    │   └── SettingError (config.py)   a setting's value, named with where it came from
     ├── SourceError                    the image or tree could not be read                   (exit 3)
     │   ├── NotFoundError              no such image, tag, blob, file or directory
     │   ├── AuthError                  the registry refused our credentials
@@ -17,29 +18,45 @@
     │   └── SchemaError                the database file is from another schema version
     └── InputError                     an SBOM, ignore file or VEX document is invalid      (exit 5)
 
-Exit code 1 is reserved for ``--exit-code`` (findings at or above the threshold); 130 for Ctrl-C.
+Every exit code is below (``EXIT_*``). 1 is the usual ``--exit-code`` (findings remain after the
+filters); ``--exit-code`` may not be one of :data:`RESERVED_EXIT_CODES`, so that a CI gate is never
+mistaken for an error. 70 (``EX_SOFTWARE``) is an unexpected exception, a bug; 130 is Ctrl-C.
 The core raises these; only the CLI turns them into messages and exit codes.
 """
 
 from __future__ import annotations
 
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+EXIT_SOURCE = 3
+EXIT_DATABASE = 4
+EXIT_INPUT = 5
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+#: Codes garrison exits with on its own; ``--exit-code`` refuses them. Codes from 126 up mean "cannot
+#: execute", "not found" and "killed by a signal" to shells, so they are refused too.
+RESERVED_EXIT_CODES = frozenset({EXIT_USAGE, EXIT_SOURCE, EXIT_DATABASE, EXIT_INPUT, EXIT_INTERNAL})
+#: The largest value ``--exit-code`` accepts.
+MAX_GATE_EXIT_CODE = 125
+
 
 class GarrisonError(Exception):
     """Base of every error garrison raises on purpose. ``str(err)`` is a one-line message for users."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class UsageError(GarrisonError):
     """The user asked for something that cannot be understood."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class SourceError(GarrisonError):
     """The artifact could not be read."""
 
-    exit_code = 3
+    exit_code = EXIT_SOURCE
 
 
 class NotFoundError(SourceError):
@@ -73,7 +90,7 @@ class LimitExceededError(BadImageError):
 class DatabaseError(GarrisonError):
     """The advisory database cannot be used."""
 
-    exit_code = 4
+    exit_code = EXIT_DATABASE
 
 
 class MirrorError(DatabaseError):
@@ -87,9 +104,4 @@ class SchemaError(DatabaseError):
 class InputError(GarrisonError):
     """A user-provided document (SBOM, ignore file, VEX) is invalid."""
 
-    exit_code = 5
-
-
-EXIT_OK = 0
-EXIT_FINDINGS = 1
-EXIT_INTERRUPTED = 130
+    exit_code = EXIT_INPUT

@@ -25,7 +25,7 @@ def _garrison(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
         capture_output=True,
         text=True,
         cwd=cwd,
-        env={**os.environ, "GARRISON_CONFIG": "/nonexistent"},
+        env={**os.environ, "GARRISON_CONFIG": os.devnull},
         timeout=300,
     )
 

@@ -162,7 +162,7 @@ def test_docker_config_credentials(
 
 def test_plain_http_needs_opt_in(registry_plain: Registry, image: ImageRefs, tmp_path: Path) -> None:
     push(registry_plain, image.oci_ref, "toy/app:1")
-    with pytest.raises(RegistryError, match="insecure-registries"):
+    with pytest.raises(RegistryError, match="--insecure-registry 127"):
         scan(registry_plain.ref("toy/app:1"), settings_for(registry_plain, tmp_path, insecure_registries=""))
 
 

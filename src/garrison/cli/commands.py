@@ -3,36 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from garrison.cli.main import settings_from_args
+from garrison.cli.output import open_output, output_target
 from garrison.cli.progress import progress_for
-
-
-@contextlib.contextmanager
-def _output(path: Path | None) -> Iterator[IO[str]]:
-    """Standard output, or FILE written atomically (a failed run never leaves half a report)."""
-    if path is None:
-        yield sys.stdout
-        sys.stdout.flush()
-        return
-    import tempfile  # lazy: most runs write to standard output
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def cmd_version(args: argparse.Namespace) -> int:
@@ -47,11 +24,12 @@ def cmd_sbom(args: argparse.Namespace) -> int:
     from garrison.report import render_inventory
 
     settings = settings_from_args(args)
+    target = output_target(args.output)  # a bad -o fails before the work, not after
     with progress_for(args.quiet) as progress:
         inv = api.inventory(args.source, settings, progress)
-    with _output(args.output) as out:
+    with open_output(target) as out:
         render_inventory(inv, args.format, out)
-    if args.format != "table" or args.output is not None:  # the table prints them itself
+    if args.format != "table" or target.mode != "stdout":  # the table prints them itself
         _print_warnings(inv.warnings)
     return 0
 
@@ -61,6 +39,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from garrison.report import render
 
     settings = settings_from_args(args)
+    target = output_target(args.output)  # a bad -o fails before the work, not after
     options = api.ScanOptions(
         severities=tuple(s.strip() for s in args.severity.split(",") if s.strip()),
         ignore_unfixed=args.ignore_unfixed,
@@ -74,9 +53,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
             report = api.scan(f"dir:{args.source}", settings, options, progress)
         else:
             report = api.scan(args.source, settings, options, progress)
-    with _output(args.output) as out:
+    with open_output(target) as out:
         render(report, args.format, out)
-    if args.format != "table" or args.output is not None:  # the table prints them itself
+    if args.format != "table" or target.mode != "stdout":  # the table prints them itself
         _print_warnings((*report.inventory.warnings, *report.warnings))
     # --exit-code N: a CI gate on the findings that remain after every filter.
     return int(args.exit_code) if args.exit_code and report.findings else 0

@@ -11,11 +11,8 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
-
-EXIT_INTERNAL = 70
 
 _SETTING_FLAGS: dict[str, tuple[str, str]] = {
     # setting name: (flag, help)
@@ -26,8 +23,8 @@ _SETTING_FLAGS: dict[str, tuple[str, str]] = {
     "db_path": ("--db", "advisory database file"),
     "offline": ("--offline", "never download; fail when the advisory database is missing"),
     "username": ("--username", "registry user name (else GARRISON_USERNAME or ~/.docker/config.json)"),
-    "password": ("--password", "registry password (prefer GARRISON_PASSWORD)"),
-    "insecure_registries": ("--insecure-registry", "comma-separated registries allowed over plain HTTP"),
+    "password": ("--password", "registry password or token (prefer GARRISON_PASSWORD: flags show in `ps`)"),
+    "insecure_registries": ("--insecure-registry", "registries (HOST[:PORT], comma-separated) allowed over plain HTTP"),
     "tls_skip_verify": ("--tls-skip-verify", "do not verify registry TLS certificates"),
     "ca_file": ("--ca-file", "CA bundle to verify registries with"),
     "platform": ("--platform", "platform to pick from multi-platform images (default linux/amd64)"),
@@ -44,9 +41,7 @@ def _add_setting_flags(p: argparse.ArgumentParser, names: Sequence[str]) -> None
     for name in names:
         flag, helptext = _SETTING_FLAGS[name]
         if isinstance(getattr(defaults, name), bool):
-            g.add_argument(
-                flag, dest=f"set_{name}", action="store_const", const=True, default=None, help=helptext
-            )
+            g.add_argument(flag, dest=f"set_{name}", action="store_const", const=True, default=None, help=helptext)
         else:
             g.add_argument(flag, dest=f"set_{name}", default=None, metavar=name.upper(), help=helptext)
 
@@ -64,6 +59,29 @@ _SOURCE_SETTINGS = (
     "workers",
 )
 _DB_SETTINGS = ("cache_dir", "mirror", "kev_url", "db_path", "offline")
+#: The settings each scan target uses: a directory or an SBOM reaches no registry and has no layers.
+_SCAN_SETTINGS = {
+    "image": tuple(dict.fromkeys((*_SOURCE_SETTINGS, *_DB_SETTINGS))),
+    "dir": _DB_SETTINGS,
+    "sbom": _DB_SETTINGS,
+}
+
+
+def _gate_exit_code(text: str) -> int:
+    """``--exit-code N``: 0 (no gate) or a code that cannot be mistaken for one of garrison's errors."""
+    from garrison.errors import MAX_GATE_EXIT_CODE, RESERVED_EXIT_CODES
+
+    try:
+        code = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if code in RESERVED_EXIT_CODES or not 0 <= code <= MAX_GATE_EXIT_CODE:
+        used = ", ".join(str(c) for c in sorted(RESERVED_EXIT_CODES))
+        raise argparse.ArgumentTypeError(
+            f"{code} is not allowed: garrison exits with {used} on errors and codes above "
+            f"{MAX_GATE_EXIT_CODE} mean a signal or a shell error; use 1 or another code up to {MAX_GATE_EXIT_CODE}"
+        )
+    return code
 
 
 #: Top-level commands (``build_parser`` registers each; its flags only when it may be the one run).
@@ -84,9 +102,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "5 invalid input document, 130 interrupted.",
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    p.add_argument(
-        "--config", type=Path, default=None, help="config file (default ~/.config/garrison/config.yaml)"
-    )
+    p.add_argument("--config", type=Path, default=None, help="config file (default ~/.config/garrison/config.yaml)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     # The global flags are accepted after the command too (`garrison sbom IMAGE -q`): SUPPRESS keeps a
     # subcommand from resetting what was given before it.
@@ -103,9 +119,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         sb = sub.add_parser("sbom", parents=[common], help=sbom_help)
         sb.add_argument("source", help="image reference or source (see below)")
         sb.add_argument("-f", "--format", default="table", choices=["table", "json", "cyclonedx", "spdx-json"])
-        sb.add_argument(
-            "-o", "--output", type=Path, default=None, help="write to FILE instead of standard output"
-        )
+        sb.add_argument("-o", "--output", type=Path, default=None, help="write to FILE instead of standard output")
         _add_setting_flags(sb, _SOURCE_SETTINGS)
         sb.set_defaults(func="garrison.cli.commands:cmd_sbom")
 
@@ -131,15 +145,9 @@ def _add_scan_targets(scan: argparse.ArgumentParser, common: argparse.ArgumentPa
     ):
         sp = scan_sub.add_parser(target, parents=[common], help=helptext)
         sp.add_argument("source", help="what to scan")
-        sp.add_argument(
-            "-f", "--format", default="table", choices=["table", "json", "sarif", "cyclonedx", "spdx-json"]
-        )
-        sp.add_argument(
-            "-o", "--output", type=Path, default=None, help="write to FILE instead of standard output"
-        )
-        sp.add_argument(
-            "--severity", default="", help="only these severities (comma list) e.g. HIGH,CRITICAL"
-        )
+        sp.add_argument("-f", "--format", default="table", choices=["table", "json", "sarif", "cyclonedx", "spdx-json"])
+        sp.add_argument("-o", "--output", type=Path, default=None, help="write to FILE instead of standard output")
+        sp.add_argument("--severity", default="", help="only these severities (comma list) e.g. HIGH,CRITICAL")
         sp.add_argument("--ignore-unfixed", action="store_true", help="hide findings with no fixed version")
         sp.add_argument(
             "--ignore-file",
@@ -150,11 +158,12 @@ def _add_scan_targets(scan: argparse.ArgumentParser, common: argparse.ArgumentPa
         sp.add_argument("--vex", type=Path, action="append", default=[], help="OpenVEX document (repeatable)")
         sp.add_argument(
             "--exit-code",
-            type=int,
+            type=_gate_exit_code,
             default=0,
-            help="exit with this code when findings remain after filters (a CI gate)",
+            metavar="N",
+            help="exit with N (e.g. 1) when findings remain after filters (a CI gate); not 2-5, 70 or >125",
         )
-        _add_setting_flags(sp, tuple(dict.fromkeys((*_SOURCE_SETTINGS, *_DB_SETTINGS))))
+        _add_setting_flags(sp, _SCAN_SETTINGS[target])
         sp.set_defaults(func="garrison.cli.commands:cmd_scan")
 
 
@@ -170,17 +179,20 @@ def _add_db_actions(db: argparse.ArgumentParser, common: argparse.ArgumentParser
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
-    """Defaults < config file < env < flags."""
-    from garrison.config import Settings, _coerce, load_settings
+    """Defaults < config file < env < flags, each value validated (a bad one is a usage error naming the
+    setting and where it came from); warnings about the config file go to standard error."""
+    from garrison.config import load_settings
 
-    s = load_settings(args.config)
-    over: dict[str, Any] = {}
-    base = Settings()
-    for f in fields(Settings):
-        v = getattr(args, f"set_{f.name}", None)
-        if v is not None:
-            over[f.name] = v if isinstance(v, bool) else _coerce(str(v), getattr(base, f.name))
-    return replace(s, **over)
+    flags = {
+        name: (flag, value)
+        for name, (flag, _) in _SETTING_FLAGS.items()
+        if (value := getattr(args, f"set_{name}", None)) is not None
+    }
+    warnings: list[str] = []
+    settings = load_settings(args.config, flags=flags, warnings=warnings)
+    for w in warnings:
+        print(f"garrison: warning: {w}", file=sys.stderr)
+    return settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -192,12 +204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(argv: list[str]) -> int:
+    from garrison.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, GarrisonError
+
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
-        return 2
-    from garrison.errors import EXIT_INTERRUPTED, GarrisonError
+        return EXIT_USAGE
 
     modname, fname = args.func.split(":")
     import importlib

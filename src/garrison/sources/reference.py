@@ -144,4 +144,26 @@ def parse_reference(text: str) -> SourceRef:
         if not image:
             raise UsageError("docker: needs an image name: docker:IMAGE")
         return SourceRef(SourceKind.DOCKER, text, image=image)
+    hint = _local_path_hint(text)
+    if hint:
+        raise UsageError(hint)
     return SourceRef(SourceKind.REGISTRY, text, registry=parse_registry_ref(text))
+
+
+def _local_path_hint(text: str) -> str:
+    """A message for a local path given without its ``docker-archive:``/``oci:``/``dir:`` prefix, which
+    would otherwise be read as a registry reference; ``""`` when ``text`` does not look like one."""
+    looks_local = text.startswith(("/", "./", "../", "~")) or text.endswith((".tar", ".tar.gz", ".tgz"))
+    path = os.path.expanduser(text)
+    if not looks_local and not (os.path.exists(path) and "/" in text):
+        return ""
+    if os.path.isdir(path):
+        prefix = "oci:" if os.path.isfile(os.path.join(path, "oci-layout")) else "dir:"
+    elif os.path.exists(path):
+        prefix = "docker-archive:"
+    else:
+        return (
+            f"{text!r} looks like a local path, but nothing is there "
+            "(local sources are written docker-archive:FILE, oci:DIR[:TAG] or dir:PATH)"
+        )
+    return f"{text!r} is a local path, not an image reference: did you mean {prefix}{text}?"

@@ -104,7 +104,7 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
 
 
 def _insecure_hosts(settings: Settings) -> set[str]:
-    return {h.strip().lower() for h in settings.insecure_registries.split(",") if h.strip()}
+    return {h.lower() for h in settings.insecure_registries}
 
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext | bool:
@@ -249,8 +249,8 @@ class RegistryClient:
         if not self.insecure and any(h in text for h in _PLAIN_HTTP_HINTS):
             return RegistryError(
                 f"{self.ref.api_host}: TLS handshake failed; the registry seems to speak plain HTTP. "
-                f"If you trust it, allow it with --insecure-registries {self.ref.api_host} "
-                "(GARRISON_INSECURE_REGISTRIES)"
+                f"If you trust it, allow it with --insecure-registry {self.ref.api_host} "
+                "(or GARRISON_INSECURE_REGISTRIES)"
             )
         if "CERTIFICATE_VERIFY_FAILED" in text:
             return RegistryError(f"{self.ref.api_host}: TLS certificate not trusted ({text}); pass --ca-file")

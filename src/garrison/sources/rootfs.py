@@ -28,6 +28,10 @@ class RootfsSource:
     def open(self, progress: ProgressFn | None = None) -> OpenedImage:
         what = self.name or f"dir:{self.path}"
         if not os.path.isdir(self.path):
+            if os.path.exists(self.path):
+                archive = self.path.endswith((".tar", ".tar.gz", ".tgz"))
+                hint = f" (for a docker save archive use docker-archive:{self.path})" if archive else ""
+                raise NotFoundError(f"{what}: is a file, not a directory; dir: scans a directory{hint}")
             raise NotFoundError(f"{what}: no such directory")
         root = os.path.realpath(self.path)
         layer = TreeLayerImpl(LayerInfo(index=0, digest="", diff_id=""), root)

@@ -34,7 +34,7 @@ CISA_KEV_URL = "https://www.cisa.gov/sites/default/files/feeds/known_exploited_v
 
 def wanted_ecosystems(settings: Settings) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(required, optional) ecosystems: the user's list (all required) or the defaults."""
-    chosen = tuple(e.strip() for e in settings.ecosystems.split(",") if e.strip())
+    chosen = settings.ecosystems
     if chosen:
         return chosen, ()
     return REQUIRED_ECOSYSTEMS, OPTIONAL_ECOSYSTEMS
