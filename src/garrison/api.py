@@ -1,16 +1,18 @@
-"""The documented Python API. The CLI is a thin layer over these functions.
+"""The documented Python API: a facade over :mod:`garrison.services`. The CLI calls only these.
 
 >>> from garrison import api
 >>> inv = api.inventory("oci:build/debian:12")                       # doctest: +SKIP
 >>> report = api.scan("oci:build/debian:12", options=api.ScanOptions(severities=("CRITICAL",)))  # doctest: +SKIP
->>> [(f.package.name, f.vulnerability_id) for f in report.findings]  # doctest: +SKIP
+>>> [(f.rule.id, f.subject.package) for f in report.findings]       # doctest: +SKIP
 
 Every function raises :class:`garrison.errors.GarrisonError` subclasses on failure; none prints or exits.
+For many scans in one process (a worker), hold one :class:`~garrison.services.scan.ScanService`: it keeps
+the advisory database open between scans.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,32 +21,54 @@ from garrison.model import Inventory
 from garrison.progress import NO_PROGRESS, Progress
 
 if TYPE_CHECKING:
-    from garrison.matching.filters import FilterOptions
     from garrison.report.model import ScanReport
+    from garrison.services.scan import ScanRequest
+    from garrison.vulndb.store import DBStatus
 
 
 @dataclass(frozen=True)
 class ScanOptions:
-    """What to keep of the findings (the CLI's filter flags)."""
+    """What to look for and what to keep of the findings (the CLI's scanner and filter flags)."""
 
     #: Keep only these severities (names, e.g. ``("HIGH", "CRITICAL")``); empty = all.
     severities: tuple[str, ...] = ()
-    #: Hide findings that have no fixed version yet.
+    #: Hide vulnerabilities that have no fixed version yet.
     ignore_unfixed: bool = False
-    #: YAML ignore rules (advisory ids, packages, expiry dates, reasons); see docs/vulnerabilities.md.
+    #: YAML ignore rules (rule or advisory ids, packages, paths, expiry dates, reasons); see
+    #: docs/vulnerabilities.md.
     ignore_file: Path | None = None
-    #: OpenVEX documents; ``not_affected`` and ``fixed`` statements suppress findings.
+    #: OpenVEX documents; ``not_affected`` and ``fixed`` statements suppress vulnerabilities.
     vex: tuple[Path, ...] = ()
+    #: What to look for: ``vuln``, ``secret`` or both (the default, as Trivy's ``image`` does).
+    scanners: tuple[str, ...] = ("vuln", "secret")
+    #: A secret rule file of your own (extra rules, disabled built-ins, allow rules); see docs/secrets.md.
+    secret_config: Path | None = None
 
 
-def inventory(
-    reference: str, settings: Settings | None = None, progress: Progress = NO_PROGRESS
-) -> Inventory:
+def _request(options: ScanOptions | None) -> ScanRequest:
+    """Parse the options before any download: a bad ignore file or scanner name fails first."""
+    from garrison.findings.suppress import build_options
+    from garrison.services.scan import ScanRequest, parse_scanners
+
+    options = options or ScanOptions()
+    return ScanRequest(
+        scanners=parse_scanners(",".join(options.scanners)),
+        suppress=build_options(
+            severity=",".join(options.severities),
+            ignore_unfixed=options.ignore_unfixed,
+            ignore_file=options.ignore_file,
+            vex=options.vex,
+        ),
+        secret_config=options.secret_config,
+    )
+
+
+def inventory(reference: str, settings: Settings | None = None, progress: Progress = NO_PROGRESS) -> Inventory:
     """Open ``reference`` (``oci:DIR[:tag]``, ``docker-archive:FILE``, ``dir:PATH``, ``docker:IMAGE`` or a
-    registry reference) and return what is installed in it."""
-    from garrison.inventory.scan import scan_reference
+    registry reference) and return what is installed in it (``garrison sbom``: packages only)."""
+    from garrison.services.scan import ScanService
 
-    return scan_reference(reference, settings or Settings(), progress)
+    return ScanService(settings, progress).inventory(reference)
 
 
 def scan(
@@ -53,10 +77,13 @@ def scan(
     options: ScanOptions | None = None,
     progress: Progress = NO_PROGRESS,
 ) -> ScanReport:
-    """Inventory ``reference`` and match it against the advisory database (built first when missing)."""
-    settings = settings or Settings()
-    filters = _filter_options(options or ScanOptions())  # a bad ignore file fails before any download
-    return _match(inventory(reference, settings, progress), settings, filters, progress)
+    """Scan ``reference`` for vulnerabilities (the advisory database is built first when missing) and
+    secrets, as ``options.scanners`` says."""
+    from garrison.services.scan import ScanService
+
+    request = _request(options)
+    with ScanService(settings, progress) as service:
+        return service.scan(reference, request)
 
 
 def scan_sbom(
@@ -65,12 +92,15 @@ def scan_sbom(
     options: ScanOptions | None = None,
     progress: Progress = NO_PROGRESS,
 ) -> ScanReport:
-    """Match the packages of a CycloneDX or SPDX JSON SBOM (garrison's, trivy's, syft's…)."""
+    """Match the packages of a CycloneDX or SPDX JSON SBOM (garrison's, trivy's, syft's…). An SBOM has
+    no file contents, so only the vulnerability scanner runs."""
+    from garrison.services.scan import Scanner, ScanService
     from garrison.sources.sbom import load_sbom
 
-    settings = settings or Settings()
-    filters = _filter_options(options or ScanOptions())
-    return _match(load_sbom(path), settings, filters, progress)
+    request = _request(options)
+    request = replace(request, scanners=frozenset({Scanner.VULN}))
+    with ScanService(settings, progress) as service:
+        return service.scan_inventory(load_sbom(path), request)
 
 
 def scan_inventory(
@@ -79,45 +109,30 @@ def scan_inventory(
     options: ScanOptions | None = None,
     progress: Progress = NO_PROGRESS,
 ) -> ScanReport:
-    """Match an inventory you already have."""
-    settings = settings or Settings()
-    return _match(inv, settings, _filter_options(options or ScanOptions()), progress)
+    """Match and suppress an inventory you already have (its ``secrets`` are reported when the secret
+    scanner is asked for)."""
+    from garrison.services.scan import ScanService
+
+    with ScanService(settings, progress) as service:
+        return service.scan_inventory(inv, _request(options))
 
 
-def _filter_options(options: ScanOptions) -> FilterOptions:
-    from garrison.matching.filters import build_options
+def update_database(settings: Settings | None = None, progress: Progress = NO_PROGRESS) -> DBStatus:
+    """``garrison db update``: fetch the mirror and rebuild the advisory database when it changed."""
+    from garrison.services.database import update_database as _update
 
-    return build_options(
-        severity=",".join(options.severities),
-        ignore_unfixed=options.ignore_unfixed,
-        ignore_file=options.ignore_file,
-        vex=options.vex,
-    )
+    return _update(settings or Settings(), progress)
 
 
-def _match(inv: Inventory, settings: Settings, filters: FilterOptions, progress: Progress) -> ScanReport:
-    import datetime as dt
+def database_status(settings: Settings | None = None) -> DBStatus:
+    """``garrison db status``: what the advisory database holds."""
+    from garrison.services.database import database_status as _status
 
-    from garrison import __version__
-    from garrison.errors import DatabaseError
-    from garrison.report.model import scan_report
-    from garrison.vulndb.store import AdvisoryDB
+    return _status(settings or Settings())
 
-    try:
-        # The usual case: the database is there and current. Opening it directly spares importing the
-        # update machinery (httpx, the builder, multiprocessing: ~0.15 s of start-up) and a second open.
-        db = AdvisoryDB.open(settings.database_file)
-    except DatabaseError:  # missing, unreadable or of another schema (SchemaError is a DatabaseError)
-        from garrison.vulndb.update import ensure_database
 
-        db = AdvisoryDB.open(ensure_database(settings, progress))
-    try:
-        return scan_report(
-            inv,
-            db,
-            filters,
-            generated_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            tool_version=__version__,
-        )
-    finally:
-        db.close()
+def format_database_status(status: DBStatus, fmt: str = "table") -> str:
+    """``db status`` as text: ``table`` for people, ``json`` for scripts."""
+    from garrison.vulndb.store import format_status
+
+    return format_status(status, fmt)

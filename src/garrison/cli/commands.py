@@ -45,6 +45,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
         ignore_unfixed=args.ignore_unfixed,
         ignore_file=args.ignore_file or _default_ignore_file(),
         vex=tuple(args.vex),
+        scanners=tuple(getattr(args, "scanners", "vuln").split(",")),
+        secret_config=getattr(args, "secret_config", None),
     )
     with progress_for(args.quiet) as progress:
         if args.target == "sbom":
@@ -57,8 +59,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
         render(report, args.format, out)
     if args.format != "table" or target.mode != "stdout":  # the table prints them itself
         _print_warnings((*report.inventory.warnings, *report.warnings))
-    # --exit-code N: a CI gate on the findings that remain after every filter.
-    return int(args.exit_code) if args.exit_code and report.findings else 0
+    # --exit-code N: a CI gate on the findings of every kind that remain after the suppression step.
+    from garrison.findings.gate import should_fail
+
+    return int(args.exit_code) if args.exit_code and should_fail(report.findings) else 0
 
 
 def _default_ignore_file() -> Path | None:
@@ -67,35 +71,26 @@ def _default_ignore_file() -> Path | None:
 
 
 def cmd_db_update(args: argparse.Namespace) -> int:
-    from garrison.vulndb.update import update_database
+    from garrison import api
 
     settings = settings_from_args(args)
     with progress_for(args.quiet) as progress:
-        status = update_database(settings, progress)
+        status = api.update_database(settings, progress)
     _print_db_status(status, "table")
     return 0
 
 
 def cmd_db_status(args: argparse.Namespace) -> int:
-    from garrison.errors import DatabaseError
-    from garrison.vulndb.store import AdvisoryDB
+    from garrison import api
 
-    settings = settings_from_args(args)
-    path = settings.database_file
-    if not path.exists():
-        raise DatabaseError(f"no advisory database at {path}; run `garrison db update`")
-    db = AdvisoryDB.open(path)
-    try:
-        _print_db_status(db.status(), args.format)
-    finally:
-        db.close()
+    _print_db_status(api.database_status(settings_from_args(args)), args.format)
     return 0
 
 
 def _print_db_status(status: Any, fmt: str) -> None:
-    from garrison.vulndb.store import format_status
+    from garrison import api
 
-    sys.stdout.write(format_status(status, fmt))
+    sys.stdout.write(api.format_database_status(status, fmt))
 
 
 def _print_warnings(warnings: tuple[str, ...] | list[str]) -> None:

@@ -118,7 +118,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     else:
         sb = sub.add_parser("sbom", parents=[common], help=sbom_help)
         sb.add_argument("source", help="image reference or source (see below)")
-        sb.add_argument("-f", "--format", default="table", choices=["table", "json", "cyclonedx", "spdx-json"])
+        sb.add_argument("-f", "--format", default="table", choices=_formats(scan=False))
         sb.add_argument("-o", "--output", type=Path, default=None, help="write to FILE instead of standard output")
         _add_setting_flags(sb, _SOURCE_SETTINGS)
         sb.set_defaults(func="garrison.cli.commands:cmd_sbom")
@@ -136,6 +136,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return p
 
 
+def _formats(scan: bool) -> list[str]:
+    """The ``-f`` choices, read from the one declaration of formats in :mod:`garrison.report`."""
+    from garrison.report import INVENTORY_FORMATS, SCAN_FORMATS
+
+    return list(SCAN_FORMATS if scan else INVENTORY_FORMATS)
+
+
 def _add_scan_targets(scan: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     scan_sub = scan.add_subparsers(dest="target", metavar="TARGET")
     for target, helptext in (
@@ -145,7 +152,19 @@ def _add_scan_targets(scan: argparse.ArgumentParser, common: argparse.ArgumentPa
     ):
         sp = scan_sub.add_parser(target, parents=[common], help=helptext)
         sp.add_argument("source", help="what to scan")
-        sp.add_argument("-f", "--format", default="table", choices=["table", "json", "sarif", "cyclonedx", "spdx-json"])
+        sp.add_argument("-f", "--format", default="table", choices=_formats(scan=True))
+        if target != "sbom":  # an SBOM has no file contents: only vulnerabilities can be looked for
+            sp.add_argument(
+                "--scanners",
+                default="vuln,secret",
+                help="what to look for, comma list of vuln and secret (default both; secret alone skips the database)",
+            )
+            sp.add_argument(
+                "--secret-config",
+                type=Path,
+                default=None,
+                help="your secret rules: extra rules, disabled built-ins, allow rules (see docs/secrets.md)",
+            )
         sp.add_argument("-o", "--output", type=Path, default=None, help="write to FILE instead of standard output")
         sp.add_argument("--severity", default="", help="only these severities (comma list) e.g. HIGH,CRITICAL")
         sp.add_argument("--ignore-unfixed", action="store_true", help="hide findings with no fixed version")

@@ -1,4 +1,5 @@
-"""Matching: installed packages against advisories, then ignore rules, VEX and severity filters.
+"""Matching: installed packages against advisories. What is then done to the findings (ignore rules,
+VEX, severity filters) is in :mod:`garrison.findings`, shared with every other kind of finding.
 
 Re-exports are lazy (PEP 562) so that importing one submodule does not import the others.
 """
@@ -8,22 +9,6 @@ from __future__ import annotations
 from garrison._lazy import lazy_exports
 
 _EXPORTS = {
-    **dict.fromkeys(
-        (
-            "FilterOptions",
-            "FilterResult",
-            "IgnoreRule",
-            "Suppressed",
-            "VexStatement",
-            "apply_filters",
-            "build_options",
-            "load_ignore_file",
-            "load_openvex",
-            "parse_severities",
-            "should_fail",
-        ),
-        "garrison.matching.filters",
-    ),
     "MatchResult": "garrison.matching.matcher",
     "match_inventory": "garrison.matching.matcher",
 }

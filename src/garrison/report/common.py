@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING
 import garrison
 
 if TYPE_CHECKING:
-    from garrison.model import Finding, Package
+    from garrison.model import Package
 
 TOOL_NAME = "garrison"
 
@@ -44,12 +43,3 @@ def package_refs(packages: Iterable[Package]) -> dict[Package, str]:
         used.add(ref)
         refs[pkg] = ref
     return refs
-
-
-def finding_fingerprint(f: Finding) -> str:
-    """Stable identity of a finding across scans (SARIF ``partialFingerprints``): the vulnerability,
-    the package and where it is installed, not the version (an upgrade that is still vulnerable
-    remains the same alert)."""
-    where = f.package.locations[0] if f.package.locations else ""
-    text = "|".join((f.vulnerability_id, f.package.type.value, f.package.name, where))
-    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,28 +1,38 @@
-"""CycloneDX 1.6 JSON through ``cyclonedx-python-lib`` (the reference implementation, so that the
-output follows the schema by construction; tests also run the library's JSON schema validator).
+"""CycloneDX 1.6 JSON, written as plain dicts.
+
+Why not through ``cyclonedx-python-lib``'s object model: building and serialising its objects cost
+about 0.35 s for the 193 packages of the app test image (a warm ``sbom -f cyclonedx`` took 0.52 s
+against 0.14 s for ``-f json``), and an SBOM that users hand on must not be the slow path. The document
+is checked instead: the tests validate every rendering with the library's strict 1.6 JSON schema
+validator and compare its content with what the library's own model serialises.
 
 The artifact is ``metadata.component`` (type ``container``), the OS an ``operating-system``
 component, every package a ``library`` with its purl and ``garrison:*`` properties (layer diff_id,
-source package, locations). Findings become ``vulnerabilities`` with ratings, fixes in
+source package, locations). Vulnerability findings become ``vulnerabilities`` with ratings, fixes in
 ``recommendation`` and ``affects`` pointing at the component's ``bom-ref``; findings suppressed by VEX
-or an ignore rule are written with an ``analysis`` so that consumers see the decision.
+or an ignore rule are written with an ``analysis`` (``not_affected`` or ``resolved`` for VEX, as its
+status says; ``in_triage`` with the rule's reason for an ignore rule, which states no verdict) so that
+consumers see the decision. Secrets have no place in CycloneDX 1.6
+and are left out.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import warnings
+import functools
+import json
+import uuid
 from collections.abc import Iterable
-from decimal import Decimal
-from typing import IO, TYPE_CHECKING
+from typing import IO, Any
 
-from garrison.model import Finding, Inventory, Package, Severity
+from garrison.model import Inventory, Package
+from garrison.model.common import Finding, Severity, Suppressed
+from garrison.model.vuln import Vulnerability
 from garrison.report.common import TOOL_NAME, package_refs, timestamp, tool_version
 from garrison.report.json_report import sorted_packages
 from garrison.report.model import ScanReport
 
-if TYPE_CHECKING:
-    from garrison.matching.filters import Suppressed
+SPEC_VERSION = "1.6"
+SCHEMA_URI = "http://cyclonedx.org/schema/bom-1.6.schema.json"
 
 _SEVERITY = {
     Severity.CRITICAL: "critical",
@@ -34,7 +44,46 @@ _SEVERITY = {
 }
 
 
-def _properties(pkg: Package) -> list[tuple[str, str]]:
+@functools.lru_cache(maxsize=1)
+def _spdx_ids() -> dict[str, str]:
+    """SPDX license ids (lower-case → canonical), from the list the CycloneDX schema itself enumerates
+    (shipped with cyclonedx-python-lib): an id outside it would make the document invalid."""
+    import importlib.resources
+
+    res = importlib.resources.files("cyclonedx") / "schema" / "_res" / "spdx.SNAPSHOT.schema.json"
+    return {i.lower(): i for i in json.loads(res.read_text(encoding="utf-8"))["enum"]}
+
+
+_OPERATORS = (" AND ", " OR ", " WITH ")
+
+
+@functools.lru_cache(maxsize=256)
+def _license(text: str) -> dict[str, Any]:
+    """One ``licenses[]`` entry: an SPDX id when the text is one, a valid SPDX expression as
+    ``expression``, anything else as a free-text ``name``."""
+    t = text.strip()
+    known = _spdx_ids().get(t.lower())
+    if known:
+        return {"license": {"id": known}}
+    if any(op in t for op in _OPERATORS):
+        from garrison.report.spdx import valid_expression
+
+        expr = valid_expression(t)
+        if expr:
+            return {"expression": expr}
+    return {"license": {"name": t}}
+
+
+def _licenses(pkg: Package) -> list[dict[str, Any]]:
+    entries = [_license(t) for t in pkg.licenses if t.strip()]
+    # The schema allows either a list of licenses or exactly one expression.
+    exprs = [e for e in entries if "expression" in e]
+    if exprs and len(entries) > 1:
+        return [e for e in entries if "expression" not in e] or exprs[:1]
+    return entries
+
+
+def _properties(pkg: Package) -> list[dict[str, str]]:
     props = [("garrison:package:type", pkg.type.value)]
     if pkg.layer:
         props.append(("garrison:layer:diff_id", pkg.layer))
@@ -45,180 +94,155 @@ def _properties(pkg: Package) -> list[tuple[str, str]]:
     if pkg.arch:
         props.append(("garrison:package:arch", pkg.arch))
     props.extend(("garrison:location", loc) for loc in pkg.locations)
-    return props
+    return [{"name": k, "value": v} for k, v in sorted(props)]
+
+
+def _component(p: Package, ref: str) -> dict[str, Any]:
+    comp: dict[str, Any] = {"type": "library", "bom-ref": ref, "name": p.name}
+    if p.namespace:
+        comp["group"] = p.namespace
+    if p.version:
+        comp["version"] = p.version
+    lic = _licenses(p)
+    if lic:
+        comp["licenses"] = lic
+    if p.purl.startswith("pkg:"):
+        comp["purl"] = p.purl
+    comp["properties"] = _properties(p)
+    return comp
 
 
 def _bom(
     inv: Inventory,
     generated_at: str,
     version: str,
-    findings: Iterable[Finding] = (),
-    suppressed: Iterable[Suppressed] = (),
-) -> object:
-    from cyclonedx.contrib.license.factories import LicenseFactory
-    from cyclonedx.model import Property
-    from cyclonedx.model.bom import Bom
-    from cyclonedx.model.component import Component, ComponentType
-    from cyclonedx.model.tool import ToolRepository
-    from packageurl import PackageURL
-
-    bom = Bom()
-    bom.metadata.timestamp = dt.datetime.fromisoformat(timestamp(generated_at).replace("Z", "+00:00"))
-    tools = ToolRepository()
-    tools.components.add(
-        Component(name=TOOL_NAME, version=tool_version(version), type=ComponentType.APPLICATION)
-    )
-    bom.metadata.tools = tools
+    findings: Iterable[Finding[Any]] = (),
+    suppressed: Iterable[Suppressed[Any]] = (),
+) -> dict[str, Any]:
     art = inv.artifact
-    root_props = [Property(name="garrison:artifact:kind", value=art.kind.value)]
+    root_props = [{"name": "garrison:artifact:kind", "value": art.kind.value}]
     if art.config_digest:
-        root_props.append(Property(name="garrison:artifact:config_digest", value=art.config_digest))
-    root = Component(
-        name=art.name or "unknown",
-        type=ComponentType.CONTAINER,
-        version=art.digest or None,
-        bom_ref="artifact",
-        properties=root_props,
-    )
-    bom.metadata.component = root
-    components: list[Component] = []
+        root_props.insert(0, {"name": "garrison:artifact:config_digest", "value": art.config_digest})
+    root: dict[str, Any] = {"type": "container", "bom-ref": "artifact", "name": art.name or "unknown"}
+    if art.digest:
+        root["version"] = art.digest
+    root["properties"] = root_props
+    components: list[dict[str, Any]] = []
     if inv.os is not None:
-        osc = Component(
-            name=inv.os.family,
-            version=inv.os.version_id or None,
-            type=ComponentType.OPERATING_SYSTEM,
-            bom_ref="os",
-            description=inv.os.pretty_name or None,
-        )
+        osc: dict[str, Any] = {"type": "operating-system", "bom-ref": "os", "name": inv.os.family}
+        if inv.os.version_id:
+            osc["version"] = inv.os.version_id
+        if inv.os.pretty_name:
+            osc["description"] = inv.os.pretty_name
         components.append(osc)
-    lic = LicenseFactory()
     pkgs = sorted_packages(inv.packages)
     refs = package_refs(pkgs)
-    by_ref: dict[str, Component] = {}
-    for p in pkgs:
-        purl = None
-        if p.purl:
-            try:
-                purl = PackageURL.from_string(p.purl)
-            except ValueError:
-                purl = None
-        comp = Component(
-            name=p.name,
-            version=p.version or None,
-            type=ComponentType.LIBRARY,
-            bom_ref=refs[p],
-            purl=purl,
-            group=p.namespace or None,
-            licenses=[lic.make_from_string(t) for t in p.licenses if t.strip()],
-            properties=[Property(name=k, value=v) for k, v in _properties(p)],
-        )
-        by_ref[refs[p]] = comp
-        components.append(comp)
-    for c in components:
-        bom.components.add(c)
-    bom.register_dependency(root, components)
-    for f in findings:
-        bom.vulnerabilities.add(_vulnerability(f, refs, None))
-    for s in suppressed:
-        # Only decisions about a finding (VEX, ignore rules) belong in the BOM; findings hidden by
-        # --severity or --ignore-unfixed are a view of the report, not an analysis of the vulnerability.
-        if s.filter in ("vex", "ignore-file"):
-            bom.vulnerabilities.add(_vulnerability(s.finding, refs, s))
+    components.extend(_component(p, refs[p]) for p in pkgs)
+    vulns = [_vulnerability(f.detail, refs, None) for f in findings if isinstance(f.detail, Vulnerability)]
+    # Only decisions about a finding (VEX, ignore rules) belong in the BOM; findings hidden by
+    # --severity or --ignore-unfixed are a view of the report, not an analysis of the vulnerability.
+    vulns.extend(
+        _vulnerability(s.finding.detail, refs, s)
+        for s in suppressed
+        if isinstance(s.finding.detail, Vulnerability) and s.suppression.by in ("vex", "ignore-file")
+    )
+    bom: dict[str, Any] = {
+        "$schema": SCHEMA_URI,
+        "bomFormat": "CycloneDX",
+        "specVersion": SPEC_VERSION,
+        "serialNumber": f"urn:uuid:{uuid.uuid4()}",
+        "version": 1,
+        "metadata": {
+            "timestamp": timestamp(generated_at),
+            "tools": {"components": [{"type": "application", "name": TOOL_NAME, "version": tool_version(version)}]},
+            "component": root,
+        },
+        "components": components,
+        "dependencies": [{"ref": "artifact", "dependsOn": [c["bom-ref"] for c in components]}]
+        + [{"ref": c["bom-ref"]} for c in components],
+    }
+    if vulns:
+        bom["vulnerabilities"] = vulns
     return bom
 
 
-def _vulnerability(f: Finding, refs: dict[Package, str], sup: Suppressed | None) -> object:
-    from cyclonedx.model import XsUri
-    from cyclonedx.model.impact_analysis import ImpactAnalysisAffectedStatus, ImpactAnalysisState
-    from cyclonedx.model.vulnerability import (
-        BomTarget,
-        BomTargetVersionRange,
-        Vulnerability,
-        VulnerabilityAdvisory,
-        VulnerabilityAnalysis,
-        VulnerabilityRating,
-        VulnerabilityReference,
-        VulnerabilityScoreSource,
-        VulnerabilitySeverity,
-        VulnerabilitySource,
-    )
+def _analysis(s: Suppressed[Any]) -> dict[str, Any]:
+    d = s.suppression
+    # VEX states a verdict; an ignore rule only records that someone looked.
+    state = ("not_affected" if "not_affected" in d.reason else "resolved") if d.by == "vex" else "in_triage"
+    return {"state": state, "detail": f"suppressed by {d.by}: {d.reason}"}
 
-    adv = f.advisory
-    ratings = [
-        VulnerabilityRating(
-            severity=VulnerabilitySeverity(_SEVERITY[f.severity]),
-            source=VulnerabilitySource(name=adv.source or "osv"),
-        )
-    ]
+
+def _vulnerability(v: Vulnerability, refs: dict[Package, str], sup: Suppressed[Any] | None) -> dict[str, Any]:
+    adv = v.advisory
+    ratings: list[dict[str, Any]] = [{"source": {"name": adv.source or "osv"}, "severity": _SEVERITY[v.severity]}]
     for vec in adv.cvss_vectors:
-        method = VulnerabilityScoreSource.get_from_vector(vec)
-        ratings.append(
-            VulnerabilityRating(
-                vector=vec,
-                method=method,
-                score=Decimal(str(adv.cvss_score)) if adv.cvss_score is not None else None,
-            )
-        )
-    ref = refs.get(f.package, "")
-    other = [i for i in (adv.id, *f.merged_ids, *adv.aliases) if i != f.vulnerability_id]
-    analysis = None
+        rating: dict[str, Any] = {"vector": vec}
+        method = _cvss_method(vec)
+        if method:
+            rating["method"] = method
+        if adv.cvss_score is not None:
+            rating["score"] = adv.cvss_score
+        ratings.append(rating)
+    ref = refs.get(v.package, "")
+    other = sorted({i for i in (adv.id, *v.merged_ids, *adv.aliases) if i != v.vulnerability_id})
+    out: dict[str, Any] = {
+        "bom-ref": f"{v.vulnerability_id}/{ref}",
+        "id": v.vulnerability_id,
+        "source": {"name": adv.source or "osv", "url": f"https://osv.dev/vulnerability/{adv.id}"},
+    }
+    if other:
+        out["references"] = [{"id": i, "source": {"name": "osv"}} for i in other]
+    out["ratings"] = ratings
+    if adv.summary:
+        out["description"] = adv.summary
+    if adv.details:
+        out["detail"] = adv.details
+    fixed = ", ".join(v.fixed_versions)
+    if fixed:
+        out["recommendation"] = f"Upgrade {v.package.name} to {fixed}"
+    links = [{"url": u} for u in adv.references[:20] if u.startswith("http")]
+    if links:
+        out["advisories"] = links
+    for key, text in (("published", adv.published), ("updated", adv.modified)):
+        when = _date(text)
+        if when:
+            out[key] = when
     if sup is not None:
-        state = (
-            ImpactAnalysisState.NOT_AFFECTED
-            if sup.filter == "vex" and "not_affected" in sup.reason
-            else ImpactAnalysisState.RESOLVED
-            if sup.filter == "vex"
-            else ImpactAnalysisState.IN_TRIAGE
-        )
-        analysis = VulnerabilityAnalysis(state=state, detail=f"suppressed by {sup.filter}: {sup.reason}")
-    fixed = ", ".join(f.fixed_versions)
-    return Vulnerability(
-        bom_ref=f"{f.vulnerability_id}/{ref}",
-        id=f.vulnerability_id,
-        source=VulnerabilitySource(
-            name=adv.source or "osv", url=XsUri(f"https://osv.dev/vulnerability/{adv.id}")
-        ),
-        references=[
-            VulnerabilityReference(id=i, source=VulnerabilitySource(name="osv")) for i in sorted(set(other))
-        ],
-        ratings=ratings,
-        description=adv.summary or None,
-        detail=adv.details or None,
-        recommendation=f"Upgrade {f.package.name} to {fixed}" if fixed else None,
-        advisories=[VulnerabilityAdvisory(url=XsUri(u)) for u in adv.references[:20] if u.startswith("http")],
-        published=_date(adv.published),
-        updated=_date(adv.modified),
-        analysis=analysis,
-        affects=[
-            BomTarget(
-                ref=ref,
-                versions=[
-                    BomTargetVersionRange(
-                        version=f.package.version, status=ImpactAnalysisAffectedStatus.AFFECTED
-                    )
-                ],
-            )
-        ],
-    )
+        out["analysis"] = _analysis(sup)
+    out["affects"] = [{"ref": ref, "versions": [{"version": v.package.version, "status": "affected"}]}]
+    return out
 
 
-def _date(text: str) -> dt.datetime | None:
+def _cvss_method(vector: str) -> str:
+    """The CycloneDX scoring method of a CVSS vector string."""
+    if vector.startswith("CVSS:4"):
+        return "CVSSv4"
+    if vector.startswith("CVSS:3.1"):
+        return "CVSSv31"
+    if vector.startswith("CVSS:3"):
+        return "CVSSv3"
+    if vector.startswith("AV:") or vector.startswith("(AV:"):
+        return "CVSSv2"
+    return ""
+
+
+def _date(text: str) -> str:
+    """An OSV time as the schema's ``date-time``; "" when it is not one (left out)."""
+    import re
+
     if not text:
-        return None
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+        return ""
+    m = re.match(r"^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?)?$", text.strip())
+    if not m:
+        return ""
+    day, clock, frac, zone = m.groups()
+    zone = "Z" if zone in (None, "Z") else zone if ":" in zone else f"{zone[:3]}:{zone[3:]}"
+    return f"{day}T{clock or '00:00:00'}{frac or ''}{zone}"
 
 
-def _write(bom: object, out: IO[str]) -> None:
-    from cyclonedx.output.json import JsonV1Dot6
-
-    with warnings.catch_warnings():
-        # The library warns about incomplete dependency graphs of third-party components; ours is flat.
-        warnings.simplefilter("ignore")
-        text = JsonV1Dot6(bom).output_as_string(indent=2)  # type: ignore[arg-type]
-    out.write(text)
+def _write(bom: dict[str, Any], out: IO[str]) -> None:
+    json.dump(bom, out, indent=2, ensure_ascii=False)
     out.write("\n")
 
 

@@ -1,46 +1,57 @@
 """The JSON report: garrison's own, documented and versioned format.
 
-``garrison.scan/v1`` (``garrison scan -f json``)::
+``garrison.scan/v2`` (``garrison scan -f json``)::
 
     {
-      "schema": "garrison.scan/v1",
+      "schema": "garrison.scan/v2",
       "generator": {"name": "garrison", "version": "0.1.0"},
       "generated_at": "2026-01-01T00:00:00Z",
+      "scanners": ["vuln", "secret"],
       "artifact": {"name", "kind", "digest", "config_digest", "architecture", "os",
                    "layers": [{"index", "digest", "diff_id", "size", "media_type", "created_by"}], ...},
       "os": {"family", "version_id", "codename", "pretty_name", "distroless"} | null,
       "packages": [{"ref", "name", "version", "type", "purl", "source_name", "source_version", "arch",
                     "layer", "locations", "licenses", "namespace", "epoch", "from_lockfile"}],
-      "findings": [{"vulnerability_id", "advisory_id", "merged_ids", "aliases", "package_ref",
-                    "package": {"name", "version", "type", "purl"}, "severity", "cvss_score",
-                    "cvss_vectors", "fixed_versions", "kev", "summary", "references", "published",
-                    "match": {"ecosystem", "searched_name", "searched_version", "matched_range", "scheme"}}],
-      "suppressed": [{... a finding ..., "filter": "vex", "reason": "..."}],
-      "summary": {"findings": N, "by_severity": {"CRITICAL": n, ...}, "suppressed": N, "packages": N},
+      "findings": [{"kind", "fingerprint", "severity", "title",
+                    "rule": {"id", "source", "title", "aliases", "url", "version"},
+                    "subject": {"kind", "artifact", "digest", "layer", "path", "line", "package", ...},
+                    "evidence": [{"label", "value"}], "first_seen", "last_seen",
+                    "vulnerability": {...} (kind "vulnerability") | "secret": {...} (kind "secret")}],
+      "suppressed": [{... a finding ..., "suppression": {"by", "reason", "decided_by", "expires", "origin"}}],
+      "summary": {"findings": N, "by_severity": {"CRITICAL": n, ...}, "by_kind": {"vulnerability": n, ...},
+                  "kev": N, "suppressed": N, "packages": N},
       "warnings": ["..."],
       "database": {"schema_version", "built_at", "sources": [{"name", "updated", "records", "url"}]} | null
     }
 
+A vulnerability's block: ``vulnerability_id, advisory_id, merged_ids, aliases, package_ref,
+package{name, version, type, purl}, severity, cvss_score, cvss_vectors, fixed_versions, kev, summary,
+references, published, source, match{ecosystem, searched_name, searched_version, matched_range, scheme}``.
+A secret's block: ``rule_id, category, title, severity, path, line, layer, deleted, match`` (masked).
+
 ``garrison.inventory/v1`` (``garrison sbom -f json``) holds ``schema``, ``generator``, ``generated_at``,
 ``artifact``, ``os``, ``packages`` and ``warnings`` with the same shapes. Keys are only ever added
-within a major schema version; a removal or change of meaning bumps it. Findings are sorted by package
-then severity, packages by type, name and version, so that output is diff-able.
+within a major schema version; a removal or change of meaning bumps it (v2: findings of every kind in
+one envelope). Vulnerabilities come first, sorted by package then severity, then secrets by path and
+line; packages by type, name and version, so that output is diff-able.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import IO, TYPE_CHECKING, Any
 
 from garrison.model import Artifact, Inventory, OSInfo, Package
 from garrison.report.common import package_refs, timestamp, tool_version
 
 if TYPE_CHECKING:
-    from garrison.matching.filters import Suppressed
-    from garrison.model import Finding
+    from garrison.model.common import Finding, Subject, Suppressed
+    from garrison.model.secret import Secret
+    from garrison.model.vuln import Vulnerability
     from garrison.report.model import ScanReport
 
-SCAN_SCHEMA = "garrison.scan/v1"
+SCAN_SCHEMA = "garrison.scan/v2"
 INVENTORY_SCHEMA = "garrison.inventory/v1"
 
 
@@ -104,7 +115,7 @@ def _package(p: Package, ref: str) -> dict[str, Any]:
     }
 
 
-def _finding(f: Finding, refs: dict[Package, str]) -> dict[str, Any]:
+def _vulnerability(f: Vulnerability, refs: dict[Package, str]) -> dict[str, Any]:
     adv = f.advisory
     m = f.match
     return {
@@ -140,10 +151,72 @@ def _finding(f: Finding, refs: dict[Package, str]) -> dict[str, Any]:
     }
 
 
-def _suppressed(s: Suppressed, refs: dict[Package, str]) -> dict[str, Any]:
-    out = _finding(s.finding, refs)
-    out["filter"] = s.filter
-    out["reason"] = s.reason
+def _secret(s: Secret) -> dict[str, Any]:
+    return {
+        "rule_id": s.rule_id,
+        "category": s.category,
+        "title": s.title,
+        "severity": s.severity.name,
+        "path": s.path,
+        "line": s.line,
+        "layer": s.layer,
+        "deleted": s.deleted,
+        "match": s.masked,
+    }
+
+
+def _subject(sub: Subject) -> dict[str, Any]:
+    """The subject's set fields only (a package finding has no namespace, a secret no package)."""
+    from dataclasses import fields
+
+    out: dict[str, Any] = {"kind": sub.kind.value}
+    for fd in fields(sub):
+        value = getattr(sub, fd.name)
+        if fd.name != "kind" and value:
+            out[fd.name] = value
+    return out
+
+
+def finding_document(f: Finding[Any], refs: dict[Package, str]) -> dict[str, Any]:
+    """One finding of any kind: the envelope, then the kind's own block."""
+    from garrison.model.secret import Secret
+    from garrison.model.vuln import Vulnerability
+
+    out: dict[str, Any] = {
+        "kind": f.kind.value,
+        "fingerprint": f.fingerprint,
+        "severity": f.severity.name,
+        "title": f.title,
+        "rule": {
+            "id": f.rule.id,
+            "source": f.rule.source,
+            "title": f.rule.title,
+            "aliases": list(f.rule.aliases),
+            "url": f.rule.url,
+            "version": f.rule.version,
+        },
+        "subject": _subject(f.subject),
+        "evidence": [{"label": k, "value": v} for k, v in f.evidence],
+        "first_seen": f.first_seen,
+        "last_seen": f.last_seen,
+    }
+    if isinstance(f.detail, Vulnerability):
+        out["vulnerability"] = _vulnerability(f.detail, refs)
+    elif isinstance(f.detail, Secret):
+        out["secret"] = _secret(f.detail)
+    return out
+
+
+def _suppressed(s: Suppressed[Any], refs: dict[Package, str]) -> dict[str, Any]:
+    out = finding_document(s.finding, refs)
+    d = s.suppression
+    out["suppression"] = {
+        "by": d.by,
+        "reason": d.reason,
+        "decided_by": d.decided_by,
+        "expires": d.expires,
+        "origin": d.origin,
+    }
     return out
 
 
@@ -168,13 +241,15 @@ def scan_document(report: ScanReport) -> dict[str, Any]:
     refs = package_refs(sorted_packages(report.inventory.packages))
     db = report.db
     doc["schema"] = SCAN_SCHEMA
-    doc["findings"] = [_finding(f, refs) for f in report.findings]
+    doc["scanners"] = list(report.scanners)
+    doc["findings"] = [finding_document(f, refs) for f in report.findings]
     doc["suppressed"] = [_suppressed(s, refs) for s in report.suppressed]
     doc["summary"] = {
         "packages": len(report.inventory.packages),
         "findings": len(report.findings),
         "by_severity": {s.name: n for s, n in report.counts().items()},
-        "kev": sum(1 for f in report.findings if f.kev),
+        "by_kind": dict(Counter(f.kind.value for f in report.findings)),
+        "kev": sum(1 for f in report.vulnerabilities if f.detail.kev),
         "suppressed": len(report.suppressed),
     }
     doc["warnings"] = list(report.inventory.warnings) + list(report.warnings)

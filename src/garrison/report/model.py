@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from garrison.model import Finding, Inventory, Severity
-
-if TYPE_CHECKING:  # the matching stage is imported only when a scan runs, not for `garrison sbom`
-    from garrison.matching.filters import FilterOptions, Suppressed
+from garrison.model import Inventory
+from garrison.model.common import Finding, FindingKind, Severity, Suppressed
+from garrison.model.secret import Secret
+from garrison.model.vuln import Vulnerability
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,23 +34,45 @@ class DBProvenance:
 
 @dataclass(frozen=True, slots=True)
 class ScanReport:
-    """Inventory + findings + suppressed findings + warnings + DB provenance: the input of every renderer."""
+    """Everything one scan produced, the input of every renderer: the inventory it walked, the open
+    findings of every kind (vulnerabilities, secrets…), the suppressed ones with their decisions, the
+    warnings and the advisory data's provenance."""
 
+    #: The walked artifact, its OS and packages (empty packages when only secrets were scanned).
     inventory: Inventory
-    findings: tuple[Finding, ...] = ()
-    suppressed: tuple[Suppressed, ...] = ()
+    #: Open findings, every kind, sorted for display (vulnerabilities by package, then secrets by path).
+    findings: tuple[Finding[Any], ...] = ()
+    #: Findings set aside by the suppression step, each with its decision.
+    suppressed: tuple[Suppressed[Any], ...] = ()
     #: Matching warnings (no data for the OS, versions not comparable…); inventory warnings stay in
     #: ``inventory.warnings``.
     warnings: tuple[str, ...] = ()
+    #: Which advisory data the vulnerabilities come from (None when the vulnerability scanner did not run).
     db: DBProvenance | None = None
     #: ISO 8601 UTC time of the scan ("" = the renderer uses the current time).
     generated_at: str = ""
     tool_version: str = ""
+    #: The scanners that ran (``vuln``, ``secret``), so that a report can tell "none found" from "not looked".
+    scanners: tuple[str, ...] = ("vuln",)
 
     def counts(self) -> dict[Severity, int]:
-        """Findings per severity, every severity present (highest first), for summaries."""
+        """Open findings per severity, every severity present (highest first), for summaries."""
         c = Counter(f.severity for f in self.findings)
         return {s: c.get(s, 0) for s in sorted(Severity, reverse=True)}
+
+    def of_kind(self, kind: FindingKind) -> tuple[Finding[Any], ...]:
+        """The open findings of one kind, in report order."""
+        return tuple(f for f in self.findings if f.kind is kind)
+
+    @property
+    def vulnerabilities(self) -> tuple[Finding[Vulnerability], ...]:
+        """The open vulnerability findings."""
+        return tuple(f for f in self.findings if isinstance(f.detail, Vulnerability))
+
+    @property
+    def secrets(self) -> tuple[Finding[Secret], ...]:
+        """The open secret findings."""
+        return tuple(f for f in self.findings if isinstance(f.detail, Secret))
 
 
 def provenance_from_status(status: Any) -> DBProvenance:
@@ -68,31 +90,4 @@ def provenance_from_status(status: Any) -> DBProvenance:
             )
             for s in status.sources
         ),
-    )
-
-
-def scan_report(
-    inv: Inventory,
-    db: Any,
-    options: FilterOptions | None = None,
-    *,
-    generated_at: str = "",
-    tool_version: str = "",
-) -> ScanReport:
-    """Match ``inv`` against ``db`` (an :class:`~garrison.vulndb.store.AdvisoryDB`), apply the filters and
-    return the report every renderer takes: the one call a ``scan`` command needs after the inventory."""
-    from garrison.matching.filters import FilterOptions, apply_filters
-    from garrison.matching.matcher import match_inventory
-
-    matched = match_inventory(inv, db)
-    filtered = apply_filters(matched.findings, options or FilterOptions())
-    status = getattr(db, "status", None)
-    return ScanReport(
-        inventory=inv,
-        findings=filtered.kept,
-        suppressed=filtered.suppressed,
-        warnings=matched.warnings,
-        db=provenance_from_status(status()) if callable(status) else None,
-        generated_at=generated_at,
-        tool_version=tool_version,
     )

@@ -1,7 +1,8 @@
-"""SARIF 2.1.0 (https://docs.oasis-open.org/sarif/sarif/v2.1.0/): one rule per vulnerability id, one
-result per (vulnerability, package). Valid against the OASIS schema vendored in ``schemas/`` (checked in
-tests), and shaped for GitHub code scanning: ``security-severity`` on rules, a relative artifact URI
-(the file that declared the package) on every result and ``partialFingerprints`` so that alerts survive
+"""SARIF 2.1.0 (https://docs.oasis-open.org/sarif/sarif/v2.1.0/): one rule per rule id (a vulnerability
+id, a secret rule…), one result per finding of any kind. Valid against the OASIS schema vendored in
+``schemas/`` (checked in tests), and shaped for GitHub code scanning: ``security-severity`` on rules, a
+relative artifact URI (the file that declared the package, the file that holds the secret, with its
+line) on every result and ``partialFingerprints`` (the finding's fingerprint) so that alerts survive
 re-scans.
 """
 
@@ -10,8 +11,10 @@ from __future__ import annotations
 import json
 from typing import IO, Any
 
-from garrison.model import Finding, Severity
-from garrison.report.common import TOOL_NAME, finding_fingerprint, tool_version
+from garrison.model.common import Finding, Severity
+from garrison.model.secret import Secret
+from garrison.model.vuln import Vulnerability
+from garrison.report.common import TOOL_NAME, tool_version
 from garrison.report.model import ScanReport
 
 SARIF_VERSION = "2.1.0"
@@ -36,18 +39,18 @@ _DEFAULT_SCORE = {
 }
 
 
-def _score(f: Finding) -> float:
+def _score(f: Vulnerability) -> float:
     return f.advisory.cvss_score if f.advisory.cvss_score is not None else _DEFAULT_SCORE[f.severity]
 
 
-def _help_url(f: Finding) -> str:
+def _help_url(f: Vulnerability) -> str:
     vid = f.vulnerability_id
     if vid.startswith("CVE-") and f.advisory.source.startswith("Debian"):
         return f"https://security-tracker.debian.org/tracker/{vid}"
     return f"https://osv.dev/vulnerability/{f.advisory.id}"
 
 
-def _rule(f: Finding) -> dict[str, Any]:
+def _vuln_rule(f: Vulnerability) -> dict[str, Any]:
     adv = f.advisory
     title = adv.summary or (adv.details.split("\n", 1)[0][:120] if adv.details else f.vulnerability_id)
     refs = "\n".join(f"- {r}" for r in adv.references[:10])
@@ -75,29 +78,72 @@ def _rule(f: Finding) -> dict[str, Any]:
     }
 
 
-def _uri(f: Finding, report: ScanReport) -> str:
-    if f.package.locations:
-        return f.package.locations[0].lstrip("/")
-    return report.inventory.artifact.name or "unknown"
+def _uri(f: Finding[Any], report: ScanReport) -> str:
+    return f.subject.path.lstrip("/") or report.inventory.artifact.name or "unknown"
 
 
-def _result(f: Finding, rule_index: int, report: ScanReport) -> dict[str, Any]:
-    fixed = ", ".join(f.fixed_versions) or "no fix yet"
-    msg = (
-        f"{f.package.name} {f.package.version} is affected by {f.vulnerability_id} "
-        f"({f.severity.name}); fixed in: {fixed}. Artifact: {report.inventory.artifact.name}"
-    )
-    props: dict[str, Any] = {
-        "package": f.package.name,
-        "installedVersion": f.package.version,
-        "fixedVersions": list(f.fixed_versions),
-        "purl": f.package.purl,
-        "kev": f.kev,
-    }
-    if f.package.layer:
-        props["layer"] = f.package.layer
+def _secret_rule(s: Secret) -> dict[str, Any]:
+    text = f"{s.title} ({s.category}). Severity: {s.severity.name}. Rotate the credential and remove it from the image."
     return {
-        "ruleId": f.vulnerability_id,
+        "id": s.rule_id,
+        "name": "Secret" + "".join(c for c in s.rule_id.title() if c.isalnum()),
+        "shortDescription": {"text": s.title[:1000]},
+        "fullDescription": {"text": text},
+        "help": {"text": text, "markdown": f"**{s.title}** ({s.category})\n\n{text}"},
+        "defaultConfiguration": {"level": _LEVEL[s.severity]},
+        "properties": {
+            "security-severity": f"{_DEFAULT_SCORE[s.severity]:.1f}",
+            "tags": ["secret", "security", s.severity.name],
+            "precision": "high",
+        },
+    }
+
+
+def _rule(f: Finding[Any]) -> dict[str, Any]:
+    if isinstance(f.detail, Vulnerability):
+        return _vuln_rule(f.detail)
+    if isinstance(f.detail, Secret):
+        return _secret_rule(f.detail)
+    return {
+        "id": f.rule.id,
+        "shortDescription": {"text": (f.rule.title or f.rule.id)[:1000]},
+        "defaultConfiguration": {"level": _LEVEL[f.severity]},
+        "properties": {"security-severity": f"{_DEFAULT_SCORE[f.severity]:.1f}", "tags": [f.kind.value]},
+    }
+
+
+def _message(f: Finding[Any], artifact: str) -> tuple[str, dict[str, Any]]:
+    """The result's text and properties for its kind."""
+    d = f.detail
+    if isinstance(d, Vulnerability):
+        fixed = ", ".join(d.fixed_versions) or "no fix yet"
+        msg = (
+            f"{d.package.name} {d.package.version} is affected by {d.vulnerability_id} "
+            f"({d.severity.name}); fixed in: {fixed}. Artifact: {artifact}"
+        )
+        props: dict[str, Any] = {
+            "package": d.package.name,
+            "installedVersion": d.package.version,
+            "fixedVersions": list(d.fixed_versions),
+            "purl": d.package.purl,
+            "kev": d.kev,
+        }
+    elif isinstance(d, Secret):
+        where = " (deleted by an upper layer, still in the image)" if d.deleted else ""
+        msg = f"{d.title} in {d.path}:{d.line}{where}: {d.masked}. Artifact: {artifact}"
+        props = {"category": d.category, "match": d.masked, "deleted": d.deleted}
+    else:
+        msg, props = f"{f.title}. Artifact: {artifact}", {}
+    if f.subject.layer:
+        props["layer"] = f.subject.layer
+    return msg, props
+
+
+def _result(f: Finding[Any], rule_index: int, report: ScanReport) -> dict[str, Any]:
+    artifact = report.inventory.artifact.name
+    msg, props = _message(f, artifact)
+    return {
+        "ruleId": f.rule.id,
         "ruleIndex": rule_index,
         "level": _LEVEL[f.severity],
         "message": {"text": msg},
@@ -105,12 +151,12 @@ def _result(f: Finding, rule_index: int, report: ScanReport) -> dict[str, Any]:
             {
                 "physicalLocation": {
                     "artifactLocation": {"uri": _uri(f, report)},
-                    "region": {"startLine": 1},
+                    "region": {"startLine": max(1, f.subject.line)},
                 },
-                "message": {"text": f"{report.inventory.artifact.name}: {f.package.purl or f.package.name}"},
+                "message": {"text": f"{artifact}: {f.subject.package or f.subject.path}"},
             }
         ],
-        "partialFingerprints": {"garrisonFinding/v1": finding_fingerprint(f)},
+        "partialFingerprints": {"garrisonFinding/v2": f.fingerprint},
         "properties": props,
     }
 
@@ -120,11 +166,11 @@ def sarif_document(report: ScanReport) -> dict[str, Any]:
     rules: list[dict[str, Any]] = []
     index: dict[str, int] = {}
     # Rule metadata comes from the most severe finding of each id (the order findings are sorted in).
-    for f in sorted(report.findings, key=lambda f: (f.vulnerability_id, -int(f.severity))):
-        if f.vulnerability_id not in index:
-            index[f.vulnerability_id] = len(rules)
+    for f in sorted(report.findings, key=lambda f: (f.rule.id, -int(f.severity))):
+        if f.rule.id not in index:
+            index[f.rule.id] = len(rules)
             rules.append(_rule(f))
-    results = [_result(f, index[f.vulnerability_id], report) for f in report.findings]
+    results = [_result(f, index[f.rule.id], report) for f in report.findings]
     return {
         "$schema": SARIF_SCHEMA_URI,
         "version": SARIF_VERSION,

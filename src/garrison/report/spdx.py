@@ -43,19 +43,25 @@ def _licensing() -> Any:
     return get_spdx_licensing()
 
 
+def valid_expression(expr: str) -> str:
+    """``expr`` normalised when it is a valid SPDX license expression, else "" (the parser raises several
+    unrelated types on junk; CycloneDX uses this too)."""
+    try:
+        info = _licensing().validate(expr)
+    except Exception:
+        return ""
+    if info.errors or not info.normalized_expression:
+        return ""
+    return str(info.normalized_expression)
+
+
 def _license(pkg: Package) -> str:
     """A valid SPDX expression for the declared licenses, else NOASSERTION (free-text Debian license
     names are not SPDX ids, and an invalid expression makes the whole document invalid)."""
     if not pkg.licenses:
         return "NOASSERTION"
     expr = " AND ".join(f"({t})" if " " in t.strip() else t.strip() for t in pkg.licenses if t.strip())
-    try:
-        info = _licensing().validate(expr)
-    except Exception:  # the parser raises several unrelated types on junk
-        return "NOASSERTION"
-    if info.errors or not info.normalized_expression:
-        return "NOASSERTION"
-    return str(info.normalized_expression)
+    return valid_expression(expr) or "NOASSERTION"
 
 
 def _package(pkg: Package, spdx_id: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Human-readable table: one block per vulnerable package, then a summary by severity.
+"""Human-readable table: the summary, one block per vulnerable package, then the secrets, then warnings.
 
 On a terminal the table is coloured; when ``out`` is not a TTY (a pipe, a file, CI logs) it is plain
 ASCII with no escape codes, so it stays readable in logs and diffable in tests.
@@ -14,7 +14,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from garrison.model import Finding, Inventory, Package, Severity
+from garrison.model import Inventory, Package
+from garrison.model.common import Finding, Severity
+from garrison.model.secret import Secret
+from garrison.model.vuln import Vulnerability
 from garrison.report.json_report import sorted_packages
 from garrison.report.model import ScanReport
 
@@ -66,18 +69,20 @@ def _target(report_inv: Inventory) -> str:
     return f"{a.name}{os_txt}"
 
 
-def _group(findings: tuple[Finding, ...]) -> list[tuple[Package, list[Finding]]]:
-    groups: dict[Package, list[Finding]] = defaultdict(list)
+def _group(findings: tuple[Finding[Vulnerability], ...]) -> list[tuple[Package, list[Vulnerability]]]:
+    groups: dict[Package, list[Vulnerability]] = defaultdict(list)
     for f in findings:
-        groups[f.package].append(f)
+        groups[f.detail.package].append(f.detail)
     return sorted(groups.items(), key=lambda kv: (kv[0].type.value, kv[0].name, kv[0].version))
 
 
 def _summary_line(report: ScanReport) -> str:
     counts = report.counts()
     parts = ", ".join(f"{s.name}: {n}" for s, n in counts.items())
-    kev = sum(1 for f in report.findings if f.kev)
+    kev = sum(1 for f in report.vulnerabilities if f.detail.kev)
     line = f"Total: {len(report.findings)} ({parts})"
+    if "secret" in report.scanners:
+        line += f"  Secrets: {len(report.secrets)}"
     if kev:
         line += f"  Known exploited: {kev}"
     if report.suppressed:
@@ -85,31 +90,57 @@ def _summary_line(report: ScanReport) -> str:
     return line
 
 
+def _vulnerability_table(console: Console, findings: tuple[Finding[Vulnerability], ...]) -> Table:
+    table = Table(box=_box(console), show_lines=False)
+    for col in ("Package", "Installed", "Vulnerability", "Severity", "Fixed in", "Title"):
+        table.add_column(col, overflow="fold")
+    for pkg, vulns in _group(findings):
+        first = True
+        for v in sorted(vulns, key=lambda v: (-int(v.severity), v.vulnerability_id)):
+            sev = Text(v.severity.name + (" KEV" if v.kev else ""), style=SEVERITY_STYLE[v.severity])
+            table.add_row(
+                pkg.name if first else "",
+                pkg.version if first else "",
+                v.vulnerability_id,
+                sev,
+                ", ".join(v.fixed_versions) or "(no fix)",
+                (v.advisory.summary or v.advisory.details.split("\n", 1)[0])[:80],
+            )
+            first = False
+        table.add_section()
+    return table
+
+
+def _secret_table(console: Console, findings: tuple[Finding[Secret], ...]) -> Table:
+    table = Table(box=_box(console), show_lines=False, title="Secrets", title_justify="left")
+    for col in ("Severity", "Rule", "File", "Layer", "Match"):
+        table.add_column(col, overflow="fold")
+    for f in findings:
+        s = f.detail
+        where = f"{s.path}:{s.line}" + (" (deleted)" if s.deleted else "")
+        table.add_row(
+            Text(s.severity.name, style=SEVERITY_STYLE[s.severity]),
+            s.rule_id,
+            where,
+            s.layer.removeprefix("sha256:")[:12],
+            s.masked,
+        )
+    return table
+
+
 def render(report: ScanReport, out: IO[str]) -> None:
     console = _console(out)
     inv = report.inventory
     console.print(Text(_target(inv), style="bold"))
-    console.print(f"{len(inv.packages)} packages scanned")
+    if "vuln" in report.scanners:
+        console.print(f"{len(inv.packages)} packages scanned")
     console.print(_summary_line(report))
-    if report.findings:
-        table = Table(box=_box(console), show_lines=False)
-        for col in ("Package", "Installed", "Vulnerability", "Severity", "Fixed in", "Title"):
-            table.add_column(col, overflow="fold")
-        for pkg, findings in _group(report.findings):
-            first = True
-            for f in sorted(findings, key=lambda f: (-int(f.severity), f.vulnerability_id)):
-                sev = Text(f.severity.name + (" KEV" if f.kev else ""), style=SEVERITY_STYLE[f.severity])
-                table.add_row(
-                    pkg.name if first else "",
-                    pkg.version if first else "",
-                    f.vulnerability_id,
-                    sev,
-                    ", ".join(f.fixed_versions) or "(no fix)",
-                    (f.advisory.summary or f.advisory.details.split("\n", 1)[0])[:80],
-                )
-                first = False
-            table.add_section()
-        console.print(table)
+    vulns = report.vulnerabilities
+    if vulns:
+        console.print(_vulnerability_table(console, vulns))
+    secrets = report.secrets
+    if secrets:
+        console.print(_secret_table(console, secrets))
     for w in (*inv.warnings, *report.warnings):
         console.print(Text(f"warning: {w}", style="yellow"))
 

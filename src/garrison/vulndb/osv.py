@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from garrison.model.vuln import Advisory, Affected, AffectedRange, RangeEvent, Severity
+from garrison.model.common import Severity
+from garrison.model.vuln import Advisory, Affected, AffectedRange, RangeEvent
 
 #: Details are for the terminal and reports; the full text stays in the stored record.
 MAX_DETAILS = 2000

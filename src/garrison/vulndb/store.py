@@ -33,13 +33,16 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from garrison.errors import DatabaseError, SchemaError
+from garrison.model.common import Severity
 from garrison.model.ecosystem import normalize_name
-from garrison.model.vuln import Advisory, Affected, AffectedRange, RangeEvent, Severity
+from garrison.model.vuln import Advisory, Affected, AffectedRange, RangeEvent
+from garrison.vulndb.ranges import BadEvent, Keys, evaluate_item, has_ordered_range, highest_event
 from garrison.vulndb.versions import scheme_for
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 4
+#: 5: row bounds computed by the matcher's own replay (a ``limit`` no longer prevents one).
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -263,84 +266,38 @@ class Candidates:
         return self.decoded().versions
 
 
-#: Range types and event kinds as :mod:`garrison.matching.matcher` evaluates them (kept in step with it).
-_ORDERED_RANGE_TYPES = frozenset({"ECOSYSTEM", "SEMVER"})
-_EVENT_ORDER = {"introduced": 0, "last_affected": 1, "fixed": 2, "limit": 3}
-
-
 def row_bound(ecosystem: str, data: str, cache: dict[str, Any] | None = None) -> str | None:
-    """The ``bound`` of one ``affected`` row: the event version with the highest key in the ecosystem's
-    default scheme, when every version at or above it is affected by no range of the row; None when
-    there is no such version or the shortcut would change what matching reports.
+    """The ``bound`` of one ``affected`` row: the highest event version of its ordered ranges (keyed in the
+    ecosystem's scheme), when no range of the row affects it or any version above it; None when there is no
+    such version or the shortcut would change what matching reports.
 
     Computed at build time, so matching a package at or above the bound needs one key (usually the
-    installed version's own) instead of decoding the row and keying every event. With the matcher's
-    semantics (OSV replay, events sorted by (key, kind order)), a version at or above every event key
-    replays all events, so it is affected exactly when the replay's final state is; a ``last_affected``
-    at the maximum itself still covers that version, and ``limit`` only ever narrows. No bound when an
-    event does not parse (matching must warn about it), an entry has no ordered range but a versions
-    list (compared by key, not by string), or a versions list is stored inline as JSON. Plain-text
-    versions lists are still searched by matching before it takes the shortcut.
+    installed version's own) instead of decoding the row and keying every event. The test is the matcher's
+    own replay (:mod:`garrison.vulndb.ranges`) at that highest version: every event has fired there except a
+    ``last_affected`` at it, which only closes further above, and ``limit`` only ever narrows, so a row no
+    range affects at its highest event version is affected by none above it. No bound when an event does
+    not parse (matching must warn about it), an entry has no ordered range but a versions list (compared by
+    key, not by string), or a versions list is stored inline as JSON. Plain-text versions lists are still
+    searched by matching before it takes the shortcut. ``cache`` holds version keys across rows.
     """
     try:
-        scheme = scheme_for(ecosystem)
+        keys = Keys(scheme_for(ecosystem), cache)
     except (KeyError, ValueError, LookupError):
         return None
-    keys: dict[str, Any] = {} if cache is None else cache
-
-    def key(value: str) -> Any:
-        if value not in keys:
-            try:
-                keys[value] = scheme.key(value)
-            except ValueError:
-                keys[value] = None
-        return keys[value]
-
     c = decode_candidates(data)
-    best: tuple[Any, str] | None = None
-    last_affected: list[Any] = []
-    ordered_items: set[int] = set()
-    for ri, item in enumerate(c.table):
-        if isinstance(item, str):
-            k = key(item)
-            if k is None:
-                return None
-            if best is None or k > best[0]:
-                best = (k, item)
-            ordered_items.add(ri)
-            continue
-        for rtype, events in item:
-            if rtype.upper() not in _ORDERED_RANGE_TYPES:
-                continue
-            ordered_items.add(ri)
-            evs: list[tuple[int, Any, int, str]] = []
-            for kind, value in events:
-                if kind not in _EVENT_ORDER:
-                    continue
-                if kind == "introduced" and value == "0":
-                    evs.append((0, None, 0, kind))
-                    continue
-                k = key(value)
-                if k is None:
-                    return None
-                if best is None or k > best[0]:
-                    best = (k, value)
-                if kind == "last_affected":
-                    last_affected.append(k)
-                if kind != "limit":
-                    evs.append((1, k, _EVENT_ORDER[kind], kind))
-            evs.sort(key=lambda e: (0,) if e[1] is None else (1, e[1], e[2]))
-            affected = False
-            for _, _, _, kind in evs:
-                affected = kind == "introduced"
-            if affected:
-                return None
     for ri, versions in zip(c.ranges, c.versions, strict=True):
-        if not isinstance(versions, str) or (versions and ri not in ordered_items):
+        if not isinstance(versions, str) or (versions and not has_ordered_range(c.table[ri])):
             return None
-    if best is None or any(not (la < best[0]) for la in last_affected):
+    try:
+        highest = [h for item in c.table if (h := highest_event(item, keys)) is not None]
+        if not highest:
+            return None
+        top_key, top = max(highest, key=lambda h: h[0])
+        if any(evaluate_item(item, top_key, keys)[0] for item in c.table):
+            return None
+    except BadEvent:
         return None
-    return best[1]
+    return top
 
 
 def _without_gc(fn: Callable[[Any], _T], a: Any) -> _T:
