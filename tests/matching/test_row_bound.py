@@ -12,8 +12,6 @@ from garrison.matching.matcher import match_inventory
 from garrison.model import Advisory, Artifact, Inventory, OSInfo, Package, PackageType, SourceKind
 from garrison.model.vuln import Affected, AffectedRange, RangeEvent
 from garrison.vulndb.store import Candidates, encode_affected, encode_group, row_bound
-from garrison.vulndb.versions import scheme_for
-from garrison.vulndb.versions.base import KeyScheme
 
 
 def rng(*events: tuple[str, str], type_: str = "ECOSYSTEM") -> AffectedRange:
@@ -40,14 +38,14 @@ class RowsDB:
     def candidates(self, ecosystem: str, names: Iterable[str]) -> dict[str, Candidates]:
         return {n: self.row for n in names if n == "pkg"}
 
-    def affected(self, ecosystem: str, name: str) -> list[Affected]:
-        return [e for e in self.entries if e.package_name == name]
-
     def advisories(self, ids: Iterable[str]) -> dict[str, Advisory]:
         return {i: Advisory(id=i) for i in ids}
 
     def kev(self) -> frozenset[str]:
         return frozenset()
+
+    def ecosystems(self) -> list[str]:
+        return sorted({e.ecosystem for e in self.entries})
 
 
 def _inv(version: str, ptype: PackageType = PackageType.PYTHON) -> Inventory:
@@ -55,9 +53,9 @@ def _inv(version: str, ptype: PackageType = PackageType.PYTHON) -> Inventory:
     return Inventory(Artifact("t", SourceKind.DIR), OSInfo("debian", "12", "bookworm"), (pkg,))
 
 
-def _outcome(entries: list[Affected], eco: str, version: str, use_bound: bool, **kw: Any) -> tuple[Any, ...]:
+def _outcome(entries: list[Affected], eco: str, version: str, use_bound: bool) -> tuple[Any, ...]:
     ptype = PackageType.DEB if eco.startswith("Debian") else PackageType.PYTHON
-    r = match_inventory(_inv(version, ptype), RowsDB(entries, eco, use_bound), **kw)  # type: ignore[arg-type]
+    r = match_inventory(_inv(version, ptype), RowsDB(entries, eco, use_bound))
     return (
         [(f.advisory.id, f.fixed_versions, f.match.matched_range if f.match else "") for f in r.findings],
         r.warnings,
@@ -66,15 +64,33 @@ def _outcome(entries: list[Affected], eco: str, version: str, use_bound: bool, *
 
 
 CASES: list[tuple[str, list[Affected]]] = [
-    ("fixed only", [aff("A", rng(("introduced", "0"), ("fixed", "1.5"))),
-                    aff("B", rng(("introduced", "0"), ("fixed", "2.0")))]),
-    ("two intervals", [aff("A", rng(("introduced", "1.0"), ("fixed", "1.2"),
-                                    ("introduced", "2.0"), ("fixed", "2.1")))]),
+    (
+        "fixed only",
+        [aff("A", rng(("introduced", "0"), ("fixed", "1.5"))), aff("B", rng(("introduced", "0"), ("fixed", "2.0")))],
+    ),
+    (
+        "two intervals",
+        [aff("A", rng(("introduced", "1.0"), ("fixed", "1.2"), ("introduced", "2.0"), ("fixed", "2.1")))],
+    ),
     ("open interval", [aff("A", rng(("introduced", "1.0"), ("fixed", "1.2"), ("introduced", "3.0")))]),
     ("last_affected", [aff("A", rng(("introduced", "0"), ("last_affected", "2.0")))]),
-    ("last_affected below a fix", [aff("A", rng(("introduced", "0"), ("last_affected", "1.0"))),
-                                   aff("B", rng(("introduced", "0"), ("fixed", "2.0")))]),
+    (
+        "last_affected below a fix",
+        [
+            aff("A", rng(("introduced", "0"), ("last_affected", "1.0"))),
+            aff("B", rng(("introduced", "0"), ("fixed", "2.0"))),
+        ],
+    ),
     ("limit", [aff("A", rng(("introduced", "0"), ("limit", "3.0")))]),
+    ("limit inside an interval", [aff("A", rng(("introduced", "1.0"), ("limit", "2.0"), ("fixed", "3.0")))]),
+    (
+        "last_affected at the top",
+        [
+            aff("A", rng(("introduced", "0"), ("fixed", "1.0"))),
+            aff("B", rng(("introduced", "2.0"), ("last_affected", "2.5"))),
+        ],
+    ),
+    ("fixed equals last_affected", [aff("A", rng(("introduced", "0"), ("last_affected", "2.0"), ("fixed", "2.0")))]),
     ("listed above the fix", [aff("A", rng(("introduced", "0"), ("fixed", "1.0")), versions=("0.9", "2.5"))]),
     ("versions only", [aff("A", versions=("1.0", "2.0", "3.0"))]),
     ("git only", [aff("A", rng(("introduced", "abc"), type_="GIT"))]),
@@ -98,7 +114,12 @@ def test_bounds() -> None:
     assert bound(fixed, aff("B", rng(("introduced", "0"), ("fixed", "1.10")))) == "1.10"
     assert bound(aff("A", rng(("introduced", "1.0"), ("introduced", "3.0"), ("fixed", "2.0")))) is None  # open
     assert bound(aff("A", rng(("introduced", "0"), ("last_affected", "2.0")))) is None  # 2.0 itself is affected
-    assert bound(aff("A", rng(("introduced", "0"), ("limit", "3.0")))) is None
+    # limit caps the range: nothing at or above it is affected
+    assert bound(aff("A", rng(("introduced", "0"), ("limit", "3.0")))) == "3.0"
+    assert bound(aff("A", rng(("introduced", "0"), ("limit", "3.0"))), aff("B", rng(("introduced", "2.0")))) is None
+    # last_affected below the highest event closes before it
+    below = aff("A", rng(("introduced", "0"), ("last_affected", "1.0")))
+    assert bound(below, aff("B", rng(("introduced", "0"), ("fixed", "2.0")))) == "2.0"
     assert bound(fixed, aff("B", rng(("introduced", "0"), ("fixed", "junk!")))) is None  # must warn
     assert bound(fixed, aff("B", versions=("1.0",))) is None  # compared by key, not by string
     assert bound(fixed, aff("B", rng(("introduced", "x"), type_="GIT"))) == "1.5"
@@ -128,16 +149,3 @@ def test_debian_rows() -> None:
     db = RowsDB(entries, "Debian:12", True)
     assert match_inventory(_inv("1:0.9-1", PackageType.DEB), db).findings == ()  # type: ignore[arg-type]
     assert db.row._decoded is None
-
-
-def test_other_resolver_ignores_bounds() -> None:
-    """The bound was computed with the default scheme: a resolver with another ordering must not use it."""
-    entries = [aff("A", rng(("introduced", "0"), ("fixed", "2.0"))),
-               aff("B", rng(("introduced", "0"), ("fixed", "1.0")))]
-    assert row(entries).bound == "2.0"
-    default = scheme_for("PyPI")
-    reversed_ = KeyScheme("reversed", lambda v: tuple(-p for p in default.key(v).release))
-    # reversed, 1.5 is "above" the bound 2.0 but below the fix 1.0: affected by B
-    with_bound = _outcome(entries, "PyPI", "1.5", True, resolver=lambda eco: reversed_)
-    assert with_bound == _outcome(entries, "PyPI", "1.5", False, resolver=lambda eco: reversed_)
-    assert with_bound[0] == [("B", ("1.0",), "introduced 0, fixed 1.0")]
