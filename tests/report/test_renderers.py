@@ -12,11 +12,9 @@ import pytest
 from jsonschema import Draft4Validator, Draft7Validator
 
 from garrison.errors import UsageError
-from garrison.matching.filters import Suppressed
 from garrison.model import (
     Advisory,
     Artifact,
-    Finding,
     Inventory,
     LayerInfo,
     MatchDetail,
@@ -25,7 +23,12 @@ from garrison.model import (
     PackageType,
     Severity,
     SourceKind,
+    Suppressed,
+    Suppression,
+    Vulnerability,
 )
+from garrison.model.secret import Secret, secret_finding
+from garrison.model.vuln import vulnerability_finding
 from garrison.report import (
     INVENTORY_FORMATS,
     SCAN_FORMATS,
@@ -106,7 +109,11 @@ ADV_LO = Advisory(
     source="npm",
 )
 
-F_SSL = Finding(
+def finding(*args: Any, **kw: Any) -> Any:
+    return vulnerability_finding(Vulnerability(*args, **kw), "oci:build/app:latest")
+
+
+F_SSL = finding(
     SSL,
     ADV_SSL,
     "CVE-2023-5678",
@@ -114,7 +121,7 @@ F_SSL = Finding(
     ("3.0.11-1~deb12u2",),
     match=MatchDetail("Debian:12", "openssl", "3.0.9-1", "introduced 0, fixed 3.0.11-1~deb12u2", "dpkg"),
 )
-F_DJ = Finding(
+F_DJ = finding(
     DJANGO,
     ADV_DJ,
     "CVE-2020-9402",
@@ -124,8 +131,8 @@ F_DJ = Finding(
     merged_ids=("PYSEC-2020-35",),
     match=MatchDetail("PyPI", "django", "2.2.10", "introduced 2.2, fixed 2.2.11", "pep440"),
 )
-F_LO = Finding(LODASH, ADV_LO, "CVE-2020-8203", Severity.CRITICAL, ())
-F_ZL = Finding(
+F_LO = finding(LODASH, ADV_LO, "CVE-2020-8203", Severity.CRITICAL, ())
+F_ZL = finding(
     ZLIB,
     Advisory("DEBIAN-CVE-2023-45853", aliases=("CVE-2023-45853",)),
     "CVE-2023-45853",
@@ -147,14 +154,30 @@ INV = Inventory(
     (SSL, ZLIB, DJANGO, LODASH),
     warnings=("skipped unreadable file x",),
 )
+F_KEY = secret_finding(
+    Secret(
+        "private-key",
+        "Private key",
+        "Asymmetric private key",
+        Severity.HIGH,
+        "app/deploy/id_rsa",
+        1,
+        "----**********************",
+        layer=LAYER,
+        deleted=True,
+    ),
+    "oci:build/app:latest",
+)
+
 REPORT = ScanReport(
     INV,
-    findings=(F_SSL, F_DJ, F_LO),
-    suppressed=(Suppressed(F_ZL, "vex", "VEX not_affected: component_not_present"),),
+    findings=(F_SSL, F_DJ, F_LO, F_KEY),
+    suppressed=(Suppressed(F_ZL, Suppression("vex", "VEX not_affected: component_not_present")),),
     warnings=("ubuntu: no data",),
     db=DBProvenance(1, "2026-11-26T00:00:00Z", (DBSource("Debian", "2026-11-26T00:00:00Z", 33747),)),
     generated_at="2026-11-26T12:00:00Z",
     tool_version="0.1.0",
+    scanners=("vuln", "secret"),
 )
 
 
@@ -172,21 +195,48 @@ def schema(name: str) -> dict[str, Any]:
 
 def test_json_report_shape() -> None:
     doc = json.loads(rendered("json"))
-    assert doc["schema"] == "garrison.scan/v1"
+    assert doc["schema"] == "garrison.scan/v2"
+    assert doc["scanners"] == ["vuln", "secret"]
     assert doc["generated_at"] == "2026-11-26T12:00:00Z"
-    assert [f["vulnerability_id"] for f in doc["findings"]] == [
-        "CVE-2023-5678",
-        "CVE-2020-9402",
-        "CVE-2020-8203",
+    assert [(f["kind"], f["rule"]["id"]) for f in doc["findings"]] == [
+        ("vulnerability", "CVE-2023-5678"),
+        ("vulnerability", "CVE-2020-9402"),
+        ("vulnerability", "CVE-2020-8203"),
+        ("secret", "private-key"),
     ]
     dj = doc["findings"][1]
-    assert dj["advisory_id"] == "GHSA-3gh2-xw74-jmcw" and dj["merged_ids"] == ["PYSEC-2020-35"]
-    assert dj["kev"] is True and dj["severity"] == "HIGH" and dj["fixed_versions"] == ["2.2.11", "3.0.4"]
-    assert dj["match"]["scheme"] == "pep440"
+    assert dj["fingerprint"] == F_DJ.fingerprint and dj["severity"] == "HIGH"
+    assert dj["subject"]["kind"] == "package" and dj["subject"]["package"] == DJANGO.purl
+    assert set(dj["rule"]["aliases"]) == {"GHSA-3gh2-xw74-jmcw", "PYSEC-2020-35"}
+    v = dj["vulnerability"]
+    assert v["advisory_id"] == "GHSA-3gh2-xw74-jmcw" and v["merged_ids"] == ["PYSEC-2020-35"]
+    assert v["kev"] is True and v["severity"] == "HIGH" and v["fixed_versions"] == ["2.2.11", "3.0.4"]
+    assert v["match"]["scheme"] == "pep440"
     refs = {p["ref"] for p in doc["packages"]}
-    assert all(f["package_ref"] in refs for f in doc["findings"])
+    assert all(f["vulnerability"]["package_ref"] in refs for f in doc["findings"] if f["kind"] == "vulnerability")
+    key = doc["findings"][3]
+    assert key["secret"] == {
+        "rule_id": "private-key",
+        "category": "Private key",
+        "title": "Asymmetric private key",
+        "severity": "HIGH",
+        "path": "app/deploy/id_rsa",
+        "line": 1,
+        "layer": LAYER,
+        "deleted": True,
+        "match": "----**********************",
+    }
+    assert key["subject"] == {
+        "kind": "file",
+        "artifact": "oci:build/app:latest",
+        "layer": LAYER,
+        "path": "app/deploy/id_rsa",
+        "line": 1,
+    }
     assert doc["summary"]["by_severity"]["CRITICAL"] == 1 and doc["summary"]["suppressed"] == 1
-    assert doc["suppressed"][0]["filter"] == "vex"
+    assert doc["summary"]["by_kind"] == {"vulnerability": 3, "secret": 1} and doc["summary"]["kev"] == 1
+    assert doc["suppressed"][0]["suppression"]["by"] == "vex"
+    assert doc["suppressed"][0]["vulnerability"]["vulnerability_id"] == "CVE-2023-45853"
     assert doc["warnings"] == ["skipped unreadable file x", "ubuntu: no data"]
     assert doc["database"]["sources"][0]["records"] == 33747
     assert doc["os"]["codename"] == "bookworm"
@@ -208,19 +258,29 @@ def test_sarif_is_valid_and_shaped_for_code_scanning() -> None:
     assert not errors, errors[:3]
     run = doc["runs"][0]
     rules = run["tool"]["driver"]["rules"]
-    assert sorted(r["id"] for r in rules) == ["CVE-2020-8203", "CVE-2020-9402", "CVE-2023-5678"]
+    assert sorted(r["id"] for r in rules) == ["CVE-2020-8203", "CVE-2020-9402", "CVE-2023-5678", "private-key"]
     by_id = {r["id"]: r for r in rules}
     assert by_id["CVE-2020-9402"]["properties"]["security-severity"] == "8.8"
     assert by_id["CVE-2020-8203"]["properties"]["security-severity"] == "9.5"  # no CVSS: from severity
     assert "known-exploited" in by_id["CVE-2020-9402"]["properties"]["tags"]
     assert by_id["CVE-2023-5678"]["help"]["text"]
     levels = {r["ruleId"]: r["level"] for r in run["results"]}
-    assert levels == {"CVE-2023-5678": "warning", "CVE-2020-9402": "error", "CVE-2020-8203": "error"}
-    for res in run["results"]:
+    assert levels == {
+        "CVE-2023-5678": "warning",
+        "CVE-2020-9402": "error",
+        "CVE-2020-8203": "error",
+        "private-key": "error",
+    }
+    fingerprints = [f.fingerprint for f in REPORT.findings]
+    for res, fp in zip(run["results"], fingerprints, strict=True):
         assert rules[res["ruleIndex"]]["id"] == res["ruleId"]
-        assert len(res["partialFingerprints"]["garrisonFinding/v1"]) == 64
+        assert res["partialFingerprints"]["garrisonFinding/v2"] == fp
     uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in run["results"]]
-    assert uris[0] == "var/lib/dpkg/status"
+    assert uris[0] == "var/lib/dpkg/status" and uris[3] == "app/deploy/id_rsa"
+    secret = run["results"][3]
+    assert "secret" in by_id["private-key"]["properties"]["tags"]
+    assert "deleted by an upper layer" in secret["message"]["text"]
+    assert secret["properties"]["match"] == "----**********************"
 
 
 def test_sarif_schema_rejects_garbage() -> None:
@@ -250,6 +310,26 @@ def test_cyclonedx_is_valid_1_6() -> None:
     assert {r.get("severity") for r in vulns["CVE-2020-9402"]["ratings"]} >= {"high"}
     assert vulns["CVE-2023-45853"]["analysis"]["state"] == "not_affected"
     assert any(c["type"] == "operating-system" for c in doc["components"])
+
+
+def test_cyclonedx_reads_back_with_the_reference_library() -> None:
+    """The document is written as plain dicts for speed; the reference implementation must read it back
+    into its own model with every component, purl, license and vulnerability intact."""
+    import warnings
+
+    from cyclonedx.model.bom import Bom
+
+    text = rendered("cyclonedx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bom = Bom.from_json(json.loads(text))  # type: ignore[attr-defined]
+    by_ref = {str(c.bom_ref): c for c in bom.components}
+    for pkg in (SSL, ZLIB, DJANGO, LODASH):
+        comp = by_ref[pkg.purl]
+        assert (comp.name, comp.version, str(comp.purl)) == (pkg.name, pkg.version, pkg.purl)
+    assert [str(lic.id) for lic in by_ref[SSL.purl].licenses] == ["Apache-2.0"]
+    assert {v.id for v in bom.vulnerabilities} == {"CVE-2023-5678", "CVE-2020-9402", "CVE-2020-8203", "CVE-2023-45853"}
+    assert str(bom.metadata.component.bom_ref) == "artifact"
 
 
 def test_cyclonedx_inventory_is_valid() -> None:
@@ -300,13 +380,14 @@ def test_spdx_schema_rejects_garbage() -> None:
 def test_table_plain_when_not_a_tty() -> None:
     text = rendered("table")
     assert "\x1b[" not in text
-    assert "Total: 3 (CRITICAL: 1, HIGH: 1, MEDIUM: 1, LOW: 0, NEGLIGIBLE: 0, UNKNOWN: 0)" in text
+    assert "Total: 4 (CRITICAL: 1, HIGH: 2, MEDIUM: 1, LOW: 0, NEGLIGIBLE: 0, UNKNOWN: 0)" in text
     assert "Known exploited: 1" in text and "Suppressed: 1" in text
     lines = text.splitlines()
     # grouped by package: the package name is printed once, on its first row
     assert sum("Django" in ln for ln in lines) == 1
     assert "HIGH KEV" in text and "(no fix)" in text and "3.0.11-1~deb12u2" in text
     assert "warning: ubuntu: no data" in text
+    assert "Secrets: 1" in text and "app/deploy/id_rsa:1 (deleted)" in text and "private-key" in text
 
 
 def test_table_inventory() -> None:
