@@ -25,7 +25,7 @@ from tests.inventory.invutil import run
 from garrison.inventory.base import AnalysisResult, FileInput
 from garrison.inventory.lang import gobinary, rust
 from garrison.inventory.lang.gobinary import ANALYZER as GO_ANALYZER
-from garrison.inventory.lang.gobinary import read_build_info
+from garrison.inventory.lang.gobinary import BuildInfoError, read_build_info
 from garrison.inventory.lang.rust import ANALYZER as RUST_ANALYZER
 
 KUBECTL = Path("/usr/lib/google-cloud-sdk/bin/kubectl")
@@ -41,9 +41,7 @@ def _binary(path: Path) -> bytes:
 def test_real_go_binary_with_modules() -> None:
     data = _binary(KUBECTL)
     goversion = json.loads(
-        subprocess.run(
-            [str(KUBECTL), "version", "--client", "-o", "json"], capture_output=True, text=True
-        ).stdout
+        subprocess.run([str(KUBECTL), "version", "--client", "-o", "json"], capture_output=True, text=True).stdout
     )["clientVersion"]["goVersion"]
     result = run(GO_ANALYZER, "usr/local/bin/kubectl", data, mode=0o755)
     pkgs = {p.name: p for p in result.packages}
@@ -78,9 +76,7 @@ def _old_format_elf(version: bytes, modinfo: bytes) -> bytes:
     blob[binfo : binfo + 16] = gobinary.MAGIC + bytes([8, 0])
     struct.pack_into("<QQ", blob, binfo + 16, base + str_hdrs, base + str_hdrs + 16)
     ident = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
-    ehdr = ident + struct.pack(
-        "<HHIQQQIHHHHHH", 2, 62, 1, base, ehdr_size, 0, 0, ehdr_size, phdr_size, 1, 64, 0, 0
-    )
+    ehdr = ident + struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, base, ehdr_size, 0, 0, ehdr_size, phdr_size, 1, 64, 0, 0)
     blob[0:64] = ehdr
     struct.pack_into("<IIQQQQQQ", blob, ehdr_size, 1, 5, 0, base, base, len(blob), len(blob), 0x1000)
     return bytes(blob)
@@ -122,7 +118,8 @@ def test_go_truncated_build_info_warns() -> None:
     data += bytes(5000)
     result = GO_ANALYZER.analyze(FileInput("bin/x", data, 0o755, len(data)))
     assert result.packages == () and result.warnings
-    assert read_build_info(b"\x7fELF no build info here") is None
+    with pytest.raises(BuildInfoError, match="truncated"):
+        read_build_info(FileInput("bin/x", b"\x7fELF no build info here"))
 
 
 # ------------------------------------------------------------------ Rust
@@ -151,9 +148,7 @@ def rust_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("rustc or objcopy not installed")
     d = tmp_path_factory.mktemp("rust")
     (d / "hello.rs").write_text('fn main() { println!("hello"); }\n')
-    subprocess.run(
-        [rustc, "-O", "-o", str(d / "hello"), str(d / "hello.rs")], check=True, capture_output=True
-    )
+    subprocess.run([rustc, "-O", "-o", str(d / "hello"), str(d / "hello.rs")], check=True, capture_output=True)
     (d / "deps.z").write_bytes(zlib.compress(json.dumps(AUDIT_JSON).encode()))
     subprocess.run(
         ["objcopy", "--add-section", f".dep-v0={d / 'deps.z'}", str(d / "hello"), str(d / "hello-audited")],

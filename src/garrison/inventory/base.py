@@ -17,6 +17,10 @@ lookup, one ``startswith``/``endswith`` over a tuple) before it calls any ``want
 * ``executables_only: bool`` with ``min_size: int`` — it only wants files with an executable bit
   that are at least ``min_size`` bytes.
 
+Reading hint: ``random_access: bool`` — the analyzer reads the file through ``FileInput.read_at``
+only, so the walker hands it a random-access reader (a layer member spooled to a temporary file, or
+the file on disk) instead of the content (see :mod:`garrison.inventory.reader`).
+
 The path hints combine with *or* (any declared one matching is enough), ``executables_only`` with
 *and*. A hint only decides whether ``wants`` is asked: every hint must be implied by ``wants``
 returning true, and ``wants`` still has the last word. An analyzer without hints is asked for every
@@ -35,14 +39,41 @@ from garrison.model.secret import Secret
 MiB = 1024 * 1024
 
 
+class RandomAccess(Protocol):
+    """Positioned reads from one file (a spooled layer member, a file on disk, bytes in memory)."""
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        """Up to ``n`` bytes starting at ``offset`` (fewer at the end of the file)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class FileInput:
-    """One file handed to an analyzer. ``path`` is relative to the image root, without a leading '/'."""
+    """One file handed to an analyzer. ``path`` is relative to the image root, without a leading '/'.
+
+    Analyzers that declare ``random_access = True`` get ``reader`` and an empty ``content``: they read
+    only what they need through :meth:`read_at` (headers, section tables, one section), so a large
+    executable is never held in memory. Every other analyzer gets the whole file as ``content``.
+    """
 
     path: str
     content: bytes
     mode: int = 0o644
+    #: The file's size (``len(content)`` when not given and there is no reader).
     size: int = 0
+    reader: RandomAccess | None = None
+
+    def __post_init__(self) -> None:
+        if self.reader is None and not self.size and self.content:
+            object.__setattr__(self, "size", len(self.content))
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        """Up to ``n`` bytes at ``offset``, from the reader when there is one, else from ``content``."""
+        if offset < 0 or n < 0:
+            raise ValueError("negative offset or length")
+        if self.reader is not None:
+            return self.reader.read_at(offset, n)
+        return self.content[offset : offset + n]
 
 
 @dataclass(frozen=True, slots=True)

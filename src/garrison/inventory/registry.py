@@ -79,8 +79,8 @@ _IMAGE: tuple[Declared, ...] = (
     Declared("ruby-gemspec", 1, "garrison.inventory.lang.ruby:ANALYZER"),
     Declared("dotnet-deps", 1, "garrison.inventory.lang.dotnet:ANALYZER"),
     Declared("php-composer", 1, "garrison.inventory.lang.php:ANALYZER"),
-    Declared("go-binary", 1, "garrison.inventory.lang.gobinary:ANALYZER"),
-    Declared("rust-binary", 1, "garrison.inventory.lang.rust:ANALYZER"),
+    Declared("go-binary", 2, "garrison.inventory.lang.gobinary:ANALYZER"),
+    Declared("rust-binary", 2, "garrison.inventory.lang.rust:ANALYZER"),
 )
 
 

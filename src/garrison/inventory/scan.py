@@ -2,12 +2,16 @@
 
 Each layer is walked exactly once. For every file the analyzers are asked ``wants(path, size, mode)``;
 wanted files are read once, up to the largest ``max_bytes`` among the analyzers that want them, and
-handed to each of those analyzers. Layers are independent, so they run in parallel threads (ISA-L and
+handed to each of those analyzers. A large file wanted only by analyzers that read through
+``FileInput.read_at`` (the binary analyzers) is not read into memory: its first chunk is checked
+against the formats they read, and then it is read in place (``dir:``) or spooled to a temporary
+file (see :mod:`garrison.inventory.reader`). Layers are independent, so they run in parallel threads (ISA-L and
 hashlib release the GIL while they work) and are cached by diff_id.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,6 +21,7 @@ from garrison.errors import DigestMismatchError
 from garrison.inventory.apply import LayerResult, apply_layers
 from garrison.inventory.base import AnalysisResult, Analyzer, FileInput
 from garrison.inventory.cache import LayerCache
+from garrison.inventory.reader import CHUNK, SPOOL_ABOVE, FdReader, open_file, spool
 from garrison.layers.entry import Entry, EntryKind
 from garrison.model import Inventory, OSInfo, Package, SourceKind
 from garrison.progress import Progress, Task
@@ -58,6 +63,10 @@ def _run(analyzers: Sequence[Analyzer], file: FileInput) -> AnalysisResult:
         system.extend(r.system_files)
         warns.extend(r.warnings)
     return AnalysisResult(tuple(pkgs), os_info, tuple(system), tuple(warns))
+
+
+def _reads_at(analyzer: Analyzer) -> bool:
+    return getattr(analyzer, "random_access", False) is True
 
 
 def _safe(analyzer: Analyzer, file: FileInput) -> AnalysisResult:
@@ -151,6 +160,13 @@ class Dispatch:
         self.analyzers = loaded(analyzers)
         self._gates = tuple(_gate(i, a) for i, a in enumerate(self.analyzers))
         self._always = any(not g.by_path and g.exec_min is None for g in self._gates)
+        #: Analyzers (by id) that read through ``FileInput.read_at`` only, with the leading bytes they
+        #: accept (empty: any); see :mod:`garrison.inventory.reader`.
+        self.random: dict[int, tuple[bytes, ...]] = {}
+        for a in self.analyzers:
+            if getattr(a, "random_access", False) is True:
+                magics = getattr(a, "magics", ())
+                self.random[id(a)] = tuple(magics) if isinstance(magics, tuple) else ()
         exact: set[str] = set()
         prefixes: list[str] = []
         tails: list[str] = []
@@ -170,6 +186,19 @@ class Dispatch:
         self._tails = tuple(tails)
         # No executable-only analyzer: a size no file reaches, so the mode test never passes.
         self._exec_min = exec_min if exec_min is not None else 1 << 62
+
+    def reads_randomly(self, analyzers: Sequence[Analyzer]) -> bool:
+        """Whether every one of ``analyzers`` reads through ``read_at`` only."""
+        random = self.random
+        return all(id(a) in random for a in analyzers)
+
+    def accepts_head(self, analyzers: Sequence[Analyzer], head: bytes) -> bool:
+        """Whether some analyzer may want a file starting with ``head`` (random-access ones only)."""
+        for a in analyzers:
+            magics = self.random.get(id(a))
+            if not magics or head.startswith(magics):
+                return True
+        return False
 
     def __call__(self, path: str, size: int, mode: int) -> list[Analyzer]:
         if (
@@ -194,6 +223,8 @@ class _LayerAccumulator:
 
     analyzers: tuple[Analyzer, ...]
     name: str
+    #: The directory of a ``dir:`` layer: large files are read in place rather than spooled.
+    root: str | None = None
     files: dict[str, AnalysisResult] = field(default_factory=dict)
     whiteouts: list[str] = field(default_factory=list)
     opaque: list[str] = field(default_factory=list)
@@ -216,6 +247,9 @@ class _LayerAccumulator:
                 meta[path] = (size, mode)
                 wanting = wanted(path, size, mode)
                 if not wanting:
+                    continue
+                if size > SPOOL_ABOVE and wanted.reads_randomly(wanting):
+                    files[path] = self._analyze_randomly(e, wanting, wanted)
                     continue
                 content = self._read(e, wanting)
                 if content is None:
@@ -244,14 +278,42 @@ class _LayerAccumulator:
                 self.replaced.append(e.path)
                 files.pop(e.path, None)
 
-    def _read(self, e: Entry, wanting: list[Analyzer]) -> bytes | None:
+    def _fits(self, e: Entry, wanting: list[Analyzer]) -> list[Analyzer]:
         fits = [a for a in wanting if e.size <= a.max_bytes]
         for a in wanting:
             if e.size > a.max_bytes:
                 self.warnings.append(
-                    f"{self.name}: {e.path} skipped by {a.name}: "
-                    f"{e.size} bytes exceeds its {a.max_bytes} limit"
+                    f"{self.name}: {e.path} skipped by {a.name}: {e.size} bytes exceeds its {a.max_bytes} limit"
                 )
+        return fits
+
+    def _analyze_randomly(self, e: Entry, wanting: list[Analyzer], wanted: Dispatch) -> AnalysisResult:
+        """A large file for analyzers that read through ``read_at``: read in place (``dir:``) or
+        spooled to a temporary file, never held in memory."""
+        fits = self._fits(e, wanting)
+        if not fits or e.read is None:
+            return AnalysisResult()
+        reader: FdReader | None = None
+        try:
+            if self.root is not None:
+                reader = open_file(os.path.join(self.root, e.path))
+                head = reader.read_at(0, 64)
+            else:
+                head = e.read(CHUNK)
+            if not wanted.accepts_head(fits, head):
+                return AnalysisResult()  # not an executable format anyone reads: the rest is skipped
+            if reader is None:
+                reader = spool(e.read, e.size - len(head), head)
+            return _run(fits, FileInput(e.path, b"", e.mode, e.size, reader))
+        except OSError as exc:
+            self.warnings.append(f"{self.name}: cannot read {e.path}: {exc.strerror or exc}")
+            return AnalysisResult()
+        finally:
+            if reader is not None:
+                reader.close()
+
+    def _read(self, e: Entry, wanting: list[Analyzer]) -> bytes | None:
+        fits = self._fits(e, wanting)
         if not fits or e.read is None:
             return None
         try:
@@ -262,16 +324,23 @@ class _LayerAccumulator:
         wanting[:] = fits
         return data
 
-    def resolve_pending(self, contents: dict[str, bytes]) -> None:
-        """Analyse hardlinks whose targets were read in a second pass."""
+    def resolve_pending(self, contents: dict[str, bytes | FdReader]) -> None:
+        """Analyse hardlinks whose targets were read (or, when large, spooled) in a second pass."""
         for link, (target, size, mode, wanting) in self.pending.items():
             data = contents.get(target)
             if data is None:
                 self.warnings.append(f"{self.name}: hardlink {link} points at missing {target}")
                 continue
-            fits = [a for a in wanting if len(data) <= a.max_bytes]
-            if fits:
-                self.files[link] = _run(fits, FileInput(link, data, mode, size))
+            fits = [a for a in wanting if size <= a.max_bytes]
+            if not fits:
+                continue
+            if isinstance(data, bytes):
+                file = FileInput(link, data, mode, size)
+            elif all(_reads_at(a) for a in fits):
+                file = FileInput(link, b"", mode, size, data)
+            else:  # a large target some analyzer wants whole (no such analyzer today)
+                file = FileInput(link, data.read_at(0, size), mode, size)
+            self.files[link] = _run(fits, file)
         self.pending.clear()
 
     def result(self, diff_id: str, extra_warnings: Sequence[str] = ()) -> LayerResult:
@@ -313,51 +382,53 @@ def _walk_tar(
             close()
     expected = layer.info.diff_id
     if expected and diff_id != expected:
-        raise DigestMismatchError(
-            f"{name}: uncompressed content is {diff_id}, but the config says {expected}"
-        )
+        raise DigestMismatchError(f"{name}: uncompressed content is {diff_id}, but the config says {expected}")
     return diff_id, walker.warnings
 
 
-def _second_pass(layer: Any, settings: Settings, targets: set[str]) -> dict[str, bytes]:
-    """Re-walk a layer to fetch hardlink targets nobody wanted under their first name (rare)."""
-    found: dict[str, bytes] = {}
+def _second_pass(layer: Any, settings: Settings, targets: set[str]) -> dict[str, bytes | FdReader]:
+    """Re-walk a layer to fetch hardlink targets whose content was not kept (rare); large ones are
+    spooled to temporary files, which the caller closes."""
+    found: dict[str, bytes | FdReader] = {}
 
     def grab(entries: Iterable[Entry]) -> None:
         for e in entries:
             if e.kind is EntryKind.FILE and e.path in targets and e.read is not None:
-                found[e.path] = e.read(e.size)
+                found[e.path] = spool(e.read, e.size) if e.size > SPOOL_ABOVE else e.read(e.size)
 
     _walk_tar(layer, settings, None, grab)
     return found
 
 
-def scan_layer(
-    layer: Any, analyzers: tuple[Analyzer, ...], settings: Settings, progress: Progress
-) -> LayerResult:
+def scan_layer(layer: Any, analyzers: tuple[Analyzer, ...], settings: Settings, progress: Progress) -> LayerResult:
     """Analyse one layer (a blob, or the directory of a ``dir:`` source) without any cache."""
     name = _layer_name(layer)
-    acc = _LayerAccumulator(analyzers, name)
     if hasattr(layer, "root"):
         from garrison.layers.tree import walk_tree
 
+        acc = _LayerAccumulator(analyzers, name, root=layer.root)
         skip = _PSEUDO_FS if layer.root == "/" else frozenset()
         acc.consume(walk_tree(layer.root, acc.warnings, skip))
         return acc.result(layer.info.diff_id)
+    acc = _LayerAccumulator(analyzers, name)
     task = progress.task(name, total=layer.info.size or None)
     try:
         diff_id, warns = _walk_tar(layer, settings, task, acc.consume)
         if acc.pending:
             targets = {t for t, _, _, _ in acc.pending.values()}
-            acc.resolve_pending(_second_pass(layer, settings, targets))
+            contents = _second_pass(layer, settings, targets)
+            try:
+                acc.resolve_pending(contents)
+            finally:
+                for data in contents.values():
+                    if not isinstance(data, bytes):
+                        data.close()
     finally:
         task.done()
     return acc.result(diff_id, warns)
 
 
-def scan_image(
-    opened: OpenedImage, analyzers: Sequence[Analyzer], settings: Settings, progress: Progress
-) -> Inventory:
+def scan_image(opened: OpenedImage, analyzers: Sequence[Analyzer], settings: Settings, progress: Progress) -> Inventory:
     """Inventory of an opened image: cached layers are taken as they are, the others walked once."""
     analyzers = tuple(analyzers)
     names = [a.name for a in analyzers]
@@ -365,9 +436,7 @@ def scan_image(
         raise ValueError(f"duplicate analyzer names: {sorted(n for n in names if names.count(n) > 1)}")
     cache = LayerCache(settings.cache_dir, analyzers, enabled=not settings.no_cache)
     layers = list(opened.layers)
-    results: list[LayerResult | None] = [
-        cache.get(la.info.diff_id) if la.info.diff_id else None for la in layers
-    ]
+    results: list[LayerResult | None] = [cache.get(la.info.diff_id) if la.info.diff_id else None for la in layers]
     todo = [i for i, r in enumerate(results) if r is None]
     if todo:
         todo.sort(key=lambda i: -(layers[i].info.size or 0))  # biggest first: better parallel packing

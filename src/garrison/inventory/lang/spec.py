@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from garrison.inventory.base import AnalysisResult, FileInput, MiB
+from garrison.inventory.lang.exe import MAGICS
 from garrison.model import Package
 
 ParseFn = Callable[[FileInput], AnalysisResult]
@@ -56,15 +57,20 @@ class FileAnalyzer:
 class BinaryAnalyzer:
     """An analyzer of executables declared as data: every executable file of at least ``min_size``
     bytes goes to ``parse``, which recognizes its own format from the content (Go build info,
-    cargo-auditable data) and returns nothing for other binaries."""
+    cargo-auditable data) and returns nothing for other binaries. ``parse`` reads only through
+    ``FileInput.read_at`` (``random_access``), so a large binary is never read whole."""
 
     name: str
     version: int
     parse: ParseFn
-    max_bytes: int = 512 * MiB
+    #: Larger files are skipped; they are spooled, not held in memory, so the limit is about time.
+    max_bytes: int = 4096 * MiB
     #: Dispatch hints (see :mod:`garrison.inventory.base`).
     min_size: int = 4096
     executables_only: ClassVar[bool] = True
+    random_access: ClassVar[bool] = True
+    #: A file starting with none of these is not opened further (the walker need not spool it).
+    magics: ClassVar[tuple[bytes, ...]] = MAGICS
 
     def wants(self, path: str, size: int, mode: int) -> bool:
         return bool(mode & 0o111) and size >= self.min_size
