@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 from tests.support.images import BuiltImages
-from tests.test_oracle_support import have_mirror, real_db_path
+from tests.support.shared import needs_vulndb
+from tests.test_oracle_support import real_db_path
 
 from garrison.cli.main import run
 
 ROOT = Path(__file__).resolve().parents[2]
-needs_mirror = pytest.mark.skipif(not have_mirror(), reason="../shared/vulndb is not present")
+needs_mirror = needs_vulndb
 
 
 def _garrison(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -110,7 +111,7 @@ def test_scan_exit_code_gate_and_filters(
     assert run([*base, "--severity", "HIGH", "-f", "json"]) == 0
     capsys.readouterr()
     # An ignore file that suppresses every remaining id opens the gate.
-    ids = sorted({f["vulnerability_id"] for f in report["findings"]})
+    ids = sorted({f["rule"]["id"] for f in report["findings"]})
     ignore = tmp_path / "ignore.yaml"
     ignore.write_text("ignore:\n" + "".join(f"  - id: {i}\n    reason: accepted risk\n" for i in ids))
     code = run([*base, "--severity", "HIGH,CRITICAL", "--ignore-file", str(ignore), "--exit-code", "7", "-f", "json"])

@@ -12,16 +12,19 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft4Validator, Draft7Validator
-from tests.support.cache import REPO_ROOT
+from tests.support.shared import have_vulndb
 
-from garrison.matching import build_options, should_fail
+from garrison.config import Settings
+from garrison.findings import build_options, should_fail
+from garrison.findings.suppress import SuppressOptions
 from garrison.model import Inventory, Severity
-from garrison.report import SCAN_FORMATS, ScanReport, render, scan_report
+from garrison.report import SCAN_FORMATS, ScanReport, render
+from garrison.services.scan import Scanner, ScanRequest, ScanService
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
-        not (REPO_ROOT.parent / "shared" / "vulndb" / "osv" / "Debian" / "all.zip").is_file(),
+        not have_vulndb("Debian"),
         reason="no OSV mirror",
     ),
 ]
@@ -35,17 +38,20 @@ def schema(name: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def real(tmp_path_factory: pytest.TempPathFactory) -> tuple[Inventory, Any]:
+def real(tmp_path_factory: pytest.TempPathFactory) -> tuple[Inventory, ScanService]:
+    """The app image's inventory and a scan service over the real advisory database (opened once)."""
     from tests.support.images import test_images
     from tests.test_oracle_support import real_db_path
 
     from garrison.api import inventory
-    from garrison.config import Settings
-    from garrison.vulndb.store import AdvisoryDB
 
     images = test_images()
     inv = inventory(images.app_oci_ref, Settings(cache_dir=tmp_path_factory.mktemp("c"), no_cache=True))
-    return inv, AdvisoryDB.open(real_db_path())
+    return inv, ScanService(Settings(db_path=str(real_db_path()), offline=True))
+
+
+def scan_report(inv: Inventory, service: ScanService, opts: SuppressOptions | None = None) -> ScanReport:
+    return service.scan_inventory(inv, ScanRequest(frozenset({Scanner.VULN}), opts or SuppressOptions()))
 
 
 def render_all(report: ScanReport) -> dict[str, str]:
@@ -64,7 +70,13 @@ def test_real_scan_through_filters_and_every_renderer(real: tuple[Inventory, Any
     inv, db = real
     full = scan_report(inv, db)
     assert len(full.findings) > 100 and full.db is not None and full.db.sources
-    django = next(f for f in full.findings if f.package.name == "Django")
+    # The envelope and de-duplication lose and add nothing: one finding per matched vulnerability.
+    from garrison.matching.matcher import match_inventory
+
+    matched = match_inventory(inv, db.database()).findings
+    assert [f.detail for f in full.findings] == list(matched)
+    assert len({f.fingerprint for f in full.findings}) == len(matched)
+    django = next(f for f in full.vulnerabilities if f.detail.package.name == "Django")
     vex = tmp_path / "vex.json"
     vex.write_text(
         json.dumps(
@@ -72,7 +84,7 @@ def test_real_scan_through_filters_and_every_renderer(real: tuple[Inventory, Any
                 "@context": "https://openvex.dev/ns/v0.2.0",
                 "statements": [
                     {
-                        "vulnerability": {"name": django.vulnerability_id},
+                        "vulnerability": {"name": django.rule.id},
                         "products": [{"@id": "pkg:pypi/django"}],
                         "status": "not_affected",
                         "justification": "vulnerable_code_not_in_execute_path",
@@ -84,11 +96,12 @@ def test_real_scan_through_filters_and_every_renderer(real: tuple[Inventory, Any
     ignore = tmp_path / "ignore.yaml"
     ignore.write_text("ignore:\n  - package: pkg:npm/lodash\n    reason: test\n    expires: 2099-01-01\n")
     opts = build_options(severity="", ignore_file=ignore, vex=[vex], today=dt.date(2026, 1, 1))
-    report = scan_report(inv, db, opts, generated_at="2026-11-26T00:00:00Z")
+    report = scan_report(inv, db, opts)
     assert len(report.findings) + len(report.suppressed) == len(full.findings)
-    assert {s.filter for s in report.suppressed} == {"vex", "ignore-file"}
-    assert not any(f.package.name == "lodash" for f in report.findings)
-    assert django not in report.findings
+    assert {s.suppression.by for s in report.suppressed} == {"vex", "ignore-file"}
+    assert not any(f.detail.package.name == "lodash" for f in report.vulnerabilities)
+    assert django.fingerprint not in {f.fingerprint for f in report.findings}
+    assert django.fingerprint in {s.finding.fingerprint for s in report.suppressed}
     docs = render_all(report)
     sarif = json.loads(docs["sarif"])
     assert not list(Draft4Validator(schema("sarif-schema-2.1.0.json")).iter_errors(sarif))
