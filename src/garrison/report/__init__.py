@@ -29,7 +29,9 @@ __getattr__ = lazy_exports(__name__, dict.fromkeys(_MODEL, "garrison.report.mode
 class ReportRenderer(Protocol):
     """Renders a scan report: every kind of finding (CycloneDX and SPDX: packages and vulnerabilities)."""
 
-    def render(self, report: ScanReport, out: IO[str]) -> None: ...
+    def render(self, report: ScanReport, out: IO[str]) -> None:
+        """Write ``report``. Table, JSON and SARIF take any :class:`~garrison.report.model.FindingsReport`."""
+        ...
 
 
 class InventoryRenderer(Protocol):

@@ -49,9 +49,11 @@ if TYPE_CHECKING:
     from garrison.model.common import Finding, Subject, Suppressed
     from garrison.model.secret import Secret
     from garrison.model.vuln import Vulnerability
-    from garrison.report.model import ScanReport
+    from garrison.report.model import FindingsReport, ScanReport
 
 SCAN_SCHEMA = "garrison.scan/v2"
+#: The document of a report that is not an image scan (a posture assessment, a runtime evaluation).
+FINDINGS_SCHEMA = "garrison.findings/v2"
 INVENTORY_SCHEMA = "garrison.inventory/v1"
 
 
@@ -252,7 +254,7 @@ def scan_document(report: ScanReport) -> dict[str, Any]:
         "kev": sum(1 for f in report.vulnerabilities if f.detail.kev),
         "suppressed": len(report.suppressed),
     }
-    doc["warnings"] = list(report.inventory.warnings) + list(report.warnings)
+    doc["warnings"] = list(report.all_warnings())
     doc["database"] = (
         None
         if db is None
@@ -272,8 +274,33 @@ def _dump(doc: dict[str, Any], out: IO[str]) -> None:
     out.write("\n")
 
 
-def render(report: ScanReport, out: IO[str]) -> None:
-    _dump(scan_document(report), out)
+def findings_document(report: FindingsReport) -> dict[str, Any]:
+    """The ``garrison.findings/v2`` document: the findings of any report, with its pillar's own keys."""
+    from garrison.report.model import severity_counts
+
+    doc: dict[str, Any] = {
+        "schema": FINDINGS_SCHEMA,
+        "generator": {"name": "garrison", "version": tool_version(report.tool_version)},
+        "generated_at": timestamp(report.generated_at),
+        "target": {"name": report.target, "digest": report.target_digest},
+    }
+    doc.update(report.extra())
+    doc["findings"] = [finding_document(f, {}) for f in report.findings]
+    doc["suppressed"] = [_suppressed(s, {}) for s in report.suppressed]
+    doc["summary"] = {
+        "findings": len(report.findings),
+        "by_severity": {s.name: n for s, n in severity_counts(report.findings).items()},
+        "by_kind": dict(Counter(f.kind.value for f in report.findings)),
+        "suppressed": len(report.suppressed),
+    }
+    doc["warnings"] = list(report.all_warnings())
+    return doc
+
+
+def render(report: FindingsReport, out: IO[str]) -> None:
+    from garrison.report.model import ScanReport
+
+    _dump(scan_document(report) if isinstance(report, ScanReport) else findings_document(report), out)
 
 
 def render_inventory(inv: Inventory, out: IO[str]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from garrison.model import Inventory
 from garrison.model.common import Finding, FindingKind, Severity, Suppressed
@@ -32,6 +32,51 @@ class DBProvenance:
     sources: tuple[DBSource, ...] = ()
 
 
+class FindingsReport(Protocol):
+    """What the table, JSON and SARIF renderers need of any report, whatever pillar made it: an image
+    scan (:class:`ScanReport`), a posture assessment, a runtime evaluation."""
+
+    @property
+    def target(self) -> str:
+        """What was assessed, as the user named it (an image reference, a manifest folder, a cluster)."""
+        ...
+
+    @property
+    def target_digest(self) -> str:
+        """The target's content digest when it has one ("" otherwise)."""
+        ...
+
+    @property
+    def findings(self) -> tuple[Finding[Any], ...]: ...
+
+    @property
+    def suppressed(self) -> tuple[Suppressed[Any], ...]: ...
+
+    @property
+    def generated_at(self) -> str: ...
+
+    @property
+    def tool_version(self) -> str: ...
+
+    def all_warnings(self) -> tuple[str, ...]:
+        """Every warning of the run, one line each, in the order they arose."""
+        ...
+
+    def counts(self) -> dict[Severity, int]:
+        """Open findings per severity, every severity present, highest first."""
+        ...
+
+    def extra(self) -> dict[str, Any]:
+        """Top-level keys of the pillar's own for the JSON document (a score, resources assessed…)."""
+        ...
+
+
+def severity_counts(findings: tuple[Finding[Any], ...]) -> dict[Severity, int]:
+    """Findings per severity, every severity present (highest first), for summaries."""
+    c = Counter(f.severity for f in findings)
+    return {s: c.get(s, 0) for s in sorted(Severity, reverse=True)}
+
+
 @dataclass(frozen=True, slots=True)
 class ScanReport:
     """Everything one scan produced, the input of every renderer: the inventory it walked, the open
@@ -55,10 +100,27 @@ class ScanReport:
     #: The scanners that ran (``vuln``, ``secret``), so that a report can tell "none found" from "not looked".
     scanners: tuple[str, ...] = ("vuln",)
 
+    @property
+    def target(self) -> str:
+        """The artifact's name as the user typed it."""
+        return self.inventory.artifact.name
+
+    @property
+    def target_digest(self) -> str:
+        """The image's manifest digest ("" for trees and SBOMs without one)."""
+        return self.inventory.artifact.digest
+
+    def all_warnings(self) -> tuple[str, ...]:
+        """Inventory warnings, then matching warnings."""
+        return (*self.inventory.warnings, *self.warnings)
+
     def counts(self) -> dict[Severity, int]:
         """Open findings per severity, every severity present (highest first), for summaries."""
-        c = Counter(f.severity for f in self.findings)
-        return {s: c.get(s, 0) for s in sorted(Severity, reverse=True)}
+        return severity_counts(self.findings)
+
+    def extra(self) -> dict[str, Any]:
+        """An image scan's own keys are written by the scan document itself."""
+        return {}
 
     def of_kind(self, kind: FindingKind) -> tuple[Finding[Any], ...]:
         """The open findings of one kind, in report order."""

@@ -15,7 +15,7 @@ from garrison.model.common import Finding, Severity
 from garrison.model.secret import Secret
 from garrison.model.vuln import Vulnerability
 from garrison.report.common import TOOL_NAME, tool_version
-from garrison.report.model import ScanReport
+from garrison.report.model import FindingsReport
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -78,8 +78,8 @@ def _vuln_rule(f: Vulnerability) -> dict[str, Any]:
     }
 
 
-def _uri(f: Finding[Any], report: ScanReport) -> str:
-    return f.subject.path.lstrip("/") or report.inventory.artifact.name or "unknown"
+def _uri(f: Finding[Any], report: FindingsReport) -> str:
+    return f.subject.path.lstrip("/") or report.target or "unknown"
 
 
 def _secret_rule(s: Secret) -> dict[str, Any]:
@@ -139,8 +139,8 @@ def _message(f: Finding[Any], artifact: str) -> tuple[str, dict[str, Any]]:
     return msg, props
 
 
-def _result(f: Finding[Any], rule_index: int, report: ScanReport) -> dict[str, Any]:
-    artifact = report.inventory.artifact.name
+def _result(f: Finding[Any], rule_index: int, report: FindingsReport) -> dict[str, Any]:
+    artifact = report.target
     msg, props = _message(f, artifact)
     return {
         "ruleId": f.rule.id,
@@ -161,7 +161,7 @@ def _result(f: Finding[Any], rule_index: int, report: ScanReport) -> dict[str, A
     }
 
 
-def sarif_document(report: ScanReport) -> dict[str, Any]:
+def sarif_document(report: FindingsReport) -> dict[str, Any]:
     """The SARIF log as a dict."""
     rules: list[dict[str, Any]] = []
     index: dict[str, int] = {}
@@ -187,8 +187,8 @@ def sarif_document(report: ScanReport) -> dict[str, Any]:
                 "results": results,
                 "columnKind": "utf16CodeUnits",
                 "properties": {
-                    "artifact": report.inventory.artifact.name,
-                    "artifactDigest": report.inventory.artifact.digest,
+                    "artifact": report.target,
+                    "artifactDigest": report.target_digest,
                     "suppressedCount": len(report.suppressed),
                 },
             }
@@ -196,6 +196,6 @@ def sarif_document(report: ScanReport) -> dict[str, Any]:
     }
 
 
-def render(report: ScanReport, out: IO[str]) -> None:
+def render(report: FindingsReport, out: IO[str]) -> None:
     json.dump(sarif_document(report), out, indent=2, ensure_ascii=False)
     out.write("\n")

@@ -7,7 +7,7 @@ ASCII with no escape codes, so it stays readable in logs and diffable in tests.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import IO
+from typing import IO, Any
 
 from rich import box
 from rich.console import Console
@@ -19,7 +19,7 @@ from garrison.model.common import Finding, Severity
 from garrison.model.secret import Secret
 from garrison.model.vuln import Vulnerability
 from garrison.report.json_report import sorted_packages
-from garrison.report.model import ScanReport
+from garrison.report.model import FindingsReport, ScanReport
 
 SEVERITY_STYLE = {
     Severity.CRITICAL: "bold red",
@@ -76,13 +76,15 @@ def _group(findings: tuple[Finding[Vulnerability], ...]) -> list[tuple[Package, 
     return sorted(groups.items(), key=lambda kv: (kv[0].type.value, kv[0].name, kv[0].version))
 
 
-def _summary_line(report: ScanReport) -> str:
+def _summary_line(report: FindingsReport) -> str:
     counts = report.counts()
     parts = ", ".join(f"{s.name}: {n}" for s, n in counts.items())
-    kev = sum(1 for f in report.vulnerabilities if f.detail.kev)
     line = f"Total: {len(report.findings)} ({parts})"
-    if "secret" in report.scanners:
-        line += f"  Secrets: {len(report.secrets)}"
+    kev = 0
+    if isinstance(report, ScanReport):
+        kev = sum(1 for f in report.vulnerabilities if f.detail.kev)
+        if "secret" in report.scanners:
+            line += f"  Secrets: {len(report.secrets)}"
     if kev:
         line += f"  Known exploited: {kev}"
     if report.suppressed:
@@ -128,20 +130,38 @@ def _secret_table(console: Console, findings: tuple[Finding[Secret], ...]) -> Ta
     return table
 
 
-def render(report: ScanReport, out: IO[str]) -> None:
+def _generic_table(console: Console, findings: tuple[Finding[Any], ...]) -> Table:
+    """Findings of a kind without a table of its own: severity, rule, subject and title."""
+    table = Table(box=_box(console), show_lines=False)
+    for col in ("Severity", "Rule", "Subject", "Title"):
+        table.add_column(col, overflow="fold")
+    for f in findings:
+        sub = f.subject
+        where = "/".join(p for p in (sub.resource_kind, sub.namespace, sub.name) if p) or sub.path or sub.host
+        table.add_row(Text(f.severity.name, style=SEVERITY_STYLE[f.severity]), f.rule.id, where, f.title)
+    return table
+
+
+def render(report: FindingsReport, out: IO[str]) -> None:
     console = _console(out)
-    inv = report.inventory
-    console.print(Text(_target(inv), style="bold"))
-    if "vuln" in report.scanners:
-        console.print(f"{len(inv.packages)} packages scanned")
+    if isinstance(report, ScanReport):
+        inv = report.inventory
+        console.print(Text(_target(inv), style="bold"))
+        if "vuln" in report.scanners:
+            console.print(f"{len(inv.packages)} packages scanned")
+    else:
+        console.print(Text(report.target, style="bold"))
     console.print(_summary_line(report))
-    vulns = report.vulnerabilities
+    vulns = tuple(f for f in report.findings if isinstance(f.detail, Vulnerability))
     if vulns:
         console.print(_vulnerability_table(console, vulns))
-    secrets = report.secrets
+    secrets = tuple(f for f in report.findings if isinstance(f.detail, Secret))
     if secrets:
         console.print(_secret_table(console, secrets))
-    for w in (*inv.warnings, *report.warnings):
+    others = tuple(f for f in report.findings if not isinstance(f.detail, Vulnerability | Secret))
+    if others:
+        console.print(_generic_table(console, others))
+    for w in report.all_warnings():
         console.print(Text(f"warning: {w}", style="yellow"))
 
 
