@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import ssl
 import threading
 import zipfile
 from collections import Counter
@@ -15,8 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from tests.support.certs import make_ca, make_leaf
+from tests.support.shared import VULNDB
 
-REAL = Path("/work/shared/vulndb")
+REAL = VULNDB
 ECOSYSTEMS = ("Go", "crates.io", "PyPI", "RubyGems", "Packagist", "npm", "Debian", "Alpine")
 PER_ECOSYSTEM = 40
 #: Packages whose records are always copied (the matching tests' favourite subjects).
@@ -127,13 +130,12 @@ def _handler(state: MirrorServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def http_mirror(mirror: Path) -> Iterator[MirrorServer]:
-    """Serves ``<tmp>/vulndb`` so that the mirror URL is ``<url>/osv`` and KEV is ``<url>/kev/…``."""
-    state = MirrorServer(mirror.parent)
+def _serve(state: MirrorServer, tls: ssl.SSLContext | None = None) -> Iterator[MirrorServer]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     state.server = server
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    state.url = f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -141,3 +143,27 @@ def http_mirror(mirror: Path) -> Iterator[MirrorServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def http_mirror(mirror: Path) -> Iterator[MirrorServer]:
+    """Serves ``<tmp>/vulndb`` so that the mirror URL is ``<url>/osv`` and KEV is ``<url>/kev/…``."""
+    yield from _serve(MirrorServer(mirror.parent))
+
+
+@dataclass
+class TLSMirror:
+    server: MirrorServer
+    #: The CA that issued the server's certificate (for ``IP:127.0.0.1``); not in the system store.
+    ca_file: Path
+
+
+@pytest.fixture
+def https_mirror(mirror: Path, tmp_path: Path) -> Iterator[TLSMirror]:
+    """:func:`http_mirror` over TLS with a certificate from a throw-away CA."""
+    ca = make_ca(tmp_path / "pki")
+    leaf = make_leaf(ca, tmp_path / "pki", "mirror")
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(leaf.cert_file, leaf.key_file)
+    for state in _serve(MirrorServer(mirror.parent), tls):
+        yield TLSMirror(state, ca.cert_file)

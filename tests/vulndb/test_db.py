@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REAL, MirrorServer, needs_mirror, read_zip, write_zip
+from conftest import REAL, MirrorServer, TLSMirror, needs_mirror, read_zip, write_zip
+from garrison import net
 from garrison.config import Settings
 from garrison.errors import DatabaseError, MirrorError, SchemaError
 from garrison.progress import NO_PROGRESS
 from garrison.vulndb import AdvisoryDB, ensure_database, update_database
-from garrison.vulndb import fetch as fetch_mod
 from garrison.vulndb.build import SourceFile, build_database, now
 from garrison.vulndb.store import SCHEMA_VERSION
 
@@ -133,11 +133,28 @@ def test_http_mirror_and_etag_reuse(tmp_path: Path, http_mirror: MirrorServer) -
 def test_retries_after_server_errors(
     tmp_path: Path, http_mirror: MirrorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(fetch_mod, "BACKOFF", 0.01)
+    monkeypatch.setattr(net, "BACKOFF", 0.01)
     http_mirror.fail["/osv/npm/all.zip"] = 2
     status = update_database(_settings(tmp_path, f"{http_mirror.url}/osv", ecosystems="npm"), NO_PROGRESS)
     assert status.advisories > 0
     assert http_mirror.hits[("/osv/npm/all.zip", 503)] == 2
+
+
+def test_https_mirror_is_verified_with_ca_file(
+    tmp_path: Path, https_mirror: TLSMirror, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mirror trusts what registries trust: the system store plus ``ca_file``, and no more."""
+    monkeypatch.setattr(net, "BACKOFF", 0.01)
+    url = f"{https_mirror.server.url}/osv"
+    untrusted = _settings(tmp_path / "a", url, ecosystems="npm")
+    with pytest.raises(MirrorError, match="CERTIFICATE_VERIFY_FAILED"):
+        update_database(untrusted, NO_PROGRESS)
+    assert https_mirror.server.count(200) == 0
+    status = update_database(replace(untrusted, ca_file=str(https_mirror.ca_file)), NO_PROGRESS)
+    assert status.advisories > 0 and status.ecosystems == ("npm",) and status.kev > 0  # KEV came over TLS too
+    assert https_mirror.server.hits[("/osv/npm/all.zip", 200)] == 1
+    skip = update_database(_settings(tmp_path / "b", url, ecosystems="npm", tls_skip_verify=True), NO_PROGRESS)
+    assert skip.advisories == status.advisories
 
 
 def _snapshot(path: Path) -> tuple[str, int]:
@@ -147,7 +164,7 @@ def _snapshot(path: Path) -> tuple[str, int]:
 
 
 def test_mirror_down_keeps_old_database(tmp_path: Path, mirror: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fetch_mod, "BACKOFF", 0.01)
+    monkeypatch.setattr(net, "BACKOFF", 0.01)
     settings = _settings(tmp_path, mirror.as_uri())
     update_database(settings, NO_PROGRESS)
     before = _snapshot(settings.database_file)

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+import httpx
+
+from garrison import net
 from garrison.config import Settings
 from garrison.errors import BadImageError, NotFoundError, SourceError, UsageError
 from garrison.model import Artifact, LayerInfo, SourceKind
@@ -35,10 +38,10 @@ def socket_path(docker_host: str) -> str:
     raise UsageError(f"docker host {docker_host!r}: only unix:// sockets are supported")
 
 
-def _client(sock: str) -> Any:
-    import httpx  # lazy
-
-    return httpx.Client(
+def _client(sock: str, settings: Settings) -> httpx.Client:
+    """The Engine API over the unix socket (an export streams for as long as the image takes)."""
+    return net.client(
+        settings,
         transport=httpx.HTTPTransport(uds=sock),
         base_url="http://docker",
         timeout=httpx.Timeout(300.0, connect=10.0),
@@ -66,15 +69,13 @@ class _Export:
         return self.layers[index]
 
     def _fetch(self) -> None:
-        import httpx
-
         from garrison.sources.docker_archive import DockerArchiveSource
 
         tmp_dir = self.settings.cache_dir / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix="docker-save-", suffix=".tar", dir=tmp_dir)
         self.path = tmp
-        with os.fdopen(fd, "wb") as out, _client(self.sock) as client:
+        with os.fdopen(fd, "wb") as out, _client(self.sock, self.settings) as client:
             try:
                 with client.stream("GET", f"/{_API}/images/{quote(self.image, safe='')}/get") as resp:
                     if resp.status_code != 200:
@@ -109,14 +110,12 @@ class DockerDaemonSource:
     name: str = ""
 
     def open(self, progress: ProgressFn | None = None) -> OpenedImage:
-        import httpx
-
         sock = socket_path(self.settings.docker_host)
         what = self.name or f"docker:{self.image}"
         if not os.path.exists(sock):
             raise SourceError(f"{what}: no Docker daemon socket at {sock} (set --docker-host)")
         try:
-            with _client(sock) as client:
+            with _client(sock, self.settings) as client:
                 resp = client.get(f"/{_API}/images/{quote(self.image, safe='')}/json")
         except httpx.HTTPError as exc:
             raise SourceError(f"{what}: talking to the Docker daemon at {sock}: {exc}") from None
@@ -130,9 +129,7 @@ class DockerDaemonSource:
             raise SourceError(f"{what}: the Docker daemon answered non-JSON") from None
         rootfs = doc.get("RootFS") or {}
         diff_ids = rootfs.get("Layers") or []
-        infos = [
-            LayerInfo(index=i, digest=check_digest(d, "diff_id"), diff_id=d) for i, d in enumerate(diff_ids)
-        ]
+        infos = [LayerInfo(index=i, digest=check_digest(d, "diff_id"), diff_id=d) for i, d in enumerate(diff_ids)]
         export = _Export(self.image, sock, self.settings, what)
         cfg = doc.get("Config") or {}
         labels = cfg.get("Labels") if isinstance(cfg, dict) else None

@@ -17,7 +17,6 @@ import base64
 import json
 import os
 import re
-import ssl
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from garrison import net
 from garrison.config import Settings
 from garrison.errors import AuthError, BadImageError, LimitExceededError, NotFoundError, RegistryError
 from garrison.model import LayerInfo, SourceKind
@@ -44,10 +44,10 @@ from garrison.sources.common import (
 )
 from garrison.sources.reference import DOCKER_HUB, RegistryRef
 
-_USER_AGENT = "garrison/0.1"
-#: Answers that mean "try again shortly", and how many times to.
-_BUSY = frozenset((429, 502, 503, 504))
-_RETRIES = 2
+#: Transport errors worth another attempt; a refused connection or a failed handshake is reported at once.
+_RETRYABLE = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError, httpx.TimeoutException)
+#: Registries answer slowly under load; a layer blob may take long between chunks.
+TIMEOUT = httpx.Timeout(60.0, connect=15.0)
 _SCHEMA1 = (
     "application/vnd.docker.distribution.manifest.v1+prettyjws",
     "application/vnd.docker.distribution.manifest.v1+json",
@@ -107,49 +107,23 @@ def _insecure_hosts(settings: Settings) -> set[str]:
     return {h.lower() for h in settings.insecure_registries}
 
 
-def _ssl_context(settings: Settings) -> ssl.SSLContext | bool:
-    """System CAs (not certifi's bundle: corporate CAs live in the system store), plus ``ca_file``."""
-    if settings.tls_skip_verify:
-        return False
-    ctx = ssl.create_default_context()
-    if settings.ca_file:
-        try:
-            ctx.load_verify_locations(cafile=settings.ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise RegistryError(f"cannot load CA file {settings.ca_file}: {exc}") from None
-    return ctx
-
-
 # -- the client ---------------------------------------------------------------------------------------
 
 
 class RegistryClient:
     """Pull-only client for one repository. Thread-safe: layers are fetched from worker threads."""
 
-    def __init__(
-        self, ref: RegistryRef, settings: Settings, transport: httpx.BaseTransport | None = None
-    ) -> None:
+    def __init__(self, ref: RegistryRef, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
         self.ref = ref
         self.settings = settings
         host = ref.api_host
-        self.insecure = host.lower() in _insecure_hosts(settings) or ref.host.lower() in _insecure_hosts(
-            settings
-        )
+        self.insecure = host.lower() in _insecure_hosts(settings) or ref.host.lower() in _insecure_hosts(settings)
         self.base = f"{'http' if self.insecure else 'https'}://{host}/v2/{ref.repository}"
         creds = (settings.username, settings.password) if settings.username else None
         self.creds = creds or docker_config_credentials(ref.host)
         self._auth_header: str | None = None
         self._lock = threading.Lock()
-        kwargs: dict[str, Any] = {}
-        if transport is not None:
-            kwargs["transport"] = transport
-        self.http = httpx.Client(
-            verify=_ssl_context(settings),
-            timeout=httpx.Timeout(60.0, connect=15.0),
-            follow_redirects=True,
-            headers={"User-Agent": _USER_AGENT},
-            **kwargs,
-        )
+        self.http = net.client(settings, timeout=TIMEOUT, transport=transport)
 
     def close(self) -> None:
         self.http.close()
@@ -202,37 +176,25 @@ class RegistryClient:
                 raise AuthError(f"{self.ref.host}: the registry refused the credentials")
             self._auth_header = header
 
-    def _send_once(self, method: str, url: str, headers: dict[str, str], stream: bool) -> httpx.Response:
-        """One request; busy answers (429, 502-504) and dropped connections are retried with backoff."""
-        import time
+    def _send_once(self, method: str, url: str, headers: dict[str, str]) -> httpx.Response:
+        """One request (streamed), retried by :func:`garrison.net.send` when busy or dropped."""
+        try:
+            return net.send(
+                self.http, lambda: self.http.build_request(method, url, headers=headers), retry_on=_RETRYABLE
+            )
+        except httpx.ConnectError as exc:
+            raise self._connect_error(exc) from None
+        except httpx.HTTPError as exc:
+            raise RegistryError(f"{self.ref.host}: {type(exc).__name__}: {exc}") from None
 
-        for attempt in range(_RETRIES + 1):
-            last = attempt == _RETRIES
-            try:
-                resp = self.http.send(self.http.build_request(method, url, headers=headers), stream=stream)
-            except httpx.ConnectError as exc:
-                raise self._connect_error(exc) from None
-            except (httpx.ReadError, httpx.RemoteProtocolError, httpx.TimeoutException) as exc:
-                if last:
-                    raise RegistryError(f"{self.ref.host}: {type(exc).__name__}: {exc}") from None
-                time.sleep(0.5 * 2**attempt)
-                continue
-            except httpx.HTTPError as exc:
-                raise RegistryError(f"{self.ref.host}: {type(exc).__name__}: {exc}") from None
-            if resp.status_code not in _BUSY or last:
-                return resp
-            wait = resp.headers.get("retry-after", "")
-            resp.close()
-            time.sleep(min(float(wait), 10.0) if wait.isdigit() else 0.5 * 2**attempt)
-        raise AssertionError("unreachable")
-
-    def _send(self, method: str, url: str, headers: dict[str, str], stream: bool = False) -> httpx.Response:
+    def _send(self, method: str, url: str, headers: dict[str, str]) -> httpx.Response:
+        """A streamed request with the current credentials; a 401 is answered once."""
         for attempt in range(2):
             sent_auth = self._auth_header
             h = dict(headers)
             if sent_auth:
                 h["Authorization"] = sent_auth
-            resp = self._send_once(method, url, h, stream)
+            resp = self._send_once(method, url, h)
             if resp.status_code != 401:
                 return resp
             resp.read()
@@ -240,9 +202,7 @@ class RegistryClient:
             if attempt == 1:
                 break
             self._authenticate(resp, sent_auth)
-        raise AuthError(
-            f"{self.ref.host}: authentication failed for {self.ref.repository} (check the credentials)"
-        )
+        raise AuthError(f"{self.ref.host}: authentication failed for {self.ref.repository} (check the credentials)")
 
     def _connect_error(self, exc: Exception) -> RegistryError:
         text = str(exc)
@@ -300,17 +260,13 @@ class RegistryClient:
     # -- API --
     def manifest(self, reference: str) -> tuple[str, str, dict[str, Any]]:
         """(digest, media type, document) of a manifest or index, digest verified."""
-        resp = self._send(
-            "GET", f"{self.base}/manifests/{reference}", {"Accept": ACCEPT_MANIFESTS}, stream=True
-        )
+        resp = self._send("GET", f"{self.base}/manifests/{reference}", {"Accept": ACCEPT_MANIFESTS})
         self._check_status(resp, f"manifest {reference}")
         ctype = resp.headers.get("content-type", "").split(";", 1)[0].strip()
         header_digest = resp.headers.get("docker-content-digest", "")
         body = self._read_capped(resp, f"manifest {reference}")
         if ctype in _SCHEMA1:
-            raise RegistryError(
-                f"{self.ref}: the registry only offers a schema1 manifest, which is not supported"
-            )
+            raise RegistryError(f"{self.ref}: the registry only offers a schema1 manifest, which is not supported")
         doc = load_json(body, f"{self.ref} manifest")
         media = str(doc.get("mediaType", ""))
         if ctype in INDEX_TYPES or ctype in MANIFEST_TYPES:
@@ -329,18 +285,16 @@ class RegistryClient:
             if header_digest and header_digest.startswith("sha256:") and header_digest != digest:
                 from garrison.errors import DigestMismatchError
 
-                raise DigestMismatchError(
-                    f"{self.ref}: manifest hashes to {digest}, the registry says {header_digest}"
-                )
+                raise DigestMismatchError(f"{self.ref}: manifest hashes to {digest}, the registry says {header_digest}")
         return digest, media, doc
 
     def small_blob(self, digest: str, what: str) -> bytes:
-        resp = self._send("GET", f"{self.base}/blobs/{check_digest(digest)}", {}, stream=True)
+        resp = self._send("GET", f"{self.base}/blobs/{check_digest(digest)}", {})
         self._check_status(resp, what)
         return verify_bytes(self._read_capped(resp, what), digest, f"{self.ref} {what}")
 
     def open_blob(self, info: LayerInfo, progress: ProgressFn | None) -> VerifyingReader:
-        resp = self._send("GET", f"{self.base}/blobs/{check_digest(info.digest)}", {}, stream=True)
+        resp = self._send("GET", f"{self.base}/blobs/{check_digest(info.digest)}", {})
         self._check_status(resp, f"layer {info.digest}")
         length = resp.headers.get("content-length")
         total = int(length) if length and length.isdigit() else info.size

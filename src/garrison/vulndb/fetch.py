@@ -2,8 +2,9 @@
 
 Mirrors are laid out like the OSV bucket (``<mirror>/<Ecosystem>/all.zip``) and reached over
 ``https://``, ``http://`` or ``file://``. HTTP downloads are conditional (the ETag and
-Last-Modified of the cached copy are sent back; 304 reuses it), retried with exponential backoff
-on connection errors and 5xx answers, streamed into a temporary file under
+Last-Modified of the cached copy are sent back; 304 reuses it), retried by :func:`garrison.net.send`
+(connection errors, timeouts, busy answers), over a client of :func:`garrison.net.client` (so ``ca_file``,
+``tls_skip_verify`` and proxies apply as they do for registries), streamed into a temporary file under
 ``<cache_dir>/db/`` and checked to be a readable zip before they replace the cached copy: a
 truncated download never reaches the database build.
 """
@@ -14,7 +15,6 @@ import hashlib
 import json
 import os
 import tempfile
-import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from garrison import net
 from garrison.errors import MirrorError
 from garrison.model.ecosystem import mirror_ecosystems
 from garrison.progress import Progress
@@ -35,8 +36,6 @@ from garrison.vulndb.osv import MalformedRecord
 REQUIRED_ECOSYSTEMS, OPTIONAL_ECOSYSTEMS = mirror_ecosystems()
 KEV_FILE = "known_exploited_vulnerabilities.json"
 
-RETRIES = 3
-BACKOFF = 0.5
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _CHUNK = 1 << 20
 
@@ -129,25 +128,25 @@ def _write_meta(cached: Path, fetched: Fetched) -> None:
 # -- HTTP ------------------------------------------------------------------------------------------
 
 
-def _get_with_retries(
+def _get(
     client: httpx.Client, url: str, headers: dict[str, str], dest: Path, progress: Progress, label: str
 ) -> httpx.Response:
-    """GET ``url`` into ``dest``; retries connect errors, timeouts and 5xx with exponential backoff."""
-    last = ""
-    for attempt in range(RETRIES):
-        if attempt:
-            time.sleep(BACKOFF * 2 ** (attempt - 1))
+    """GET ``url``, streaming a 200 answer into ``dest``; an answer still busy (5xx) after the retries, or
+    no answer at all, is a :class:`MirrorError`."""
+    try:
+        resp = net.send(client, lambda: client.build_request("GET", url, headers=headers))
+    except httpx.TransportError as e:
+        last = f"{type(e).__name__}: {e}"
+    else:
         try:
-            with client.stream("GET", url, headers=headers) as resp:
-                if resp.status_code >= 500:
-                    last = f"HTTP {resp.status_code}"
-                    continue
+            if resp.status_code < 500:
                 if resp.status_code == 200:
                     _stream_to(resp, dest, progress, label)
                 return resp
-        except (httpx.TransportError, httpx.TimeoutException) as e:
-            last = f"{type(e).__name__}: {e}"
-    raise MirrorError(f"cannot fetch {url} after {RETRIES} attempts ({last}); keeping the previous database")
+            last = f"HTTP {resp.status_code}"
+        finally:
+            resp.close()
+    raise MirrorError(f"cannot fetch {url} after {net.ATTEMPTS} attempts ({last}); keeping the previous database")
 
 
 def _stream_to(resp: httpx.Response, dest: Path, progress: Progress, label: str) -> None:
@@ -186,7 +185,7 @@ def fetch_http(
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        resp = _get_with_retries(client, url, headers, tmp, progress, label)
+        resp = _get(client, url, headers, tmp, progress, label)
         if resp.status_code == 304 and headers:
             return Fetched(
                 cached, url, meta["sha256"], meta["fetched_at"], meta.get("etag", ""),

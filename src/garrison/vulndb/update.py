@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from garrison import net
 from garrison.config import DEFAULT_MIRROR, Settings
 from garrison.errors import DatabaseError, MirrorError
 from garrison.progress import Progress
@@ -95,22 +96,16 @@ def _unchanged(path: Path, sources: list[SourceFile], kev: KevSource | None) -> 
     return status if have == want else None
 
 
-def update_database(settings: Settings, progress: Progress, client: httpx.Client | None = None) -> DBStatus:
+def update_database(settings: Settings, progress: Progress) -> DBStatus:
     """Fetch the mirror and (re)build the database; returns its status.
 
-    ``client`` is the HTTP seam (tests pass one with their own transport). Raises
-    :class:`MirrorError` when a required source cannot be fetched or is invalid, leaving any
+    Raises :class:`MirrorError` when a required source cannot be fetched or is invalid, leaving any
     existing database untouched.
     """
     if settings.offline:
         raise DatabaseError("cannot update the advisory database in offline mode")
-    own = client is None
-    http = client or httpx.Client(timeout=TIMEOUT, follow_redirects=True, verify=not settings.tls_skip_verify)
-    try:
+    with net.client(settings, timeout=TIMEOUT) as http:
         sources, kev, warnings = _fetch_all(settings, progress, http)
-    finally:
-        if own:
-            http.close()
     path = settings.database_file
     same = _unchanged(path, sources, kev)
     if same is not None:
