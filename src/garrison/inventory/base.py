@@ -12,6 +12,8 @@ lookup, one ``startswith``/``endswith`` over a tuple) before it calls any ``want
 
 * ``paths: frozenset[str]`` — the exact paths it can want;
 * ``path_prefixes: tuple[str, ...]`` — it only wants paths starting with one of these;
+* ``path_infixes: tuple[str, ...]`` — it only wants paths containing one of these (``dir:`` mode's
+  OS analyzers, which read databases below the root too);
 * ``basenames: frozenset[str]`` / ``suffixes: tuple[str, ...]`` — it only wants files whose base name
   is one of these or ends with one of these (declared by :class:`~garrison.inventory.lang.spec.FileAnalyzer`);
 * ``executables_only: bool`` with ``min_size: int`` — it only wants files with an executable bit

@@ -70,9 +70,9 @@ class Declared:
 
 _IMAGE: tuple[Declared, ...] = (
     Declared("os-release", 1, "garrison.inventory.os.release:ReleaseAnalyzer"),
-    Declared("dpkg", 1, "garrison.inventory.os.dpkg:DpkgAnalyzer"),
-    Declared("apk", 1, "garrison.inventory.os.apk:ApkAnalyzer"),
-    Declared("rpm", 1, "garrison.inventory.os.rpm:RpmAnalyzer"),
+    Declared("dpkg", 2, "garrison.inventory.os.dpkg:DpkgAnalyzer"),
+    Declared("apk", 2, "garrison.inventory.os.apk:ApkAnalyzer"),
+    Declared("rpm", 2, "garrison.inventory.os.rpm:RpmAnalyzer"),
     Declared("python-dist", 1, "garrison.inventory.lang.python:ANALYZER"),
     Declared("npm-package", 1, "garrison.inventory.lang.npm:ANALYZER"),
     Declared("java-archive", 1, "garrison.inventory.lang.java:ANALYZER"),
@@ -82,6 +82,14 @@ _IMAGE: tuple[Declared, ...] = (
     Declared("go-binary", 2, "garrison.inventory.lang.gobinary:ANALYZER"),
     Declared("rust-binary", 2, "garrison.inventory.lang.rust:ANALYZER"),
 )
+
+
+#: ``dir`` mode's variants of image analyzers (same name and version, other paths).
+_DIR_VARIANTS: dict[str, Declared] = {
+    "dpkg": Declared("dpkg", 2, "garrison.inventory.os.dpkg:NESTED"),
+    "apk": Declared("apk", 2, "garrison.inventory.os.apk:NESTED"),
+    "rpm": Declared("rpm", 2, "garrison.inventory.os.rpm:NESTED"),
+}
 
 
 def check_unique(analyzers: Iterable[Analyzer]) -> tuple[Analyzer, ...]:
@@ -103,7 +111,8 @@ def declared_analyzers(mode: str = "image") -> tuple[Analyzer, ...]:
     if mode == "dir":
         from garrison.inventory.lang.lockfiles import LOCKFILE_ANALYZERS
 
-        analyzers += LOCKFILE_ANALYZERS
+        # A folder may hold several root filesystems: OS databases are read below its root too.
+        analyzers = tuple(_DIR_VARIANTS.get(a.name, a) for a in _IMAGE) + LOCKFILE_ANALYZERS
     return check_unique(analyzers)
 
 

@@ -24,6 +24,7 @@ from garrison.inventory.cache import LayerCache
 from garrison.inventory.reader import CHUNK, SPOOL_ABOVE, FdReader, open_file, spool
 from garrison.layers.entry import Entry, EntryKind
 from garrison.model import Inventory, OSInfo, Package, SourceKind
+from garrison.model.secret import Secret
 from garrison.progress import Progress, Task
 from garrison.sources.base import OpenedImage
 
@@ -48,7 +49,7 @@ def _run(analyzers: Sequence[Analyzer], file: FileInput) -> AnalysisResult:
         results = [_safe(analyzers[0], file)]
     else:
         results = [_safe(a, file) for a in analyzers]
-        results = [r for r in results if r.packages or r.os or r.system_files or r.warnings]
+        results = [r for r in results if r.packages or r.os or r.system_files or r.warnings or r.secrets]
         if not results:
             return AnalysisResult()
     if len(results) == 1:
@@ -57,12 +58,14 @@ def _run(analyzers: Sequence[Analyzer], file: FileInput) -> AnalysisResult:
     os_info: OSInfo | None = None
     system: list[str] = []
     warns: list[str] = []
+    secrets: list[Secret] = []
     for r in results:
         pkgs.extend(r.packages)
         os_info = os_info or r.os
         system.extend(r.system_files)
         warns.extend(r.warnings)
-    return AnalysisResult(tuple(pkgs), os_info, tuple(system), tuple(warns))
+        secrets.extend(r.secrets)
+    return AnalysisResult(tuple(pkgs), os_info, tuple(system), tuple(warns), tuple(secrets))
 
 
 def _reads_at(analyzer: Analyzer) -> bool:
@@ -85,7 +88,17 @@ class _Gate:
     A plain class: it is created once per layer walk, and a dataclass would cost more to define (at
     import, on every start) than it saves."""
 
-    __slots__ = ("analyzer", "basenames", "by_path", "exec_min", "index", "paths", "prefixes", "suffixes")
+    __slots__ = (
+        "analyzer",
+        "basenames",
+        "by_path",
+        "exec_min",
+        "index",
+        "infixes",
+        "paths",
+        "prefixes",
+        "suffixes",
+    )
 
     def __init__(
         self,
@@ -97,6 +110,7 @@ class _Gate:
         suffixes: tuple[str, ...] | None,
         exec_min: int | None,
         by_path: bool,
+        infixes: tuple[str, ...] | None = None,
     ) -> None:
         self.index = index
         self.analyzer = analyzer
@@ -104,6 +118,7 @@ class _Gate:
         self.prefixes = prefixes
         self.basenames = basenames
         self.suffixes = suffixes
+        self.infixes = infixes
         #: ``executables_only``: the smallest size asked about; None when not declared.
         self.exec_min = exec_min
         #: Any path hint declared (``paths``, ``path_prefixes`` or ``basenames``/``suffixes``).
@@ -114,6 +129,7 @@ class _Gate:
             (self.paths is not None and path in self.paths)
             or (self.prefixes is not None and path.startswith(self.prefixes))
             or (self.basenames is not None and (base in self.basenames or base.endswith(self.suffixes or ())))
+            or (self.infixes is not None and any(x in path for x in self.infixes))
         ):
             return False
         return self.exec_min is None or (bool(mode & _EXEC_BITS) and size >= self.exec_min)
@@ -124,12 +140,15 @@ def _gate(i: int, a: Analyzer) -> _Gate:
     prefixes = getattr(a, "path_prefixes", None)
     bases = getattr(a, "basenames", None)
     sfx = getattr(a, "suffixes", None)
+    infixes = getattr(a, "path_infixes", None)
     exe = getattr(a, "executables_only", False)
     if not isinstance(bases, frozenset | set) or not isinstance(sfx, tuple):
         bases = sfx = None
     paths = frozenset(paths) if isinstance(paths, frozenset | set) else None
     if not isinstance(prefixes, tuple) or not all(isinstance(x, str) for x in prefixes):
         prefixes = None
+    if not isinstance(infixes, tuple) or not all(isinstance(x, str) for x in infixes):
+        infixes = None
     return _Gate(
         index=i,
         analyzer=a,
@@ -138,7 +157,8 @@ def _gate(i: int, a: Analyzer) -> _Gate:
         basenames=frozenset(bases) if bases is not None else None,
         suffixes=sfx,
         exec_min=int(getattr(a, "min_size", 0) or 0) if exe is True else None,
-        by_path=paths is not None or prefixes is not None or bases is not None,
+        by_path=paths is not None or prefixes is not None or bases is not None or infixes is not None,
+        infixes=infixes,
     )
 
 
@@ -170,6 +190,7 @@ class Dispatch:
         exact: set[str] = set()
         prefixes: list[str] = []
         tails: list[str] = []
+        infixes: list[str] = []
         exec_min: int | None = None
         for g in self._gates:
             if g.by_path:
@@ -179,11 +200,13 @@ class Dispatch:
                 # base == b  ⇒  path ends with "/" + b (or is b);  base.endswith(s)  ⇒  path.endswith(s)
                 tails += ["/" + b for b in sorted(g.basenames or ())]
                 tails += g.suffixes or ()
+                infixes += g.infixes or ()
             elif g.exec_min is not None:
                 exec_min = g.exec_min if exec_min is None else min(exec_min, g.exec_min)
         self._exact = frozenset(exact)
         self._prefixes = tuple(prefixes)
         self._tails = tuple(tails)
+        self._infixes = tuple(infixes)
         # No executable-only analyzer: a size no file reaches, so the mode test never passes.
         self._exec_min = exec_min if exec_min is not None else 1 << 62
 
@@ -207,6 +230,7 @@ class Dispatch:
             or path.startswith(self._prefixes)
             or path.endswith(self._tails)
             or (mode & _EXEC_BITS and size >= self._exec_min)
+            or (self._infixes and any(x in path for x in self._infixes))
         ):
             base = path[path.rfind("/") + 1 :]
             return [

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar
 
 from garrison.inventory import purl
 from garrison.inventory.base import EMPTY, AnalysisResult, FileInput, MiB
 from garrison.model import Package, PackageType
 
+DIR = "var/lib/dpkg/"
 STATUS = "var/lib/dpkg/status"
 STATUS_D = "var/lib/dpkg/status.d/"
 INFO = "var/lib/dpkg/info/"
+#: A Debian version: ``[epoch:]upstream[-revision]``, the upstream part starting with a digit (the
+#: rules of dpkg's parser, which Trivy's go-deb-version follows; such entries are dropped by both).
+_VERSION = re.compile(r"^(?:\d+:)?\d[A-Za-z0-9.+~:-]*$")
+_REVISION = re.compile(r"^[A-Za-z0-9.+~]+$")
 
 _WANTED_FIELDS = frozenset(("Package", "Status", "Version", "Architecture", "Source", "License"))
 #: First characters of lines that can never hold a wanted field: continuation lines and other fields.
@@ -47,6 +51,19 @@ def _paragraphs(text: str) -> list[dict[str, str]]:
     return paras
 
 
+def valid_version(version: str) -> bool:
+    """Whether ``version`` is a Debian version dpkg can parse (a colon only after a numeric epoch)."""
+    if not _VERSION.match(version):
+        return False
+    epoch, colon, rest = version.partition(":")
+    if colon and not (epoch.isdigit() and rest[:1].isdigit()):
+        return False
+    upstream, dash, revision = (rest if colon else version).rpartition("-")
+    if dash:
+        return bool(upstream) and upstream[:1].isdigit() and bool(_REVISION.match(revision))
+    return True
+
+
 def parse_status(text: str, location: str) -> tuple[list[Package], list[str]]:
     """Packages of a dpkg status file (or a distroless ``status.d`` file) and warnings.
 
@@ -62,6 +79,9 @@ def parse_status(text: str, location: str) -> tuple[list[Package], list[str]]:
         name, version = fields.get("Package", ""), fields.get("Version", "")
         if not name or not version:
             warnings.append(f"{location}: paragraph without Package/Version skipped")
+            continue
+        if not valid_version(version):
+            warnings.append(f"{location}: {name}: invalid version {version!r} skipped")
             continue
         arch = fields.get("Architecture", "")
         source_name, source_version = name, version
@@ -87,42 +107,69 @@ def parse_status(text: str, location: str) -> tuple[list[Package], list[str]]:
     return packages, warnings
 
 
-def parse_file_list(text: str) -> tuple[str, ...]:
-    """``info/*.list`` (absolute paths) or distroless ``*.md5sums`` (``<md5>  <path>``) → relative paths."""
+def parse_file_list(text: str, root: str = "") -> tuple[str, ...]:
+    """``info/*.list`` (absolute paths) or distroless ``*.md5sums`` (``<md5>  <path>``) → paths relative
+    to the scanned root (``root`` is the folder of the root filesystem the list belongs to)."""
     out: list[str] = []
     for line in text.splitlines():
         if "  " in line and not line.startswith("/"):
             line = line.split("  ", 1)[1]
         line = line.strip().lstrip("/")
         if line and line != ".":
-            out.append(line)
+            out.append(root + line)
     return tuple(out)
+
+
+def _in_dpkg_dir(rel: str) -> bool:
+    """``rel`` is a path below ``var/lib/dpkg/`` that the analyzer reads."""
+    if rel == "status":
+        return True
+    if rel.startswith("info/"):
+        return rel.endswith(".list")
+    return rel.startswith("status.d/") and "/" not in rel[len("status.d/") :]
 
 
 @dataclass(frozen=True, slots=True)
 class DpkgAnalyzer:
-    """dpkg status database, distroless per-package status files and the file lists."""
+    """dpkg status database, distroless per-package status files and the file lists.
+
+    ``nested`` (``dir:`` mode) also reads databases below the scanned folder's root, for a folder that
+    holds several root filesystems (``rootfs-a/var/lib/dpkg/status``); their file lists are then
+    relative to that root filesystem's folder.
+    """
 
     name: str = "dpkg"
-    version: int = 1
+    version: int = 2
     max_bytes: int = 64 * MiB
-    #: Dispatch hint (see :mod:`garrison.inventory.base`).
-    path_prefixes: ClassVar[tuple[str, ...]] = ("var/lib/dpkg/",)
+    nested: bool = False
+
+    # Dispatch hints (see :mod:`garrison.inventory.base`): a prefix at the root, anywhere when nested.
+    @property
+    def path_prefixes(self) -> tuple[str, ...] | None:
+        return None if self.nested else (DIR,)
+
+    @property
+    def path_infixes(self) -> tuple[str, ...] | None:
+        return (DIR,) if self.nested else None
 
     def wants(self, path: str, size: int, mode: int) -> bool:
-        if not path.startswith("var/lib/dpkg/"):
+        if path.startswith(DIR):
+            return _in_dpkg_dir(path[len(DIR) :])
+        if not self.nested:
             return False
-        if path == STATUS:
-            return True
-        if path.startswith(INFO):
-            return path.endswith(".list")
-        return path.startswith(STATUS_D) and "/" not in path[len(STATUS_D) :]
+        at = path.find("/" + DIR)
+        return at >= 0 and _in_dpkg_dir(path[at + 1 + len(DIR) :])
 
     def analyze(self, file: FileInput) -> AnalysisResult:
         text = file.content.decode("utf-8", "replace")
         if file.path.endswith((".list", ".md5sums")):
-            return AnalysisResult(system_files=parse_file_list(text))
+            root = file.path[: file.path.rfind(DIR)] if self.nested else ""
+            return AnalysisResult(system_files=parse_file_list(text, root))
         packages, warnings = parse_status(text, file.path)
         if not packages and not warnings:
             return EMPTY
         return AnalysisResult(packages=tuple(packages), warnings=tuple(warnings))
+
+
+#: The ``dir:`` mode analyzer: databases anywhere below the scanned folder.
+NESTED = DpkgAnalyzer(nested=True)

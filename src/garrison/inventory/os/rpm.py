@@ -14,7 +14,6 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import ClassVar
 
 from garrison.inventory import purl
 from garrison.inventory.base import EMPTY, AnalysisResult, FileInput, MiB
@@ -25,6 +24,8 @@ from garrison.model import Package, PackageType
 _DIRS = ("var/lib/rpm/", "usr/lib/sysimage/rpm/")
 _FILES = frozenset(("rpmdb.sqlite", "Packages", "Packages.db"))
 WANTED_PATHS = frozenset(d + f for d in _DIRS for f in _FILES)
+#: ``dir:`` mode: the same databases below the scanned root (a folder of root filesystems).
+_NESTED_TAILS = tuple(sorted("/" + p for p in WANTED_PATHS))
 
 
 def sqlite_blobs(content: bytes) -> Iterator[bytes]:
@@ -98,19 +99,49 @@ def parse_rpmdb(path: str, content: bytes) -> tuple[list[Package], list[str], li
     return packages, files, warnings
 
 
+def _root_of(path: str) -> str:
+    """The folder holding the root filesystem of a database at ``path`` ("" at the scanned root)."""
+    for d in _DIRS:
+        at = path.rfind(d)
+        if at == 0 or (at > 0 and path[at - 1] == "/"):
+            return path[:at]
+    return ""
+
+
 @dataclass(frozen=True, slots=True)
 class RpmAnalyzer:
+    """The rpm database; ``nested`` (``dir:`` mode) also below the scanned root."""
+
     name: str = "rpm"
-    version: int = 1
+    version: int = 2
     max_bytes: int = 512 * MiB
-    #: Dispatch hint (see :mod:`garrison.inventory.base`).
-    paths: ClassVar[frozenset[str]] = WANTED_PATHS
+    nested: bool = False
+
+    # Dispatch hints (see :mod:`garrison.inventory.base`).
+    @property
+    def paths(self) -> frozenset[str]:
+        return WANTED_PATHS
+
+    @property
+    def suffixes(self) -> tuple[str, ...] | None:
+        return () if self.nested else None  # (base names are enough; they go with suffixes)
+
+    @property
+    def basenames(self) -> frozenset[str] | None:
+        return _FILES if self.nested else None
 
     def wants(self, path: str, size: int, mode: int) -> bool:
-        return path in WANTED_PATHS
+        return path in WANTED_PATHS or (self.nested and path.endswith(_NESTED_TAILS))
 
     def analyze(self, file: FileInput) -> AnalysisResult:
         packages, files, warnings = parse_rpmdb(file.path, file.content)
         if not packages and not warnings:
             return EMPTY
+        root = _root_of(file.path)
+        if root:
+            files = [root + f.lstrip("/") for f in files]
         return AnalysisResult(packages=tuple(packages), system_files=tuple(files), warnings=tuple(warnings))
+
+
+#: The ``dir:`` mode analyzer: databases anywhere below the scanned folder.
+NESTED = RpmAnalyzer(nested=True)
