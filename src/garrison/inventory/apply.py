@@ -14,6 +14,7 @@ from garrison.inventory.base import AnalysisResult
 from garrison.inventory.os.release import merge as merge_release
 from garrison.inventory.purl import with_os
 from garrison.model import Artifact, Inventory, OSInfo, Package
+from garrison.model.secret import Secret
 
 #: Where the OS identity is read from, best first (``/etc/os-release`` may be edited by the image).
 
@@ -107,6 +108,22 @@ def _pick_os(results: list[tuple[str, AnalysisResult]]) -> OSInfo | None:
     return merge_release({path: r.os for path, r in results if r.os is not None})
 
 
+def _layer_secrets(layers: list[LayerResult], chains: dict[str, list[int]]) -> tuple[Secret, ...]:
+    """The secrets of every layer's files, each with the layer that holds it: a file that an upper layer
+    deleted or replaced still has its secret in the image's bytes (``deleted=True``). Secrets in files
+    the OS package manager installed (any layer's dpkg file lists) are dropped."""
+    system = {s.lstrip("/") for lr in layers for r in lr.files.values() for s in r.system_files}
+    out: set[Secret] = set()
+    for i, lr in enumerate(layers):
+        for path, r in lr.files.items():
+            if not r.secrets or path in system:
+                continue
+            chain = chains.get(path)
+            deleted = not chain or chain[-1] != i
+            out.update(replace(s, layer=lr.diff_id, deleted=deleted) for s in r.secrets)
+    return tuple(sorted(out, key=lambda s: (s.path, s.line, s.rule_id, s.layer, s.masked)))
+
+
 def apply_layers(
     artifact: Artifact, layers: list[LayerResult], extra_warnings: tuple[str, ...] = ()
 ) -> Inventory:
@@ -140,5 +157,9 @@ def apply_layers(
     for _, r in final:
         warnings.extend(r.warnings)
     return Inventory(
-        artifact=artifact, os=os_info, packages=tuple(packages), warnings=tuple(dict.fromkeys(warnings))
+        artifact=artifact,
+        os=os_info,
+        packages=tuple(packages),
+        warnings=tuple(dict.fromkeys(warnings)),
+        secrets=_layer_secrets(layers, chains),
     )

@@ -22,11 +22,26 @@ from typing import Any
 from garrison.inventory.apply import LayerResult
 from garrison.inventory.base import AnalysisResult, Analyzer
 from garrison.model import OSInfo, Package, PackageType
+from garrison.model.common import Severity
+from garrison.model.secret import Secret
 
 #: Bump when the JSON layout below changes (2: package types are purl types).
 FORMAT = 2
 _PKG_FIELDS = tuple(f.name for f in fields(Package))
 _OS_FIELDS = tuple(f.name for f in fields(OSInfo))
+_SECRET_FIELDS = tuple(f.name for f in fields(Secret))
+
+
+def _secret_to_json(s: Secret) -> dict[str, Any]:
+    out = {name: getattr(s, name) for name in _SECRET_FIELDS}
+    out["severity"] = s.severity.name
+    return out
+
+
+def _secret_from_json(d: dict[str, Any]) -> Secret:
+    kw = {k: v for k, v in d.items() if k in _SECRET_FIELDS}
+    kw["severity"] = Severity[kw["severity"]]
+    return Secret(**kw)
 
 
 def analyzers_key(analyzers: Sequence[Analyzer]) -> str:
@@ -62,6 +77,8 @@ def _result_to_json(r: AnalysisResult) -> dict[str, Any]:
         out["system_files"] = list(r.system_files)
     if r.warnings:
         out["warnings"] = list(r.warnings)
+    if r.secrets:
+        out["secrets"] = [_secret_to_json(s) for s in r.secrets]
     return out
 
 
@@ -72,6 +89,7 @@ def _result_from_json(d: dict[str, Any]) -> AnalysisResult:
         os=OSInfo(**{k: v for k, v in os_d.items() if k in _OS_FIELDS}) if os_d else None,
         system_files=tuple(d.get("system_files", ())),
         warnings=tuple(d.get("warnings", ())),
+        secrets=tuple(_secret_from_json(s) for s in d.get("secrets", ())),
     )
 
 
