@@ -419,3 +419,15 @@ def test_provenance_from_real_status() -> None:
     prov = provenance_from_status(st)
     assert prov.sources == (DBSource("PyPI", "2026-11-25T00:00:00Z", 7000, "file:///m/PyPI/all.zip"),)
     assert prov.schema_version == 1
+
+
+def test_random_uuid_is_a_version_4_uuid() -> None:
+    import uuid
+
+    from garrison.report.common import random_uuid
+
+    seen = {random_uuid() for _ in range(200)}
+    assert len(seen) == 200
+    for text in seen:
+        u = uuid.UUID(text)
+        assert str(u) == text and u.version == 4 and u.variant == uuid.RFC_4122

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -43,3 +44,16 @@ def package_refs(packages: Iterable[Package]) -> dict[Package, str]:
         used.add(ref)
         refs[pkg] = ref
     return refs
+
+
+def random_uuid() -> str:
+    """A random (version 4) UUID as text, for CycloneDX serial numbers and SPDX namespaces.
+
+    Not ``uuid.uuid4()``: importing :mod:`uuid` costs about 27 ms (measured with ``-X importtime``; it
+    pulls in ``platform``), a tenth of a warm ``garrison sbom``. RFC 9562 section 5.4 is all this needs.
+    """
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # variant 10
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

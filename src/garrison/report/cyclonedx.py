@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import functools
 import json
-import uuid
 from collections.abc import Iterable
 from typing import IO, Any
 
 from garrison.model import Inventory, Package
 from garrison.model.common import Finding, Severity, Suppressed
 from garrison.model.vuln import Vulnerability
-from garrison.report.common import TOOL_NAME, package_refs, timestamp, tool_version
+from garrison.report.common import TOOL_NAME, package_refs, random_uuid, timestamp, tool_version
 from garrison.report.json_report import sorted_packages
 from garrison.report.model import ScanReport
 
@@ -150,7 +149,7 @@ def _bom(
         "$schema": SCHEMA_URI,
         "bomFormat": "CycloneDX",
         "specVersion": SPEC_VERSION,
-        "serialNumber": f"urn:uuid:{uuid.uuid4()}",
+        "serialNumber": f"urn:uuid:{random_uuid()}",
         "version": 1,
         "metadata": {
             "timestamp": timestamp(generated_at),

@@ -12,11 +12,10 @@ from __future__ import annotations
 import functools
 import json
 import re
-import uuid
 from typing import IO, Any
 
 from garrison.model import Inventory, Package
-from garrison.report.common import TOOL_NAME, timestamp, tool_version
+from garrison.report.common import TOOL_NAME, random_uuid, timestamp, tool_version
 from garrison.report.json_report import sorted_packages
 from garrison.report.model import ScanReport
 
@@ -147,7 +146,7 @@ def spdx_document(inv: Inventory, generated_at: str = "", version: str = "") -> 
         "dataLicense": "CC0-1.0",
         "SPDXID": "SPDXRef-DOCUMENT",
         "name": name,
-        "documentNamespace": f"{NAMESPACE_BASE}/{slug}-{uuid.uuid4()}",
+        "documentNamespace": f"{NAMESPACE_BASE}/{slug}-{random_uuid()}",
         "creationInfo": {
             "created": timestamp(generated_at),
             "creators": [f"Tool: {TOOL_NAME}-{tool_version(version)}"],
