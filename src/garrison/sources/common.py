@@ -80,9 +80,7 @@ class _HashThread:
 
         self._h = h
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
-        self._thread: threading.Thread | None = threading.Thread(
-            target=self._run, name="garrison-verify", daemon=True
-        )
+        self._thread: threading.Thread | None = threading.Thread(target=self._run, name="garrison-verify", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
@@ -263,25 +261,73 @@ def select_manifest(index: dict[str, Any], platform: str, what: str) -> dict[str
         seen.append("/".join(x for x in (p_os, p_arch, p_var) if x))
         if p_os != want_os or p_arch != want_arch:
             continue
-        if (
-            want_variant
-            and p_var
-            and _norm_variant(want_arch, p_var) != _norm_variant(want_arch, want_variant)
-        ):
+        if want_variant and p_var and _norm_variant(want_arch, p_var) != _norm_variant(want_arch, want_variant):
             continue
         score = 2 if _norm_variant(want_arch, p_var) == _norm_variant(want_arch, want_variant) else 1
         candidates.append((score, desc))
     if not candidates:
-        raise NotFoundError(
-            f"{what}: no manifest for platform {platform} (available: {', '.join(seen) or 'none'})"
-        )
+        raise NotFoundError(f"{what}: no manifest for platform {platform} (available: {', '.join(seen) or 'none'})")
     candidates.sort(key=lambda c: -c[0])
     return candidates[0][1]
 
 
-def layers_from(manifest: dict[str, Any], config: dict[str, Any], what: str) -> list[LayerInfo]:
-    """LayerInfo for every layer descriptor, paired with the config's ``rootfs.diff_ids``."""
-    descs = manifest.get("layers")
+#: Image indexes followed before a reference is refused as crafted.
+MAX_INDEX_DEPTH = 4
+
+#: How a source reads the document a descriptor names: (digest, media type when the transport says one,
+#: else "", the document), digest verified.
+FetchManifest = Callable[[dict[str, Any]], tuple[str, str, dict[str, Any]]]
+
+
+def is_index(doc: dict[str, Any], media: str) -> bool:
+    """An image index / manifest list (by media type, or by shape when the type is not stated)."""
+    return media in INDEX_TYPES or (not media and "manifests" in doc and "layers" not in doc)
+
+
+def choose_manifest(index: dict[str, Any], platform: str, what: str) -> dict[str, Any]:
+    """The descriptor to follow in an index: its only entry when that states no platform (a single-image
+    ``index.json``), else the one for ``platform`` (:func:`select_manifest`)."""
+    entries = [m for m in index.get("manifests") or [] if isinstance(m, dict)]
+    if len(entries) == 1 and not entries[0].get("platform"):
+        return entries[0]
+    return select_manifest(index, platform, what)
+
+
+def resolve_manifest(
+    digest: str, media: str, doc: dict[str, Any], fetch: FetchManifest, platform: str, what: str
+) -> tuple[str, dict[str, Any]]:
+    """Follow image indexes from ``doc`` (with its ``digest``, "" for a layout's ``index.json``, and its
+    ``media`` type, "" when unknown) down to one image manifest: (digest, manifest). Every source resolves
+    through here; ``fetch`` is where it differs."""
+    for _ in range(MAX_INDEX_DEPTH):
+        media = media or str(doc.get("mediaType") or "")
+        if not is_index(doc, media):
+            if (media and media not in MANIFEST_TYPES) or "layers" not in doc:
+                raise BadImageError(f"{what}: {digest or 'the index'} is neither an image manifest nor an index")
+            return digest, doc
+        desc = choose_manifest(doc, platform, what)
+        digest, media, doc = fetch(desc)
+        media = media or str(doc.get("mediaType") or desc.get("mediaType") or "")
+    raise BadImageError(f"{what}: image indexes nested too deeply")
+
+
+def config_digest(manifest: dict[str, Any], what: str) -> str:
+    """The digest of an image manifest's config blob."""
+    cdesc = manifest.get("config")
+    if not isinstance(cdesc, dict):
+        raise BadImageError(f"{what}: manifest without a config descriptor")
+    return check_digest(cdesc.get("digest"), f"{what} config digest")
+
+
+def parse_config(data: bytes, digest: str, what: str) -> dict[str, Any]:
+    """An image config from its bytes, verified against ``digest``."""
+    return load_json(verify_bytes(data, digest, f"{what} config"), f"{what} config")
+
+
+def layers_from(descs: Any, config: dict[str, Any], what: str) -> list[LayerInfo]:
+    """LayerInfo for every layer descriptor (a manifest's ``layers``), paired with the config's
+    ``rootfs.diff_ids``. A descriptor without a digest (a classic ``docker save`` layer, stored
+    uncompressed under a directory name) is addressed by its diff_id."""
     if not isinstance(descs, list):
         raise BadImageError(f"{what}: manifest has no layers list")
     rootfs = config.get("rootfs") or {}
@@ -300,7 +346,7 @@ def layers_from(manifest: dict[str, Any], config: dict[str, Any], what: str) -> 
         out.append(
             LayerInfo(
                 index=i,
-                digest=check_digest(desc.get("digest"), f"{what} layer {i} digest"),
+                digest=check_digest(desc.get("digest") or diff_id, f"{what} layer {i} digest"),
                 diff_id=check_digest(diff_id, f"{what} diff_id {i}"),
                 size=size if isinstance(size, int) and size >= 0 else 0,
                 media_type=str(desc.get("mediaType", "")),

@@ -8,6 +8,7 @@ with the classic names kept as symlinks into ``blobs/``).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 import re
@@ -17,16 +18,17 @@ from typing import Any
 
 from garrison.config import Settings
 from garrison.errors import BadImageError, NotFoundError
-from garrison.model import LayerInfo, SourceKind
+from garrison.model import SourceKind
 from garrison.sources.base import OpenedImage, ProgressFn
 from garrison.sources.common import (
-    INDEX_TYPES,
     FileLayer,
     check_digest,
+    config_digest,
     image_from_config,
     layers_from,
     load_json,
-    select_manifest,
+    parse_config,
+    resolve_manifest,
     verify_bytes,
 )
 
@@ -139,37 +141,24 @@ class DockerArchiveSource:
         if not isinstance(config_name, str) or not isinstance(layer_names, list):
             raise BadImageError(f"{what}: manifest.json entry lacks Config or Layers")
         raw_config = arc.read(config_name, f"{what} config")
-        config_digest = _digest_from_name(config_name) or ""
-        if config_digest:
-            verify_bytes(raw_config, config_digest, f"{what} config")
-        else:
-            import hashlib
-
-            config_digest = "sha256:" + hashlib.sha256(raw_config).hexdigest()
-        config = load_json(raw_config, f"{what} config")
-        rootfs = config.get("rootfs") if isinstance(config.get("rootfs"), dict) else {}
-        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-        if not isinstance(diff_ids, list) or len(diff_ids) != len(layer_names):
-            raise BadImageError(f"{what}: config diff_ids do not match the {len(layer_names)} layers")
-        history = [h for h in config.get("history") or [] if isinstance(h, dict) and not h.get("empty_layer")]
-        layers: list[FileLayer] = []
-        for i, (lname, diff_id) in enumerate(zip(layer_names, diff_ids, strict=True)):
+        # The classic layout names the config by its digest; an old one may not (then it is what it hashes to).
+        cdigest = _digest_from_name(config_name) or "sha256:" + hashlib.sha256(raw_config).hexdigest()
+        config = parse_config(raw_config, cdigest, what)
+        members: list[tuple[_Member, str | None]] = []
+        for i, lname in enumerate(layer_names):
             if not isinstance(lname, str):
                 raise BadImageError(f"{what}: layer {i} name is not a string")
-            m = arc.member(lname)
-            stored = _digest_from_name(self._resolve_name(arc, lname))
-            diff_id = check_digest(diff_id, f"{what} diff_id {i}")
-            info = LayerInfo(
-                index=i,
-                digest=stored or diff_id,
-                diff_id=diff_id,
-                size=m.size,
-                created_by=str(history[i].get("created_by", "")) if i < len(history) else "",
-            )
-            layers.append(FileLayer(info, self.path, m.offset, m.size, verify=stored))
+            members.append((arc.member(lname), _digest_from_name(self._resolve_name(arc, lname))))
+        # A layer stored under a directory name (``<id>/layer.tar``) has no digest of its own: its diff_id.
+        descs = [{"digest": stored, "size": m.size} if stored else {"size": m.size} for m, stored in members]
+        infos = layers_from(descs, config, what)
+        layers = [
+            FileLayer(info, self.path, m.offset, m.size, verify=stored)
+            for info, (m, stored) in zip(infos, members, strict=True)
+        ]
         tags = entry.get("RepoTags") or []
         repo_tags = tuple(str(t) for t in tags) if isinstance(tags, list) else ()
-        return image_from_config(what, self.kind, config, layers, config_digest=config_digest, repo_tags=repo_tags)
+        return image_from_config(what, self.kind, config, layers, config_digest=cdigest, repo_tags=repo_tags)
 
     def _pick(self, images: list[dict[str, Any]], what: str) -> dict[str, Any]:
         if not self.tag:
@@ -195,37 +184,18 @@ class DockerArchiveSource:
     def _open_oci(self, arc: _Archive, what: str) -> OpenedImage:
         cap = self.settings.max_manifest_bytes
         index = load_json(arc.read("index.json", f"{what} index.json"), f"{what} index.json")
-        desc: dict[str, Any] = {"_inline": index}
-        digest = ""
-        for _ in range(4):
-            if "_inline" in desc:
-                doc: dict[str, Any] = desc["_inline"]
-            else:
-                digest = check_digest(desc.get("digest"), f"{what} manifest digest")
-                raw = arc.read(f"blobs/sha256/{digest[7:]}", f"{what} manifest")
-                doc = load_json(verify_bytes(raw[: cap + 1], digest, f"{what} manifest"), f"{what} manifest")
-            if str(doc.get("mediaType", "")) in INDEX_TYPES or ("manifests" in doc and "layers" not in doc):
-                ms = [m for m in doc.get("manifests") or [] if isinstance(m, dict)]
-                desc = (
-                    ms[0]
-                    if len(ms) == 1 and not ms[0].get("platform")
-                    else select_manifest(doc, self.settings.platform, what)
-                )
-                continue
-            break
-        else:
-            raise BadImageError(f"{what}: image indexes nested too deeply")
-        cdesc = doc.get("config") or {}
-        config_digest = check_digest(
-            cdesc.get("digest") if isinstance(cdesc, dict) else None, "config digest"
-        )
-        raw_config = verify_bytes(
-            arc.read(f"blobs/sha256/{config_digest[7:]}", f"{what} config"), config_digest, f"{what} config"
-        )
-        config = load_json(raw_config, f"{what} config")
-        infos = layers_from(doc, config, what)
+
+        def fetch(desc: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+            digest = check_digest(desc.get("digest"), f"{what} manifest digest")
+            raw = arc.read(f"blobs/{digest.replace(':', '/')}", f"{what} manifest")
+            return digest, "", load_json(verify_bytes(raw[: cap + 1], digest, f"{what} manifest"), f"{what} manifest")
+
+        digest, manifest = resolve_manifest("", "", index, fetch, self.settings.platform, what)
+        cdigest = config_digest(manifest, what)
+        config = parse_config(arc.read(f"blobs/{cdigest.replace(':', '/')}", f"{what} config"), cdigest, what)
+        infos = layers_from(manifest.get("layers"), config, what)
         layers = []
         for info in infos:
             m = arc.member(f"blobs/{info.digest.replace(':', '/')}")
             layers.append(FileLayer(info, self.path, m.offset, m.size, verify=info.digest))
-        return image_from_config(what, self.kind, config, layers, digest=digest, config_digest=config_digest)
+        return image_from_config(what, self.kind, config, layers, digest=digest, config_digest=cdigest)

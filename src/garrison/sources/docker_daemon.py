@@ -23,9 +23,9 @@ import httpx
 from garrison import net
 from garrison.config import Settings
 from garrison.errors import BadImageError, NotFoundError, SourceError, UsageError
-from garrison.model import Artifact, LayerInfo, SourceKind
+from garrison.model import LayerInfo, SourceKind
 from garrison.sources.base import OpenedImage, ProgressFn
-from garrison.sources.common import CHUNK, check_digest
+from garrison.sources.common import CHUNK, image_from_config, layers_from
 
 _API = "v1.41"
 
@@ -46,6 +46,19 @@ def _client(sock: str, settings: Settings) -> httpx.Client:
         base_url="http://docker",
         timeout=httpx.Timeout(300.0, connect=10.0),
     )
+
+
+def image_config(inspect: dict[str, Any]) -> dict[str, Any]:
+    """The image config an image inspect answer carries (``Architecture``, ``Os``, ``Config``, ``RootFS``),
+    in the OCI config's shape, so it is read like every other source's config."""
+    rootfs = inspect.get("RootFS") if isinstance(inspect.get("RootFS"), dict) else {}
+    layers = rootfs.get("Layers") if isinstance(rootfs, dict) else None
+    return {
+        "architecture": inspect.get("Architecture", ""),
+        "os": inspect.get("Os", ""),
+        "config": inspect.get("Config") or {},
+        "rootfs": {"type": "layers", "diff_ids": layers if isinstance(layers, list) else []},
+    }
 
 
 @dataclass
@@ -127,23 +140,20 @@ class DockerDaemonSource:
             doc = resp.json()
         except ValueError:
             raise SourceError(f"{what}: the Docker daemon answered non-JSON") from None
-        rootfs = doc.get("RootFS") or {}
-        diff_ids = rootfs.get("Layers") or []
-        infos = [LayerInfo(index=i, digest=check_digest(d, "diff_id"), diff_id=d) for i, d in enumerate(diff_ids)]
+        if not isinstance(doc, dict):
+            raise SourceError(f"{what}: the Docker daemon answered something else than an image")
+        config = image_config(doc)
+        # The daemon keeps layers uncompressed: each is addressed by its diff_id until exported.
+        infos = layers_from([{} for _ in config["rootfs"]["diff_ids"]], config, what)
         export = _Export(self.image, sock, self.settings, what)
-        cfg = doc.get("Config") or {}
-        labels = cfg.get("Labels") if isinstance(cfg, dict) else None
-        artifact = Artifact(
-            name=what,
-            kind=SourceKind.DOCKER,
-            digest="",
-            config_digest=str(doc.get("Id", "")),
-            architecture=str(doc.get("Architecture", "")),
-            os=str(doc.get("Os", "")),
-            layers=tuple(infos),
-            repo_tags=tuple(doc.get("RepoTags") or ()),
-            repo_digests=tuple(doc.get("RepoDigests") or ()),
-            labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
-        )
         layers: list[Any] = [DaemonLayer(info, export) for info in infos]
-        return OpenedImage(artifact=artifact, layers=layers, config=doc, _closers=[export.close])
+        return image_from_config(
+            what,
+            SourceKind.DOCKER,
+            config,
+            layers,
+            config_digest=str(doc.get("Id", "")),
+            closers=(export.close,),
+            repo_tags=tuple(str(t) for t in doc.get("RepoTags") or ()),
+            repo_digests=tuple(str(d) for d in doc.get("RepoDigests") or ()),
+        )

@@ -36,10 +36,12 @@ from garrison.sources.common import (
     MANIFEST_TYPES,
     VerifyingReader,
     check_digest,
+    config_digest,
     image_from_config,
     layers_from,
     load_json,
-    select_manifest,
+    parse_config,
+    resolve_manifest,
     verify_bytes,
 )
 from garrison.sources.reference import DOCKER_HUB, RegistryRef
@@ -356,22 +358,14 @@ class RegistrySource:
 
     def _open(self, client: RegistryClient) -> OpenedImage:
         top_digest, media, doc = client.manifest(self.ref.reference)
-        digest = top_digest
-        for _ in range(3):
-            if media not in INDEX_TYPES:
-                break
-            desc = select_manifest(doc, self.settings.platform, str(self.ref))
-            digest, media, doc = client.manifest(check_digest(desc.get("digest"), "manifest digest"))
-        else:
-            raise BadImageError(f"{self.ref}: image indexes nested too deeply")
-        if media not in MANIFEST_TYPES:
-            raise BadImageError(f"{self.ref}: {media} is not an image manifest")
-        cdesc = doc.get("config")
-        if not isinstance(cdesc, dict):
-            raise BadImageError(f"{self.ref}: manifest without a config descriptor")
-        config_digest = check_digest(cdesc.get("digest"), "config digest")
-        config = load_json(client.small_blob(config_digest, "image config"), f"{self.ref} config")
-        infos = layers_from(doc, config, str(self.ref))
+
+        def fetch(desc: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+            return client.manifest(check_digest(desc.get("digest"), "manifest digest"))
+
+        digest, manifest = resolve_manifest(top_digest, media, doc, fetch, self.settings.platform, str(self.ref))
+        cdigest = config_digest(manifest, str(self.ref))
+        config = parse_config(client.small_blob(cdigest, "image config"), cdigest, str(self.ref))
+        infos = layers_from(manifest.get("layers"), config, str(self.ref))
         layers: list[Any] = [RegistryLayer(info, client) for info in infos]
         return image_from_config(
             self.name or str(self.ref),
@@ -379,7 +373,7 @@ class RegistrySource:
             config,
             layers,
             digest=digest,
-            config_digest=config_digest,
+            config_digest=cdigest,
             repo_tags=(f"{self.ref.host}/{self.ref.repository}:{self.ref.tag}",) if self.ref.tag else (),
             closers=(client.close,),
             repo_digests=(f"{self.ref.host}/{self.ref.repository}@{top_digest}",),
