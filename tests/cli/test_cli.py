@@ -85,10 +85,25 @@ def test_debug_shows_traceback(tmp_path: Path) -> None:
 
 
 def test_plain_http_registry_refused_without_flag(tmp_path: Path) -> None:
-    proc = _garrison("sbom", "127.0.0.1:9/app:1", "--cache-dir", str(tmp_path / "c"))
+    """A registry that speaks plain HTTP (here a real HTTP server on loopback) is refused over TLS with the
+    flag that allows it; a port nobody listens on is a plain connection error, without that hint."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        proc = _garrison("sbom", f"{host}/app:1", "--cache-dir", str(tmp_path / "c"))
+    finally:
+        server.shutdown()
+        server.server_close()
     assert proc.returncode == 3
-    assert "insecure" in proc.stderr.lower() or "refused" in proc.stderr.lower() or "connect" in proc.stderr.lower()
+    assert "speak plain HTTP" in proc.stderr and f"--insecure-registry {host}" in proc.stderr
     assert "Traceback" not in proc.stderr
+    closed = _garrison("sbom", f"{host}/app:1", "--cache-dir", str(tmp_path / "c"))
+    assert closed.returncode == 3
+    assert f"{host}: cannot connect" in closed.stderr and "--insecure-registry" not in closed.stderr
 
 
 def test_db_status_without_database_exit_4(tmp_path: Path) -> None:
