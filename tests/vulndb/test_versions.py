@@ -9,6 +9,7 @@ import subprocess
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from packaging.version import InvalidVersion as InvalidPackagingVersion
 from packaging.version import Version
 
 from garrison.vulndb.versions import SCHEMES, InvalidVersion, scheme_for
@@ -379,20 +380,75 @@ def test_rpm_matches_rpmvercmp(pairs: list[tuple[str, str]]) -> None:
     assert [scheme.compare(a, b) for a, b in pairs] == _rpm_oracle(pairs)
 
 
+# Every spelling PEP 440 allows (and some it does not), so that garrison's own parser and ordering are checked
+# against packaging.version, the implementation pip uses: an independent oracle.
+_sep = st.sampled_from(["", ".", "-", "_"])
 _pep440_version = st.builds(
-    lambda rel, pre, post, dev: rel + pre + post + dev,
+    lambda v, epoch, rel, pre, post, dev, local: v + epoch + rel + pre + post + dev + local,
+    st.sampled_from(["", "v", "V"]),
+    st.sampled_from(["", "", "1!", "0!", "2!"]),
     st.lists(st.integers(0, 20), min_size=1, max_size=4).map(lambda xs: ".".join(map(str, xs))),
-    st.sampled_from(["", "a1", "b2", "rc1", "rc10", "c3"]),
-    st.sampled_from(["", ".post1", ".post0"]),
-    st.sampled_from(["", ".dev0", ".dev3"]),
+    st.one_of(
+        st.just(""),
+        st.builds(
+            lambda s1, label, s2, n: s1 + label + s2 + n,
+            _sep,
+            st.sampled_from(["a", "b", "rc", "c", "alpha", "beta", "pre", "preview", "RC", "Alpha"]),
+            _sep,
+            st.sampled_from(["", "0", "1", "2", "10"]),
+        ),
+    ),
+    st.one_of(
+        st.just(""),
+        st.sampled_from(["-1", "-0"]),
+        st.builds(
+            lambda s1, label, s2, n: s1 + label + s2 + n,
+            _sep,
+            st.sampled_from(["post", "rev", "r", "POST"]),
+            _sep,
+            st.sampled_from(["", "0", "1", "3"]),
+        ),
+    ),
+    st.one_of(
+        st.just(""),
+        st.builds(lambda s1, s2, n: s1 + "dev" + s2 + n, _sep, _sep, st.sampled_from(["", "0", "3", "12"])),
+    ),
+    st.one_of(
+        st.just(""),
+        st.lists(st.sampled_from(["ubuntu", "1", "2", "10", "a", "B", "deb12"]), min_size=1, max_size=3).map(
+            lambda segs: "+" + ".".join(segs)
+        ),
+    ),
 )
 
 
-@settings(max_examples=200, deadline=None)
+def _packaging_sign(a: str, b: str) -> int | None:
+    """packaging.version's comparison, None when it rejects either version."""
+    try:
+        va, vb = Version(a), Version(b)
+    except InvalidPackagingVersion:
+        return None
+    return (va > vb) - (va < vb)
+
+
+@settings(max_examples=400, deadline=None)
 @given(_pep440_version, _pep440_version)
 def test_pep440_matches_packaging(a: str, b: str) -> None:
-    want = (Version(a) > Version(b)) - (Version(a) < Version(b))
-    assert SCHEMES["pep440"].compare(a, b) == want
+    want = _packaging_sign(a, b)
+    scheme = SCHEMES["pep440"]
+    if want is None:
+        with pytest.raises(InvalidVersion):
+            scheme.compare(a, b)
+    else:
+        assert scheme.compare(a, b) == want, (a, b)
+
+
+@pytest.mark.parametrize("junk", ["1.0-foo-bar", "latest", "1.0+", "1.0+local!", "1..0", "1.0.", "!1.0", "1.0a1a2"])
+def test_pep440_rejects_what_packaging_rejects(junk: str) -> None:
+    with pytest.raises(InvalidPackagingVersion):
+        Version(junk)
+    with pytest.raises(InvalidVersion):
+        SCHEMES["pep440"].key(junk)
 
 
 @settings(max_examples=200, deadline=None)
