@@ -6,25 +6,25 @@ No tests here; pytest collects the module harmlessly."""
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
-from tests.support.cache import REPO_ROOT, cached
+from tests.support.cache import cached
+from tests.support.shared import VULNDB, have_vulndb, osv_zip
 
 from garrison.progress import NO_PROGRESS
 
 #: The real mirror (read-only; never copied into the repo).
-MIRROR = Path(os.environ.get("GARRISON_TEST_MIRROR") or REPO_ROOT.parent / "shared" / "vulndb")
+MIRROR = VULNDB
 ECOSYSTEMS = ("Debian", "PyPI", "npm")
 DB_VERSION = "oracle-db-v1"
 
 
 def mirror_zip(ecosystem: str) -> Path:
-    return MIRROR / "osv" / ecosystem / "all.zip"
+    return osv_zip(ecosystem)
 
 
 def have_mirror() -> bool:
-    return all(mirror_zip(e).is_file() for e in ECOSYSTEMS)
+    return have_vulndb(*ECOSYSTEMS)
 
 
 def _sha(path: Path) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from tests.support.cache import REPO_ROOT
+from tests.support.shared import have_vulndb
 
 from garrison.errors import InputError
 from garrison.matching.ecosystem import debian_source_version
@@ -171,7 +172,7 @@ def test_third_party_sbom_gives_garrisons_inventory(
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    not Path(REPO_ROOT.parent / "shared" / "vulndb" / "osv" / "Debian" / "all.zip").is_file(),
+    not have_vulndb("Debian"),
     reason="no OSV mirror",
 )
 @pytest.mark.parametrize("which", ["trivy-cdx", "syft-spdx"])
