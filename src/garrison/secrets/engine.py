@@ -8,7 +8,7 @@ pass, :func:`keyword_finder`); only the rules whose keywords occur run, and a ru
 ``multiline`` runs only over the lines that hold one of its keywords (a regex over a whole 1 MB file
 costs more than the keyword pass over it). A match is kept when its secret has the rule's minimum
 entropy and no allow rule (the rule's own, then the global ones) and no exclude block covers it. A
-generic rule's match gives way to a specific rule's match on the same text.
+match overlapping another is dropped: a specific rule wins over a generic one, then the rule listed first.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ class SecretScanner:
                     if _inside(start, blocks):
                         continue
                 found.append((start, end, rule, secret))
-        return self._to_secrets(path, content, _drop_generic_overlaps(found))
+        return self._to_secrets(path, content, _drop_overlaps(found))
 
     def _allowed(self, rule: Rule, secret: str) -> bool:
         for a in rule.allow:
@@ -221,8 +221,13 @@ def _inside(pos: int, spans: list[tuple[int, int]]) -> bool:
     return any(s <= pos < e for s, e in spans)
 
 
-def _drop_generic_overlaps(found: list[tuple[int, int, Rule, str]]) -> list[tuple[int, int, Rule, str]]:
-    specific = [(s, e) for s, e, r, _ in found if not r.generic]
-    if not specific or len(specific) == len(found):
+def _drop_overlaps(found: list[tuple[int, int, Rule, str]]) -> list[tuple[int, int, Rule, str]]:
+    """One finding per piece of text: where matches overlap, a specific rule wins over a generic one,
+    then the rule listed first (``found`` is in rule-file order)."""
+    if len(found) < 2:
         return found
-    return [f for f in found if not f[2].generic or not any(s < f[1] and f[0] < e for s, e in specific)]
+    kept: list[tuple[int, int, Rule, str]] = []
+    for f in sorted(found, key=lambda f: f[2].generic):  # stable: rule order within each kind
+        if not any(k[0] < f[1] and f[0] < k[1] for k in kept):
+            kept.append(f)
+    return kept
