@@ -25,6 +25,28 @@ from tests.support.images import BuiltImages, images_ready  # noqa: E402
 from tests.support.images import test_images as _build_test_images  # noqa: E402
 from tests.support.registry import Registry, RegistryKind, RegistryUnavailable, start_registry  # noqa: E402
 
+#: Fixtures that build images or start servers: every test that uses one (directly or through another
+#: fixture) is marked ``slow``, so ``-m "not slow"`` can never run one by accident. Tests that build or
+#: start things without these fixtures carry ``@pytest.mark.slow`` themselves.
+SLOW_FIXTURES = frozenset(
+    {
+        "test_images",
+        "registry_factory",
+        "registry_plain",
+        "registry_htpasswd",
+        "registry_token",
+        "registry_tls",
+        "dockerd",
+        "http_mirror",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 def _require(*tools: str) -> None:
     missing = [t for t in tools if shutil.which(t) is None]

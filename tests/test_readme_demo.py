@@ -12,6 +12,7 @@ from tests.test_oracle_support import have_mirror
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not have_mirror(), reason="../shared/vulndb is not present (the demo's offline mirror)")
 def test_demo_script_runs_end_to_end(tmp_path: Path, test_images: object) -> None:
     env = {k: v for k, v in os.environ.items() if k != "GARRISON_MIRROR"}

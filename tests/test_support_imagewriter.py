@@ -147,6 +147,7 @@ def test_cache_rebuilds_without_stamp_and_reuses_with_it(
     assert not (tmp_path / "cache" / "broken.building").exists()
 
 
+@pytest.mark.slow
 def test_two_processes_build_once(tmp_path: Path) -> None:
     """Two pytest processes starting together must not both build (flock + stamp)."""
     import subprocess

@@ -15,6 +15,7 @@ import pytest
 from tests.test_oracle_support import have_mirror, mirror_zip
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not have_mirror(), reason="../shared/vulndb is not present")
 def test_sigint_during_build_exits_promptly_and_cleans_up(tmp_path: Path) -> None:
     mirror = mirror_zip("Debian").parent.parent

@@ -355,6 +355,7 @@ def _dpkg_oracle(pairs: list[tuple[str, str]]) -> list[int]:
     return [int(x) for x in out.split()]
 
 
+@pytest.mark.slow  # runs the real tool on hundreds of generated versions
 @pytest.mark.skipif(shutil.which("dpkg") is None, reason="dpkg not installed")
 @settings(max_examples=15, deadline=None)
 @given(st.lists(st.tuples(_dpkg_version, _dpkg_version), min_size=20, max_size=20))
@@ -372,6 +373,7 @@ def _rpm_oracle(pairs: list[tuple[str, str]]) -> list[int]:
 _rpm_version = st.from_regex(r"\A[0-9a-zA-Z][0-9a-zA-Z.~^_+]{0,8}\Z")
 
 
+@pytest.mark.slow  # runs the real tool on hundreds of generated versions
 @pytest.mark.skipif(shutil.which("rpm") is None, reason="rpm not installed")
 @settings(max_examples=15, deadline=None)
 @given(st.lists(st.tuples(_rpm_version, _rpm_version), min_size=30, max_size=30))
