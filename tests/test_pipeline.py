@@ -24,6 +24,7 @@ from tests.support.imagewriter import (
 from garrison.config import Settings
 from garrison.errors import DigestMismatchError, NotFoundError
 from garrison.inventory.base import AnalysisResult, FileInput
+from garrison.inventory.cache import FORMAT
 from garrison.inventory.scan import scan_image
 from garrison.model import Inventory, PackageType
 from garrison.progress import NO_PROGRESS
@@ -201,7 +202,7 @@ def test_corrupt_cache_entry_is_a_miss(tmp_path: Path, settings: Settings) -> No
     again = scan(refs.oci_ref, settings)
     assert again.packages == cold.packages
     entry = next((settings.cache_dir / "layers").iterdir())
-    assert json.loads(entry.read_text())["format"] == 1  # rewritten whole
+    assert json.loads(entry.read_text())["format"] == FORMAT  # rewritten whole
     assert not [p for p in (settings.cache_dir / "layers").iterdir() if p.name.startswith(".tmp")]
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from garrison.inventory import purl
-from garrison.model import PackageType
+from garrison.model import Package, PackageType
 from garrison.model.ecosystem import ECOSYSTEMS, for_osv, from_purl_type, mirror_ecosystems, scheme_name
 from garrison.vulndb.fetch import OPTIONAL_ECOSYSTEMS, REQUIRED_ECOSYSTEMS
 from garrison.vulndb.versions import SCHEMES, scheme_for
@@ -61,3 +61,15 @@ def test_lookups_derived_from_the_table() -> None:
         PackageType.APK: "alpine",
         PackageType.RPM: "redhat",
     }
+
+
+def test_package_identity_follows_the_registry() -> None:
+    def key(name: str, ptype: PackageType, namespace: str = "") -> tuple[str, str, str, str]:
+        return Package(name, "1.0", ptype, namespace=namespace).key
+
+    assert key("Django", PackageType.PYTHON) == key("django", PackageType.PYTHON) == ("pypi", "", "django", "1.0")
+    assert key("zope.interface", PackageType.PYTHON) == key("Zope_Interface", PackageType.PYTHON)
+    assert key("serde_json", PackageType.CARGO) == key("serde-json", PackageType.CARGO)
+    assert key("RedCloth", PackageType.GEM) != key("redcloth", PackageType.GEM)
+    assert key("core", PackageType.JAVA, "org.a") != key("core", PackageType.JAVA, "org.b")
+    assert key("bash", PackageType.DEB) != key("bash", PackageType.APK)

@@ -51,6 +51,8 @@ class Package:
     from_lockfile: bool = False
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        """Identity used for de-duplication and layer attribution."""
-        return (self.type.value, self.name, self.version)
+    def key(self) -> tuple[str, str, str, str]:
+        """The package's identity, used for de-duplication and layer attribution: type, namespace, the name
+        as its registry identifies it (``Django`` is ``django``: :attr:`Ecosystem.normalize
+        <garrison.model.ecosystem.Ecosystem.normalize>`) and version."""
+        return (self.type.value, self.namespace, self.type.ecosystem.normalize(self.name), self.version)
