@@ -12,6 +12,7 @@ the user's rule file changes the per-layer cache key, so cached layers never hid
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from garrison.inventory.base import EMPTY, AnalysisResult, FileInput, MiB
 from garrison.model.secret import Secret
@@ -132,6 +133,12 @@ class SecretAnalyzer:
             return EMPTY
         found = self._scanner.scan(file.path, content)
         return AnalysisResult(secrets=tuple(found)) if found else EMPTY
+
+
+def secret_analyzer(user_file: Path | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> SecretAnalyzer:
+    """The analyzer for a scan: the built-in rules changed by ``user_file`` (``--secret-config``), files
+    up to ``max_bytes``. Raises :class:`~garrison.errors.InputError` for a bad rule file."""
+    return SecretAnalyzer(load_rules(user_file), max_bytes)
 
 
 def scan_bytes(path: str, content: bytes, rules: SecretRules | None = None) -> list[Secret]:
