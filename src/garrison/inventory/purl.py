@@ -41,7 +41,7 @@ def _build(
 ) -> str:
     """Spell a purl. Plain components (the vast majority: dpkg status parsing builds hundreds per file)
     are joined directly; anything else goes through ``packageurl`` so its type-specific normalization and
-    percent-encoding apply. ``tests/inventory/test_purl.py`` checks that both paths agree."""
+    percent-encoding apply. ``tests/inventory/test_inv_registry_purl.py`` checks that both paths agree."""
     quals = {k: v for k, v in (qualifiers or {}).items() if v}
     if (
         (_PLAIN_NAME.fullmatch(name) or (type_ in _PLUS_NAME_TYPES and _PLAIN_NAME_PLUS.fullmatch(name)))
