@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything garrison and its tests need on a fresh Debian 12 machine (as root):
 # Debian packages (debootstrap, skopeo, docker-registry, …), a virtual environment in .venv with
-# garrison and its pinned development dependencies, and the reference tools (trivy, syft) in
+# garrison (the command is .venv/bin/garrison) and the locked versions of its dependencies, and the reference tools (trivy, syft) in
 # bench/.tools/venv for the interoperability tests and benchmarks (never garrison dependencies).
 # Idempotent: a second run takes about a second.
 set -euo pipefail
@@ -10,9 +10,13 @@ bash scripts/install-system-deps.sh
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-if [ ! -f .venv/.garrison-installed ] || [ pyproject.toml -nt .venv/.garrison-installed ]; then
+# The pinned versions of everything (requirements.lock, made by scripts/lock.sh), then garrison itself
+# without resolving anything again.
+if [ ! -f .venv/.garrison-installed ] || [ pyproject.toml -nt .venv/.garrison-installed ] \
+   || [ requirements.lock -nt .venv/.garrison-installed ]; then
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev]'
+  .venv/bin/pip install -q -r requirements.lock
+  .venv/bin/pip install -q --no-deps -e .
   touch .venv/.garrison-installed
 fi
 # Byte-compile garrison: with PYTHONDONTWRITEBYTECODE set (as on these machines) every run would
