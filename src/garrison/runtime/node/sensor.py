@@ -1,0 +1,517 @@
+"""The node sensor: kernel events in, :class:`~garrison.runtime.node.event.NodeEvent` out.
+
+::
+
+    capture process (connector + fanotify + /proc at once) ──frames──► Sensor.events()
+                                                                      ├─ process table (pid → ProcInfo, lineage)
+    sock_diag poll (every poll_s) ─────────────────────────────────────┤
+                                                                      ├─ containers (cgroup → id → Docker API)
+                                                                      └─► NodeEvent (execve, openat, connect,
+                                                                                     accept, dup2)
+
+The sensor never evaluates rules: :func:`garrison.runtime.node.run.run_sensor` wires it to the engine.
+Its counters (:class:`SensorStats`) say how many events were seen and lost (connector sequence gaps and
+overruns, fanotify queue overflows), and how many execs kept only a partial picture of the process.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from garrison.errors import GarrisonError
+from garrison.runtime.node import fanotify
+from garrison.runtime.node.containers import HOST, ContainerInfo, ContainerResolver
+from garrison.runtime.node.event import FdInfo, NodeEvent, UserInfo
+from garrison.runtime.node.procfs import ProcInfo, all_pids, parse_raw, snapshot
+from garrison.runtime.node.sockdiag import Conn, ConnTracker, socket_owners
+
+
+class SensorError(GarrisonError):
+    """The sensor cannot run: not root, no process-events connector, the capture process failed."""
+
+
+#: What attackers touch, marked with fanotify: (glob, mode). ``w``: writes (directories: their direct
+#: children); ``r``: reads; ``rw``: both. Globs that match nothing are skipped.
+DEFAULT_WATCHES: tuple[tuple[str, str], ...] = (
+    ("/etc", "w"),  # passwd, shadow, group, sudoers, ld.so.preload, crontab rewritten in place or by rename
+    ("/etc/shadow", "r"),
+    ("/etc/gshadow", "r"),
+    ("/etc/sudoers", "r"),
+    ("/etc/sudoers.d", "rw"),
+    ("/root", "w"),  # shell history and profile files
+    ("/home/*", "w"),
+    ("/root/.ssh", "rw"),
+    ("/home/*/.ssh", "rw"),
+    ("/var/log", "w"),
+    ("/var/log/*/", "w"),
+    ("/etc/kubernetes", "rw"),
+    ("/var/lib/kubelet", "rw"),
+    ("/etc/systemd/system", "w"),
+    ("/etc/systemd/system/timers.target.wants", "w"),
+    ("/lib/systemd/system", "w"),
+    ("/etc/cron.d", "w"),
+    ("/var/spool/cron/crontabs", "w"),
+)
+
+
+@dataclass
+class SensorConfig:
+    """How the sensor runs. ``watches``: fanotify marks as (glob, mode); ``extra_watches`` are added to
+    them (a test's temporary home). ``poll_s``: the sock_diag period (0: no connection events)."""
+
+    watches: Sequence[tuple[str, str]] = DEFAULT_WATCHES
+    extra_watches: Sequence[tuple[str, str]] = ()
+    poll_s: float = 1.0
+    docker_host: str = "unix:///var/run/docker.sock"
+    realtime: bool = True
+    files: bool = True
+    rcvbuf: int = 16 << 20
+
+
+@dataclass
+class SensorStats:
+    """What the sensor saw. ``lost`` = connector sequence gaps (exact); ``overruns`` = ENOBUFS reads;
+    ``file_lost`` = fanotify queue overflows; ``partial`` = execs whose /proc was gone in part."""
+
+    kernel_events: int = 0
+    execs: int = 0
+    partial: int = 0
+    files: int = 0
+    connections: int = 0
+    unattributed: int = 0
+    lost: int = 0
+    overruns: int = 0
+    file_lost: int = 0
+    marked: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"{self.kernel_events} kernel events, {self.execs} execs ({self.partial} partial), "
+            f"{self.files} file events, "
+            f"{self.connections} connections; lost {self.lost} (+{self.overruns} overruns, "
+            f"{self.file_lost} file queue overflows)"
+        )
+
+
+def expand_watches(watches: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for pattern, mode in watches:
+        if mode not in fanotify.MODES:
+            raise SensorError(f"watch {pattern}: mode must be r, w or rw, not {mode!r}")
+        matches = sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern]
+        out.extend((m.rstrip("/") or "/", mode) for m in matches)
+    return out
+
+
+#: Exited processes are kept this long for the lineage of their children and late file events.
+EXITED_TTL_NS = 30_000_000_000
+_FRAME = struct.Struct("=I")
+
+
+@dataclass
+class ProcessTable:
+    """pid → :class:`ProcInfo`, fed by fork/exec/exit records and, for what it missed, by ``/proc``."""
+
+    procs: dict[int, ProcInfo] = field(default_factory=dict)
+    exited: dict[int, int] = field(default_factory=dict)
+
+    def load_all(self) -> None:
+        for pid in all_pids():
+            if pid not in self.procs:
+                info = snapshot(pid)
+                if info is not None:
+                    self.procs[pid] = info
+
+    def get(self, pid: int) -> ProcInfo | None:
+        info = self.procs.get(pid)
+        if info is None and pid > 0:
+            info = snapshot(pid)
+            if info is not None:
+                self.procs[pid] = info
+        return info
+
+    def fork(self, pid: int, ppid: int) -> None:
+        parent = self.get(ppid)
+        if parent is not None:
+            self.procs[pid] = ProcInfo(
+                pid=pid,
+                ppid=ppid,
+                name=parent.name,
+                exepath=parent.exepath,
+                args=parent.args,
+                cwd=parent.cwd,
+                uid=parent.uid,
+                gid=parent.gid,
+                euid=parent.euid,
+                cgroup=parent.cgroup,
+                tty=parent.tty,
+                sid=parent.sid,
+                pgid=parent.pgid,
+            )
+        else:
+            self.procs[pid] = ProcInfo(pid=pid, ppid=ppid, name="", partial=True)
+        self.exited.pop(pid, None)
+
+    def exec(self, pid: int, raw: Any) -> ProcInfo:
+        before = self.procs.get(pid)
+        info = parse_raw(pid, raw, ppid_hint=before.ppid if before else 0)
+        if info.partial and before is not None:
+            # /proc was gone: keep what the fork and the parent chain tell (cgroup, cwd, user, tty).
+            info = ProcInfo(
+                pid=pid,
+                ppid=info.ppid or before.ppid,
+                name=info.name,
+                exepath=info.exepath,
+                args=info.args,
+                cwd=info.cwd or before.cwd,
+                uid=info.uid if info.uid >= 0 else before.uid,
+                gid=info.gid if info.gid >= 0 else before.gid,
+                euid=info.euid if info.euid >= 0 else before.euid,
+                cgroup=info.cgroup or before.cgroup,
+                tty=info.tty or before.tty,
+                sid=info.sid or before.sid,
+                pgid=info.pgid or before.pgid,
+                vpid=info.vpid,
+                partial=True,
+            )
+        self.procs[pid] = info
+        return info
+
+    def exit(self, pid: int, now_ns: int) -> None:
+        if pid in self.procs:
+            self.exited[pid] = now_ns
+
+    def setuid(self, pid: int, real: int, effective: int) -> None:
+        info = self.procs.get(pid)
+        if info is not None:
+            from dataclasses import replace
+
+            self.procs[pid] = replace(info, uid=real, euid=effective)
+
+    def expire(self, now_ns: int) -> None:
+        old = [pid for pid, t in self.exited.items() if now_ns - t > EXITED_TTL_NS]
+        for pid in old:
+            self.exited.pop(pid, None)
+            self.procs.pop(pid, None)
+
+    def lineage(self, proc: ProcInfo, depth: int = 16) -> tuple[ProcInfo, ...]:
+        out: list[ProcInfo] = []
+        ppid = proc.ppid
+        seen = {proc.pid}
+        while ppid > 0 and ppid not in seen and len(out) < depth:
+            parent = self.get(ppid)
+            if parent is None:
+                break
+            out.append(parent)
+            seen.add(ppid)
+            ppid = parent.ppid
+        return tuple(out)
+
+
+@dataclass
+class _Users:
+    """uid → user, from the host's passwd, or for a container from the passwd in its root."""
+
+    cache: dict[tuple[str, int], UserInfo] = field(default_factory=dict)
+    files: dict[str, dict[int, UserInfo]] = field(default_factory=dict)
+
+    def get(self, uid: int, container: ContainerInfo, pid: int) -> UserInfo:
+        if uid < 0:
+            return UserInfo()
+        key = (container.full_id, uid)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        if container.full_id == "host":
+            try:
+                pw = pwd.getpwuid(uid)
+                user = UserInfo(pw.pw_name, pw.pw_dir, pw.pw_shell)
+            except KeyError:
+                user = UserInfo(str(uid))
+        else:
+            table = self.files.get(container.full_id)
+            if table is None:
+                table = _read_passwd(f"/proc/{pid}/root/etc/passwd")
+                self.files[container.full_id] = table
+            user = table.get(uid, UserInfo(str(uid)))
+        self.cache[key] = user
+        return user
+
+
+def _read_passwd(path: str) -> dict[int, UserInfo]:
+    out: dict[int, UserInfo] = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                parts = line.rstrip("\n").split(":")
+                if len(parts) >= 7 and parts[2].isdigit():
+                    out.setdefault(int(parts[2]), UserInfo(parts[0], parts[5], parts[6]))
+    except OSError:
+        pass
+    return out
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise SensorError(
+            "the node sensor needs root (the process-events connector, fanotify and /proc/PID/fd of every "
+            "process); run it with sudo or as a privileged DaemonSet"
+        )
+
+
+class Sensor:
+    """Start with :meth:`start` (or use as a context manager), iterate :meth:`events`, end with :meth:`stop`."""
+
+    def __init__(self, config: SensorConfig | None = None) -> None:
+        self.config = config or SensorConfig()
+        self.stats = SensorStats()
+        self.table = ProcessTable()
+        self.containers = ContainerResolver(self.config.docker_host)
+        self.users = _Users()
+        self.hostname = socket.gethostname()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._buf = bytearray()
+        self._conns = ConnTracker()
+        self._owners: dict[int, list[tuple[int, int]]] = {}
+        self._own = {os.getpid()}
+        self._clock = time.time_ns() - time.monotonic_ns()
+        self._stopping = False
+
+    def __enter__(self) -> Sensor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        require_root()
+        cfg: dict[str, Any] = {"realtime": self.config.realtime, "rcvbuf": self.config.rcvbuf}
+        if self.config.files:
+            cfg["files"] = expand_watches([*self.config.watches, *self.config.extra_watches])
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "garrison.runtime.node.capture", _json(cfg)],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        self._own.add(self._proc.pid)
+        first = self._read_batch(timeout=30.0)
+        if not first:
+            self.stop()
+            raise SensorError("the capture process did not start (no answer in 30 s)")
+        rec = first[0]
+        if rec[0] == "error":
+            self.stop()
+            raise SensorError(f"node sensor: {rec[1]}")
+        self.stats.marked = list(rec[1])
+        self._pending = first[1:]
+        self.table.load_all()
+        if self.config.poll_s > 0:
+            self._conns.poll()
+
+    def stop(self) -> None:
+        """Stop the capture process (by its pid) and read its last counters."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            if proc.stdout is not None:
+                self._buf.clear()
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    batch = self._read_batch(timeout=0.5, proc=proc)
+                    if batch is None:
+                        break
+                    for rec in batch:
+                        if rec[0] == "stats":
+                            self._take_stats(rec)
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        finally:
+            if proc.stdout is not None:
+                proc.stdout.close()
+            self._conns.close()
+            self.containers.close()
+
+    def interrupt(self) -> None:
+        """Make :meth:`events` return at its next wake-up (from a signal handler or another thread)."""
+        self._stopping = True
+
+    def _read_batch(self, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> list[Any] | None:
+        """One frame of records; [] on timeout; None when the capture process has closed its output."""
+        import marshal
+
+        proc = proc or self._proc
+        if proc is None or proc.stdout is None:
+            return None
+        fd = proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while True:
+            if len(self._buf) >= _FRAME.size:
+                (size,) = _FRAME.unpack_from(self._buf)
+                if len(self._buf) >= _FRAME.size + size:
+                    data = bytes(self._buf[_FRAME.size : _FRAME.size + size])
+                    del self._buf[: _FRAME.size + size]
+                    return list(marshal.loads(data))  # noqa: S302 - our own capture child's frames
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return []
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                return []
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return None
+            self._buf += chunk
+
+    def events(self) -> Iterator[NodeEvent]:
+        """Node events until :meth:`interrupt` or the capture process ends."""
+        pending = getattr(self, "_pending", [])
+        self._pending = []
+        next_poll = time.monotonic() + self.config.poll_s if self.config.poll_s > 0 else float("inf")
+        next_expire = time.monotonic() + 5.0
+        while not self._stopping:
+            if pending:
+                yield from self._handle(pending)
+                pending = []
+            now = time.monotonic()
+            if now >= next_poll:
+                yield from self._poll_connections()
+                next_poll = now + self.config.poll_s
+            if now >= next_expire:
+                self.table.expire(time.monotonic_ns())
+                next_expire = now + 5.0
+            batch = self._read_batch(timeout=max(0.0, min(next_poll, next_expire) - time.monotonic()))
+            if batch is None:
+                return
+            pending = batch
+
+    def _take_stats(self, rec: Any) -> None:
+        self.stats.kernel_events, self.stats.lost, self.stats.overruns, self.stats.file_lost = (
+            rec[1],
+            rec[2],
+            rec[3],
+            rec[4],
+        )
+
+    def _handle(self, records: list[Any]) -> Iterator[NodeEvent]:
+        table = self.table
+        for rec in records:
+            kind = rec[0]
+            if kind == "exec":
+                info = table.exec(rec[2], (rec[3], rec[4], rec[5], rec[6], rec[7], rec[8]))
+                self.stats.execs += 1
+                if info.partial:
+                    self.stats.partial += 1
+                if info.pid in self._own:
+                    continue
+                yield self._event("execve", rec[1] + self._clock, info)
+            elif kind == "fork":
+                table.fork(rec[2], rec[3])
+            elif kind == "exit":
+                table.exit(rec[2], rec[1])
+            elif kind == "uid":
+                table.setuid(rec[2], rec[3], rec[4])
+            elif kind == "file":
+                _ts, pid, mask, path, size = rec[1:6]
+                if pid in self._own:
+                    continue
+                fp = table.get(pid) or ProcInfo(pid=pid, ppid=0, name="", partial=True)
+                self.stats.files += 1
+                writing = bool(mask & fanotify.FAN_CLOSE_WRITE)
+                flags = ("O_WRONLY|O_TRUNC" if size == 0 else "O_WRONLY") if writing else "O_RDONLY"
+                fd = FdInfo(num=-1, type="file", name=path)
+                yield self._event("openat", rec[1], fp, fd=fd, args={"name": path, "flags": flags})
+            elif kind == "stats":
+                self._take_stats(rec)
+
+    def _event(
+        self,
+        kind: str,
+        ts: int,
+        info: ProcInfo,
+        *,
+        fd: FdInfo | None = None,
+        args: dict[str, str] | None = None,
+        res: int = 0,
+    ) -> NodeEvent:
+        container = self.containers.resolve(info.cgroup) if info.cgroup else HOST
+        return NodeEvent(
+            kind=kind,
+            time_ns=ts,
+            proc=info,
+            container=container,
+            fd=fd,
+            args=args or {},
+            user=self.users.get(info.uid, container, info.pid),
+            hostname=self.hostname,
+            lineage=self.table.lineage,
+            res=res,
+        )
+
+    def _poll_connections(self) -> Iterator[NodeEvent]:
+        try:
+            new = self._conns.poll()
+        except OSError:
+            return
+        if not new:
+            return
+        missing = {c.inode for c in new if c.inode and c.inode not in self._owners}
+        if missing:
+            self._owners.update(socket_owners(missing))
+            if len(self._owners) > 4096:
+                self._owners = {i: self._owners[i] for i in missing if i in self._owners}
+        now = time.time_ns()
+        for c in new:
+            yield from self._conn_events(c, now)
+
+    def _conn_events(self, c: Conn, now: int) -> Iterator[NodeEvent]:
+        owners = sorted(self._owners.get(c.inode, ()))
+        if not owners:
+            self.stats.unattributed += 1
+            return
+        self.stats.connections += 1
+        accept = self._conns.is_accept(c)
+        fd_type = "ipv4" if c.family == 4 else "ipv6"
+        pid, num = owners[0]
+        info = self.table.get(pid)
+        if info is None or pid in self._own:
+            return
+        name = f"{c.lip}:{c.lport}->{c.rip}:{c.rport}" if not accept else f"{c.rip}:{c.rport}->{c.lip}:{c.lport}"
+        fd = FdInfo(num, fd_type, name, c.proto, c.lip, c.lport, c.rip, c.rport, local_is_server=accept)
+        yield self._event("accept" if accept else "connect", now, info, fd=fd)
+        for opid, onum in owners:
+            if onum in (0, 1, 2) and opid not in self._own:
+                oinfo = self.table.get(opid)
+                if oinfo is not None:
+                    ofd = FdInfo(onum, fd_type, name, c.proto, c.lip, c.lport, c.rip, c.rport, local_is_server=accept)
+                    yield self._event("dup2", now, oinfo, fd=ofd, res=onum)
+
+
+def _json(cfg: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(cfg)
+
+
+def _die_with_parent() -> None:
+    import ctypes
+
+    ctypes.CDLL(None).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
