@@ -1,0 +1,120 @@
+"""The posture pillar's payload: one misconfiguration of one object against one control.
+
+A :class:`Misconfiguration` travels in the shared :class:`~garrison.model.common.Finding` envelope
+(``kind`` :attr:`~garrison.model.common.FindingKind.MISCONFIGURATION`); :func:`misconfiguration_finding`
+builds that envelope so every producer (manifests, a cluster snapshot, a Docker host, a Dockerfile)
+fills it the same way. Pure data: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from garrison.model.common import (
+    Finding,
+    FindingKind,
+    RuleId,
+    RuleRef,
+    Severity,
+    Subject,
+    SubjectKind,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """The object a finding is about, and where it was read from."""
+
+    #: ``Deployment``, ``ClusterRole``, ``DockerContainer``, ``Dockerfile``, ``KubeletConfiguration``…
+    kind: str
+    #: Object name ("" when it has none, e.g. a Dockerfile: then ``source`` names it).
+    name: str = ""
+    #: Namespace ("" for cluster-scoped objects and non-Kubernetes inputs).
+    namespace: str = ""
+    #: ``apiVersion`` of the object ("" when not a Kubernetes object).
+    api_version: str = ""
+    #: File the object came from (``-`` for standard input, "" for a live cluster or host).
+    source: str = ""
+    #: 1-based line of the object's first line in ``source`` (0 = unknown).
+    line: int = 0
+    #: 0-based index of the YAML/JSON document inside ``source`` (List items share their list's index).
+    document: int = 0
+    #: Cluster id (kubeconfig context) when the object came from a live cluster or a named snapshot.
+    cluster: str = ""
+    #: Host name when the object is a host's (a Docker daemon, a node's kubelet file).
+    host: str = ""
+
+    def display(self) -> str:
+        """``Kind/namespace/name``, or ``Kind/name`` when cluster-scoped (SARIF logical location)."""
+        parts = [self.kind, self.namespace, self.name] if self.namespace else [self.kind, self.name]
+        return "/".join(p for p in parts if p) or self.kind
+
+
+@dataclass(frozen=True, slots=True)
+class Misconfiguration:
+    """What is wrong, where exactly, what it should be and how to fix it."""
+
+    #: The control's id (``GAR-K8S-001``…): the finding's rule id.
+    control_id: str
+    #: The control's title (one line).
+    title: str
+    #: The control's severity (the envelope's severity is the same value).
+    severity: Severity
+    #: The object the finding is about.
+    object: ObjectRef
+    #: JSON path of the offending field inside the object
+    #: (``spec.template.spec.containers[0].securityContext.privileged``); for a field that is missing,
+    #: the path where it should be set.
+    path: str
+    #: The value found, as compact JSON (``true``, ``"nginx:latest"``; ``null`` when the field is missing).
+    actual: str
+    #: What the control expects, for a person (``false or unset``, ``RuntimeDefault or Localhost``).
+    expected: str
+    #: How to fix it: the exact field and its safe value.
+    remediation: str
+    #: The control family (``pod-security``, ``workload``, ``rbac``, ``network``, ``docker``…).
+    family: str = ""
+    #: The container the finding is about, for per-container controls ("" otherwise).
+    container: str = ""
+    #: Framework references: ``("pss-baseline", "pss-restricted:v1.0", "cis-kubernetes:5.2.2", "nsa", …)``.
+    frameworks: tuple[str, ...] = ()
+    #: Equivalent ids in other tools (``trivy:KSV017``, ``checkov:CKV_K8S_16``, ``kubescape:C-0057``…).
+    equivalents: tuple[str, ...] = ()
+    #: Extra context the check found (a role's binding subjects, the matched port…), label → value.
+    context: tuple[tuple[str, str], ...] = ()
+
+
+def misconfiguration_finding(m: Misconfiguration, *, version: str = "", url: str = "") -> Finding[Misconfiguration]:
+    """The shared envelope around ``m``: the rule is the control, the subject the object (a host subject
+    for host-level objects), the evidence the path, the actual and the expected value."""
+    o = m.object
+    kind = SubjectKind.HOST if o.host and not o.namespace and not o.api_version else SubjectKind.RESOURCE
+    subject = Subject(
+        kind=kind,
+        artifact=o.source,
+        path="" if o.source == "-" else o.source,
+        line=o.line,
+        cluster=o.cluster,
+        namespace=o.namespace,
+        resource_kind=o.kind,
+        name=o.name,
+        container=m.container,
+        host=o.host,
+    )
+    where = o.display() + (f" container {m.container}" if m.container else "")
+    return Finding(
+        kind=FindingKind.MISCONFIGURATION,
+        rule=RuleRef(
+            id=RuleId(m.control_id),
+            source="garrison/posture",
+            title=m.title,
+            aliases=m.equivalents,
+            url=url,
+            version=version,
+        ),
+        subject=subject,
+        severity=m.severity,
+        title=f"{where}: {m.title}",
+        detail=m,
+        evidence=(("path", m.path), ("actual", m.actual), ("expected", m.expected)),
+    )

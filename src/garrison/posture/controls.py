@@ -1,0 +1,252 @@
+"""Posture controls: versioned YAML records in ``garrison/rules/posture/`` (one file per family),
+validated by ``schema.json`` in the tests and compiled once into :class:`Control` values.
+
+:func:`builtin_controls` loads every family file; :func:`load_controls` loads any list of files (the
+other inputs' families, a user's own). :func:`select` applies ``--framework``/``--control`` and refuses
+names that do not exist, so a typo can never turn into an empty assessment that passes a gate.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources as importlib_resources
+from pathlib import Path
+from typing import Any
+
+from garrison.errors import InputError, UsageError
+from garrison.model.common import Severity
+from garrison.posture.expr import Compiler, ExprError, Fn
+from garrison.posture.predicates import PREDICATES
+
+#: The frameworks ``--framework`` accepts. ``pss-restricted`` includes ``pss-baseline`` (as Kubernetes
+#: defines the levels).
+FRAMEWORKS = ("pss-baseline", "pss-restricted", "cis-kubernetes", "cis-docker", "nsa", "mitre", "garrison")
+#: The Kubernetes version pod security checks default to.
+LATEST = (1, 37)
+
+
+def parse_version(text: str) -> tuple[int, int]:
+    """``1.25``, ``v1.25`` or ``latest`` → (1, 25)."""
+    t = str(text).strip().lower()
+    if t in ("", "latest"):
+        return LATEST
+    m = re.fullmatch(r"v?(\d+)\.(\d+)", t)
+    if not m:
+        raise UsageError(f"Kubernetes version {text!r}: expected latest or v1.N (e.g. v1.30)")
+    return int(m.group(1)), int(m.group(2))
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One compiled check of a control (a control has one, or one per version range)."""
+
+    fails: tuple[tuple[str, Fn], ...]
+    for_each: Fn | None = None
+    when: Fn | None = None
+    since: tuple[int, int] = (0, 0)
+    until: tuple[int, int] = (999, 999)
+    expected: str = ""
+
+    def applies_to(self, version: tuple[int, int]) -> bool:
+        return self.since <= version <= self.until
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """One control, compiled."""
+
+    id: str
+    title: str
+    severity: Severity
+    description: str
+    remediation: str
+    expected: str
+    #: Kinds it applies to (``Workload`` = any object with a pod template, ``*`` = any).
+    kinds: frozenset[str]
+    #: Framework → section references.
+    frameworks: dict[str, tuple[str, ...]]
+    #: Tool → equivalent ids.
+    equivalents: dict[str, tuple[str, ...]]
+    params: dict[str, Any]
+    checks: tuple[Check, ...]
+    family: str
+    #: The family file's version.
+    version: str
+    #: Where the control is defined (file name), for errors.
+    origin: str = ""
+    source: dict[str, Any] = field(default_factory=dict, repr=False, compare=False, hash=False)
+
+    def check_for(self, version: tuple[int, int]) -> Check | None:
+        """The check that applies at ``version`` (the latest range that holds it), or None."""
+        best: Check | None = None
+        for c in self.checks:
+            if c.applies_to(version) and (best is None or c.since >= best.since):
+                best = c
+        return best
+
+    def in_framework(self, name: str) -> bool:
+        if name == "pss-restricted":
+            return "pss-restricted" in self.frameworks or "pss-baseline" in self.frameworks
+        return name in self.frameworks
+
+    def framework_refs(self) -> tuple[str, ...]:
+        """``framework`` or ``framework:section`` strings, for findings."""
+        return tuple(f"{fw}:{ref}" if ref else fw for fw, refs in self.frameworks.items() for ref in (refs or ("",)))
+
+    def equivalent_ids(self) -> tuple[str, ...]:
+        return tuple(f"{tool}:{i}" for tool, ids in self.equivalents.items() for i in ids)
+
+
+def _refs(value: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): tuple(str(x) for x in (v if isinstance(v, list) else [v] if v else [])) for k, v in value.items()}
+
+
+def _compile_check(raw: dict[str, Any], compiler: Compiler, where: str) -> Check:
+    fails_raw = raw.get("fail")
+    texts = fails_raw if isinstance(fails_raw, list) else [fails_raw]
+    try:
+        fails = tuple((str(t), compiler.compile(str(t))) for t in texts if t)
+        for_each = compiler.compile(str(raw["for"])) if raw.get("for") else None
+        when = compiler.compile(str(raw["when"])) if raw.get("when") else None
+    except ExprError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    if not fails:
+        raise InputError(f"{where}: a check needs 'fail'")
+    return Check(
+        fails=fails,
+        for_each=for_each,
+        when=when,
+        since=parse_version(raw["since"]) if raw.get("since") else (0, 0),
+        until=parse_version(raw["until"]) if raw.get("until") else (999, 999),
+        expected=str(raw.get("expected") or ""),
+    )
+
+
+def compile_control(
+    raw: dict[str, Any], family: str, version: str, origin: str, compiler: Compiler | None = None
+) -> Control:
+    """One control record → :class:`Control`. Raises :class:`InputError` naming the control."""
+    compiler = compiler or Compiler(PREDICATES)
+    cid = str(raw.get("id") or "?")
+    where = f"{origin}: control {cid}"
+    for key in ("id", "title", "severity", "remediation", "kinds"):
+        if not raw.get(key):
+            raise InputError(f"{where}: missing {key!r}")
+    try:
+        severity = Severity.parse(str(raw["severity"]))
+    except ValueError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    raw_checks = raw.get("checks") or ([raw["check"]] if raw.get("check") else [])
+    if not raw_checks:
+        raise InputError(f"{where}: needs 'check' or 'checks'")
+    checks = tuple(_compile_check(c, compiler, where) for c in raw_checks)
+    frameworks = _refs(raw.get("frameworks"))
+    unknown = set(frameworks) - set(FRAMEWORKS)
+    if unknown:
+        raise InputError(f"{where}: unknown framework {sorted(unknown)[0]!r}")
+    return Control(
+        id=cid,
+        title=str(raw["title"]),
+        severity=severity,
+        description=str(raw.get("description") or ""),
+        remediation=str(raw["remediation"]),
+        expected=str(raw.get("expected") or ""),
+        kinds=frozenset(str(k) for k in raw["kinds"]),
+        frameworks=frameworks,
+        equivalents=_refs(raw.get("equivalents")),
+        params=dict(raw.get("params") or {}),
+        checks=checks,
+        family=family,
+        version=version,
+        origin=origin,
+        source=raw,
+    )
+
+
+def parse_control_file(text: str, origin: str) -> list[Control]:
+    """A family file's YAML → its compiled controls."""
+    import yaml
+
+    try:
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        raise InputError(f"{origin}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("controls"), list):
+        raise InputError(f"{origin}: expected a mapping with 'version', 'family' and 'controls'")
+    family = str(data.get("family") or Path(origin).stem)
+    version = str(data.get("version") or "")
+    compiler = Compiler(PREDICATES)
+    return [compile_control(c, family, version, origin, compiler) for c in data["controls"] if isinstance(c, dict)]
+
+
+def _check_unique(controls: Sequence[Control]) -> None:
+    seen: dict[str, str] = {}
+    for c in controls:
+        if c.id in seen:
+            raise InputError(f"control {c.id} is defined twice ({seen[c.id]} and {c.origin})")
+        seen[c.id] = c.origin
+
+
+def load_controls(paths: Iterable[Path]) -> tuple[Control, ...]:
+    """Controls from family files (yours, or another input's)."""
+    out: list[Control] = []
+    for p in paths:
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read control file {p}: {getattr(exc, 'strerror', None) or exc}") from None
+        out.extend(parse_control_file(text, str(p)))
+    _check_unique(out)
+    return tuple(out)
+
+
+def builtin_files() -> list[tuple[str, str]]:
+    """(file name, text) of every built-in family file, sorted by name."""
+    root = importlib_resources.files("garrison.rules") / "posture"
+    out = []
+    for entry in root.iterdir():
+        if entry.name.endswith((".yaml", ".yml")):
+            out.append((entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(out)
+
+
+@cache
+def builtin_controls() -> tuple[Control, ...]:
+    """Every built-in control (all family files in ``rules/posture/``), compiled once per process."""
+    out: list[Control] = []
+    for name, text in builtin_files():
+        out.extend(parse_control_file(text, f"rules/posture/{name}"))
+    _check_unique(out)
+    return tuple(out)
+
+
+def select(
+    controls: Sequence[Control],
+    frameworks: Sequence[str] = (),
+    ids: Sequence[str] = (),
+) -> tuple[Control, ...]:
+    """The controls in any of ``frameworks`` (all when empty), narrowed to ``ids`` when given. An
+    unknown framework or control id is a :class:`UsageError` that names the close matches."""
+    import difflib
+
+    for fw in frameworks:
+        if fw not in FRAMEWORKS:
+            near = difflib.get_close_matches(fw, FRAMEWORKS, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            raise UsageError(f"unknown framework {fw!r}{hint}; known: {', '.join(FRAMEWORKS)}")
+    known = {c.id for c in controls}
+    for cid in ids:
+        if cid not in known:
+            near = difflib.get_close_matches(cid, sorted(known), n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            raise UsageError(f"unknown control {cid!r}{hint}; `garrison posture controls` lists them")
+    out = [c for c in controls if not frameworks or any(c.in_framework(fw) for fw in frameworks)]
+    if ids:
+        wanted = set(ids)
+        out = [c for c in out if c.id in wanted]
+    return tuple(out)

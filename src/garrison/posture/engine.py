@@ -1,0 +1,169 @@
+"""The posture engine: resources x controls → misconfiguration findings. One engine for every input.
+
+:func:`assess` is the entry point every input uses (manifests, a cluster snapshot, a live cluster, a
+Docker host, Dockerfiles, node files): give it :class:`~garrison.posture.resources.Resource` values of
+any ``kind`` and the controls, get findings in the shared envelope. :func:`evaluate` also returns, per
+control and namespace, how many objects the control applied to, which the score needs (a pass is an
+applicable object without a finding).
+
+Per control: the check for the selected Kubernetes version is picked, the control's parameter defaults
+are merged with the caller's (``params[NAME]`` overrides the default of every control that declares
+NAME; ``params["CONTROL-ID"][NAME]`` overrides one control's), and each resource of a matching kind is
+evaluated: ``when`` (does the control apply?), then ``for`` (which elements to visit, default the
+object itself), then each ``fail`` expression; each one that holds is a finding at the witness path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from garrison.model.common import Finding
+from garrison.model.posture import Misconfiguration, ObjectRef, misconfiguration_finding
+from garrison.posture.controls import LATEST, Control, parse_version
+from garrison.posture.expr import Ctx, Nodes, truthy
+from garrison.posture.resources import WORKLOAD, Resource, ResourceIndex
+
+#: Longest ``actual`` value kept in a finding (a whole container spec is not evidence).
+MAX_ACTUAL = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """What one assessment did: the findings, and per (control id, namespace) the number of objects the
+    control applied to (cluster-scoped and non-Kubernetes objects under namespace "")."""
+
+    findings: tuple[Finding[Misconfiguration], ...]
+    applicable: dict[tuple[str, str], int]
+
+
+def _actual(value: Any) -> str:
+    try:
+        text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    return text if len(text) <= MAX_ACTUAL else text[: MAX_ACTUAL - 1] + "…"
+
+
+def object_ref(r: Resource) -> ObjectRef:
+    return ObjectRef(
+        kind=r.kind,
+        name=r.name,
+        namespace=r.namespace,
+        api_version=r.api_version,
+        source=r.source,
+        line=r.line,
+        document=r.document,
+        cluster=r.cluster,
+        host=r.host,
+    )
+
+
+def _params_for(control: Control, params: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(control.params)
+    for name in control.params:
+        if name in params:
+            merged[name] = params[name]
+    own = params.get(control.id)
+    if isinstance(own, dict):
+        merged.update(own)
+    return merged
+
+
+def _candidates(control: Control, index: ResourceIndex, workloads: list[Resource]) -> Iterable[Resource]:
+    if "*" in control.kinds:
+        return index.resources
+    out: list[Resource] = []
+    seen: set[int] = set()
+    if WORKLOAD in control.kinds:
+        out.extend(workloads)
+        seen.update(id(r) for r in workloads)
+    for k in control.kinds - {WORKLOAD}:
+        out.extend(r for r in index.by_kind.get(k, ()) if id(r) not in seen)
+    return out
+
+
+def _container_name(scope_path: str, value: Any) -> str:
+    if isinstance(value, dict) and "ontainers[" in scope_path and scope_path.endswith("]"):
+        return str(value.get("name") or "")
+    return ""
+
+
+def evaluate(
+    resources: Sequence[Resource],
+    controls: Sequence[Control],
+    params: dict[str, Any] | None = None,
+    *,
+    version: str | tuple[int, int] = "latest",
+) -> Evaluation:
+    """Assess ``resources`` against ``controls``; ``version`` selects the pod security checks of that
+    Kubernetes version (``latest`` by default)."""
+    params = params or {}
+    ver = version if isinstance(version, tuple) else parse_version(version) if version else LATEST
+    index = ResourceIndex(list(resources))
+    workloads = [r for r in index.resources if r.is_workload]
+    findings: list[Finding[Misconfiguration]] = []
+    applicable: dict[tuple[str, str], int] = {}
+    refs: dict[int, ObjectRef] = {}
+    for control in controls:
+        check = control.check_for(ver)
+        if check is None:
+            continue
+        cparams = _params_for(control, params)
+        fw = control.framework_refs()
+        eq = control.equivalent_ids()
+        expected = check.expected or control.expected
+        for r in _candidates(control, index, workloads):
+            ctx = Ctx(r, index, cparams, ("", r.obj))
+            if check.when is not None and not truthy(check.when(ctx), ctx):
+                continue
+            key = (control.id, r.namespace)
+            applicable[key] = applicable.get(key, 0) + 1
+            if check.for_each is not None:
+                ctx.witness = ctx.first = None
+                got = check.for_each(ctx)
+                scopes = got.items if isinstance(got, Nodes) else []
+            else:
+                scopes = [("", r.obj)]
+            for scope in scopes:
+                for _text, fn in check.fails:
+                    ctx.scope = scope
+                    ctx.witness = None
+                    ctx.first = None
+                    ctx.notes = {}
+                    if not truthy(fn(ctx), ctx):
+                        continue
+                    w = ctx.witness or ctx.first or scope
+                    ref = refs.get(id(r))
+                    if ref is None:
+                        ref = refs[id(r)] = object_ref(r)
+                    m = Misconfiguration(
+                        control_id=control.id,
+                        title=control.title,
+                        severity=control.severity,
+                        object=ref,
+                        path=w[0] or scope[0],
+                        actual=_actual(w[1]),
+                        expected=expected,
+                        remediation=control.remediation,
+                        family=control.family,
+                        container=_container_name(scope[0], scope[1]),
+                        frameworks=fw,
+                        equivalents=eq,
+                        context=tuple(sorted(ctx.notes.items())),
+                    )
+                    findings.append(misconfiguration_finding(m, version=control.version))
+    return Evaluation(tuple(findings), applicable)
+
+
+def assess(
+    resources: Sequence[Resource],
+    controls: Sequence[Control],
+    params: dict[str, Any] | None = None,
+    *,
+    version: str | tuple[int, int] = "latest",
+) -> tuple[Finding[Misconfiguration], ...]:
+    """The findings of ``controls`` over ``resources`` (see :func:`evaluate`)."""
+    return evaluate(resources, controls, params, version=version).findings
