@@ -98,8 +98,6 @@ K8S_AUDIT_FIELDS: Final[tuple[FieldSpec, ...]] = (
     _k("ka.stage", "stage of the request (RequestReceived, ResponseStarted, ResponseComplete, Panic)"),
     _k("ka.auth.decision", "the authorization decision (allow, forbid)"),
     _k("ka.auth.reason", "the authorization reason"),
-    _k("ka.auth.openshift.decision", "the OpenShift authorization decision"),
-    _k("ka.auth.openshift.username", "the OpenShift user name"),
     _k("ka.validations.admission.policy.failure", "the validating admission policy failure annotation"),
     _k("ka.security.pod.violations", "the pod security violation annotation"),
     _k("ka.user.name", "the user name performing the request"),
