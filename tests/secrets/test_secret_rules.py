@@ -4,7 +4,6 @@ for every packaged rule file; the keyword finders agree."""
 from __future__ import annotations
 
 import re
-from importlib import resources
 
 import jsonschema
 import pytest
@@ -13,7 +12,7 @@ from tests.secrets.cases import CASES
 
 from garrison.secrets import SecretScanner, load_rules
 from garrison.secrets.engine import keyword_finder
-from garrison.secrets.rules import builtin_data, schema
+from garrison.secrets.rules import RULES_DIR, builtin_data, schema
 
 RULES = load_rules()
 SCANNER = SecretScanner(RULES)
@@ -49,7 +48,7 @@ def test_decoy(rule_id: str) -> None:
 
 def test_schema_validates_every_packaged_rule_file() -> None:
     validator = jsonschema.Draft202012Validator(schema())
-    folder = resources.files("garrison.rules").joinpath("secrets")
+    folder = RULES_DIR
     files = [f for f in folder.iterdir() if f.name.endswith((".yaml", ".yml"))]
     assert files
     for f in files:

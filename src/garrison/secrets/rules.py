@@ -19,17 +19,16 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from garrison.errors import InputError
 from garrison.model.common import Severity
 
-#: Where the packaged rule data lives.
-RULES_PACKAGE = "garrison.rules"
-BUILTIN_FILE = "secrets/builtin.yaml"
-SCHEMA_FILE = "secrets/schema.json"
+#: Where the packaged rule data lives (``garrison/rules/secrets/``, package data next to this package).
+RULES_DIR = Path(__file__).resolve().parent.parent / "rules" / "secrets"
+BUILTIN_FILE = RULES_DIR / "builtin.yaml"
+SCHEMA_FILE = RULES_DIR / "schema.json"
 #: The named group that holds the secret when a rule does not say otherwise (Trivy's default too).
 DEFAULT_GROUP = "secret"
 #: Findings of rules in this category give way to a specific rule's finding on the same text.
@@ -311,16 +310,15 @@ def _yaml_load(text: str | bytes, where: str) -> Any:
 
 def builtin_data() -> dict[str, Any]:
     """The packaged built-in rule file, parsed."""
-    text = resources.files(RULES_PACKAGE).joinpath(BUILTIN_FILE).read_bytes()
-    data = _yaml_load(text, BUILTIN_FILE)
+    data = _yaml_load(BUILTIN_FILE.read_bytes(), BUILTIN_FILE.name)
     if not isinstance(data, dict):
-        raise InputError(f"{BUILTIN_FILE}: not a mapping")
+        raise InputError(f"{BUILTIN_FILE.name}: not a mapping")
     return data
 
 
 def schema() -> dict[str, Any]:
     """The JSON schema every rule file (built-in or user) must satisfy."""
-    data: dict[str, Any] = json.loads(resources.files(RULES_PACKAGE).joinpath(SCHEMA_FILE).read_bytes())
+    data: dict[str, Any] = json.loads(SCHEMA_FILE.read_bytes())
     return data
 
 
@@ -338,7 +336,7 @@ def validate(data: Any, where: str) -> None:
 
 @cache
 def _builtin_rules() -> SecretRules:
-    return compile_rules(builtin_data(), None, BUILTIN_FILE)
+    return compile_rules(builtin_data(), None, BUILTIN_FILE.name)
 
 
 def load_rules(user_file: Path | None = None) -> SecretRules:
