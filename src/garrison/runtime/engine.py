@@ -101,14 +101,27 @@ class SkippedRule:
     field: str = ""
 
 
-@dataclass(frozen=True, slots=True)
 class Match:
-    """One rule matching one event."""
+    """One rule matching one event. ``output`` is rendered when first read (most matches are folded into
+    an alert that already has its output)."""
 
-    rule: Rule
-    event: Event
-    #: The rule's output with every ``%field`` filled from the event.
-    output: str
+    __slots__ = ("_output", "_template", "event", "rule")
+
+    def __init__(self, rule: Rule, event: Event, template: OutputTemplate) -> None:
+        self.rule = rule
+        self.event = event
+        self._template = template
+        self._output: str | None = None
+
+    @property
+    def output(self) -> str:
+        """The rule's output with every ``%field`` filled from the event."""
+        if self._output is None:
+            self._output = self._template.render(self.event)
+        return self._output
+
+    def __repr__(self) -> str:
+        return f"Match({self.rule.name!r}, {self.event!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +179,7 @@ class RuleSet:
             except (TypeError, ValueError, AttributeError, KeyError, IndexError):
                 continue
             if hit:
-                out.append(Match(c.rule, event, c.template.render(event)))
+                out.append(Match(c.rule, event, c.template))
         return out
 
 

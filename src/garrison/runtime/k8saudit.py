@@ -11,11 +11,12 @@ Pure: parsing bytes into events is :func:`parse_event`; reading files, stdin and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
+import msgspec
 import orjson
 
 from garrison.runtime.events import K8S_AUDIT, FieldValue
@@ -101,6 +102,13 @@ def parse_time_ns(text: str) -> int:
     """``2019-07-09T15:02:37.213367Z`` → nanoseconds since the epoch (0 when it does not parse)."""
     if not text:
         return 0
+    if len(text) == 27 and text[19] == "." and text[26] == "Z":
+        # RFC 3339 with microseconds, what kube-apiserver writes: the C parser, no Python loop.
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            return 0
+        return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
     frac_ns = 0
     main = text
     dot = text.find(".")
@@ -120,32 +128,102 @@ def parse_time_ns(text: str) -> int:
     return int(dt.timestamp()) * 1_000_000_000 + frac_ns
 
 
+_NO_RAW: Final = msgspec.Raw(b"")
+
+
+class _Head(msgspec.Struct):
+    """The top-level keys of an audit Event that fields read, decoded at once; the request and response
+    objects (most of an event's bytes) stay undecoded until a field asks for them."""
+
+    kind: Any = None
+    apiVersion: Any = None
+    auditID: Any = None
+    stage: Any = None
+    verb: Any = None
+    requestURI: Any = None
+    user: Any = None
+    impersonatedUser: Any = None
+    sourceIPs: Any = None
+    userAgent: Any = None
+    objectRef: Any = None
+    responseStatus: Any = None
+    annotations: Any = None
+    requestReceivedTimestamp: Any = None
+    stageTimestamp: Any = None
+    requestObject: msgspec.Raw = _NO_RAW
+    responseObject: msgspec.Raw = _NO_RAW
+
+
+class _List(msgspec.Struct):
+    items: list[msgspec.Raw]
+
+
+_HEAD = msgspec.json.Decoder(_Head)
+_LIST = msgspec.json.Decoder(_List)
+
+
+def _lazy(raw: msgspec.Raw) -> Any:
+    if not raw:
+        return _MISSING
+    return orjson.loads(bytes(raw))
+
+
 class AuditEvent:
     """One ``audit.k8s.io`` Event (``v1`` or ``v1beta1``), as the engine sees it."""
 
-    __slots__ = ("_cache", "_time_ns", "cluster", "raw", "text")
+    __slots__ = ("_cache", "_raw", "_request", "_response", "_time_ns", "cluster", "head", "text")
 
     source: Final = K8S_AUDIT
 
-    def __init__(self, raw: dict[str, Any], *, text: bytes | None = None, cluster: str = "") -> None:
-        #: The decoded JSON object.
-        self.raw = raw
-        #: The JSON text it was decoded from, when known (``jevt.obj`` reuses it).
+    def __init__(self, head: _Head, text: bytes, *, cluster: str = "") -> None:
+        #: The top-level keys, decoded.
+        self.head = head
+        #: The event's JSON text (``jevt.obj``; decoded in full only for ``jevt.value`` pointers).
         self.text = text
         #: The cluster it came from (``ka.cluster.name``; "" when unknown).
         self.cluster = cluster
         self._cache: dict[Any, FieldValue] = {}
         self._time_ns = -1
+        self._raw: Any = None
+        self._request: Any = None
+        self._response: Any = None
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any], *, cluster: str = "") -> AuditEvent:
+        """An event from an already decoded object (tests, importers)."""
+        text = orjson.dumps(obj)
+        return cls(_HEAD.decode(text), text, cluster=cluster)
+
+    @property
+    def raw(self) -> Any:
+        """The whole event, decoded (on first use)."""
+        if self._raw is None:
+            self._raw = orjson.loads(self.text)
+        return self._raw
+
+    @property
+    def request(self) -> Any:
+        """``requestObject`` decoded, or the missing marker."""
+        if self._request is None:
+            self._request = _lazy(self.head.requestObject)
+        return self._request
+
+    @property
+    def response(self) -> Any:
+        """``responseObject`` decoded, or the missing marker."""
+        if self._response is None:
+            self._response = _lazy(self.head.responseObject)
+        return self._response
 
     @property
     def type(self) -> str:
-        v = self.raw.get("verb")
+        v = self.head.verb
         return v if type(v) is str else ""
 
     @property
     def time_ns(self) -> int:
         if self._time_ns < 0:
-            ts = self.raw.get("stageTimestamp") or self.raw.get("requestReceivedTimestamp") or ""
+            ts = self.head.stageTimestamp or self.head.requestReceivedTimestamp or ""
             self._time_ns = parse_time_ns(ts) if type(ts) is str else 0
         return self._time_ns
 
@@ -162,26 +240,70 @@ class AuditEvent:
         return value
 
     def __repr__(self) -> str:
-        return f"AuditEvent({self.raw.get('auditID', '')!r}, {self.type!r})"
+        return f"AuditEvent({self.head.auditID!r}, {self.type!r})"
 
 
 Extractor = Callable[[AuditEvent, "str | None"], FieldValue]
 
 
+def _root(e: AuditEvent, key: str) -> Any:
+    """A top-level key of the event (request and response objects decoded on demand)."""
+    if key == "requestObject":
+        return e.request
+    if key == "responseObject":
+        return e.response
+    v = getattr(e.head, key, _MISSING) if key in _HEAD_KEYS else e.raw.get(key, _MISSING)
+    return _MISSING if v is None and key not in _NULLABLE else v
+
+
+def _at(e: AuditEvent, keys: tuple[str, ...]) -> Any:
+    v = _root(e, keys[0])
+    return v if len(keys) == 1 or v is _MISSING else _get(v, *keys[1:])
+
+
 def _keys(*keys: str) -> Extractor:
-    return lambda e, _a: _scalar(e.raw, *keys)
+    if len(keys) == 1 and keys[0] in _HEAD_KEYS:
+        attr = keys[0]
+
+        def top(e: AuditEvent, _a: str | None) -> FieldValue:
+            v = getattr(e.head, attr)
+            return v if type(v) is str else (None if v is None else _sv(v))
+
+        return top
+    if len(keys) == 2 and keys[0] in _HEAD_KEYS and keys[0] not in ("requestObject", "responseObject"):
+        outer, inner = keys
+
+        def nested(e: AuditEvent, _a: str | None) -> FieldValue:
+            d = getattr(e.head, outer)
+            if type(d) is not dict:
+                return None
+            v = d.get(inner, _MISSING)
+            return v if type(v) is str else (None if v is _MISSING else _sv(v))
+
+        return nested
+
+    def deep(e: AuditEvent, _a: str | None) -> FieldValue:
+        v = _at(e, keys)
+        return None if v is _MISSING else _sv(v)
+
+    return deep
 
 
 def _list_keys(*keys: str) -> Extractor:
     def get(e: AuditEvent, arg: str | None) -> FieldValue:
-        arr = _array(e.raw, arg, *keys)
-        return None if arr is None else _strings(arr)
+        v = _at(e, keys)
+        if type(v) is not list:
+            return None
+        i = _index(arg)
+        if i is not None:
+            v = [v[i]] if 0 <= i < len(v) else []
+        return _strings(v)
 
     return get
 
 
 def _uri_param(e: AuditEvent, arg: str | None) -> FieldValue:
-    uri = e.raw.get("requestURI")
+    uri = e.head.requestURI
     if type(uri) is not str or not arg:
         return None
     values = parse_qs(urlsplit(uri).query, keep_blank_values=True).get(arg)
@@ -189,7 +311,7 @@ def _uri_param(e: AuditEvent, arg: str | None) -> FieldValue:
 
 
 def _containers(e: AuditEvent, group: str, arg: str | None) -> list[Any] | None:
-    arr = _array(e.raw, arg, "requestObject", "spec", group)
+    arr = _array(e.request, arg, "spec", group)
     if arr is None or not all(type(c) is dict for c in arr):
         return None
     return arr
@@ -223,7 +345,7 @@ def _per_container(group: str, suffix: str) -> Extractor:
             return None
         if suffix in ("eff_run_as_user", "eff_run_as_group"):
             key = "runAsUser" if suffix == "eff_run_as_user" else "runAsGroup"
-            pod = _get(e.raw, "requestObject", "spec", "securityContext", key)
+            pod = _get(e.request, "spec", "securityContext", key)
             default = "0" if pod is _MISSING else _sv(pod)
             out = []
             for c in cs:
@@ -279,7 +401,7 @@ def _any_privileged(e: AuditEvent, _arg: str | None) -> FieldValue:
 
 
 def _hostpaths(e: AuditEvent, arg: str | None) -> list[str] | None:
-    vols = _array(e.raw, arg, "requestObject", "spec", "volumes")
+    vols = _array(e.request, arg, "spec", "volumes")
     if vols is None:
         return None
     return [_sv(p) for v in vols if (p := _get(v, "hostPath", "path")) is not _MISSING]
@@ -295,14 +417,14 @@ def _volume_hostpath(e: AuditEvent, arg: str | None) -> FieldValue:
 
 
 def _volume_types(e: AuditEvent, arg: str | None) -> FieldValue:
-    vols = _array(e.raw, arg, "requestObject", "spec", "volumes")
+    vols = _array(e.request, arg, "spec", "volumes")
     if vols is None:
         return None
     return tuple(k for v in vols if type(v) is dict for k in v if k != "name") or None
 
 
 def _flexvolume(e: AuditEvent, arg: str | None) -> FieldValue:
-    vols = _array(e.raw, arg, "requestObject", "spec", "volumes")
+    vols = _array(e.request, arg, "spec", "volumes")
     if vols is None:
         return None
     return tuple(_sv(d) for v in vols if (d := _get(v, "flexVolume", "driver")) is not _MISSING) or None
@@ -310,7 +432,7 @@ def _flexvolume(e: AuditEvent, arg: str | None) -> FieldValue:
 
 def _rules_field(key: str) -> Extractor:
     def get(e: AuditEvent, arg: str | None) -> FieldValue:
-        rules = _array(e.raw, arg, "requestObject", "rules")
+        rules = _array(e.request, arg, "rules")
         if rules is None:
             return None
         out: list[str] = []
@@ -325,7 +447,7 @@ def _rules_field(key: str) -> Extractor:
 
 def _subjects(kind: str, with_ns: bool = False) -> Extractor:
     def get(e: AuditEvent, _arg: str | None) -> FieldValue:
-        subjects = _get(e.raw, "requestObject", "subjects")
+        subjects = _get(e.request, "subjects")
         if type(subjects) is not list:
             return None
         out = []
@@ -339,26 +461,34 @@ def _subjects(kind: str, with_ns: bool = False) -> Extractor:
 
 
 def _target_pod_name(e: AuditEvent, _arg: str | None) -> FieldValue:
-    if _get(e.raw, "objectRef", "resource") == "pods":
-        return _scalar(e.raw, "objectRef", "name")
+    ref = e.head.objectRef
+    if type(ref) is dict and ref.get("resource") == "pods":
+        return _scalar(ref, "name")
     return None
 
 
 def _pointer(e: AuditEvent, arg: str | None) -> FieldValue:
     if arg is None:
         return None
+    if arg == "/stage":
+        v = e.head.stage  # the pointer Falco's own macros (kevt) read on every event
+        return v if type(v) is str else (None if v is None else _sv(v))
     v = _json_pointer(e.raw, arg)
     return None if v is _MISSING else _sv(v)
 
 
 def _obj(e: AuditEvent, _arg: str | None) -> FieldValue:
-    return e.text.decode("utf-8", "replace") if e.text is not None else orjson.dumps(e.raw).decode()
+    return e.text.decode("utf-8", "replace")
 
 
 def _time_text(e: AuditEvent, _arg: str | None) -> FieldValue:
-    ts = e.raw.get("stageTimestamp") or e.raw.get("requestReceivedTimestamp")
+    ts = e.head.stageTimestamp or e.head.requestReceivedTimestamp
     return ts if type(ts) is str else None
 
+
+_HEAD_KEYS: Final = frozenset(_Head.__struct_fields__)
+#: Top-level keys whose JSON null is a value ("null"), not an absence.
+_NULLABLE: Final = frozenset({"requestObject", "responseObject"})
 
 _EXTRACT: dict[str, Extractor] = {
     "ka.auditid": _keys("auditID"),
@@ -450,43 +580,39 @@ for _group in CONTAINER_GROUPS:
 assert set(_EXTRACT) == {f.name for f in K8S_AUDIT_FIELDS}, set(_EXTRACT) ^ {f.name for f in K8S_AUDIT_FIELDS}
 
 
-def is_audit_event(obj: Any) -> bool:
-    """True for an ``audit.k8s.io`` Event object."""
-    if type(obj) is not dict:
-        return False
-    kind = obj.get("kind")
-    api = obj.get("apiVersion")
-    if kind == "Event" and type(api) is str and api.startswith("audit.k8s.io/"):
+def _is_event(h: _Head) -> bool:
+    api = h.apiVersion
+    if h.kind == "Event" and type(api) is str and api.startswith("audit.k8s.io/"):
         return True
     # Older logs (Falco's traces) and some shippers leave apiVersion (or kind) out: an auditID with a verb
     # is still an audit event; a core ``v1`` Event (apiVersion "v1") is not.
-    return kind in ("Event", None) and api is None and type(obj.get("auditID")) is str and type(obj.get("verb")) is str
-
-
-def events_of(obj: Any, *, text: bytes | None = None, cluster: str = "") -> Iterator[AuditEvent]:
-    """The audit events in one decoded JSON document: an ``Event`` or an ``EventList``. Raises
-    :class:`NotAnAuditEvent` for anything else (or an ``EventList`` holding a non-event)."""
-    if is_audit_event(obj):
-        yield AuditEvent(obj, text=text, cluster=cluster)
-        return
-    if type(obj) is dict and obj.get("kind") == "EventList" and type(obj.get("items")) is list:
-        items = obj["items"]
-        for item in items:
-            if not is_audit_event(item):
-                raise NotAnAuditEvent("an EventList item is not an audit Event")
-        for item in items:
-            yield AuditEvent(item, cluster=cluster)
-        return
-    raise NotAnAuditEvent("not a Kubernetes audit Event or EventList")
+    return h.kind in ("Event", None) and api is None and type(h.auditID) is str and type(h.verb) is str
 
 
 def parse_event(data: bytes, *, cluster: str = "") -> list[AuditEvent]:
-    """Decode one JSON document into its audit events. Raises :class:`NotAnAuditEvent` (also for JSON
-    that does not parse)."""
+    """The audit events in one JSON document: an ``Event`` or an ``EventList`` of them. Raises
+    :class:`NotAnAuditEvent` for anything else (JSON that does not parse, an object of another kind, an
+    ``EventList`` holding a non-event: the whole list is refused, never half taken)."""
     try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError as e:
-        raise NotAnAuditEvent(f"not JSON: {e}") from None
-    return list(
-        events_of(obj, text=data if type(obj) is dict and obj.get("kind") != "EventList" else None, cluster=cluster)
-    )
+        head = _HEAD.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise NotAnAuditEvent(f"not a JSON object: {e}") from None
+    if _is_event(head):
+        return [AuditEvent(head, data, cluster=cluster)]
+    if head.kind == "EventList":
+        try:
+            items = _LIST.decode(data).items
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            raise NotAnAuditEvent("an EventList without an items list") from None
+        out = []
+        for n, item in enumerate(items):
+            text = bytes(item)
+            try:
+                h = _HEAD.decode(text)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                raise NotAnAuditEvent(f"EventList item {n} is not an object") from None
+            if not _is_event(h):
+                raise NotAnAuditEvent(f"EventList item {n} is not an audit Event")
+            out.append(AuditEvent(h, text, cluster=cluster))
+        return out
+    raise NotAnAuditEvent(f"not a Kubernetes audit Event or EventList (kind {head.kind!r})")
