@@ -31,14 +31,18 @@ import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 
 from garrison.config import Settings
 from garrison.errors import SourceError
+from garrison.posture.resources import Resource
 from garrison.sources.docker_daemon import _API, _client, socket_path
+
+if TYPE_CHECKING:
+    from garrison.posture.inputs import Loaded
 
 DEFAULT_CONFIG = "/etc/docker/daemon.json"
 DEFAULT_SOCKET = "/var/run/docker.sock"
@@ -119,6 +123,12 @@ class DockerHost:
 
     resources: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: The daemon's host name (``docker info``'s ``Name``), the ``host`` of every resource.
+    name: str = ""
+
+    def as_resources(self, source: str = "") -> list[Resource]:
+        """The documents as engine resources, each tagged with the host (and ``source``, e.g. ``docker:``)."""
+        return [Resource(obj=doc, source=source, host=self.name) for doc in self.resources]
 
 
 def _stat(path: str) -> dict[str, Any]:
@@ -377,6 +387,7 @@ def read_host(settings: Settings, host: str = "", config_path: str = "", proc: P
         version = _get(client, "/version", what)
         flags, config_file, config, warnings = daemon_configuration(sock, config_path, proc)
         out.warnings.extend(warnings)
+        out.name = str(info.get("Name") or sock)
         merged = effective_settings(flags, config)
         files = {
             role: next((_stat(p) for p in paths if os.path.exists(p)), _stat(paths[0]))
@@ -424,3 +435,15 @@ def read_host(settings: Settings, host: str = "", config_path: str = "", proc: P
                 continue
             out.resources.append(image_resource(inspect))
     return out
+
+
+def load(rest: str, options: Mapping[str, Any]) -> Loaded:
+    """The posture input's entry point for ``docker[:HOST]`` (``inputs.LIVE_SOURCES``). Options:
+    ``settings`` (a :class:`Settings`; its ``docker_host`` is the default socket) and ``daemon_config``
+    (the daemon.json path, default: the one the daemon was started with)."""
+    from garrison.posture.inputs import Loaded
+
+    settings = options.get("settings") or Settings()
+    host = read_host(settings, rest, str(options.get("daemon_config") or ""))
+    resources = host.as_resources(f"docker:{rest}" if rest else "docker")
+    return Loaded(resources=resources, warnings=host.warnings, documents=len(resources))

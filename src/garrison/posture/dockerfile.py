@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from garrison.posture.resources import Resource
+
 #: Instructions whose arguments Docker expands with ARG/ENV values (BuildKit's ``replaceEnvAllowed``).
 EXPANDED = frozenset(
     {"ADD", "COPY", "ENV", "EXPOSE", "FROM", "LABEL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR", "ONBUILD", "ARG"}
@@ -357,7 +359,7 @@ def parse(text: str, path: str = "Dockerfile") -> Dockerfile:
                 "index": len(stages),
                 "name": alias,
                 "line": ins.line,
-                "from": {
+                "image": {
                     "image": image,
                     **ref,
                     "platform": expand(ins.flags.get("platform", ""), global_args),
@@ -379,9 +381,9 @@ def parse(text: str, path: str = "Dockerfile") -> Dockerfile:
                 stage["user"] = parent["user"]
                 stage["env"] = dict(parent["env"])
                 stage["healthcheck"] = parent["healthcheck"]
-                stage["from"]["base"] = parent["from"].get("base", parent["from"]["image"])
+                stage["image"]["root"] = parent["image"]["root"]
             else:
-                stage["from"]["base"] = image
+                stage["image"]["root"] = image
             env = {**global_args, **stage["env"]}
             stages.append(stage)
             if alias:
@@ -482,3 +484,11 @@ def load(path: Path, name: str = "") -> Dockerfile:
     except UnicodeDecodeError:
         raise DockerfileError(f"{where}: not UTF-8 text") from None
     return parse(text, where)
+
+
+def resources_from_dockerfile(text: str, source: str) -> list[Resource]:
+    """The posture input's entry point (``inputs.DOCKERFILE_PARSER``): one ``Dockerfile`` resource.
+    A Dockerfile that does not parse raises :class:`DockerfileError` (a ``ValueError``) naming the line."""
+    if len(text) > MAX_BYTES:
+        raise DockerfileError(f"{source}: larger than {MAX_BYTES} bytes, not a Dockerfile")
+    return [Resource(obj=parse(text, source).doc, source=source, line=1)]

@@ -50,6 +50,7 @@ JSON_SUFFIXES = (".json",)
 LIVE_SOURCES = {
     "cluster": "garrison.posture.cluster:load",
     "docker": "garrison.posture.docker_host:load",
+    "node": "garrison.posture.nodefiles:load",
 }
 #: The Dockerfile input: "module:function" taking (text, source path) and returning resources.
 DOCKERFILE_PARSER = "garrison.posture.dockerfile:resources_from_dockerfile"
@@ -281,7 +282,11 @@ def _dockerfile(text: str, source: str) -> Loaded:
         out.skipped = 1
         out.warnings.append(f"{source}: Dockerfile checks are not available in this build, skipped")
         return out
-    out.resources.extend(getattr(mod, fn_name)(text, source))
+    try:
+        out.resources.extend(getattr(mod, fn_name)(text, source))
+    except ValueError as exc:  # the parser's DockerfileError names the file and line
+        out.skipped = 1
+        out.warnings.append(f"{exc}, skipped")
     return out
 
 

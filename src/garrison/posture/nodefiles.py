@@ -28,9 +28,16 @@ import pwd
 import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from garrison.errors import NotFoundError
+from garrison.posture.expr import Ctx, Fn, Nodes, plain
+from garrison.posture.resources import Resource
+
+if TYPE_CHECKING:
+    from garrison.posture.inputs import Loaded
 
 #: The component a static pod runs, by the program name in its container's command → resource kind.
 COMPONENTS: Mapping[str, str] = {
@@ -267,3 +274,84 @@ def scan_node(root: Path = Path("/")) -> Iterator[dict[str, Any]]:
                     "role": role,
                     "file": info,
                 }
+
+
+# ------------------------------------------------------------------------------------- predicates
+
+
+def _flag_nodes(container_path: str, container: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """Flag name → (JSON path of the word that sets it, value), for the container's command and args
+    (the last occurrence wins, as pflag does)."""
+    out: dict[str, tuple[str, str]] = {}
+    words: list[tuple[str, str]] = []
+    for list_name in ("command", "args"):
+        for i, w in enumerate(container.get(list_name) or []):
+            words.append((f"{container_path}.{list_name}[{i}]", str(w)))
+    i = 0
+    while i < len(words):
+        path, word = words[i]
+        i += 1
+        if not word.startswith("-") or word in ("-", "--"):
+            continue
+        name, eq, value = word.lstrip("-").partition("=")
+        if not eq:
+            if i < len(words) and not words[i][1].startswith("-"):
+                path, value = words[i]
+                i += 1
+            else:
+                value = "true"
+        out[name] = (path, value)
+    return out
+
+
+def _component_flags(ctx: Ctx) -> tuple[str, dict[str, tuple[str, str]]]:
+    for c in ctx.resource.containers():
+        prog, _ = _program(c.spec)
+        if prog:
+            return prog, _flag_nodes(c.path, c.spec)
+    return "", {}
+
+
+def p_component(ctx: Ctx, args: list[Fn]) -> str:
+    """``component()``: the control-plane program a (static) Pod runs — ``kube-apiserver``,
+    ``kube-controller-manager``, ``kube-scheduler``, ``etcd`` — or ``""``."""
+    return _component_flags(ctx)[0]
+
+
+def p_flag(ctx: Ctx, args: list[Fn]) -> Nodes:
+    """``flag("anonymous-auth")``: the value of a control-plane component's command-line flag, at the
+    path of the word that sets it (``spec.containers[0].command[3]``); nothing when the flag is absent,
+    so ``not (flag("x") == "false")`` reads "must be set to false"."""
+    name = str(plain(args[0](ctx)))
+    _, flags = _component_flags(ctx)
+    found = flags.get(name)
+    return Nodes([found] if found else [], f"flag({name})")
+
+
+def p_flag_list(ctx: Ctx, args: list[Fn]) -> Nodes:
+    """``flag_list("enable-admission-plugins")``: the comma-separated values of a flag, one node each."""
+    name = str(plain(args[0](ctx)))
+    _, flags = _component_flags(ctx)
+    found = flags.get(name)
+    if not found:
+        return Nodes([], f"flag_list({name})")
+    return Nodes([(found[0], v) for v in found[1].split(",") if v], f"flag_list({name})")
+
+
+def load(rest: str, options: Mapping[str, Any]) -> Loaded:
+    """The posture input's entry point for ``node[:ROOT]``: the well-known files of a kubeadm node under
+    ROOT (default ``/``), with their modes and owners, static pods and the kubelet configuration."""
+    from garrison.posture.inputs import Loaded
+
+    root = Path(rest or "/")
+    if not root.is_dir():
+        raise NotFoundError(f"node:{rest}: no such folder")
+    resources = [
+        Resource(
+            obj=doc, source=str((doc.get("file") or {}).get("path", "")), line=1 if doc.get("kind") != "NodeFile" else 0
+        )
+        for doc in scan_node(root)
+    ]
+    return Loaded(
+        resources=resources, documents=len(resources), files=sum(1 for r in resources if r.kind == "NodeFile")
+    )

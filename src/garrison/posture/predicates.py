@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from garrison.posture import nodefiles
 from garrison.posture.expr import Ctx, Fn, Impl, Nodes, plain
 from garrison.posture.resources import Resource, ResourceIndex
 
@@ -200,5 +201,8 @@ PREDICATES: dict[str, Impl] = registry(
         ("network_policies", p_network_policies),
         ("service_pods", p_service_pods),
         ("mode_wider", p_mode_wider),
+        ("component", nodefiles.p_component),
+        ("flag", nodefiles.p_flag),
+        ("flag_list", nodefiles.p_flag_list),
     ]
 )
