@@ -136,3 +136,36 @@ def format_database_status(status: DBStatus, fmt: str = "table") -> str:
     from garrison.vulndb.store import format_status
 
     return format_status(status, fmt)
+
+
+# ---------------------------------------------------------------------------------------------- posture
+
+if TYPE_CHECKING:
+    from garrison.posture.controls import Control
+    from garrison.posture.report import PostureReport
+    from garrison.services.posture import PostureOptions as PostureOptions
+
+
+def __getattr__(name: str) -> object:
+    """``api.PostureOptions`` without importing the posture service on every ``garrison`` start."""
+    if name == "PostureOptions":
+        from garrison.services.posture import PostureOptions
+
+        return PostureOptions
+    raise AttributeError(name)
+
+
+def assess(sources: tuple[str, ...] | list[str], options: PostureOptions | None = None) -> PostureReport:
+    """``garrison posture SOURCE…``: assess manifests, snapshots, clusters or Docker hosts against the
+    posture controls (exemptions and suppression applied, the score computed)."""
+    from garrison.services.posture import assess as _assess
+
+    return _assess(tuple(sources), options)
+
+
+def posture_controls(frameworks: tuple[str, ...] = (), ids: tuple[str, ...] = ()) -> tuple[Control, ...]:
+    """``garrison posture controls``: the built-in controls (of ``frameworks``, narrowed to ``ids``);
+    an unknown framework or id is a usage error."""
+    from garrison.posture.controls import builtin_controls, select
+
+    return select(builtin_controls(), frameworks, ids)

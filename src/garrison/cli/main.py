@@ -85,7 +85,7 @@ def _gate_exit_code(text: str) -> int:
 
 
 #: Top-level commands (``build_parser`` registers each; its flags only when it may be the one run).
-COMMANDS = ("sbom", "scan", "db", "version")
+COMMANDS = ("sbom", "scan", "db", "posture", "version")
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -130,6 +130,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="manage the advisory database")
     if "db" in wanted:
         _add_db_actions(db, common)
+
+    if "posture" not in wanted:
+        sub.add_parser("posture", help="assess manifests, snapshots, clusters and Docker hosts (posture controls)")
+    else:
+        from garrison.cli.posture import add_parser as add_posture
+
+        add_posture(sub, common)
 
     ver = sub.add_parser("version", help="print the version")
     ver.set_defaults(func="garrison.cli.commands:cmd_version")
@@ -242,7 +249,7 @@ def run(argv: list[str]) -> int:
             import traceback
 
             traceback.print_exc()
-        print(f"garrison: error: {e}", file=sys.stderr)
+        print(f"garrison: error: {_one_line(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("garrison: interrupted", file=sys.stderr)
@@ -256,10 +263,15 @@ def run(argv: list[str]) -> int:
         if args.debug:
             raise
         print(
-            f"garrison: internal error: {type(e).__name__}: {e} (run with --debug for a traceback)",
+            f"garrison: internal error: {type(e).__name__}: {_one_line(str(e))} (run with --debug for a traceback)",
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+
+
+def _one_line(message: str) -> str:
+    """Errors are one line on the terminal, whatever a message from below holds."""
+    return " ".join(message.split())
 
 
 if __name__ == "__main__":

@@ -132,10 +132,9 @@ def evaluate(
                     ctx.scope = scope
                     ctx.witness = None
                     ctx.first = None
-                    ctx.notes = {}
                     if not truthy(fn(ctx), ctx):
                         continue
-                    w = ctx.witness or ctx.first or scope
+                    w = ctx.witness or ctx.first or (scope[0], None)
                     ref = refs.get(id(r))
                     if ref is None:
                         ref = refs[id(r)] = object_ref(r)

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from garrison.posture import nodefiles
-from garrison.posture.expr import Ctx, Fn, Impl, Nodes, plain
+from garrison.posture.expr import Ctx, Fn, Impl, Nodes, join, plain
 from garrison.posture.resources import Resource, ResourceIndex
 
 # ---------------------------------------------------------------------------------------------- RBAC
@@ -128,6 +128,11 @@ def _pod_labels(r: Resource) -> dict[str, str]:
     return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
 
 
+def _spec(r: Resource) -> dict[str, Any]:
+    spec = r.obj.get("spec")
+    return spec if isinstance(spec, dict) else {}
+
+
 def p_network_policies(ctx: Ctx, args: list[Fn]) -> Nodes:
     """``network_policies()``: the NetworkPolicies of the resource's namespace that select its pods (a
     workload) or, for a Namespace, every NetworkPolicy in it."""
@@ -137,11 +142,10 @@ def p_network_policies(ctx: Ctx, args: list[Fn]) -> Nodes:
         found = table.get(r.name, [])
     else:
         labels = _pod_labels(r)
-        found = [
-            p
-            for p in table.get(r.namespace, [])
-            if _selector_matches((p.obj.get("spec") or {}).get("podSelector"), labels)
-        ]
+        found = [p for p in table.get(r.namespace, []) if _selector_matches(_spec(p).get("podSelector"), labels)]
+        if ctx.first is None:
+            # The pod labels are what a NetworkPolicy would have to select.
+            ctx.first = (join(r.pod_metadata()[0], "labels"), labels)
     return Nodes([(f"NetworkPolicy/{p.name}", p.obj) for p in found], "network_policies()")
 
 

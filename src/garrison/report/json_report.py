@@ -28,6 +28,9 @@ A vulnerability's block: ``vulnerability_id, advisory_id, merged_ids, aliases, p
 package{name, version, type, purl}, severity, cvss_score, cvss_vectors, fixed_versions, kev, summary,
 references, published, source, match{ecosystem, searched_name, searched_version, matched_range, scheme}``.
 A secret's block: ``rule_id, category, title, severity, path, line, layer, deleted, match`` (masked).
+A misconfiguration's block (``garrison.findings/v2`` of ``garrison posture``): ``control_id, title, severity,
+family, object{kind, name, namespace, api_version, source, line, document, cluster, host, ref}, container,
+path, actual, expected, remediation, frameworks, equivalents, context``.
 
 ``garrison.inventory/v1`` (``garrison sbom -f json``) holds ``schema``, ``generator``, ``generated_at``,
 ``artifact``, ``os``, ``packages`` and ``warnings`` with the same shapes. Keys are only ever added
@@ -206,7 +209,44 @@ def finding_document(f: Finding[Any], refs: dict[Package, str]) -> dict[str, Any
         out["vulnerability"] = _vulnerability(f.detail, refs)
     elif isinstance(f.detail, Secret):
         out["secret"] = _secret(f.detail)
+    else:
+        from garrison.model.posture import Misconfiguration
+
+        if isinstance(f.detail, Misconfiguration):
+            out["misconfiguration"] = _misconfiguration(f.detail)
     return out
+
+
+def _misconfiguration(m: Any) -> dict[str, Any]:
+    """A misconfiguration's block: the control, the object (with file, line, document), the JSON path,
+    the actual and expected value, the fix, frameworks and equivalent ids in other tools."""
+    o = m.object
+    return {
+        "control_id": m.control_id,
+        "title": m.title,
+        "severity": m.severity.name,
+        "family": m.family,
+        "object": {
+            "kind": o.kind,
+            "name": o.name,
+            "namespace": o.namespace,
+            "api_version": o.api_version,
+            "source": o.source,
+            "line": o.line,
+            "document": o.document,
+            "cluster": o.cluster,
+            "host": o.host,
+            "ref": o.display(),
+        },
+        "container": m.container,
+        "path": m.path,
+        "actual": m.actual,
+        "expected": m.expected,
+        "remediation": m.remediation,
+        "frameworks": list(m.frameworks),
+        "equivalents": list(m.equivalents),
+        "context": {k: v for k, v in m.context},
+    }
 
 
 def _suppressed(s: Suppressed[Any], refs: dict[Package, str]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import json
 from typing import IO, Any
 
 from garrison.model.common import Finding, Severity
+from garrison.model.posture import Misconfiguration
 from garrison.model.secret import Secret
 from garrison.model.vuln import Vulnerability
 from garrison.report.common import TOOL_NAME, tool_version
@@ -99,11 +100,37 @@ def _secret_rule(s: Secret) -> dict[str, Any]:
     }
 
 
+def _misconfiguration_rule(m: Misconfiguration) -> dict[str, Any]:
+    refs = ", ".join(m.frameworks)
+    also = ", ".join(m.equivalents)
+    text = f"{m.title}. Fix: {m.remediation} Expected: {m.expected}." + (f" Frameworks: {refs}." if refs else "")
+    markdown = (
+        f"**{m.control_id}** {m.title}\n\n**Fix:** {m.remediation}\n\n**Expected:** {m.expected}"
+        + (f"\n\n**Frameworks:** {refs}" if refs else "")
+        + (f"\n\n**Same check in other tools:** {also}" if also else "")
+    )
+    return {
+        "id": m.control_id,
+        "name": "Posture" + "".join(c for c in m.control_id.title() if c.isalnum()),
+        "shortDescription": {"text": m.title[:1000]},
+        "fullDescription": {"text": text[:4000]},
+        "help": {"text": text, "markdown": markdown},
+        "defaultConfiguration": {"level": _LEVEL[m.severity]},
+        "properties": {
+            "security-severity": f"{_DEFAULT_SCORE[m.severity]:.1f}",
+            "tags": ["misconfiguration", "security", m.family, m.severity.name, *m.frameworks],
+            "precision": "very-high",
+        },
+    }
+
+
 def _rule(f: Finding[Any]) -> dict[str, Any]:
     if isinstance(f.detail, Vulnerability):
         return _vuln_rule(f.detail)
     if isinstance(f.detail, Secret):
         return _secret_rule(f.detail)
+    if isinstance(f.detail, Misconfiguration):
+        return _misconfiguration_rule(f.detail)
     return {
         "id": f.rule.id,
         "shortDescription": {"text": (f.rule.title or f.rule.id)[:1000]},
@@ -132,6 +159,12 @@ def _message(f: Finding[Any], artifact: str) -> tuple[str, dict[str, Any]]:
         where = " (deleted by an upper layer, still in the image)" if d.deleted else ""
         msg = f"{d.title} in {d.path}:{d.line}{where}: {d.masked}. Artifact: {artifact}"
         props = {"category": d.category, "match": d.masked, "deleted": d.deleted}
+    elif isinstance(d, Misconfiguration):
+        where = d.object.display() + (f" container {d.container}" if d.container else "")
+        msg = f"{where}: {d.title}. {d.path} is {d.actual}, expected {d.expected}. Fix: {d.remediation}"
+        props = {"path": d.path, "actual": d.actual, "expected": d.expected, "object": d.object.display()}
+        if d.container:
+            props["container"] = d.container
     else:
         msg, props = f"{f.title}. Artifact: {artifact}", {}
     if f.subject.layer:
@@ -142,6 +175,8 @@ def _message(f: Finding[Any], artifact: str) -> tuple[str, dict[str, Any]]:
 def _result(f: Finding[Any], rule_index: int, report: FindingsReport) -> dict[str, Any]:
     artifact = report.target
     msg, props = _message(f, artifact)
+    if isinstance(f.detail, Misconfiguration):
+        return _misconfiguration_result(f, f.detail, rule_index, report, msg, props)
     return {
         "ruleId": f.rule.id,
         "ruleIndex": rule_index,
@@ -154,6 +189,32 @@ def _result(f: Finding[Any], rule_index: int, report: FindingsReport) -> dict[st
                     "region": {"startLine": max(1, f.subject.line)},
                 },
                 "message": {"text": f"{artifact}: {f.subject.package or f.subject.path}"},
+            }
+        ],
+        "partialFingerprints": {"garrisonFinding/v2": f.fingerprint},
+        "properties": props,
+    }
+
+
+def _misconfiguration_result(
+    f: Finding[Any], m: Misconfiguration, rule_index: int, report: FindingsReport, msg: str, props: dict[str, Any]
+) -> dict[str, Any]:
+    """A posture result: the file with the object's line, and the object as a logical location
+    (``Kind/namespace/name``, ``Kind/name`` when cluster-scoped)."""
+    o = m.object
+    return {
+        "ruleId": f.rule.id,
+        "ruleIndex": rule_index,
+        "level": _LEVEL[f.severity],
+        "message": {"text": msg},
+        "locations": [
+            {
+                "physicalLocation": {
+                    "artifactLocation": {"uri": _uri(f, report)},
+                    "region": {"startLine": max(1, o.line)},
+                },
+                "logicalLocations": [{"fullyQualifiedName": o.display(), "name": o.name or o.kind, "kind": "resource"}],
+                "message": {"text": f"{o.display()}: {m.path}"},
             }
         ],
         "partialFingerprints": {"garrisonFinding/v2": f.fingerprint},

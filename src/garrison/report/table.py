@@ -158,8 +158,12 @@ def render(report: FindingsReport, out: IO[str]) -> None:
     secrets = tuple(f for f in report.findings if isinstance(f.detail, Secret))
     if secrets:
         console.print(_secret_table(console, secrets))
+    from garrison.posture.report import PostureReport
+
+    if isinstance(report, PostureReport):
+        _posture_tables(console, report)
     others = tuple(f for f in report.findings if not isinstance(f.detail, Vulnerability | Secret))
-    if others:
+    if others and not isinstance(report, PostureReport):
         console.print(_generic_table(console, others))
     for w in report.all_warnings():
         console.print(Text(f"warning: {w}", style="yellow"))
@@ -178,3 +182,75 @@ def render_inventory(inv: Inventory, out: IO[str]) -> None:
     console.print(f"{len(inv.packages)} packages")
     for w in inv.warnings:
         console.print(Text(f"warning: {w}", style="yellow"))
+
+
+# ---------------------------------------------------------------------------------------------- posture
+
+
+def _posture_tables(console: Console, report: Any) -> None:
+    """A posture report: the score, the findings per object with path, actual and expected, then the
+    recommendations (controls by severity and number of objects affected)."""
+    from garrison.model.posture import Misconfiguration
+
+    score = report.score
+    if score is not None:
+        overall = score.overall
+        line = "Score: " + ("no score (nothing applicable)" if overall.score is None else f"{overall.score:.1f}/100")
+        line += f"  checks {overall.checks}, passed {overall.passed}, failed {overall.failed}"
+        if overall.exempted:
+            line += f", exempted {overall.exempted}"
+        console.print(Text(line, style="bold"))
+        fw = ", ".join(f"{k} {v.score:.1f}" for k, v in score.by_framework.items() if v.score is not None)
+        if fw:
+            console.print(f"By framework: {fw}")
+    res = report.resources
+    line = f"{sum(res.values())} objects in {report.files} file(s)"
+    if report.skipped_documents:
+        line += f", {report.skipped_documents} document(s) skipped"
+    if report.unassessed_kinds:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(report.unassessed_kinds.items()))
+        line += f"; not assessed (no control for the kind): {kinds}"
+    console.print(line)
+    mis = [f for f in report.findings if isinstance(f.detail, Misconfiguration)]
+    if mis:
+        table = Table(box=_box(console), show_lines=False, title="Misconfigurations", title_justify="left")
+        for col in ("Severity", "Control", "Object", "Where", "Path", "Actual", "Expected"):
+            table.add_column(col, overflow="fold")
+        for f in mis:
+            m = f.detail
+            o = m.object
+            where = f"{o.source}:{o.line}" if o.source and o.line else o.source
+            table.add_row(
+                Text(f.severity.name, style=SEVERITY_STYLE[f.severity]),
+                m.control_id,
+                o.display() + (f" [{m.container}]" if m.container else ""),
+                where,
+                m.path,
+                m.actual,
+                m.expected,
+            )
+        console.print(table)
+    recs = report.recommendations()
+    if recs:
+        table = Table(box=_box(console), show_lines=False, title="Recommendations", title_justify="left")
+        for col in ("Severity", "Control", "Objects", "Fix"):
+            table.add_column(col, overflow="fold")
+        for r in recs:
+            sev = Text(r.severity.name, style=SEVERITY_STYLE[r.severity])
+            table.add_row(sev, f"{r.control_id} {r.title}", str(len(r.objects)), r.remediation)
+        console.print(table)
+
+
+def render_controls(controls: Any, out: IO[str]) -> None:
+    """``garrison posture controls``: every control with its frameworks and equivalent ids."""
+    console = _console(out)
+    table = Table(box=_box(console), show_lines=False)
+    for col in ("Control", "Severity", "Title", "Kinds", "Frameworks", "Equivalents"):
+        table.add_column(col, overflow="fold")
+    for c in controls:
+        fws = "; ".join(f"{k} {', '.join(v)}" if v else k for k, v in c.frameworks.items())
+        eqs = "; ".join(f"{k} {', '.join(v)}" for k, v in c.equivalents.items() if v)
+        sev = Text(c.severity.name, style=SEVERITY_STYLE[c.severity])
+        table.add_row(c.id, sev, c.title, ", ".join(sorted(c.kinds)), fws, eqs)
+    console.print(table)
+    console.print(f"{len(controls)} controls")
