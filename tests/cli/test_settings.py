@@ -100,7 +100,8 @@ def test_list_settings_take_yaml_lists_and_comma_strings(tmp_path: Path) -> None
         flags={"insecure_registries": ("--insecure-registry", "a:1,b:2")},
     )
     assert s.ecosystems == ("Go", "npm") and s.insecure_registries == ("a:1", "b:2")
-    assert Settings(insecure_registries="a:1, b").insecure_registries == ("a:1", "b")
+    # The comma form, for callers that build Settings by hand (typed as a tuple, accepted as a string).
+    assert Settings(insecure_registries="a:1, b").insecure_registries == ("a:1", "b")  # type: ignore[arg-type]
     cfg.write_text("ecosystems: {npm: yes}\n")
     with pytest.raises(SettingError, match=r"invalid ecosystems from config file .*, key ecosystems: .* not a list"):
         load_settings(cfg, environ={})
