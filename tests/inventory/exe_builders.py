@@ -134,15 +134,17 @@ MH_MAGIC_64 = 0xFEEDFACF
 CPU_TYPE_X86_64 = 0x01000007
 CPU_TYPE_ARM64 = 0x0100000C
 LC_SEGMENT_64 = 0x19
+LC_SYMTAB = 0x2
 VM_PROT_RX, VM_PROT_RW = 5, 3
 
 
 def macho64(segments: list[tuple[str, int, list[tuple[str, bytes]]]], cputype: int = CPU_TYPE_X86_64) -> bytes:
     """A 64-bit Mach-O executable: one ``LC_SEGMENT_64`` per ``(segment name, protection,
-    [(section name, content)])``, each segment's sections packed from a page-aligned file offset."""
+    [(section name, content)])``, each segment's sections packed from a page-aligned file offset, and
+    an empty ``LC_SYMTAB``."""
     page = 0x1000
-    ncmds = len(segments)
-    sizeofcmds = sum(72 + 80 * len(secs) for _, _, secs in segments)
+    ncmds = len(segments) + 1  # + an empty LC_SYMTAB, as linkers always write one
+    sizeofcmds = sum(72 + 80 * len(secs) for _, _, secs in segments) + 24
     cmds = b""
     body = b""
     file_at = _align(32 + sizeofcmds, page)
@@ -188,6 +190,7 @@ def macho64(segments: list[tuple[str, int, list[tuple[str, bytes]]]], cputype: i
         body += data + bytes(filesize - len(data))
         file_at += filesize
         vmaddr += filesize
+    cmds += struct.pack("<IIIIII", LC_SYMTAB, 24, file_at, 0, file_at, 0)
     header = struct.pack("<IiiIIIII", MH_MAGIC_64, cputype, 3, 2, ncmds, sizeofcmds, 0, 0)
     head = header + cmds
     return head + bytes(_align(len(head), page) - len(head)) + body
@@ -211,14 +214,17 @@ def fat(slices: list[tuple[int, bytes]]) -> bytes:
 
 
 def write_sparse_elf(dest: Path, buildinfo: bytes, size: int) -> None:
-    """An ELF64 file of ``size`` bytes, mostly a hole: the header, ``.go.buildinfo`` at 4 KiB, and
-    the section name table and section header table at the very end (where linkers put them)."""
+    """An ELF64 file of ``size`` bytes, mostly a hole: the header and one program header, ``.go.buildinfo``
+    at 4 KiB, and the section name table and section header table at the very end (where linkers put
+    them)."""
     names = b"\0.go.buildinfo\0.shstrtab\0"
     tail = len(names) + 3 * 64
     strtab_at = size - tail
     shoff = strtab_at + len(names)
     ehdr = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
-    ehdr += struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, 0x401000, 0, shoff, 0, 64, 56, 0, 64, 3, 2)
+    ehdr += struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, 0x401000, 64, shoff, 0, 64, 56, 1, 64, 3, 2)
+    # One PT_LOAD (read-write) mapping the build info, as Go's debug/buildinfo reads through segments.
+    ehdr += struct.pack("<IIQQQQQQ", 1, 6, 4096, 0x500000, 0x500000, len(buildinfo), len(buildinfo), 0x1000)
     null = bytes(64)
     bi = struct.pack("<IIQQQQIIQQ", 1, 1, 3, 0x500000, 4096, len(buildinfo), 0, 0, 16, 0)
     st = struct.pack("<IIQQQQIIQQ", 15, 3, 0, 0, strtab_at, len(names), 0, 0, 1, 0)

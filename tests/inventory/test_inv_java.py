@@ -94,7 +94,9 @@ def test_manifest_from_real_jar_tool(tmp_path: Path) -> None:
     out = tmp_path / "util.jar"
     subprocess.run(["jar", "cfm", str(out), "m.txt", "x.txt"], cwd=tmp_path, check=True, capture_output=True)
     result = run(java.ANALYZER, "opt/app/util.jar", out.read_bytes())
-    assert names_versions(result) == {("util", "2.5.0")}
+    # The group comes from the OSGi symbolic name, as Trivy derives it.
+    assert names_versions(result) == {("org.example:util", "2.5.0")}
+    assert result.packages[0].purl == "pkg:maven/org.example/util@2.5.0"
 
 
 def _pom(group: str, artifact: str, version: str) -> bytes:

@@ -162,7 +162,7 @@ def test_real_node_modules_tree() -> None:
         ("app/node_modules/lodash/package.json", True),
         ("app/node_modules/@babel/core/package.json", True),
         ("app/node_modules/a/node_modules/b/package.json", True),
-        ("app/package.json", False),
+        ("app/package.json", True),  # the application itself, as Trivy and Syft report it
         ("app/node_modules/lodash/test/fixtures/package.json", False),
         ("app/node_modules/@babel/package.json", False),
         ("app/node_modules/package.json", False),

@@ -332,6 +332,7 @@ CASES = [
         GO_MOD,
         PackageType.GO,
         {
+            ("example.com/app", ""),  # the module itself, as Trivy reports it
             ("github.com/gin-gonic/gin", "v1.9.0"),
             ("golang.org/x/net", "v0.10.0"),
             ("github.com/fork/logrus", "v1.9.4"),
@@ -393,7 +394,9 @@ def test_garbage_lockfiles_warn(analyzer: str) -> None:
     for content in (b"\x00\xff{[", b"[[package]]\nname = 5\n", b"{}", b""):
         result = a.analyze(FileInput("x", content))  # never raises
         assert isinstance(result.packages, tuple)
-    assert a.analyze(FileInput("x", b"{\x00 not [valid")).packages == ()
+    garbage = a.analyze(FileInput("app/x.lock", b"{\x00 not [valid"))
+    assert garbage.packages == ()
+    assert len(garbage.warnings) == 1 and garbage.warnings[0].startswith("app/x.lock: "), garbage.warnings
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,9 @@
 """Java archives (jar, war, ear, and jars nested in them): Maven coordinates of what they contain.
 
-Per archive: every ``META-INF/maven/<group>/<artifact>/pom.properties`` is a package (shaded jars
-carry several). An archive without any falls back to ``META-INF/MANIFEST.MF``
-(``Implementation-*`` / ``Bundle-*``) and the file name for the artifact id. Nested archives
+Per archive: every ``pom.properties`` with coordinates is a package (``META-INF/maven/<g>/<a>/``
+usually; shaded jars carry several, Spring Boot keeps the application's under ``BOOT-INF/classes``).
+An archive without any falls back to ``META-INF/MANIFEST.MF`` (a Jenkins plugin's ``Short-Name``,
+``Implementation-*``, ``Bundle-*``) and the file name (see :func:`_from_manifest`). Nested archives
 (``BOOT-INF/lib``, ``WEB-INF/lib``, ``lib/``…) are opened recursively.
 
 Zip bombs: every byte decompressed is charged to one budget per top-level file, nested archives
@@ -34,6 +35,8 @@ MAX_ENTRIES = 100_000
 MAX_SMALL_FILE = 1 * MiB
 
 _FILENAME_VERSION = re.compile(r"^(?P<artifact>.+?)-(?P<version>\d[\w.\-+]*)$")
+#: A Maven-style identifier (no spaces: ``Implementation-Title: Apache Commons Text`` is prose).
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 if TYPE_CHECKING:
     import zipfile
@@ -117,14 +120,32 @@ def parse_manifest(text: str) -> dict[str, str]:
 
 
 def _from_manifest(manifest: dict[str, str], archive_name: str) -> tuple[str, str, str]:
-    """(group, artifact, version) from a manifest and the archive's file name."""
+    """(group, artifact, version) of an archive without ``pom.properties``.
+
+    A Jenkins plugin names itself (``Group-Id``, ``Short-Name``, ``Plugin-Version``). Otherwise the
+    artifact is the file name's (``guava-33.0.jar``) or, when the file name carries no version
+    (``app.jar``), the ``Implementation-Title`` (when it is an identifier, not prose) or the last part
+    of the OSGi ``Bundle-SymbolicName``; the group is ``Implementation-Vendor-Id`` or, as Trivy
+    derives it, the symbolic name without its last part (``net.minidev.json-smart`` → ``net.minidev``).
+    """
+    if manifest.get("Short-Name") and manifest.get("Plugin-Version"):
+        return manifest.get("Group-Id", ""), manifest["Short-Name"], manifest["Plugin-Version"]
     base = archive_name.rsplit("/", 1)[-1]
     for suffix in ARCHIVE_SUFFIXES:
         if base.endswith(suffix):
             base = base[: -len(suffix)]
             break
     m = _FILENAME_VERSION.match(base)
-    artifact = m.group("artifact") if m else base
+    symbolic = manifest.get("Bundle-SymbolicName", "").split(";", 1)[0].strip()
+    title = manifest.get("Implementation-Title", "").strip()
+    if m:
+        artifact = m.group("artifact")
+    elif _IDENTIFIER.match(title):
+        artifact = title
+    elif _IDENTIFIER.match(symbolic):
+        artifact = symbolic.rsplit(".", 1)[-1]
+    else:
+        artifact = base
     version = (
         manifest.get("Implementation-Version")
         or manifest.get("Bundle-Version")
@@ -132,6 +153,8 @@ def _from_manifest(manifest: dict[str, str], archive_name: str) -> tuple[str, st
         or (m.group("version") if m else "")
     )
     group = manifest.get("Implementation-Vendor-Id", "")
+    if not group and "." in symbolic and _IDENTIFIER.match(symbolic):
+        group = symbolic.rsplit(".", 1)[0]
     return group, artifact, version
 
 
@@ -153,7 +176,9 @@ def _scan_archive(scan: _Scan, data: bytes, archive_name: str, depth: int) -> No
         nested: list[zipfile.ZipInfo] = []
         for info in infos:
             name = info.filename
-            if name.startswith("META-INF/maven/") and name.endswith("/pom.properties"):
+            if name.endswith("/pom.properties") or name == "pom.properties":
+                # META-INF/maven/<g>/<a>/ usually, but anywhere counts (BOOT-INF/classes/META-INF/…,
+                # WEB-INF/classes/…, shaded copies), as Syft reads them.
                 props = parse_properties(scan.read(zf, info, MAX_SMALL_FILE).decode("utf-8", "replace"))
                 group, artifact, version = (props.get(k, "") for k in ("groupId", "artifactId", "version"))
                 if artifact and version:
@@ -198,7 +223,7 @@ def analyze_archive(file: FileInput) -> AnalysisResult:
 
 ANALYZER = FileAnalyzer(
     name="java-archive",
-    version=1,
+    version=2,
     parse=analyze_archive,
     suffixes=ARCHIVE_SUFFIXES,
     max_bytes=512 * MiB,

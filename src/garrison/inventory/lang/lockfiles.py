@@ -58,6 +58,28 @@ def parse_requirements(text: str) -> Iterator[Pair]:
             yield m.group(1), m.group(2)
 
 
+_SETUP_PY_REQUIRES = re.compile(r"install_requires\s*=\s*\[(.*?)\]", re.S)
+_QUOTED = re.compile(r"""(?:'([^'\n]*)'|"([^"\n]*)")""")
+
+
+def parse_setup_py(text: str) -> Iterator[Pair]:
+    """Exact pins in the ``install_requires=[...]`` list of a ``setup.py`` (string literals only; the
+    file is never run)."""
+    for block in _SETUP_PY_REQUIRES.findall(text):
+        for single, double in _QUOTED.findall(block):
+            yield from parse_requirements(single or double)
+
+
+def parse_setup_cfg(text: str) -> Iterator[Pair]:
+    """Exact pins in ``[options] install_requires`` of a ``setup.cfg`` (one requirement a line)."""
+    import configparser  # lazy: dir: mode only
+
+    cp = configparser.ConfigParser(interpolation=None, strict=False)
+    cp.read_string(text)
+    if cp.has_option("options", "install_requires"):
+        yield from parse_requirements(cp.get("options", "install_requires"))
+
+
 def parse_poetry_lock(text: str) -> Iterator[Pair]:
     for pkg in _toml_loads(text).get("package", []):
         if isinstance(pkg, dict) and pkg.get("name") and pkg.get("version"):
@@ -168,8 +190,10 @@ _GOMOD_REQ = re.compile(r"^(\S+)\s+(v\S+)")
 
 
 def parse_go_mod(text: str) -> Iterator[Pair]:
-    """``require`` lines and blocks, with ``replace`` directives applied."""
+    """The module itself (without a version, as Trivy reports it), then ``require`` lines and blocks
+    with ``replace`` directives applied."""
     requires: dict[str, str] = {}
+    module = ""
     replaces: dict[str, Pair] = {}
     block = ""  # the verb of an open "require (" / "replace (" block
     for raw in text.splitlines():
@@ -186,8 +210,12 @@ def parse_go_mod(text: str) -> Iterator[Pair]:
         body = body.strip()
         if body == "(":
             block = verb
+        elif verb == "module" and body:
+            module = body.strip('"')
         else:
             _handle_go_line(verb, body, requires, replaces)
+    if module:
+        yield module, ""
     for mod, version in requires.items():
         yield replaces.get(mod, (mod, version))
 
@@ -212,12 +240,17 @@ def parse_cargo_lock(text: str) -> Iterator[Pair]:
 _GEM_SPEC = re.compile(r"^    ([^\s(]+) \(([^)]+)\)$")
 
 
+#: Sections whose ``specs:`` list resolved gems: from a gem server, a git checkout, a local path.
+_GEM_SOURCES = frozenset(("GEM", "GIT", "PATH"))
+
+
 def parse_gemfile_lock(text: str) -> Iterator[Pair]:
-    """``GEM`` → ``specs:`` entries at four spaces; platform suffixes (``-x86_64-linux``) are dropped."""
+    """``specs:`` entries at four spaces of the ``GEM``, ``GIT`` and ``PATH`` sections; platform
+    suffixes (``-x86_64-linux``) are dropped."""
     in_gem = False
     for line in text.splitlines():
         if line and not line[0].isspace():
-            in_gem = line.strip() == "GEM"
+            in_gem = line.strip() in _GEM_SOURCES
             continue
         if in_gem:
             m = _GEM_SPEC.match(line)
@@ -239,6 +272,90 @@ def parse_nuget_lock(text: str) -> Iterator[Pair]:
                     yield pair
 
 
+# --- Maven --------------------------------------------------------------------------------------
+
+_POM_PROPERTY = re.compile(r"\$\{([^}]+)\}")
+
+
+def _pom_children(elem: Any, ns: str) -> dict[str, str]:
+    return {c.tag[len(ns) :]: (c.text or "").strip() for c in elem if isinstance(c.tag, str)}
+
+
+def parse_pom(file: FileInput) -> AnalysisResult:
+    """A ``pom.xml``: the project itself and its dependencies whose versions the file settles (literal,
+    a ``${property}`` of its own or of the project, or its ``dependencyManagement``), as Trivy reads a
+    pom without a repository. ``test`` and ``provided`` scopes are not part of the application."""
+    import xml.etree.ElementTree as ET  # lazy: dir: mode only
+
+    if b"<!DOCTYPE" in file.content or b"<!ENTITY" in file.content:
+        # A pom has no DTD; refusing one leaves no entity to expand (no billion laughs, no XXE).
+        return AnalysisResult(warnings=(f"{file.path}: pom.xml with a DTD skipped",))
+    try:
+        root = ET.fromstring(file.content)  # noqa: S314  (no DTD, checked above)
+    except ET.ParseError as exc:
+        return AnalysisResult(warnings=(f"{file.path}: invalid pom.xml: {exc}",))
+    ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    if root.tag != ns + "project":
+        return AnalysisResult()
+    top = _pom_children(root, ns)
+    parent_elem = root.find(ns + "parent")
+    parent = _pom_children(parent_elem, ns) if parent_elem is not None else {}
+    props_elem = root.find(ns + "properties")
+    props = _pom_children(props_elem, ns) if props_elem is not None else {}
+    group = top.get("groupId") or parent.get("groupId", "")
+    version = top.get("version") or parent.get("version", "")
+    props.update(
+        {
+            "project.groupId": group,
+            "project.artifactId": top.get("artifactId", ""),
+            "project.version": version,
+            "pom.version": version,
+            "version": version,
+            "project.parent.version": parent.get("version", ""),
+            "project.parent.groupId": parent.get("groupId", ""),
+        }
+    )
+
+    def resolve(value: str) -> str:
+        for _ in range(8):  # properties may refer to properties; never loop forever
+            new = _POM_PROPERTY.sub(lambda m: props.get(m.group(1), m.group(0)), value)
+            if new == value:
+                break
+            value = new
+        return "" if "${" in value else value
+
+    managed: dict[tuple[str, str], str] = {}
+    for dep in root.iterfind(f"{ns}dependencyManagement/{ns}dependencies/{ns}dependency"):
+        d = _pom_children(dep, ns)
+        managed[(resolve(d.get("groupId", "")), resolve(d.get("artifactId", "")))] = resolve(d.get("version", ""))
+    packages: list[Package] = []
+    seen: set[tuple[str, str, str]] = set()
+
+    def add(g: str, a: str, v: str) -> None:
+        if a and v and (g, a, v) not in seen:
+            seen.add((g, a, v))
+            packages.append(
+                Package(
+                    name=f"{g}:{a}" if g else a,
+                    version=v,
+                    type=PackageType.JAVA,
+                    purl=purl.maven(g, a, v),
+                    locations=(file.path,),
+                    namespace=g,
+                    from_lockfile=True,
+                )
+            )
+
+    add(resolve(group), resolve(top.get("artifactId", "")), resolve(version))
+    for dep in root.iterfind(f"{ns}dependencies/{ns}dependency"):
+        d = _pom_children(dep, ns)
+        if d.get("scope") in ("test", "provided", "system") or d.get("optional") == "true":
+            continue
+        g, a = resolve(d.get("groupId", "")), resolve(d.get("artifactId", ""))
+        add(g, a, resolve(d.get("version", "")) or managed.get((g, a), ""))
+    return result(packages)
+
+
 # --- The declared analyzers ---------------------------------------------------------------------
 
 
@@ -248,6 +365,9 @@ def _pairs_parser(
     make_purl = _PURL[pkg_type]
 
     def run(file: FileInput) -> AnalysisResult:
+        if b"\0" in file.content:
+            # Every format here is text; a NUL byte means this is something else under that name.
+            return AnalysisResult(warnings=(f"{file.path}: binary content, not a {pkg_type.value} lock file",))
         seen: set[Pair] = set()
         packages: list[Package] = []
         for name, version in parse(text_of(file)):
@@ -277,7 +397,8 @@ def parse_composer_lock(file: FileInput) -> AnalysisResult:
 
 
 def _is_requirements(path: str) -> bool:
-    return path[path.rfind("/") + 1 :].startswith("requirements")
+    """Any ``*requirements*.txt`` (``requirements.txt``, ``test-requirements.txt``, ``requirements-dev.txt``)."""
+    return "requirements" in path[path.rfind("/") + 1 :] and "node_modules/" not in path
 
 
 def _not_in_node_modules(path: str) -> bool:
@@ -286,11 +407,11 @@ def _not_in_node_modules(path: str) -> bool:
 
 
 def _lock(
-    name: str, parse: Callable[[str], Iterator[Pair]], pkg_type: PackageType, *files: str
+    name: str, parse: Callable[[str], Iterator[Pair]], pkg_type: PackageType, *files: str, version: int = 1
 ) -> FileAnalyzer:
     return FileAnalyzer(
         name=name,
-        version=1,
+        version=version,
         parse=_pairs_parser(parse, pkg_type),
         basenames=frozenset(files),
         path_ok=_not_in_node_modules,
@@ -301,21 +422,31 @@ def _lock(
 LOCKFILE_ANALYZERS: tuple[FileAnalyzer, ...] = (
     FileAnalyzer(
         name="python-requirements",
-        version=1,
+        version=2,
         parse=_pairs_parser(parse_requirements, PackageType.PYTHON),
         suffixes=(".txt",),
         path_ok=_is_requirements,
         max_bytes=8 * MiB,
     ),
+    _lock("python-setup-py", parse_setup_py, PackageType.PYTHON, "setup.py"),
+    _lock("python-setup-cfg", parse_setup_cfg, PackageType.PYTHON, "setup.cfg"),
     _lock("python-poetry-lock", parse_poetry_lock, PackageType.PYTHON, "poetry.lock"),
     _lock("python-pipfile-lock", parse_pipfile_lock, PackageType.PYTHON, "Pipfile.lock"),
     _lock("npm-package-lock", parse_package_lock, PackageType.NPM, "package-lock.json"),
     _lock("yarn-lock", parse_yarn_lock, PackageType.NPM, "yarn.lock"),
     _lock("pnpm-lock", parse_pnpm_lock, PackageType.NPM, "pnpm-lock.yaml"),
-    _lock("go-mod", parse_go_mod, PackageType.GO, "go.mod"),
+    _lock("go-mod", parse_go_mod, PackageType.GO, "go.mod", version=2),
     _lock("cargo-lock", parse_cargo_lock, PackageType.CARGO, "Cargo.lock"),
-    _lock("gemfile-lock", parse_gemfile_lock, PackageType.GEM, "Gemfile.lock"),
+    _lock("gemfile-lock", parse_gemfile_lock, PackageType.GEM, "Gemfile.lock", version=2),
     _lock("nuget-lock", parse_nuget_lock, PackageType.NUGET, "packages.lock.json"),
+    FileAnalyzer(
+        name="maven-pom",
+        version=1,
+        parse=parse_pom,
+        basenames=frozenset(("pom.xml",)),
+        path_ok=_not_in_node_modules,
+        max_bytes=8 * MiB,
+    ),
     FileAnalyzer(
         name="composer-lock",
         version=1,

@@ -1,8 +1,8 @@
-"""Installed npm packages: ``node_modules/<name>/package.json`` and ``node_modules/@scope/<name>/…``.
+"""npm packages: installed ones (``node_modules/<name>/package.json``, ``node_modules/@scope/<name>/…``)
+and the application itself (a ``package.json`` outside any ``node_modules``, as Trivy and Syft report it).
 
-Only manifests sitting directly in a package directory under ``node_modules`` count; a package's
-own test fixtures (``node_modules/x/test/fixtures/package.json``) and the project's root manifest do
-not describe installed packages.
+Inside ``node_modules`` only manifests sitting directly in a package directory count; a package's
+own test fixtures (``node_modules/x/test/fixtures/package.json``) do not describe installed packages.
 """
 
 from __future__ import annotations
@@ -22,6 +22,11 @@ def is_installed_manifest(path: str) -> bool:
     if len(parts) >= 3 and parts[-3] == "node_modules" and not parts[-2].startswith("@"):
         return True
     return len(parts) >= 4 and parts[-4] == "node_modules" and parts[-3].startswith("@")
+
+
+def is_package_manifest(path: str) -> bool:
+    """An installed package's manifest, or an application's own (no ``node_modules`` on the path)."""
+    return "node_modules/" not in path or is_installed_manifest(path)
 
 
 def _licenses(doc: dict[str, Any]) -> tuple[str, ...]:
@@ -67,9 +72,9 @@ def parse_package_json(file: FileInput) -> AnalysisResult:
 
 ANALYZER = FileAnalyzer(
     name="npm-package",
-    version=1,
+    version=2,
     parse=parse_package_json,
     basenames=frozenset(("package.json",)),
-    path_ok=is_installed_manifest,
+    path_ok=is_package_manifest,
     max_bytes=4 * MiB,
 )

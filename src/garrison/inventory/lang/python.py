@@ -1,7 +1,9 @@
-"""Installed Python distributions: ``*.dist-info/METADATA``, ``*.egg-info/PKG-INFO`` and ``*.egg-info`` files.
+"""Installed Python distributions: ``*.dist-info/METADATA``, ``*.egg-info/PKG-INFO``, ``*.egg-info``
+files, and eggs (``x.egg/EGG-INFO/PKG-INFO`` in an egg folder, ``EGG-INFO/PKG-INFO`` in an ``.egg`` zip).
 
-All three use the core-metadata format (RFC 822 style headers). Only the header block is read, with a
-line loop rather than :mod:`email` (which is slow and strict about malformed input).
+All use the core-metadata format (RFC 822 style headers). Only the header block is read, with a
+line loop rather than :mod:`email` (which is slow and strict about malformed input). Of an egg zip
+only the central directory and the one metadata member are read, with a size cap.
 """
 
 from __future__ import annotations
@@ -48,8 +50,35 @@ def _licenses(fields: dict[str, list[str]]) -> tuple[str, ...]:
     return tuple(out)
 
 
+#: An egg's PKG-INFO is a few kilobytes; more is not metadata.
+_MAX_PKG_INFO = 1 * MiB
+
+
+def _egg_metadata(file: FileInput) -> str | None:
+    """``EGG-INFO/PKG-INFO`` of an egg zip, None when there is none (not an egg, or a broken zip)."""
+    import io
+    import zipfile  # lazy: eggs are rare
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(file.content)) as zf:
+            info = zf.getinfo("EGG-INFO/PKG-INFO")
+            with zf.open(info) as fh:
+                data = fh.read(_MAX_PKG_INFO + 1)
+    except (KeyError, zipfile.BadZipFile, OSError, ValueError, NotImplementedError, RuntimeError):
+        return None
+    if len(data) > _MAX_PKG_INFO:
+        return None
+    return data.decode("utf-8", "replace")
+
+
 def parse_metadata(file: FileInput) -> AnalysisResult:
-    fields = parse_metadata_headers(text_of(file))
+    if file.path.endswith(".egg"):
+        text = _egg_metadata(file)
+        if text is None:
+            return AnalysisResult(warnings=(f"{file.path}: not an egg (no EGG-INFO/PKG-INFO)",))
+    else:
+        text = text_of(file)
+    fields = parse_metadata_headers(text)
     name = (fields.get("Name") or [""])[0]
     version = (fields.get("Version") or [""])[0]
     if not name or not version:
@@ -66,21 +95,22 @@ def parse_metadata(file: FileInput) -> AnalysisResult:
 
 
 def _is_metadata_path(path: str) -> bool:
-    """``x.dist-info/METADATA``, ``x.egg-info/PKG-INFO`` or a bare ``x.egg-info`` file."""
-    if path.endswith(".egg-info"):
+    """``x.dist-info/METADATA``, ``x.egg-info/PKG-INFO``, a bare ``x.egg-info`` file, an ``x.egg`` zip
+    or ``x.egg/EGG-INFO/PKG-INFO``."""
+    if path.endswith((".egg-info", ".egg")):
         return True
     parent = path[: path.rfind("/")]
     if path.endswith("/METADATA"):
         return parent.endswith(".dist-info")
-    return parent.endswith(".egg-info")
+    return parent.endswith(".egg-info") or (parent.endswith("/EGG-INFO") and parent[:-9].endswith(".egg"))
 
 
 ANALYZER = FileAnalyzer(
     name="python-dist",
-    version=1,
+    version=2,
     parse=parse_metadata,
     basenames=frozenset(("METADATA", "PKG-INFO")),
-    suffixes=(".egg-info",),
+    suffixes=(".egg-info", ".egg"),
     path_ok=_is_metadata_path,
-    max_bytes=4 * MiB,
+    max_bytes=64 * MiB,  # eggs are zips of the whole package; metadata files are kilobytes
 )
