@@ -99,7 +99,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         description="Container security: scan images for packages and known vulnerabilities.",
         epilog="Sources: REGISTRY/REPO[:TAG|@DIGEST], oci:DIR[:TAG], docker-archive:FILE, dir:PATH, docker:IMAGE. "
         "Exit codes: 0 ok, N findings remain (--exit-code N), 2 usage error, 3 source error, 4 database error, "
-        "5 invalid input document, 70 internal error (a bug), 130 interrupted; --exit-code may not be one of these.",
+        "5 invalid input document, 70 internal error (a bug), 130 interrupted; --exit-code refuses 2-5, 70, >125.",
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     p.add_argument("--config", type=Path, default=None, help="config file (default ~/.config/garrison/config.yaml)")
