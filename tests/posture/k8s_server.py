@@ -166,7 +166,7 @@ class State:
 
     objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
     rv: int = 100
-    #: Resource versions at or below this are compacted (410 for watches and continue tokens).
+    #: Resource versions below this are compacted (410 for watches and continue tokens from before it).
     compacted: int = 0
     events: list[tuple[int, str, str, dict[str, Any]]] = field(default_factory=list)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -411,7 +411,7 @@ class _Handler(BaseHTTPRequestHandler):
                 except (ValueError, KeyError):
                     self._send(400, status(400, "BadRequest", "continue key is not valid: illegal base64 data"), rec)
                     return
-                if token_rv <= state.compacted:
+                if token_rv < state.compacted:
                     body = status(
                         410,
                         "Expired",
@@ -462,7 +462,7 @@ class _Handler(BaseHTTPRequestHandler):
         deadline = time.monotonic() + min(timeout, 30.0)
         sent = since
         try:
-            if since and since <= state.compacted:
+            if since and since < state.compacted:
                 chunk(
                     {
                         "type": "ERROR",
