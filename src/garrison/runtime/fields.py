@@ -255,6 +255,12 @@ SYSCALL_FIELDS: Final[tuple[FieldSpec, ...]] = (
     _s("fd.snet"),
     _s("fd.rnet"),
     _s("fd.connected", kind=_B),
+    _s(
+        "garrison.recon_burst",
+        "node sensor: distinct reconnaissance commands (node/sensor.py RECON_COMMANDS) the same parent "
+        "started within the last minute, this one included; absent for other commands",
+        kind=_N,
+    ),
 )
 
 

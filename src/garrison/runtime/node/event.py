@@ -295,7 +295,7 @@ _GETTERS: dict[str, _Getter] = {
     "container.type": _cont(lambda c: c.type),
     "k8s.ns.name": _cont(lambda c: c.label("io.kubernetes.pod.namespace")),
     "k8s.pod.name": _cont(lambda c: c.label("io.kubernetes.pod.name")),
-    "fd.num": _fd(lambda f: f.num),
+    "fd.num": _fd(lambda f: f.num if f.num >= 0 else None),
     "fd.type": _fd(lambda f: f.type),
     "fd.typechar": _fd(lambda f: f.typechar),
     "fd.name": _fd(lambda f: f.name),

@@ -115,6 +115,46 @@ def expand_watches(watches: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
+#: Commands that tell an intruder where they are; ``garrison.recon_burst`` counts the distinct ones one
+#: parent started within :data:`RECON_WINDOW_NS`.
+RECON_COMMANDS = frozenset(
+    {
+        "whoami",
+        "id",
+        "uname",
+        "hostname",
+        "hostnamectl",
+        "ifconfig",
+        "ip",
+        "netstat",
+        "ss",
+        "ps",
+        "w",
+        "who",
+        "last",
+        "lastlog",
+        "lsb_release",
+        "env",
+        "printenv",
+        "groups",
+        "lscpu",
+        "lsblk",
+        "df",
+        "mount",
+        "route",
+        "arp",
+        "getent",
+        "crontab",
+        "nproc",
+        "free",
+        "uptime",
+        "lsmod",
+        "dmidecode",
+        "systemd-detect-virt",
+    }
+)
+RECON_WINDOW_NS = 60_000_000_000
+
 #: Exited processes are kept this long for the lineage of their children and late file events.
 EXITED_TTL_NS = 30_000_000_000
 _FRAME = struct.Struct("=I")
@@ -288,6 +328,7 @@ class Sensor:
         self._own = {os.getpid()}
         self._clock = time.time_ns() - time.monotonic_ns()
         self._stopping = False
+        self._recon_seen: dict[int, dict[str, int]] = {}
 
     def __enter__(self) -> Sensor:
         self.start()
@@ -422,7 +463,10 @@ class Sensor:
                     self.stats.partial += 1
                 if info.pid in self._own:
                     continue
-                yield self._event("execve", rec[1] + self._clock, info)
+                ev = self._event("execve", rec[1] + self._clock, info)
+                if info.name in RECON_COMMANDS:
+                    ev.given["garrison.recon_burst"] = self._recon(info, rec[1])
+                yield ev
             elif kind == "fork":
                 table.fork(rec[2], rec[3])
             elif kind == "exit":
@@ -441,6 +485,16 @@ class Sensor:
                 yield self._event("openat", rec[1], fp, fd=fd, args={"name": path, "flags": flags})
             elif kind == "stats":
                 self._take_stats(rec)
+
+    def _recon(self, info: ProcInfo, ts: int) -> int:
+        """Distinct recon commands ``info``'s parent started within the window, this one included."""
+        seen = self._recon_seen.setdefault(info.ppid, {})
+        seen[info.name] = ts
+        for name in [n for n, t in seen.items() if ts - t > RECON_WINDOW_NS]:
+            del seen[name]
+        if len(self._recon_seen) > 4096:
+            self._recon_seen = {info.ppid: seen}
+        return len(seen)
 
     def _event(
         self,
