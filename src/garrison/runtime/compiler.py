@@ -118,6 +118,21 @@ _OPS: dict[str, Callable[[FieldValue, Any], bool]] = {
 }
 
 
+#: Operators that accept ``val(field)`` on the right (the other field's value is the operand as it is).
+_FIELD_OPS = frozenset({"=", "!=", "<", "<=", ">", ">=", "contains", "startswith", "endswith"})
+
+
+def _val(op: str, v: FieldValue, other: FieldValue) -> bool:
+    """``field op val(other)``: false when either is absent; a list on the right compares its first item."""
+    if other is None:
+        return False
+    if type(other) is tuple:
+        other = other[0] if other else None
+        if other is None:
+            return False
+    return _OPS[op](v, other)
+
+
 def _convert(spec: FieldSpec, text: str) -> Scalar:
     if spec.type is FieldType.NUMBER:
         try:
@@ -182,7 +197,7 @@ class _Gen:
     def __init__(self, registry: FieldRegistry, source: str) -> None:
         self.registry = registry
         self.source = source
-        self.consts: dict[str, Any] = {"_OPS": _OPS}
+        self.consts: dict[str, Any] = {"_OPS": _OPS, "_val": _val}
         self.fields: set[str] = set()
 
     def const(self, value: Any) -> str:
@@ -211,6 +226,12 @@ class _Gen:
         get = f"f({spec.name!r}, {arg!r})"
         if node.op == "exists":
             return f"({get} is not None)"
+        if len(node.values) == 1 and node.values[0].ref is not None:
+            other, other_arg = resolve_field(self.registry, self.source, *node.values[0].ref)
+            self.fields.add(other.name)
+            if node.op not in _FIELD_OPS:
+                raise CompileError(f"val() cannot be used with {node.op}")
+            return f"_val({node.op!r}, {get}, f({other.name!r}, {other_arg!r}))"
         c = self.const(_operand(spec, node.op, node.values))
         if not spec.is_list:
             # Scalars of a declared type compare inline: None never equals nor belongs to a constant.

@@ -58,6 +58,8 @@ class Value:
 
     text: str
     quoted: bool = False
+    #: ``val(field[arg])``: the value is another field of the same event (Falco 0.37's field comparison).
+    ref: tuple[str, str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,11 +206,34 @@ class _Parser:
         self.ws()
         if self.i < len(self.s) and self.s[self.i] in "\"'":
             return self.quoted()
+        if self.s.startswith("val(", self.i):
+            return self.field_value()
         m = _BARE.match(self.s, self.i)
         if m is None:
             raise self.fail("expected a value")
         self.i = m.end()
         return Value(m.group())
+
+    def field_value(self) -> Value:
+        self.i += 4
+        self.ws()
+        m = _IDENT.match(self.s, self.i)
+        if m is None or "." not in m.group():
+            raise self.fail("expected a field inside val()")
+        name = m.group()
+        self.i = m.end()
+        arg = None
+        if self.s.startswith("[", self.i):
+            end = self.s.find("]", self.i)
+            if end < 0:
+                raise self.fail("unterminated field argument")
+            arg = self.s[self.i + 1 : end]
+            self.i = end + 1
+        self.ws()
+        if not self.s.startswith(")", self.i):
+            raise self.fail("expected ')' after val(field")
+        self.i += 1
+        return Value(f"val({name})", ref=(name, arg))
 
     def quoted(self) -> Value:
         q = self.s[self.i]
