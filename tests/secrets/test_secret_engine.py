@@ -29,7 +29,7 @@ GITHUB = CASES["github-pat"][0]  # "GITHUB_TOKEN=ghp_…\n"
 @pytest.mark.parametrize(
     ("secret", "masked"),
     [
-        ("AKIAZ3MHQ7RT4WXPL2NB", "AKIA****************"),
+        ("ABCDEFGHIJKLMNOPQRST", "ABCD****************"),
         ("short-pass", "********"),
         ("fifteen-chars-x", "********"),
         ("sixteen-chars-xx", "sixt************"),
