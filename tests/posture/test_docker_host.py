@@ -1,0 +1,112 @@
+"""``docker[:HOST]`` against a real, private, loopback-only dockerd with real containers in good and bad
+configurations (``--privileged`` cannot run on these machines, so the privileged control is checked on
+the inspect document alone)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from garrison.config import Settings
+from garrison.posture.controls import builtin_controls
+from garrison.posture.docker_host import container_resource, parse_dockerd_args
+from garrison.posture.engine import assess
+from garrison.posture.inputs import load_source
+
+BENCH = Path(__file__).resolve().parents[3] / "shared" / "reference" / "docker-bench" / "check_ids.tsv"
+DEBIAN = Path(__file__).resolve().parents[2] / ".cache" / "test-images" / "images" / "debian.tar"
+
+
+def _controls():  # type: ignore[no-untyped-def]
+    return [c for c in builtin_controls() if c.family == "docker"]
+
+
+def _by_cis() -> dict[str, str]:
+    return {c.id: c.frameworks["cis-docker"][0] for c in _controls()}
+
+
+def test_ids_and_count_follow_docker_bench() -> None:
+    if not BENCH.is_file():
+        pytest.skip(f"{BENCH} is absent (docker-bench's ids live in ../shared)")
+    ids = {line.split("\t", 1)[0] for line in BENCH.read_text().splitlines() if "\t" in line}
+    refs = set(_by_cis().values())
+    assert refs <= ids
+    assert len(refs) >= 30
+
+
+def test_privileged_and_dockerd_flags_from_documents() -> None:
+    doc = container_resource(
+        {
+            "Name": "/p",
+            "Id": "x",
+            "HostConfig": {"Privileged": True, "ReadonlyRootfs": True},
+            "Config": {"User": "1000"},
+        }
+    )
+    found = {_by_cis()[f.detail.control_id] for f in assess([_res(doc)], _controls())}
+    assert "5.5" in found and "5.13" not in found and "4.1" not in found
+    assert parse_dockerd_args(
+        ["--icc=false", "--insecure-registry", "a:5000", "--insecure-registry=b", "-l", "debug", "--live-restore"]
+    ) == {
+        "icc": False,
+        "insecure-registries": ["a:5000", "b"],
+        "log-level": "debug",
+        "live-restore": True,
+    }
+
+
+def _res(doc):  # type: ignore[no-untyped-def]
+    from garrison.posture.resources import Resource
+
+    return Resource(obj=doc)
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_real_daemon_good_and_bad_containers(dockerd, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    if not DEBIAN.is_file():
+        from tests.support.images import test_images
+
+        archive = test_images().debian_archive
+    else:
+        archive = DEBIAN
+    [image] = dockerd.load(archive)
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text(f"FROM {image}\nUSER 10001:10001\nHEALTHCHECK CMD true\n")
+    dockerd.cli("build", "-q", "-t", "garrison/good:1", str(tmp_path / "ctx"))
+    # Created, not started: port bindings are recorded but nothing listens on the host.
+    dockerd.cli(
+        "create", "--name", "bad", "--cap-add", "SYS_ADMIN", "--pid", "host", "--ipc", "host", "--uts", "host",
+        "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+        "-v", "/var/run/docker.sock:/var/run/docker.sock", "-v", "/etc:/host-etc:ro", "-p", "80:80",
+        "--restart", "always", "--device", "/dev/null:/dev/xnull", "--userns", "host", image, "sleep", "300",
+    )  # fmt: skip
+    dockerd.cli(
+        "run", "-d", "--name", "good", "--read-only", "--memory", "64m", "--cpus", "0.5", "--pids-limit", "50",
+        "--security-opt", "no-new-privileges", "--restart", "on-failure:3", "--cap-drop", "ALL",
+        "--network", "none", "garrison/good:1", "sleep", "300",
+    )  # fmt: skip
+    dockerd.cli("exec", "-d", "-u", "root", "good", "sleep", "60")
+    try:
+        loaded = load_source(f"docker:{dockerd.host}", {"settings": Settings(docker_host=dockerd.host)})
+        kinds = sorted({r.kind for r in loaded.resources})
+        assert kinds == ["DockerContainer", "DockerDaemon", "DockerImage"]
+        daemon = next(r for r in loaded.resources if r.kind == "DockerDaemon")
+        # The daemon.json and flags of *this* dockerd were found through /proc.
+        assert daemon.obj["configFile"] == str(dockerd.root / "daemon.json")
+        assert daemon.obj["settings"]["iptables"] is False and daemon.obj["files"]["docker-socket"]["exists"]
+        found: dict[str, set[str]] = {}
+        for f in assess(loaded.resources, _controls()):
+            found.setdefault(f.detail.object.name, set()).add(_by_cis()[f.detail.control_id])
+        assert found["bad"] >= {
+            "5.2", "5.3", "5.4", "5.6", "5.8", "5.11", "5.12", "5.13", "5.14", "5.15", "5.16", "5.17",
+            "5.18", "5.21", "5.22", "5.26", "5.27", "5.29", "5.31", "5.32", "4.1",
+        }  # fmt: skip
+        # The hardened container passes everything but the root exec session (5.24).
+        assert found["good"] == {"5.24"}
+        assert found.get("garrison/good:1", set()) == set() and found[image] == {"4.1", "4.6"}
+        # The loopback test daemon's own settings: iptables off (2.4) is a finding, as the benchmark says.
+        assert {"2.4", "2.14", "2.15"} <= found[daemon.name]
+    finally:
+        dockerd.cli("rm", "-f", "bad", "good", check=False)

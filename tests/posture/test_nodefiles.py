@@ -1,0 +1,239 @@
+"""Control-plane static pods, kubelet configuration and node file modes: the CIS Kubernetes 1.12 checks a
+file can show (control-plane.yaml, kubelet.yaml), with ids and titles checked against kube-bench's data."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from garrison.posture import nodefiles
+from garrison.posture.controls import builtin_controls
+from garrison.posture.engine import assess
+from garrison.posture.inputs import load_path, load_source
+from garrison.posture.resources import Resource
+
+KUBE_BENCH = Path(__file__).resolve().parents[3] / "shared" / "reference" / "kube-bench"
+
+
+def _controls(*families: str):  # type: ignore[no-untyped-def]
+    return [c for c in builtin_controls() if c.family in families]
+
+
+def _benchmark() -> dict[str, str]:
+    if not KUBE_BENCH.is_dir():
+        pytest.skip(f"{KUBE_BENCH} is absent (kube-bench's CIS 1.12 data lives in ../shared)")
+    out: dict[str, str] = {}
+    for name in ("cis-1.12-master.yaml", "cis-1.12-node.yaml"):
+        doc = yaml.safe_load((KUBE_BENCH / name).read_text())
+        for group in doc["groups"]:
+            for check in group.get("checks") or []:
+                out[str(check["id"])] = str(check["text"])
+    return out
+
+
+def _manifest(program: str, *flags: str) -> dict:  # type: ignore[type-arg]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": program, "namespace": "kube-system"},
+        "spec": {
+            "containers": [
+                {"name": program, "image": f"registry.k8s.io/{program}:v1.32.0", "command": [program, *flags]}
+            ]
+        },
+    }
+
+
+GOOD_APISERVER = _manifest(
+    "kube-apiserver",
+    "--anonymous-auth=false",
+    "--authorization-mode=Node,RBAC",
+    "--enable-admission-plugins=NodeRestriction,EventRateLimit,AlwaysPullImages,DenyServiceExternalIPs",
+    "--profiling=false",
+    "--audit-log-path=/var/log/kubernetes/audit.log",
+    "--audit-log-maxage=30",
+    "--audit-log-maxbackup=10",
+    "--audit-log-maxsize=100",
+    "--kubelet-client-certificate=/etc/kubernetes/pki/apiserver-kubelet-client.crt",
+    "--kubelet-client-key=/etc/kubernetes/pki/apiserver-kubelet-client.key",
+    "--kubelet-certificate-authority=/etc/kubernetes/pki/ca.crt",
+    "--service-account-key-file=/etc/kubernetes/pki/sa.pub",
+    "--etcd-certfile=/etc/kubernetes/pki/apiserver-etcd-client.crt",
+    "--etcd-keyfile=/etc/kubernetes/pki/apiserver-etcd-client.key",
+    "--etcd-cafile=/etc/kubernetes/pki/etcd/ca.crt",
+    "--tls-cert-file=/etc/kubernetes/pki/apiserver.crt",
+    "--tls-private-key-file=/etc/kubernetes/pki/apiserver.key",
+    "--client-ca-file=/etc/kubernetes/pki/ca.crt",
+    "--encryption-provider-config=/etc/kubernetes/enc.yaml",
+    "--tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "--service-account-extend-token-expiration=false",
+)
+
+
+def _ids(docs: list[dict], families: tuple[str, ...] = ("control-plane", "kubelet")) -> dict[str, list[str]]:  # type: ignore[type-arg]
+    out: dict[str, list[str]] = {}
+    for f in assess([Resource(obj=d, source="m.yaml", line=1) for d in docs], _controls(*families)):
+        out.setdefault(f.detail.control_id, []).append(f.detail.path)
+    return out
+
+
+def test_ids_and_titles_follow_kube_bench() -> None:
+    bench = _benchmark()
+    controls = _controls("control-plane", "kubelet")
+    refs = [(c, ref) for c in controls for ref in c.frameworks["cis-kubernetes"]]
+    # etcd's section 2 is not in the master/node data files; every other reference must exist there.
+    missing = sorted({ref for _, ref in refs if ref not in bench and not ref.startswith("2.")})
+    assert missing == []
+    assert len({ref for _, ref in refs}) >= 60
+    # The flag a control-plane control reads is the one the benchmark's title names.
+    for c, ref in refs:
+        if c.family != "control-plane":
+            continue  # kubelet controls read KubeletConfiguration fields, not flags
+        title = bench.get(ref, "")
+        named = re.findall(r"--([a-z-]+)", title)
+        checks = " ".join(t for chk in c.checks for t, _ in chk.fails)
+        for flag in named:
+            assert flag in checks or flag == "DenyServiceExternalIPs", (ref, flag)
+
+
+def test_hardened_control_plane_passes_and_defaults_fail() -> None:
+    assert _ids([GOOD_APISERVER]) == {}
+    bare = _ids(
+        [
+            _manifest(
+                "kube-apiserver",
+                "--authorization-mode=AlwaysAllow",
+                "--token-auth-file=/t.csv",
+                "--enable-admission-plugins=AlwaysAdmit",
+            )
+        ]
+    )
+    by_ref = {c.id: c.frameworks["cis-kubernetes"][0] for c in _controls("control-plane")}
+    refs = {by_ref[i] for i in bare}
+    assert {"1.2.1", "1.2.2", "1.2.6", "1.2.7", "1.2.8", "1.2.10", "1.2.15", "1.2.16", "1.2.27"} <= refs
+    # The finding points at the word of the command that sets the flag.
+    assert bare[next(i for i in bare if by_ref[i] == "1.2.6")] == ["spec.containers[0].command[1]"]
+    assert bare[next(i for i in bare if by_ref[i] == "1.2.2")] == ["spec.containers[0].command[2]"]
+
+
+def test_other_components_and_flag_forms() -> None:
+    cm = _manifest(
+        "kube-controller-manager",
+        "--profiling",
+        "false",
+        "--bind-address=0.0.0.0",
+        "--use-service-account-credentials=true",
+    )
+    sched = _manifest("kube-scheduler", "--profiling=false", "--bind-address=127.0.0.1")
+    etcd = _manifest("etcd", "--client-cert-auth=true", "--auto-tls=true", "--cert-file=/c", "--key-file=/k")
+    by_ref = {c.id: c.frameworks["cis-kubernetes"][0] for c in _controls("control-plane")}
+    refs = sorted(by_ref[i] for i in _ids([cm, sched, etcd]))
+    assert refs == ["1.3.1", "1.3.4", "1.3.5", "1.3.7", "2.3", "2.4", "2.5"]
+    assert nodefiles.parse_flags(["kube-scheduler", "--v", "2", "--profiling", "--a=b", "--a=c"]) == {
+        "v": "2",
+        "profiling": "true",
+        "a": "c",
+    }
+    # A workload that runs none of the components is not a control-plane object.
+    assert _ids([_manifest("nginx", "--profiling=true")]) == {}
+
+
+def test_kubelet_configuration_defaults_and_bad_values() -> None:
+    good = {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "authentication": {"x509": {"clientCAFile": "/etc/kubernetes/pki/ca.crt"}, "anonymous": {"enabled": False}},
+        "serverTLSBootstrap": True,
+        "podPidsLimit": 4096,
+        "seccompDefault": True,
+    }
+    assert _ids([good]) == {}
+    bad = {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "authentication": {"anonymous": {"enabled": True}},
+        "authorization": {"mode": "AlwaysAllow"},
+        "readOnlyPort": 10255,
+        "streamingConnectionIdleTimeout": "0s",
+        "makeIPTablesUtilChains": False,
+        "rotateCertificates": False,
+        "featureGates": {"RotateKubeletServerCertificate": False},
+        "tlsCipherSuites": ["TLS_RSA_WITH_RC4_128_SHA"],
+    }
+    by_ref = {c.id: c.frameworks["cis-kubernetes"][0] for c in _controls("kubelet")}
+    refs = sorted(by_ref[i] for i in _ids([bad]))
+    assert refs == sorted(
+        [
+            "4.2.1",
+            "4.2.2",
+            "4.2.3",
+            "4.2.4",
+            "4.2.5",
+            "4.2.6",
+            "4.2.9",
+            "4.2.10",
+            "4.2.11",
+            "4.2.12",
+            "4.2.13",
+            "4.2.14",
+        ]
+    )
+    effective = nodefiles.kubelet_resource({"kind": "KubeletConfiguration"})["effective"]
+    assert effective["authentication"]["anonymous"]["enabled"] is False and effective["readOnlyPort"] == 0
+
+
+def test_manifest_folder_is_assessed_by_the_file_input(tmp_path: Path) -> None:
+    (tmp_path / "kube-apiserver.yaml").write_text(yaml.safe_dump(_manifest("kube-apiserver")))
+    loaded = load_path(tmp_path)
+    found = assess(loaded.resources, _controls("control-plane"))
+    assert {f.detail.object.source for f in found} == {str(tmp_path / "kube-apiserver.yaml")}
+    assert len(found) >= 20
+
+
+def test_node_root_modes_and_owners(tmp_path: Path) -> None:
+    manifests = tmp_path / "etc/kubernetes/manifests"
+    manifests.mkdir(parents=True)
+    (manifests / "kube-apiserver.yaml").write_text(yaml.safe_dump(GOOD_APISERVER))
+    os.chmod(manifests / "kube-apiserver.yaml", 0o644)  # 1.1.1 wants 600
+    (manifests / "kube-scheduler.yaml").write_text(
+        yaml.safe_dump(_manifest("kube-scheduler", "--profiling=false", "--bind-address=127.0.0.1"))
+    )
+    os.chmod(manifests / "kube-scheduler.yaml", 0o600)
+    pki = tmp_path / "etc/kubernetes/pki"
+    pki.mkdir()
+    (pki / "ca.key").write_text("k")
+    os.chmod(pki / "ca.key", 0o640)
+    (pki / "ca.crt").write_text("c")
+    os.chmod(pki / "ca.crt", 0o644)
+    kubelet = tmp_path / "var/lib/kubelet"
+    kubelet.mkdir(parents=True)
+    (kubelet / "config.yaml").write_text(
+        yaml.safe_dump(
+            {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration", "readOnlyPort": 10255}
+        )
+    )
+    os.chmod(kubelet / "config.yaml", 0o600)
+    if os.geteuid() == 0:
+        os.chown(pki / "ca.crt", 1234, 0)
+    loaded = load_source(f"node:{tmp_path}")
+    kinds = sorted(r.kind for r in loaded.resources)
+    assert kinds.count("NodeFile") == 5 and "KubeAPIServer" in kinds and "KubeletConfiguration" in kinds
+    found = assess(loaded.resources, _controls("control-plane", "kubelet"))
+    by_ref = {c.id: c.frameworks["cis-kubernetes"][0] for c in _controls("control-plane", "kubelet")}
+    got = sorted(
+        (by_ref[f.detail.control_id], f.detail.object.name, f.detail.actual)
+        for f in found
+        if f.detail.object.kind == "NodeFile"
+    )
+    expected = [
+        ("1.1.1", "/etc/kubernetes/manifests/kube-apiserver.yaml", '"0644"'),
+        ("1.1.21", "/etc/kubernetes/pki/ca.key", '"0640"'),
+    ]
+    if os.geteuid() == 0:
+        expected.append(("1.1.19", "/etc/kubernetes/pki/ca.crt", '"1234:root"'))
+    assert got == sorted(expected)
+    assert "4.2.4" in {by_ref[f.detail.control_id] for f in found if f.detail.object.kind == "KubeletConfiguration"}
