@@ -32,6 +32,9 @@ RangeItem = Sequence[RawRange] | str
 Verdict = tuple[str, tuple[str, ...], bool]
 
 
+_UNAFFECTED: Verdict = ("", (), True)
+
+
 class Keys:
     """Version keys of one scheme, cached per version string (the same strings recur across thousands of
     ranges); :meth:`key` is None for a version that does not parse."""
@@ -134,12 +137,12 @@ def evaluate_ranges(ranges: Sequence[RawRange], vkey: Any, keys: Keys) -> Verdic
 def evaluate_item(item: RangeItem, vkey: Any, keys: Keys) -> Verdict:
     """:func:`evaluate_ranges` of one stored range list; the string ``X`` is evaluated as the one range
     "introduced 0, fixed X" it stands for, with one key comparison."""
-    if not isinstance(item, str):
-        return evaluate_ranges(item, vkey, keys)
-    fk = keys.key(item)
-    if fk is None:
-        raise BadEvent(item)
-    return (f"introduced 0, fixed {item}", (item,), True) if vkey < fk else ("", (), True)
+    if isinstance(item, str):  # most of a distribution's rows: one key and one comparison
+        fk = keys.key(item)
+        if fk is None:
+            raise BadEvent(item)
+        return (f"introduced 0, fixed {item}", (item,), True) if vkey < fk else _UNAFFECTED
+    return evaluate_ranges(item, vkey, keys)
 
 
 def highest_event(item: RangeItem, keys: Keys) -> tuple[Any, str] | None:
