@@ -298,10 +298,12 @@ def test_kubeconfig_merge_relative_paths_and_errors(
 
 def test_exec_credential_plugin(api: ApiServer, tmp_path: Path) -> None:
     plugin = tmp_path / "plugin.sh"
-    plugin.write_text(
-    credential = {"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential", "status": {"token": "admin-token"}}
+    credential = {
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "kind": "ExecCredential",
+        "status": {"token": "admin-token"},
+    }
     plugin.write_text(f"#!/bin/sh\necho '{json.dumps(credential)}'\n")
-    )
     plugin.chmod(0o755)
     doc = json.loads(Path(_kubeconfig(api, tmp_path)).read_text())
     doc["users"][0]["user"] = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(plugin)}}
