@@ -86,6 +86,8 @@ class Loaded:
 _DOC_START = re.compile(r"^---(?:[ \t].*)?$|^\.\.\.[ \t]*$", re.M)
 _INDENT = re.compile(r"^[ \t]*", re.M)
 _BRACKETS = re.compile(r"[\[\]{}]")
+#: A line that is neither blank nor a comment: a chunk without one is no document.
+_CONTENT = re.compile(r"^[ \t]*[^#\s]", re.M)
 
 
 def split_documents(text: str) -> Iterator[tuple[int, str]]:
@@ -95,12 +97,12 @@ def split_documents(text: str) -> Iterator[tuple[int, str]]:
     line = 1
     for m in _DOC_START.finditer(text):
         chunk = text[pos : m.start()]
-        if chunk.strip():
+        if _CONTENT.search(chunk):
             yield line, chunk
         line += chunk.count("\n")
         pos = m.start() + 3 if m.group().startswith("---") else m.end()
     chunk = text[pos:]
-    if chunk.strip():
+    if _CONTENT.search(chunk):
         yield line, chunk
 
 

@@ -140,6 +140,8 @@ def p_network_policies(ctx: Ctx, args: list[Fn]) -> Nodes:
     r = ctx.resource
     if r.kind == "Namespace":
         found = table.get(r.name, [])
+        if ctx.first is None:
+            ctx.first = ("metadata.name", r.name)
     else:
         labels = _pod_labels(r)
         found = [p for p in table.get(r.namespace, []) if _selector_matches(_spec(p).get("podSelector"), labels)]
