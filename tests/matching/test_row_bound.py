@@ -1,17 +1,22 @@
-"""The database's per-row "bound" shortcut (garrison.vulndb.store.row_bound): matching through the
-stored rows, with the shortcut, must report exactly what full evaluation of the same entries reports."""
+"""The database's per-row "bound" shortcut (garrison.vulndb.store.row_bound): matching a real database built
+from the entries must report exactly what matching the same database with every bound removed reports."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.osvdb import build_test_db
 
 from garrison.matching.matcher import match_inventory
-from garrison.model import Advisory, Artifact, Inventory, OSInfo, Package, PackageType, SourceKind
+from garrison.model import Artifact, Inventory, OSInfo, Package, PackageType, SourceKind
 from garrison.model.vuln import Affected, AffectedRange, RangeEvent
-from garrison.vulndb.store import Candidates, encode_affected, encode_group, row_bound
+from garrison.vulndb.store import AdvisoryDB, Candidates, encode_affected, encode_group, row_bound
 
 
 def rng(*events: tuple[str, str], type_: str = "ECOSYSTEM") -> AffectedRange:
@@ -27,25 +32,35 @@ def row(entries: Iterable[Affected], eco: str = "PyPI") -> Candidates:
     return Candidates(data, row_bound(eco, data))
 
 
-class RowsDB:
-    """An AdvisoryDB whose ``candidates`` serves stored rows (with or without their bounds)."""
+class Pair:
+    """Two databases built from the same entries: as built, and with every row's bound removed (so matching
+    evaluates every range)."""
 
-    def __init__(self, entries: list[Affected], eco: str, use_bound: bool) -> None:
-        self.entries = entries
-        stored = row(entries, eco)
-        self.row = stored if use_bound else Candidates(stored.data, None)
+    def __init__(self, directory: Path, entries: list[Affected]) -> None:
+        self.bounded = build_test_db(directory / "bounded", entries)
+        unbounded = directory / "unbounded.db"
+        shutil.copyfile(self.bounded.path, unbounded)
+        with closing(sqlite3.connect(unbounded)) as conn:
+            conn.execute("UPDATE affected SET bound = NULL")
+            conn.commit()
+        self.unbounded = AdvisoryDB.open(unbounded)
 
-    def candidates(self, ecosystem: str, names: Iterable[str]) -> dict[str, Candidates]:
-        return {n: self.row for n in names if n == "pkg"}
+    def close(self) -> None:
+        self.bounded.close()
+        self.unbounded.close()
 
-    def advisories(self, ids: Iterable[str]) -> dict[str, Advisory]:
-        return {i: Advisory(id=i) for i in ids}
 
-    def kev(self) -> frozenset[str]:
-        return frozenset()
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[Callable[[list[Affected]], Pair]]:
+    made: list[Pair] = []
 
-    def ecosystems(self) -> list[str]:
-        return sorted({e.ecosystem for e in self.entries})
+    def make(entries: list[Affected]) -> Pair:
+        made.append(Pair(tmp_path / str(len(made)), entries))
+        return made[-1]
+
+    yield make
+    for p in made:
+        p.close()
 
 
 def _inv(version: str, ptype: PackageType = PackageType.PYTHON) -> Inventory:
@@ -53,9 +68,8 @@ def _inv(version: str, ptype: PackageType = PackageType.PYTHON) -> Inventory:
     return Inventory(Artifact("t", SourceKind.DIR), OSInfo("debian", "12", "bookworm"), (pkg,))
 
 
-def _outcome(entries: list[Affected], eco: str, version: str, use_bound: bool) -> tuple[Any, ...]:
-    ptype = PackageType.DEB if eco.startswith("Debian") else PackageType.PYTHON
-    r = match_inventory(_inv(version, ptype), RowsDB(entries, eco, use_bound))
+def _outcome(db: AdvisoryDB, version: str, ptype: PackageType = PackageType.PYTHON) -> tuple[Any, ...]:
+    r = match_inventory(_inv(version, ptype), db)
     return (
         [(f.advisory.id, f.fixed_versions, f.match.matched_range if f.match else "") for f in r.findings],
         r.warnings,
@@ -101,9 +115,11 @@ VERSIONS = ["0.1", "0.9", "1.0", "1.1", "1.2", "1.5", "1.9", "2.0", "2.0.0", "2.
 
 
 @pytest.mark.parametrize(("label", "entries"), CASES, ids=[c[0] for c in CASES])
-def test_shortcut_changes_nothing(label: str, entries: list[Affected]) -> None:
+def test_shortcut_changes_nothing(label: str, entries: list[Affected], pair: Callable[[list[Affected]], Pair]) -> None:
+    dbs = pair(entries)
+    assert dbs.bounded.candidates("PyPI", ["pkg"])["pkg"].bound == row(entries).bound  # what the build stored
     for version in VERSIONS:
-        assert _outcome(entries, "PyPI", version, True) == _outcome(entries, "PyPI", version, False), version
+        assert _outcome(dbs.bounded, version) == _outcome(dbs.unbounded, version), version
 
 
 def test_bounds() -> None:
@@ -136,16 +152,18 @@ def test_may_list() -> None:
     assert not c.may_list("2") and not c.may_list("1.0")
 
 
-def test_debian_rows() -> None:
+def test_debian_rows(pair: Callable[[list[Affected]], Pair]) -> None:
     entries = [
         aff("DSA-1", rng(("introduced", "0"), ("fixed", "1.2-3+deb12u1")), eco="Debian:12"),
         aff("DSA-2", rng(("introduced", "0"), ("fixed", "1:0.9-1")), eco="Debian:12"),
         aff("DSA-3", rng(("introduced", "0"), ("fixed", "1.2-3~bpo1")), eco="Debian:12"),
     ]
     assert row(entries, "Debian:12").bound == "1:0.9-1"
+    dbs = pair(entries)
     for version in ["1.2-3", "1.2-3+deb12u1", "1:0.8-1", "1:0.9-1", "1:0.9-1+b1", "2:0.1-1", "1.2-3~bpo1"]:
-        assert _outcome(entries, "Debian:12", version, True) == _outcome(entries, "Debian:12", version, False)
+        deb = PackageType.DEB
+        assert _outcome(dbs.bounded, version, deb) == _outcome(dbs.unbounded, version, deb), version
     # at or above the bound the row is never decoded
-    db = RowsDB(entries, "Debian:12", True)
-    assert match_inventory(_inv("1:0.9-1", PackageType.DEB), db).findings == ()  # type: ignore[arg-type]
-    assert db.row._decoded is None
+    fresh = pair(entries).bounded
+    assert match_inventory(_inv("1:0.9-1", PackageType.DEB), fresh).findings == ()
+    assert fresh.candidates("Debian:12", ["pkg"])["pkg"]._decoded is None
