@@ -152,6 +152,10 @@ def __getattr__(name: str) -> object:
         from garrison.services.posture import PostureOptions
 
         return PostureOptions
+    if name == "RuntimeOptions":
+        from garrison.services.runtime import RuntimeOptions
+
+        return RuntimeOptions
     raise AttributeError(name)
 
 
@@ -169,3 +173,85 @@ def posture_controls(frameworks: tuple[str, ...] = (), ids: tuple[str, ...] = ()
     from garrison.posture.controls import builtin_controls, select
 
     return select(builtin_controls(), frameworks, ids)
+
+
+# ---------------------------------------------------------------------------------------------- runtime
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from garrison.model.runtime import Alert
+    from garrison.runtime.engine import RuleSet
+    from garrison.runtime.receiver import AuditReceiver
+    from garrison.runtime.report import RuntimeReport
+    from garrison.services.runtime import RuntimeOptions as RuntimeOptions
+
+
+def runtime_rules(options: RuntimeOptions | None = None) -> RuleSet:
+    """``garrison runtime rules``: garrison's runtime rules and the ``rule_files`` of ``options``,
+    loaded and compiled (``.skipped`` lists the rules garrison cannot evaluate, with the reason)."""
+    from garrison.services.runtime import RuntimeOptions, load_ruleset
+
+    return load_ruleset(options or RuntimeOptions())
+
+
+def runtime_audit(
+    source: str | Path, options: RuntimeOptions | None = None, on_alert: Callable[[Alert], None] | None = None
+) -> RuntimeReport:
+    """``garrison runtime audit FILE|-``: evaluate a Kubernetes audit log (JSON lines; ``-`` reads
+    standard input) into de-duplicated alerts."""
+    import sys
+
+    from garrison.errors import NotFoundError
+    from garrison.services.runtime import RuntimeOptions, audit_log, load_ruleset
+
+    options = options or RuntimeOptions()
+    ruleset = load_ruleset(options)
+    if str(source) == "-":
+        return audit_log(sys.stdin.buffer, "-", options, ruleset=ruleset, on_alert=on_alert)
+    path = Path(source)
+    try:
+        stream = path.open("rb")
+    except FileNotFoundError:
+        raise NotFoundError(f"{source}: no such file") from None
+    except OSError as e:
+        raise NotFoundError(f"{source}: {e.strerror}") from None
+    with stream:
+        return audit_log(stream, str(source), options, ruleset=ruleset, on_alert=on_alert)
+
+
+def audit_receiver(
+    options: RuntimeOptions | None = None,
+    *,
+    token: str,
+    on_alert: Callable[[Alert], None],
+    host: str = "127.0.0.1",
+    port: int = 0,
+    max_body: int | None = None,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+) -> AuditReceiver:
+    """``garrison runtime audit --listen``: the audit webhook receiver, not yet started (``start()``,
+    ``stop()``, ``reload(load)``, ``stats()``)."""
+    from garrison.runtime.receiver import DEFAULT_MAX_BODY, AuditReceiver
+    from garrison.services.runtime import RuntimeOptions, load_ruleset
+
+    options = options or RuntimeOptions()
+    context = None
+    if tls_cert is not None:
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls_cert, tls_key)
+    return AuditReceiver(
+        load_ruleset(options),
+        token=token,
+        on_alert=on_alert,
+        host=host,
+        port=port,
+        cluster=options.cluster,
+        window=options.window,
+        max_body=max_body or DEFAULT_MAX_BODY,
+        max_event_bytes=options.max_event_bytes,
+        ssl_context=context,
+    )

@@ -85,7 +85,7 @@ def _gate_exit_code(text: str) -> int:
 
 
 #: Top-level commands (``build_parser`` registers each; its flags only when it may be the one run).
-COMMANDS = ("sbom", "scan", "db", "posture", "version")
+COMMANDS = ("sbom", "scan", "db", "posture", "runtime", "version")
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -137,6 +137,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         from garrison.cli.posture import add_parser as add_posture
 
         add_posture(sub, common)
+
+    if "runtime" not in wanted:
+        sub.add_parser("runtime", help="runtime threat detection: Falco rules over Kubernetes audit events")
+    else:
+        from garrison.cli.runtime import add_parser as add_runtime
+
+        add_runtime(sub, common)
 
     ver = sub.add_parser("version", help="print the version")
     ver.set_defaults(func="garrison.cli.commands:cmd_version")

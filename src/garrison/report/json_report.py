@@ -31,6 +31,9 @@ A secret's block: ``rule_id, category, title, severity, path, line, layer, delet
 A misconfiguration's block (``garrison.findings/v2`` of ``garrison posture``): ``control_id, title, severity,
 family, object{kind, name, namespace, api_version, source, line, document, cluster, host, ref}, container,
 path, actual, expected, remediation, frameworks, equivalents, context``.
+An alert's block (``garrison runtime audit -f findings``): the JSON-lines alert of
+:mod:`garrison.report.alerts_jsonl` (``rule, priority, severity, count, time, first_seen, last_seen, output,
+source, entities, mitre, equivalents, events``).
 
 ``garrison.inventory/v1`` (``garrison sbom -f json``) holds ``schema``, ``generator``, ``generated_at``,
 ``artifact``, ``os``, ``packages`` and ``warnings`` with the same shapes. Keys are only ever added
@@ -214,6 +217,13 @@ def finding_document(f: Finding[Any], refs: dict[Package, str]) -> dict[str, Any
 
         if isinstance(f.detail, Misconfiguration):
             out["misconfiguration"] = _misconfiguration(f.detail)
+        else:
+            from garrison.model.runtime import Alert
+
+            if isinstance(f.detail, Alert):
+                from garrison.report.alerts_jsonl import alert_line
+
+                out["alert"] = alert_line(f.detail)
     return out
 
 

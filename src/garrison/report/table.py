@@ -142,6 +142,30 @@ def _generic_table(console: Console, findings: tuple[Finding[Any], ...]) -> Tabl
     return table
 
 
+def _alert_table(console: Console, findings: tuple[Finding[Any], ...]) -> Table:
+    """Runtime alerts, highest severity first: the rule, how many events, when, who and on what."""
+    table = Table(box=_box(console), show_lines=False)
+    for col in ("Severity", "Rule", "Count", "First seen", "Entities", "Output"):
+        table.add_column(col, overflow="fold")
+    for f in sorted(findings, key=lambda f: (-f.severity, f.first_seen)):
+        a = f.detail
+        e = a.entities
+        ents = ", ".join(
+            f"{k}={v}"
+            for k, v in (("ns", e.namespace), ("pod", e.pod), ("user", e.user), ("node", e.node), ("proc", e.process))
+            if v
+        )
+        table.add_row(
+            Text(f.severity.name, style=SEVERITY_STYLE[f.severity]),
+            a.rule,
+            str(a.count),
+            a.first_seen[:19].replace("T", " "),
+            ents,
+            a.output,
+        )
+    return table
+
+
 def render(report: FindingsReport, out: IO[str]) -> None:
     console = _console(out)
     if isinstance(report, ScanReport):
@@ -162,7 +186,12 @@ def render(report: FindingsReport, out: IO[str]) -> None:
 
     if isinstance(report, PostureReport):
         _posture_tables(console, report)
-    others = tuple(f for f in report.findings if not isinstance(f.detail, Vulnerability | Secret))
+    from garrison.model.runtime import Alert
+
+    alerts = tuple(f for f in report.findings if isinstance(f.detail, Alert))
+    if alerts:
+        console.print(_alert_table(console, alerts))
+    others = tuple(f for f in report.findings if not isinstance(f.detail, Vulnerability | Secret | Alert))
     if others and not isinstance(report, PostureReport):
         console.print(_generic_table(console, others))
     for w in report.all_warnings():
