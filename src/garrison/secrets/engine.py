@@ -187,7 +187,11 @@ def keyword_finder(keywords: Sequence[bytes], *, native: bool = True) -> Keyword
         except ImportError:
             pass
         else:
-            automaton = ahocorasick_rs.BytesAhoCorasick(list(keywords))
+            # The DFA form: 2.5x faster than the default automaton here (0.05 s against 0.13 s of CPU for
+            # the app image's 21 MB of text), built in well under a millisecond for ~180 keywords.
+            automaton = ahocorasick_rs.BytesAhoCorasick(
+                list(keywords), implementation=ahocorasick_rs.Implementation.DFA
+            )
 
             def find_native(low: bytes) -> dict[int, list[int]]:
                 out: dict[int, list[int]] = {}
