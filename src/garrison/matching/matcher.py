@@ -113,27 +113,24 @@ class _Run:
     """State of one ``match_inventory`` call: caches and collected warnings."""
 
     db: AdvisoryDB
-    schemes: dict[str, Keys | None] = field(default_factory=dict)
+    schemes: dict[str, Keys] = field(default_factory=dict)
     affected: dict[tuple[str, str], _Rows | None] = field(default_factory=dict)
     hits: dict[Lookup, list[_Hit] | None] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     bad_events: set[tuple[str, str]] = field(default_factory=set)
 
-    def keys_for(self, ecosystem: str) -> Keys | None:
-        if ecosystem not in self.schemes:
-            try:
-                self.schemes[ecosystem] = Keys(scheme_for(ecosystem))
-            except (KeyError, ValueError, LookupError) as exc:
-                self.warnings.append(f"{ecosystem}: no version scheme ({exc}); packages not checked")
-                self.schemes[ecosystem] = None
-        return self.schemes[ecosystem]
+    def keys_for(self, ecosystem: str) -> Keys:
+        """Version keys in the ecosystem's scheme (every ecosystem has one: unknown ones the generic)."""
+        keys = self.schemes.get(ecosystem)
+        if keys is None:
+            keys = self.schemes[ecosystem] = Keys(scheme_for(ecosystem))
+        return keys
 
     def prefetch(self, lookups: Iterable[Lookup]) -> None:
         """Fetch the rows of every lookup that will be evaluated, one batch per ecosystem."""
         names: dict[str, dict[str, None]] = {}
         for lk in lookups:
-            keys = self.keys_for(lk.ecosystem)
-            if keys is not None and keys.key(lk.version) is not None and (lk.ecosystem, lk.name) not in self.affected:
+            if self.keys_for(lk.ecosystem).key(lk.version) is not None and (lk.ecosystem, lk.name) not in self.affected:
                 names.setdefault(lk.ecosystem, {})[lk.name] = None
         for eco, wanted in names.items():
             found = self.db.candidates(eco, wanted)
@@ -145,11 +142,8 @@ class _Run:
         if lk in self.hits:
             return self.hits[lk]
         keys = self.keys_for(lk.ecosystem)
-        result: list[_Hit] | None = None
-        if keys is not None:
-            vkey = keys.key(lk.version)
-            if vkey is not None:
-                result = self._evaluate(lk, keys, vkey)
+        vkey = keys.key(lk.version)
+        result = None if vkey is None else self._evaluate(lk, keys, vkey)
         self.hits[lk] = result
         return result
 
@@ -275,9 +269,8 @@ def match_inventory(inv: Inventory, db: AdvisoryDB) -> MatchResult:
             continue
         hits = run.hits_for(lk)
         if hits is None:
-            if run.schemes.get(lk.ecosystem) is not None:
-                not_comparable.append(pkg)
-                run.warnings.append(f"{pkg.name} {lk.version}: version not comparable in {lk.ecosystem}")
+            not_comparable.append(pkg)
+            run.warnings.append(f"{pkg.name} {lk.version}: version not comparable in {lk.ecosystem}")
             continue
         if hits:
             per_pkg.append((pkg, lk, hits))
