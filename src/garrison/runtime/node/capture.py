@@ -39,6 +39,10 @@ from garrison.runtime.node.procfs import read_first, read_rest
 
 _FRAME = struct.Struct("=I")
 F_SETPIPE_SZ = 1031
+#: A batch of records is written when the kernel has been quiet for FLUSH_MS, or when it holds
+#: FLUSH_RECORDS records, or FLUSH_MS after its first record.
+FLUSH_MS = 5
+FLUSH_RECORDS = 512
 
 
 def _raise_priority() -> None:
@@ -112,9 +116,12 @@ def run(config: dict[str, Any], out: int) -> int:
     pending: list[Any] = []
     execs: list[tuple[int, int]] = []
     try:
+        first = 0.0
         while not stop:
             try:
-                ready = poller.poll(200)
+                # With records waiting, wait at most FLUSH_MS for more: one frame per quiet moment, not one
+                # per event, so that the consumer is not woken (and does not compete) for every exec.
+                ready = poller.poll(FLUSH_MS if pending else 200)
             except InterruptedError:
                 continue
             for fd, _ev in ready:
@@ -149,8 +156,12 @@ def run(config: dict[str, Any], out: int) -> int:
                 pending.append(("stats", count, seqs.lost, seqs.overruns, fan.lost if fan else 0))
                 next_stats = now + 1.0
             if pending:
-                _write(out, pending)
-                pending = []
+                if not first:
+                    first = now
+                if not ready or len(pending) >= FLUSH_RECORDS or now - first >= FLUSH_MS / 1000:
+                    _write(out, pending)
+                    pending = []
+                    first = 0.0
     except BrokenPipeError:
         return 0
     finally:
