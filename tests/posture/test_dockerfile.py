@@ -117,7 +117,7 @@ def test_no_user_and_apt_lists_and_trusted_registry() -> None:
         "FROM debian:12\nRUN apt-get update && apt-get install -y --no-install-recommends curl\nHEALTHCHECK CMD true\n"
     )
     found = _findings(text)
-    assert found == {"GAR-DF-001": ["final.user"], "GAR-DF-019": ["final.instructions[1].commands[1].program"]}
+    assert found == {"GAR-DF-001": ["final.user"], "GAR-DF-019": ["final.instructions[1].commands[0].program"]}
     trusted = select(_controls(), ids=["GAR-DF-028"])
     res = df.resources_from_dockerfile("FROM quay.io/x/y:1\nFROM registry.example.com/base:1\n", "Dockerfile")
     params = {"allowedRegistries": ["registry.example.com"]}
