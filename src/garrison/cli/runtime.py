@@ -75,7 +75,31 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         help="exit with N (e.g. 1) when there are alerts (a CI gate over a log)",
     )
     audit.set_defaults(func="garrison.cli.runtime:cmd_audit")
-    # Further runtime actions (``sensor``: the node sensor) register here.
+    # Further runtime actions register here.
+    sensor = rsub.add_parser(
+        "sensor",
+        parents=[common],
+        help="run the node sensor (root) until interrupted: processes, files and connections; alerts as JSON lines",
+        epilog="Alerts are written when their de-duplication window closes, and at exit (Ctrl-C or SIGTERM), "
+        "followed by a summary of the events seen and lost on standard error. See docs/runtime.md, 'Node sensor'.",
+    )
+    _rule_flags(sensor)
+    sensor.add_argument("-o", "--output", type=Path, default=None, help="append alerts to FILE (JSON lines)")
+    sensor.add_argument("--window", type=float, default=10.0, metavar="SECONDS", help="de-duplication window")
+    sensor.add_argument(
+        "--watch",
+        action="append",
+        default=[],
+        metavar="PATH[:MODE]",
+        help="also watch PATH (a file, or a folder's direct children) for writes (w), reads (r) or both (rw)",
+    )
+    sensor.add_argument("--poll", type=float, default=1.0, metavar="SECONDS", help="sock_diag period (0: off)")
+    sensor.add_argument(
+        "--docker-host",
+        default=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
+        help="Docker daemon socket for container names and images",
+    )
+    sensor.set_defaults(func="garrison.cli.runtime:cmd_sensor")
 
 
 def _options(args: argparse.Namespace) -> Any:
@@ -206,4 +230,45 @@ def _listen(args: argparse.Namespace) -> int:
         f"{s.refused_batches} busy batch(es) holding {s.refused_events} event(s) (the sender retries those)",
         file=sys.stderr,
     )
+    return 0
+
+
+def cmd_sensor(args: argparse.Namespace) -> int:
+    """``garrison runtime sensor``: the node sensor until SIGINT/SIGTERM, then a summary."""
+    import signal
+
+    from garrison import api
+    from garrison.cli.output import output_target
+    from garrison.report.alerts_jsonl import write_alert
+    from garrison.runtime.node.run import SensorRun
+    from garrison.runtime.node.sensor import SensorConfig, require_root
+
+    require_root()
+    watches = []
+    for w in args.watch:
+        path, sep, mode = w.rpartition(":")
+        if not sep or mode not in ("r", "w", "rw"):
+            path, mode = w, "w"
+        watches.append((path, mode))
+    target = output_target(args.output)  # refuses a directory before anything starts
+    ruleset = api.runtime_rules(_options(args))
+    out = sys.stdout if target.path is None else open(target.path, "a", encoding="utf-8")  # noqa: SIM115
+    try:
+
+        def on_alert(a: Any) -> None:
+            write_alert(a, out)
+            out.flush()
+
+        config = SensorConfig(extra_watches=watches, poll_s=args.poll, docker_host=args.docker_host)
+        run = SensorRun(ruleset, on_alert, config=config, window=args.window)
+        run.start()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: run.stop())
+        print(f"garrison: node sensor running ({len(ruleset.enabled())} rules); Ctrl-C to stop", file=sys.stderr)
+        while not run.wait(0.5):
+            pass
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(f"garrison: sensor stopped: {run.stats.summary()}", file=sys.stderr)
     return 0

@@ -329,6 +329,7 @@ class Sensor:
         self._clock = time.time_ns() - time.monotonic_ns()
         self._stopping = False
         self._recon_seen: dict[int, dict[str, int]] = {}
+        self._num = 0
 
     def __enter__(self) -> Sensor:
         self.start()
@@ -507,6 +508,7 @@ class Sensor:
         res: int = 0,
     ) -> NodeEvent:
         container = self.containers.resolve(info.cgroup) if info.cgroup else HOST
+        self._num += 1
         return NodeEvent(
             kind=kind,
             time_ns=ts,
@@ -518,6 +520,7 @@ class Sensor:
             hostname=self.hostname,
             lineage=self.table.lineage,
             res=res,
+            num=self._num,
         )
 
     def _poll_connections(self) -> Iterator[NodeEvent]:
