@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from tests.inventory import exe_builders as xb
 from tests.inventory.invutil import run
-from tests.support.imagewriter import File, Layer, build_image
+from tests.support.imagewriter import File, Hardlink, Layer, build_image
 
 from garrison.inventory.base import AnalysisResult, FileInput
 from garrison.inventory.lang.gobinary import ANALYZER as GO
@@ -199,15 +199,15 @@ MODINFO = "path\texample.com/big\nmod\texample.com/big\tv1.2.3\t\ndep\tgolang.or
 WANT_BIG = {("example.com/big", "v1.2.3"), ("golang.org/x/net", "v0.23.0"), ("stdlib", "v1.22.3")}
 
 
-def _peak_scan(ref: str, cache: Path) -> tuple[int, set[tuple[str, str]]]:
-    """Inventory ``ref`` in a child process; (peak RSS in MB, Go packages found)."""
+def _peak_scan(ref: str, cache: Path) -> tuple[int, dict[str, set[tuple[str, str]]]]:
+    """Inventory ``ref`` in a child process; (peak RSS in MB, packages found by location)."""
     code = (
         "import json\n"
         "from pathlib import Path\n"
         "from garrison.api import inventory\n"
         "from garrison.config import Settings\n"
         f"inv = inventory({ref!r}, Settings(cache_dir=Path({str(cache)!r}), no_cache=True))\n"
-        "print(json.dumps(sorted([p.name, p.version] for p in inv.packages)))\n"
+        "print(json.dumps(sorted([p.name, p.version, loc] for p in inv.packages for loc in p.locations)))\n"
         # VmHWM: the high-water mark of this process's own address space (ru_maxrss survives execve).
         "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
         "print(int(hwm.split()[1]) // 1024)\n"
@@ -215,7 +215,10 @@ def _peak_scan(ref: str, cache: Path) -> tuple[int, set[tuple[str, str]]]:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
-    return int(lines[-1]), {(n, v) for n, v in json.loads(lines[-2])}
+    found: dict[str, set[tuple[str, str]]] = {}
+    for name, version, loc in json.loads(lines[-2]):
+        found.setdefault(loc, set()).add((name, version))
+    return int(lines[-1]), found
 
 
 @pytest.fixture(scope="module")
@@ -230,15 +233,21 @@ def big_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_large_binary_in_dir_is_read_in_place(big_binary: Path, tmp_path: Path) -> None:
     assert (big_binary / "usr/local/bin/big").stat().st_size == BIG
     peak, pkgs = _peak_scan(f"dir:{big_binary}", tmp_path / "cache")
-    assert pkgs == WANT_BIG
+    assert pkgs == {"usr/local/bin/big": WANT_BIG}
     assert peak < 200, f"peak RSS {peak} MB for a {BIG >> 20} MiB binary"
 
 
 def test_large_binary_in_layer_is_spooled(big_binary: Path, tmp_path: Path) -> None:
     """A 512 MiB executable in a gzip layer: its first chunk is checked, then it is spooled to a
-    temporary file and parsed from headers, tables and one section."""
-    layer = Layer(entries=[File("usr/local/bin/big", big_binary / "usr/local/bin/big", 0o755)])
+    temporary file and parsed from headers, tables and one section. A hard link to it (whose target
+    content was never kept) is spooled again by the layer's second pass, not read whole."""
+    layer = Layer(
+        entries=[
+            File("usr/local/bin/big", big_binary / "usr/local/bin/big", 0o755),
+            Hardlink("usr/bin/big-link", "usr/local/bin/big"),
+        ]
+    )
     build_image([layer], work=tmp_path / "work", oci_dir=tmp_path / "img", compression="gzip")
     peak, pkgs = _peak_scan(f"oci:{tmp_path / 'img'}:latest", tmp_path / "cache")
-    assert pkgs == WANT_BIG
+    assert pkgs == {"usr/local/bin/big": WANT_BIG, "usr/bin/big-link": WANT_BIG}
     assert peak < 200, f"peak RSS {peak} MB for a {BIG >> 20} MiB binary"

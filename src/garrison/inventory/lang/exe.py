@@ -68,17 +68,36 @@ class Segment:
     data: bool
 
 
-@dataclass(frozen=True, slots=True)
 class Exe:
-    format: str  # "elf", "pe", "macho"
-    blob: Blob
-    #: None when the file has no section table (an ELF file stripped with ``sstrip``).
-    sections: tuple[Section, ...] | None
-    segments: tuple[Segment, ...]
-    order: str  # struct byte order, "<" or ">"
+    """One executable image: its format, byte order, sections by name and loaded segments."""
+
+    __slots__ = ("_sections", "_segments", "blob", "format", "order")
+
+    def __init__(
+        self,
+        format: str,
+        blob: Blob,
+        sections: tuple[Section, ...] | None,
+        segments: tuple[Segment, ...],
+        order: str,
+    ) -> None:
+        self.format = format  # "elf", "pe", "macho"
+        self.blob = blob
+        self.order = order  # struct byte order, "<" or ">"
+        self._sections = sections
+        self._segments = segments
+
+    @property
+    def has_section_table(self) -> bool:
+        """False for an ELF file without one (stripped with ``sstrip``, packed)."""
+        return self._sections is not None
+
+    @property
+    def segments(self) -> tuple[Segment, ...]:
+        return self._segments
 
     def section(self, name: str) -> Section | None:
-        for s in self.sections or ():
+        for s in self._sections or ():
             if s.name == name:
                 return s
         return None
@@ -133,51 +152,100 @@ def _cstr(raw: bytes) -> str:
 # --- ELF ----------------------------------------------------------------------------------------
 
 
-def _elf(blob: Blob, hdr: bytes) -> Exe:
-    if len(hdr) < 52:
-        raise ExeError("truncated ELF header")
-    is64 = hdr[4] == 2
-    o = "<" if hdr[5] == 1 else ">"
-    if is64:
-        if len(hdr) < 64:
+#: ELF section header layouts (name, type, flags, address, offset, size) by byte order and class.
+_SH = {f: struct.Struct(f) for f in ("<IIQQQQ", ">IIQQQQ", "<IIIIII", ">IIIIII")}
+
+
+class _ElfExe(Exe):
+    """An ELF file whose tables are read on first use: most executables in an image are neither Go
+    nor Rust, and the section name table alone (searched for the wanted name before any section
+    header is decoded) says so."""
+
+    __slots__ = ("_loaded_segments", "_names", "_ph", "_sh", "_table")
+
+    def __init__(self, blob: Blob, hdr: bytes) -> None:
+        if len(hdr) < 52:
             raise ExeError("truncated ELF header")
-        phoff, shoff = struct.unpack_from(o + "QQ", hdr, 32)
-        phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(o + "HHHHH", hdr, 54)
-        sh_fmt, ph_fmt = o + "IIQQQQ", o + "IIQQQQ"
-    else:
-        phoff, shoff = struct.unpack_from(o + "II", hdr, 28)
-        phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(o + "HHHHH", hdr, 42)
-        sh_fmt, ph_fmt = o + "IIIIII", o + "IIIIII"
-    segments: list[Segment] = []
-    if phnum and phoff:
-        if phentsize < struct.calcsize(ph_fmt):
+        is64 = hdr[4] == 2
+        o = "<" if hdr[5] == 1 else ">"
+        if is64:
+            if len(hdr) < 64:
+                raise ExeError("truncated ELF header")
+            phoff, shoff = struct.unpack_from(o + "QQ", hdr, 32)
+            phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(o + "HHHHH", hdr, 54)
+            fmt = o + "IIQQQQ"
+        else:
+            phoff, shoff = struct.unpack_from(o + "II", hdr, 28)
+            phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(o + "HHHHH", hdr, 42)
+            fmt = o + "IIIIII"
+        super().__init__("elf", blob, None, (), o)
+        #: (offset, entry size, count, format) of the program and section header tables.
+        self._ph = (phoff, phentsize, phnum, fmt, is64) if phnum and phoff else None
+        self._sh = (shoff, shentsize, shnum, shstrndx, fmt) if shnum and shoff else None
+        self._table: bytes | None = None
+        self._names = b""
+        self._loaded_segments: tuple[Segment, ...] | None = None
+
+    @property
+    def has_section_table(self) -> bool:
+        return self._sh is not None
+
+    def _load_names(self) -> bytes:
+        """The section name table (through its one section header; the others are not read yet)."""
+        if not self._names:
+            assert self._sh is not None
+            shoff, entsize, num, strndx, fmt = self._sh
+            if strndx >= num or entsize < _SH[fmt].size or num * entsize > _MAX_TABLE:
+                raise ExeError("section header table out of bounds")
+            if shoff + num * entsize > self.blob.size:
+                raise ExeError("section header table out of bounds")
+            entry = _read(self.blob, shoff + strndx * entsize, _SH[fmt].size)
+            _, _, _, _, str_off, str_size = _SH[fmt].unpack(entry)
+            if str_size > _MAX_TABLE:
+                raise ExeError("section name table too large")
+            self._names = _read(self.blob, str_off, str_size) or b"\0"
+        return self._names
+
+    def section(self, name: str) -> Section | None:
+        if self._sh is None:
+            return None
+        key = name.encode("latin-1") + b"\0"
+        if key not in self._load_names():
+            return None
+        shoff, entsize, num, _, fmt = self._sh
+        if self._table is None:
+            self._table = _read(self.blob, shoff, num * entsize)
+        table = self._table
+        unpack = _SH[fmt].unpack_from
+        for i in range(num):
+            name_off, stype, _flags, addr, off, size = unpack(table, i * entsize)
+            if self._names.startswith(key, name_off):
+                return Section(name, off, 0 if stype == 8 else size, addr)  # 8: SHT_NOBITS
+        return None
+
+    @property
+    def segments(self) -> tuple[Segment, ...]:
+        if self._loaded_segments is None:
+            self._loaded_segments = self._load_segments()
+        return self._loaded_segments
+
+    def _load_segments(self) -> tuple[Segment, ...]:
+        if self._ph is None:
+            return ()
+        phoff, entsize, num, fmt, is64 = self._ph
+        if entsize < struct.calcsize(fmt):
             raise ExeError("bad program header size")
-        table = _read(blob, phoff, phnum * phentsize)
-        for i in range(phnum):
+        table = _read(self.blob, phoff, num * entsize)
+        out: list[Segment] = []
+        for i in range(num):
             if is64:
-                ptype, flags, off, vaddr, _paddr, filesz = struct.unpack_from(ph_fmt, table, i * phentsize)
+                ptype, flags, off, vaddr, _paddr, filesz = struct.unpack_from(fmt, table, i * entsize)
             else:
-                ptype, off, vaddr, _paddr, filesz, _memsz = struct.unpack_from(ph_fmt, table, i * phentsize)
-                (flags,) = struct.unpack_from(o + "I", table, i * phentsize + 24)
+                ptype, off, vaddr, _paddr, filesz, _memsz = struct.unpack_from(fmt, table, i * entsize)
+                (flags,) = struct.unpack_from(self.order + "I", table, i * entsize + 24)
             if ptype == 1:  # PT_LOAD; Go: flags & (PF_X|PF_W) == PF_W is the data segment
-                segments.append(Segment(vaddr, off, filesz, data=flags & 3 == 2))
-    sections: tuple[Section, ...] | None = None
-    if shnum and shoff:
-        if shstrndx >= shnum or shentsize < struct.calcsize(sh_fmt) or shnum * shentsize > _MAX_TABLE:
-            raise ExeError("section header table out of bounds")
-        table = _read(blob, shoff, shnum * shentsize)
-        headers = [struct.unpack_from(sh_fmt, table, i * shentsize) for i in range(shnum)]
-        str_off, str_size = headers[shstrndx][4], headers[shstrndx][5]
-        if str_size > _MAX_TABLE:
-            raise ExeError("section name table too large")
-        names = _read(blob, str_off, str_size)
-        out: list[Section] = []
-        for name_off, stype, _flags, addr, off, size in headers:
-            end = names.find(b"\0", name_off)
-            name = names[name_off:end].decode("latin-1") if end >= 0 else ""
-            out.append(Section(name, off, 0 if stype == 8 else size, addr))  # 8: SHT_NOBITS
-        sections = tuple(out)
-    return Exe("elf", blob, sections, tuple(segments), o)
+                out.append(Segment(vaddr, off, filesz, data=flags & 3 == 2))
+        return tuple(out)
 
 
 # --- PE -----------------------------------------------------------------------------------------
@@ -298,7 +366,7 @@ def executables(blob: Blob) -> list[Exe]:
     hdr = blob.read_at(0, 64)
     magic = hdr[:4]
     if magic == b"\x7fELF":
-        return [_elf(blob, hdr)]
+        return [_ElfExe(blob, hdr)]
     if magic in MAGICS[2:6]:
         return [_macho(blob, hdr)]
     if magic in MAGICS[6:]:

@@ -91,7 +91,7 @@ def _search_range(exe: Exe) -> tuple[int, int] | None:
     named = exe.section(_NAMED[exe.format])
     if named is not None:
         return named.offset, named.size
-    if exe.format == "elf" and exe.sections is not None:
+    if exe.format == "elf" and exe.has_section_table:
         return None
     for seg in exe.segments:
         if seg.data:
