@@ -28,7 +28,8 @@ def main() -> None:
         t0 = time.perf_counter()
         ours = diff.garrison_verdicts(root)
         print(
-            f"garrison: {len(files)} Dockerfiles, {sum(map(len, ours.values()))} findings, {time.perf_counter() - t0:.2f} s"
+            f"garrison: {len(files)} Dockerfiles, {sum(map(len, ours.values()))} findings, "
+            f"{time.perf_counter() - t0:.2f} s"
         )
         runners = {
             "hadolint": lambda: diff.hadolint(files),
@@ -52,12 +53,14 @@ def main() -> None:
             )
             mapped = sum(1 for c in diff.dockerfile_controls() if c.equivalents.get(tool))
             print(
-                f"{tool}: {took:.2f} s; {mapped} controls mapped; {agree} verdicts agree ({both} where both fire), {len(differ)} differ"
+                f"{tool}: {took:.2f} s; {mapped} controls mapped; {agree} verdicts agree ({both} where both fire), "
+                f"{len(differ)} differ"
             )
             for name, control, mine, other in differ:
                 why = diff.KNOWN.get((name, control, tool), "UNEXPLAINED")
                 print(
-                    f"  {name:16} {control}  garrison={'fail' if mine else 'pass'} {tool}={'fail' if other else 'pass'}  {why}"
+                    f"  {name:16} {control}  garrison={'fail' if mine else 'pass'} "
+                    f"{tool}={'fail' if other else 'pass'}  {why}"
                 )
 
 

@@ -57,13 +57,15 @@ CORPUS: dict[str, tuple[str, set[str]]] = {
     "tls-env": (_with("ENV NODE_TLS_REJECT_UNAUTHORIZED=0"), {"GAR-DF-015"}),
     "apt-unauth": (
         _with(
-            "RUN apt-get update && apt-get install -y --no-install-recommends --allow-unauthenticated curl=7.88.1-10 && rm -rf /var/lib/apt/lists/*"
+            "RUN apt-get update && apt-get install -y --no-install-recommends --allow-unauthenticated curl=7.88.1-10"
+            " && rm -rf /var/lib/apt/lists/*"
         ),
         {"GAR-DF-016"},
     ),
     "apt-no-y": (
         _with(
-            "RUN apt-get update && apt-get install --no-install-recommends curl=7.88.1-10 && rm -rf /var/lib/apt/lists/*"
+            "RUN apt-get update && apt-get install --no-install-recommends curl=7.88.1-10"
+            " && rm -rf /var/lib/apt/lists/*"
         ),
         {"GAR-DF-017"},
     ),
@@ -112,7 +114,8 @@ KNOWN: dict[tuple[str, str, str], str] = {
     ("untagged", "GAR-DF-005", "trivy"): "DS001 also covers an untagged image; GAR-DF-005 is the explicit latest case",
     ("latest", "GAR-DF-006", "checkov"): "CKV_DOCKER_7 covers latest; GAR-DF-006 is the untagged case",
     ("untagged", "GAR-DF-005", "checkov"): "CKV_DOCKER_7 covers untagged; GAR-DF-005 is the explicit latest case",
-    # Checkov's CKV_DOCKER_4 fires for every ADD; garrison splits a remote URL (GAR-DF-003) from local files (GAR-DF-004).
+    # Checkov's CKV_DOCKER_4 fires for every ADD; garrison splits a remote URL (GAR-DF-003) from local
+    # files (GAR-DF-004).
     ("add-file", "GAR-DF-003", "checkov"): "CKV_DOCKER_4 fires for every ADD; GAR-DF-003 is the remote-URL case",
     ("add-url", "GAR-DF-004", "checkov"): "CKV_DOCKER_4 fires for every ADD; GAR-DF-004 is the local-file case",
     # Trivy is wrong here (checked by hand on trivy 0.76):
@@ -125,7 +128,7 @@ KNOWN: dict[tuple[str, str, str], str] = {
         "dist-upgrade",
         "GAR-DF-023",
         "trivy",
-    ): "DS017 calls apt-get update && apt-get dist-upgrade an update 'alone'; the update is followed by the upgrade in the same RUN",
+    ): "DS017 calls apt-get update && apt-get dist-upgrade an update 'alone'; the upgrade follows it in the same RUN",
     (
         "dist-upgrade",
         "GAR-DF-032",
