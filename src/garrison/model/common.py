@@ -70,7 +70,7 @@ class FindingKind(StrEnum):
     """Which pillar a finding comes from; also the ``kind`` field of every JSON finding."""
 
     VULNERABILITY = "vulnerability"
-    SECRET = "secret"
+    SECRET = "secret"  # noqa: S105 - a kind name, not a password
     MISCONFIGURATION = "misconfiguration"
     ALERT = "alert"
 
