@@ -182,8 +182,6 @@ def test_kubelet_configuration_defaults_and_bad_values() -> None:
             "4.2.14",
         ]
     )
-    effective = nodefiles.kubelet_resource({"kind": "KubeletConfiguration"})["effective"]
-    assert effective["authentication"]["anonymous"]["enabled"] is False and effective["readOnlyPort"] == 0
 
 
 def test_manifest_folder_is_assessed_by_the_file_input(tmp_path: Path) -> None:
@@ -221,7 +219,7 @@ def test_node_root_modes_and_owners(tmp_path: Path) -> None:
         os.chown(pki / "ca.crt", 1234, 0)
     loaded = load_source(f"node:{tmp_path}")
     kinds = sorted(r.kind for r in loaded.resources)
-    assert kinds.count("NodeFile") == 5 and "KubeAPIServer" in kinds and "KubeletConfiguration" in kinds
+    assert kinds == ["KubeletConfiguration", "NodeFile", "NodeFile", "NodeFile", "NodeFile", "NodeFile", "Pod", "Pod"]
     found = assess(loaded.resources, _controls("control-plane", "kubelet"))
     by_ref = {c.id: c.frameworks["cis-kubernetes"][0] for c in _controls("control-plane", "kubelet")}
     got = sorted(
@@ -237,3 +235,14 @@ def test_node_root_modes_and_owners(tmp_path: Path) -> None:
         expected.append(("1.1.19", "/etc/kubernetes/pki/ca.crt", '"1234:root"'))
     assert got == sorted(expected)
     assert "4.2.4" in {by_ref[f.detail.control_id] for f in found if f.detail.object.kind == "KubeletConfiguration"}
+    # The hardened static pods read from the node pass every flag control.
+    assert [f for f in found if f.detail.object.kind == "Pod"] == []
+    (manifests / "kube-scheduler.yaml").write_text(yaml.safe_dump(_manifest("kube-scheduler")))
+    found = assess(load_source(f"node:{tmp_path}").resources, _controls("control-plane"))
+    flags = sorted(
+        (by_ref[f.detail.control_id], f.detail.object.source) for f in found if f.detail.object.kind == "Pod"
+    )
+    assert flags == [
+        ("1.4.1", "/etc/kubernetes/manifests/kube-scheduler.yaml"),
+        ("1.4.2", "/etc/kubernetes/manifests/kube-scheduler.yaml"),
+    ]
