@@ -209,12 +209,29 @@ def test_applier_reports_every_layer_with_deleted_flags() -> None:
     layers = [
         LayerResult(d[0], files={"app/a.env": _secret_file("app/a.env"), "app/b.env": _secret_file("app/b.env")}),
         LayerResult(d[1], files={"app/b.env": AnalysisResult(), "app/c.env": _secret_file("app/c.env")}),
-        LayerResult(d[2], whiteouts=("app/a.env",), files={"etc/acme/token.env": _secret_file("etc/acme/token.env")}),
-        LayerResult(d[3], files={"var/lib/dpkg/info/acme.list": AnalysisResult(system_files=("/etc/acme/token.env",))}),
+        LayerResult(
+            d[2],
+            whiteouts=("app/a.env",),
+            files={p: _secret_file(p) for p in ("opt/acme/defaults.env", "etc/acme/token.env")},
+        ),
+        LayerResult(
+            d[3],
+            files={
+                "var/lib/dpkg/info/acme.list": AnalysisResult(
+                    system_files=("/opt/acme/defaults.env", "/etc/acme/token.env")
+                )
+            },
+        ),
     ]
     inv = apply_layers(_artifact(), layers)
     got = [(s.path, s.layer, s.deleted) for s in inv.secrets]
-    assert got == [("app/a.env", d[0], True), ("app/b.env", d[0], True), ("app/c.env", d[1], False)]
+    # opt/acme/defaults.env is the OS package's own file: dropped; etc/acme/token.env is a conffile: kept.
+    assert got == [
+        ("app/a.env", d[0], True),
+        ("app/b.env", d[0], True),
+        ("app/c.env", d[1], False),
+        ("etc/acme/token.env", d[2], False),
+    ]
 
 
 def test_cache_round_trip_keeps_secrets() -> None:

@@ -111,8 +111,15 @@ def _pick_os(results: list[tuple[str, AnalysisResult]]) -> OSInfo | None:
 def _layer_secrets(layers: list[LayerResult], chains: dict[str, list[int]]) -> tuple[Secret, ...]:
     """The secrets of every layer's files, each with the layer that holds it: a file that an upper layer
     deleted or replaced still has its secret in the image's bytes (``deleted=True``). Secrets in files
-    the OS package manager installed (any layer's dpkg file lists) are dropped."""
-    system = {s.lstrip("/") for lr in layers for r in lr.files.values() for s in r.system_files}
+    the OS package manager installed (any layer's dpkg file lists) are dropped, except under ``etc/``:
+    there the listed files are conffiles, where administrators put credentials of their own."""
+    system = {
+        p
+        for lr in layers
+        for r in lr.files.values()
+        for s in r.system_files
+        if not (p := s.lstrip("/")).startswith("etc/")
+    }
     out: set[Secret] = set()
     for i, lr in enumerate(layers):
         for path, r in lr.files.items():
