@@ -161,6 +161,7 @@ def test_offline_without_database_exit_4(test_images: BuiltImages, tmp_path: Pat
     assert proc.returncode == 4, proc.stderr
 
 
+@pytest.mark.slow  # builds crafted images
 def test_warnings_reach_the_user_once(tmp_path: Path) -> None:
     """Skipped files are reported: on stderr for machine formats, inside the table (not twice) for tables."""
     from tests.support import crafted

@@ -237,6 +237,7 @@ def test_large_binary_in_dir_is_read_in_place(big_binary: Path, tmp_path: Path) 
     assert peak < 200, f"peak RSS {peak} MB for a {BIG >> 20} MiB binary"
 
 
+@pytest.mark.slow  # writes a 512 MiB executable into a gzip layer
 def test_large_binary_in_layer_is_spooled(big_binary: Path, tmp_path: Path) -> None:
     """A 512 MiB executable in a gzip layer: its first chunk is checked, then it is spooled to a
     temporary file and parsed from headers, tables and one section. A hard link to it (whose target
