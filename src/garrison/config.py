@@ -147,8 +147,14 @@ def parse_value(name: str, raw: object, origin: str) -> Any:
     if kind == "Path":
         if not raw.strip():
             raise bad("a path")
-        return Path(raw).expanduser()
+        path = Path(raw).expanduser()
+        if name == "cache_dir" and path.exists() and not path.is_dir():
+            raise bad("a directory")
+        return path
     value = raw.strip() if name not in SECRET_SETTINGS else raw
+    if name == "db_path" and value and os.path.exists(value) and not os.path.isfile(value):
+        # The database is rebuilt beside the file and renamed over it: never over a device or a FIFO.
+        raise bad("a regular file (the database is replaced atomically by a rename)")
     schemes = _URL_SCHEMES.get(name)
     if schemes and value and not value.startswith(schemes):
         raise bad("a URL starting with " + ", ".join(schemes))

@@ -4,6 +4,7 @@ file is a one-line usage error (exit 2) naming the setting and where it came fro
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,21 @@ def test_exit_codes_in_one_place() -> None:
     }
     assert codes == errors.RESERVED_EXIT_CODES
     assert errors.EXIT_INTERRUPTED > errors.MAX_GATE_EXIT_CODE
+
+
+def test_database_and_cache_paths_must_be_what_they_are_used_as(tmp_path: Path) -> None:
+    """db update renames a new database over ``--db``: a FIFO or a device there is refused when the
+    setting is read, before anything is built (tested with a FIFO and a /dev/null twin of our own)."""
+    fifo = tmp_path / "db.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(SettingError, match=r"invalid db_path from --db: .* is not a regular file"):
+        load_settings(environ={"GARRISON_CONFIG": os.devnull}, flags={"db_path": ("--db", str(fifo))})
+    if os.geteuid() == 0:
+        null = tmp_path / "null"
+        os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        line = _one_line_usage_error(_garrison("db", "update", "--db", str(null), "--mirror", "file:///nonexistent"))
+        assert "invalid db_path from --db" in line
+        assert stat.S_ISCHR(os.lstat(null).st_mode)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SettingError, match=r"invalid cache_dir from GARRISON_CACHE_DIR: .* is not a directory"):
+        load_settings(environ={"GARRISON_CONFIG": os.devnull, "GARRISON_CACHE_DIR": str(tmp_path / "file")})
