@@ -17,6 +17,12 @@ if [ ! -f .venv/.garrison-installed ] || [ pyproject.toml -nt .venv/.garrison-in
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -r requirements.lock
   .venv/bin/pip install -q --no-deps -e .
+  # A dependency added to pyproject.toml but not to the lock would be missing: say so, and how to fix it.
+  if ! .venv/bin/pip check >/dev/null; then
+    .venv/bin/pip check || true
+    echo "setup: requirements.lock does not satisfy pyproject.toml; run bash scripts/lock.sh" >&2
+    exit 1
+  fi
   touch .venv/.garrison-installed
 fi
 # Byte-compile garrison: with PYTHONDONTWRITEBYTECODE set (as on these machines) every run would
