@@ -92,6 +92,23 @@ CASES: dict[str, tuple[str, str]] = {
         f"AZURE_DEVOPS_PAT={tok(LOWER + '234567', 52)}\n",
         "AZURE_DEVOPS_PAT=$(cat /run/secrets/ado_pat)\n",
     ),
+    "azure-app-config-connection-string": (
+        f"Endpoint=https://billing-config.azconfig.io;Id={tok(ALNUM, 4)}-l0-s0:{tok(ALNUM, 20)};"
+        f"Secret={tok(B64, 44)}\n",
+        "Endpoint=https://billing-config.azconfig.io;Id=<id>;Secret=<secret>\n",
+    ),
+    "azure-data-factory-registration-key": (
+        f"AUTH_KEY=IR@{uuid()}@adf-billing-001@we@{tok(B64, 43)}=\n",
+        "AUTH_KEY=IR@<runtime-id>@adf-billing-001@we@<key>\n",
+    ),
+    "azure-container-registry-password": (
+        f"ACR_PASSWORD={tok(ALNUM + '+/', 52)}\n",
+        "ACR_PASSWORD=$(az acr credential show -n billing --query passwords[0].value -o tsv)\n",
+    ),
+    "azure-ai-services-key": (
+        f"AZURE_OPENAI_API_KEY={tok(HEX, 32)}\n",
+        "AZURE_OPENAI_API_KEY=<your-azure-openai-key>\n",
+    ),
     "digitalocean-token": (
         f"DIGITALOCEAN_TOKEN=dop_v1_{tok(HEX, 64)}\n",
         f"DIGITALOCEAN_TOKEN=dop_v1_{tok(HEX, 20)}\n",
@@ -178,6 +195,12 @@ CASES: dict[str, tuple[str, str]] = {
     "private-packagist-token": (
         f"COMPOSER_AUTH_TOKEN=packagist_ort_{tok(HEX, 68)}\n",
         "COMPOSER_AUTH_TOKEN=packagist_ort_xxxx\n",
+    ),
+    "maven-settings-password": (
+        f"<servers>\n  <server>\n    <id>internal</id>\n    <username>deploy</username>\n"
+        f"    <password>{tok(ALNUM, 14)}</password>\n  </server>\n</servers>\n",
+        "<servers>\n  <server>\n    <password>{COQLCE6DU6GtcS5P=}</password>\n"
+        "    <password>${env.MAVEN_PASSWORD}</password>\n  </server>\n</servers>\n",
     ),
     "slack-access-token": (
         f"SLACK_BOT_TOKEN=xoxb-{tok(DIGITS, 12)}-{tok(DIGITS, 13)}-{tok(ALNUM, 24)}\n",
@@ -276,6 +299,7 @@ CASES: dict[str, tuple[str, str]] = {
     "linkedin-client-secret": (f'linkedin_client_secret: "{tok(ALNUM, 16)}"\n', 'linkedin_client_secret: "<secret>"\n'),
     "dropbox-api-token": (f"DROPBOX_TOKEN=sl.{tok(URLSAFE, 138)}\n", "DROPBOX_TOKEN=sl.xxxxx\n"),
     "okta-api-token": (f"OKTA_API_TOKEN=00{tok(URLSAFE, 40)}\n", "OKTA_API_TOKEN={{ okta_token }}\n"),
+    "symfony-secret": (f"APP_SECRET={tok(HEX, 32)}\n", "APP_SECRET=%env(APP_SECRET)%\n"),
     "openai-api-key": (
         f"OPENAI_API_KEY=sk-proj-{tok(URLSAFE, 74)}T3BlbkFJ{tok(URLSAFE, 74)}\n",
         "OPENAI_API_KEY=sk-proj-your-key-here\n",
@@ -308,3 +332,6 @@ CASES: dict[str, tuple[str, str]] = {
         "DB_PASSWORD=${DB_PASSWORD}\npassword: your_password_here\nself.password = options.password\n",
     ),
 }
+
+#: The file a case is scanned as, for rules limited to some paths (default: ``app/config/settings.env``).
+CASE_PATHS = {"maven-settings-password": "root/.m2/settings.xml"}

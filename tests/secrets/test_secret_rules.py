@@ -8,7 +8,7 @@ import re
 import jsonschema
 import pytest
 import yaml
-from tests.secrets.cases import CASES
+from tests.secrets.cases import CASE_PATHS, CASES
 
 from garrison.secrets import SecretScanner, load_rules
 from garrison.secrets.engine import keyword_finder
@@ -30,7 +30,8 @@ def test_every_rule_has_a_case() -> None:
 @pytest.mark.parametrize("rule_id", RULE_IDS)
 def test_positive(rule_id: str) -> None:
     positive, _ = CASES[rule_id]
-    found = [s for s in SCANNER.scan("app/config/settings.env", positive.encode()) if s.rule_id == rule_id]
+    path = CASE_PATHS.get(rule_id, "app/config/settings.env")
+    found = [s for s in SCANNER.scan(path, positive.encode()) if s.rule_id == rule_id]
     assert found, f"{rule_id} missed its positive"
     runs = re.findall(r"[A-Za-z0-9+/_~.-]{12,}", positive)
     for s in found:
@@ -43,7 +44,7 @@ def test_positive(rule_id: str) -> None:
 @pytest.mark.parametrize("rule_id", RULE_IDS)
 def test_decoy(rule_id: str) -> None:
     _, decoy = CASES[rule_id]
-    assert rule_id not in _rules_found(decoy)
+    assert rule_id not in _rules_found(decoy, CASE_PATHS.get(rule_id, "app/config/settings.env"))
 
 
 def test_schema_validates_every_packaged_rule_file() -> None:
