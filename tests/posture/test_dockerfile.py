@@ -222,8 +222,6 @@ def test_found_by_name_in_folders_and_bad_ones_are_warnings(tmp_path: Path) -> N
         (tmp_path / rel).write_text(GOOD)
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "Dockerfile").write_text("RUN echo no from\n")
-    names = sorted(str(p.relative_to(tmp_path)) for p in df.find_dockerfiles(tmp_path))
-    assert names == ["Dockerfile", "broken/Dockerfile", "svc/Dockerfile.dev", "svc/api.Dockerfile"]
     loaded = load_path(tmp_path)
     assert sorted(Path(r.source).name for r in loaded.resources if r.kind == "Dockerfile") == [
         "Dockerfile",

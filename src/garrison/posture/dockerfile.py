@@ -1,5 +1,7 @@
-"""Dockerfiles as posture resources: a parser of the Dockerfile syntax BuildKit accepts, and the files a
-folder holds.
+"""Dockerfiles as posture resources: a parser of the Dockerfile syntax BuildKit accepts.
+
+Files are found by the posture inputs (:mod:`garrison.posture.inputs`: ``Dockerfile``, ``Dockerfile.*``,
+``*.Dockerfile``, ``Containerfile`` in folders), which call :func:`resources_from_dockerfile`.
 
 What the parser understands (the reference is BuildKit's ``frontend/dockerfile/parser`` and
 ``instructions``): the ``# syntax=`` and ``# escape=`` parser directives; line continuations with the
@@ -22,19 +24,17 @@ regular expression over the whole line). ``final`` is the stage that becomes the
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from garrison.posture.resources import Resource
 
 #: Instructions whose arguments Docker expands with ARG/ENV values (BuildKit's ``replaceEnvAllowed``).
 EXPANDED = frozenset(
-    {"ADD", "COPY", "ENV", "EXPOSE", "FROM", "LABEL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR", "ONBUILD", "ARG"}
+    {"ADD", "COPY", "ENV", "EXPOSE", "FROM", "LABEL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR", "ARG"}
 )
 #: Instructions with an exec (JSON array) form.
 EXEC_FORM = frozenset({"RUN", "CMD", "ENTRYPOINT", "SHELL", "HEALTHCHECK", "ADD", "COPY", "VOLUME"})
@@ -74,26 +74,6 @@ class Instruction:
     #: The exec form's argv when the arguments are a JSON array of strings, else None (shell form).
     argv: list[str] | None = None
     heredocs: list[Heredoc] = field(default_factory=list)
-
-
-def is_dockerfile(name: str) -> bool:
-    """``Dockerfile``, ``*.Dockerfile``, ``Dockerfile.*`` (``Dockerfile.dev``, ``api.Dockerfile``…), any case
-    of ``dockerfile`` in those places, as Trivy, hadolint and editors recognise them."""
-    low = name.lower()
-    return low == "dockerfile" or low.endswith(".dockerfile") or low.startswith("dockerfile.")
-
-
-def find_dockerfiles(root: Path) -> Iterator[Path]:
-    """Dockerfiles under ``root`` (a file is returned as it is), sorted, skipping VCS and dependency folders."""
-    if root.is_file():
-        yield root
-        return
-    skip = {".git", ".hg", ".svn", "node_modules", ".venv", "__pycache__"}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in skip)
-        for name in sorted(filenames):
-            if is_dockerfile(name):
-                yield Path(dirpath) / name
 
 
 # ---------------------------------------------------------------------------------------------- lexing
@@ -388,7 +368,7 @@ def parse(text: str, path: str = "Dockerfile") -> Dockerfile:
             stages.append(stage)
             if alias:
                 stage_names[alias.lower()] = stage["index"]
-            stage["instructions"].append(_instruction_doc(ins, ins.args))
+            stage["instructions"].append(_instruction_doc(ins, " ".join(words)))
             continue
         if not stages:
             if ins.cmd == "ARG":
@@ -468,22 +448,6 @@ def _instruction_doc(ins: Instruction, args: str) -> dict[str, Any]:
         "heredocs": [h.name for h in ins.heredocs],
     }
     return item
-
-
-def load(path: Path, name: str = "") -> Dockerfile:
-    """Read and parse one Dockerfile (at most :data:`MAX_BYTES`; not UTF-8 is an error naming it)."""
-    with open(path, "rb") as fh:
-        data = fh.read(MAX_BYTES + 1)
-    where = name or str(path)
-    if len(data) > MAX_BYTES:
-        raise DockerfileError(f"{where}: larger than {MAX_BYTES} bytes, not a Dockerfile")
-    if b"\0" in data:
-        raise DockerfileError(f"{where}: binary file, not a Dockerfile")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise DockerfileError(f"{where}: not UTF-8 text") from None
-    return parse(text, where)
 
 
 def resources_from_dockerfile(text: str, source: str) -> list[Resource]:
