@@ -6,6 +6,7 @@ byte-by-byte containers; see there for why).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -252,3 +253,44 @@ def test_large_binary_in_layer_is_spooled(big_binary: Path, tmp_path: Path) -> N
     peak, pkgs = _peak_scan(f"oci:{tmp_path / 'img'}:latest", tmp_path / "cache")
     assert pkgs == {"usr/local/bin/big": WANT_BIG, "usr/bin/big-link": WANT_BIG}
     assert peak < 200, f"peak RSS {peak} MB for a {BIG >> 20} MiB binary"
+
+
+@pytest.fixture(scope="module")
+def big_jar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 320 MiB fat jar: the application's pom.properties, a nested library jar and one big stored
+    member (a bundled data file)."""
+    import zipfile
+
+    root = tmp_path_factory.mktemp("bigjar") / "rootfs"
+    (root / "opt/app").mkdir(parents=True)
+    lib = io.BytesIO()
+    with zipfile.ZipFile(lib, "w") as z:
+        z.writestr(
+            "META-INF/maven/org.yaml/snakeyaml/pom.properties", "groupId=org.yaml\nartifactId=snakeyaml\nversion=2.2\n"
+        )
+    with zipfile.ZipFile(root / "opt/app/app.jar", "w", zipfile.ZIP_STORED) as z:
+        z.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nMain-Class: com.example.Main\n")
+        z.writestr(
+            "META-INF/maven/com.example/app/pom.properties", "groupId=com.example\nartifactId=app\nversion=4.0.1\n"
+        )
+        with z.open("data/model.bin", "w", force_zip64=True) as fp:
+            chunk = bytes(1 << 20)
+            for _ in range(320):
+                fp.write(chunk)
+        z.writestr("lib/snakeyaml-2.2.jar", lib.getvalue())
+    return root
+
+
+WANT_JAR = {"opt/app/app.jar": {("com.example:app", "4.0.1"), ("org.yaml:snakeyaml", "2.2")}}
+
+
+def test_large_jar_is_not_read_whole(big_jar: Path, tmp_path: Path) -> None:
+    assert (big_jar / "opt/app/app.jar").stat().st_size > 320 << 20
+    peak, pkgs = _peak_scan(f"dir:{big_jar}", tmp_path / "cache")
+    assert pkgs == WANT_JAR
+    assert peak < 200, f"peak RSS {peak} MB for a 320 MiB jar"
+    layer = Layer(entries=[File("opt/app/app.jar", big_jar / "opt/app/app.jar", 0o644)])
+    build_image([layer], work=tmp_path / "work", oci_dir=tmp_path / "img", compression="gzip")
+    peak, pkgs = _peak_scan(f"oci:{tmp_path / 'img'}:latest", tmp_path / "cache")
+    assert pkgs == WANT_JAR
+    assert peak < 200, f"peak RSS {peak} MB for a 320 MiB jar in a layer"

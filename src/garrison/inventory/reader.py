@@ -9,9 +9,11 @@ place (:func:`open_file`); a small member is simply read into memory (:class:`By
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from collections.abc import Callable
+from typing import Any
 
 #: Members up to this size are read into memory: spooling costs a write and a read of each byte.
 SPOOL_ABOVE = 8 * 1024 * 1024
@@ -69,3 +71,37 @@ def spool(read: Callable[[int], bytes], size: int, head: bytes = b"") -> FdReade
 def open_file(path: str) -> FdReader:
     """A reader over a file on disk, opened without following a final symlink."""
     return FdReader(os.open(path, os.O_RDONLY | _NOFOLLOW))
+
+
+class ReaderIO(io.RawIOBase):
+    """A seekable, read-only binary file over ``read_at`` (for :mod:`zipfile`, which seeks to the
+    central directory at the end and then to each member it opens)."""
+
+    def __init__(self, read_at: Callable[[int, int], bytes], size: int) -> None:
+        super().__init__()
+        self._read_at = read_at
+        self._size = size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, b: Any) -> int:
+        n = min(len(b), self._size - self._pos)
+        if n <= 0:
+            return 0
+        data = self._read_at(self._pos, n)
+        b[: len(data)] = data
+        self._pos += len(data)
+        return len(data)

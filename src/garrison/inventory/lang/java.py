@@ -6,6 +6,9 @@ An archive without any falls back to ``META-INF/MANIFEST.MF`` (a Jenkins plugin'
 ``Implementation-*``, ``Bundle-*``) and the file name (see :func:`_from_manifest`). Nested archives
 (``BOOT-INF/lib``, ``WEB-INF/lib``, ``lib/``…) are opened recursively.
 
+A large archive comes as a random-access reader (``FileInput.read_at``): only the central directory
+and the members opened are read, never the whole file.
+
 Zip bombs: every byte decompressed is charged to one budget per top-level file, nested archives
 are read only to :data:`MAX_DEPTH`, entries are read with a hard cap rather than trusting declared
 sizes, and an archive with too many entries is skipped. Exceeding a limit gives a warning and the
@@ -18,11 +21,12 @@ import io
 import re
 import zlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from garrison.inventory import purl
 from garrison.inventory.base import AnalysisResult, FileInput, MiB
 from garrison.inventory.lang.spec import FileAnalyzer
+from garrison.inventory.reader import ReaderIO
 from garrison.model import Package, PackageType
 
 ARCHIVE_SUFFIXES = (".jar", ".war", ".ear", ".par", ".sar", ".jpi", ".hpi", ".kar", ".nar")
@@ -158,11 +162,11 @@ def _from_manifest(manifest: dict[str, str], archive_name: str) -> tuple[str, st
     return group, artifact, version
 
 
-def _scan_archive(scan: _Scan, data: bytes, archive_name: str, depth: int) -> None:
+def _scan_archive(scan: _Scan, fp: IO[bytes], archive_name: str, depth: int) -> None:
     import zipfile  # lazy: keeps start-up fast when no jar is read
 
     try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
+        zf = zipfile.ZipFile(fp)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         scan.warnings.append(f"{scan.location}: {archive_name}: not a zip archive: {exc}")
         return
@@ -196,15 +200,20 @@ def _scan_archive(scan: _Scan, data: bytes, archive_name: str, depth: int) -> No
                 scan.warnings.append(f"{scan.location}: {info.filename}: nested deeper than {MAX_DEPTH}")
                 continue
             inner = scan.read(zf, info, scan.budget)
-            _scan_archive(scan, inner, info.filename, depth + 1)
+            _scan_archive(scan, io.BytesIO(inner), info.filename, depth + 1)
 
 
 def analyze_archive(file: FileInput) -> AnalysisResult:
     import zipfile
 
     scan = _Scan(location=file.path, budget=MAX_TOTAL_BYTES)
+    if file.reader is not None:
+        # A large archive: only its central directory and the members opened are read.
+        fp: IO[bytes] = io.BufferedReader(ReaderIO(file.read_at, file.size), 64 * 1024)
+    else:
+        fp = io.BytesIO(file.content)
     try:
-        _scan_archive(scan, file.content, file.path, 0)
+        _scan_archive(scan, fp, file.path, 0)
     except _LimitExceeded as exc:
         scan.warnings.append(f"{file.path}: zip bomb guard: {exc}")
     except (
@@ -226,5 +235,6 @@ ANALYZER = FileAnalyzer(
     version=2,
     parse=analyze_archive,
     suffixes=ARCHIVE_SUFFIXES,
-    max_bytes=512 * MiB,
+    max_bytes=4096 * MiB,  # read through a reader, never whole; decompression has its own budget
+    random_access=True,
 )

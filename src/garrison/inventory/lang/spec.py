@@ -32,6 +32,9 @@ class FileAnalyzer:
     #: Extra test on the whole path, run only when the base name matched.
     path_ok: Callable[[str], bool] | None = None
     max_bytes: int = 32 * MiB
+    #: ``parse`` reads only through ``FileInput.read_at`` (archives): a large file is then handed
+    #: over as a reader, never read whole (see :mod:`garrison.inventory.reader`).
+    random_access: bool = False
     #: Every accepted path ending: ``/`` + each base name, and each suffix. Derived, not passed.
     _tails: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
