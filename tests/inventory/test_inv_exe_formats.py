@@ -239,6 +239,7 @@ def test_large_binary_in_dir_is_read_in_place(big_binary: Path, tmp_path: Path) 
 
 
 @pytest.mark.slow  # writes a 512 MiB executable into a gzip layer
+@pytest.mark.slow  # builds an image
 def test_large_binary_in_layer_is_spooled(big_binary: Path, tmp_path: Path) -> None:
     """A 512 MiB executable in a gzip layer: its first chunk is checked, then it is spooled to a
     temporary file and parsed from headers, tables and one section. A hard link to it (whose target
@@ -284,6 +285,7 @@ def big_jar(tmp_path_factory: pytest.TempPathFactory) -> Path:
 WANT_JAR = {"opt/app/app.jar": {("com.example:app", "4.0.1"), ("org.yaml:snakeyaml", "2.2")}}
 
 
+@pytest.mark.slow  # builds an image
 def test_large_jar_is_not_read_whole(big_jar: Path, tmp_path: Path) -> None:
     assert (big_jar / "opt/app/app.jar").stat().st_size > 320 << 20
     peak, pkgs = _peak_scan(f"dir:{big_jar}", tmp_path / "cache")
