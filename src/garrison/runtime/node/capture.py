@@ -53,10 +53,11 @@ def _raise_priority() -> None:
             os.nice(-10)
 
 
-def _finish_execs(pending: list[Any], execs: list[tuple[int, int]]) -> None:
-    """Complete exec records with what outlives the command line (read after a batch's cmdlines)."""
-    for index, pid in execs:
-        pending[index] = (*pending[index], *read_rest(pid))
+def _finish_execs(pending: list[Any], execs: list[tuple[int, int, bytes]]) -> None:
+    """Complete exec records with cwd and stat (read after a batch's command lines)."""
+    for index, pid, cgroup in execs:
+        cwd, stat = read_rest(pid)
+        pending[index] = (*pending[index], cwd, cgroup, stat)
     execs.clear()
 
 
@@ -114,7 +115,7 @@ def run(config: dict[str, Any], out: int) -> int:
     count = 0
     next_stats = time.monotonic() + 1.0
     pending: list[Any] = []
-    execs: list[tuple[int, int]] = []
+    execs: list[tuple[int, int, bytes]] = []
     try:
         first = 0.0
         while not stop:
@@ -139,9 +140,9 @@ def run(config: dict[str, Any], out: int) -> int:
                         for ev in netlink.parse(bytes(view[:n]), seqs):
                             count += 1
                             if ev[0] == "exec":
-                                cmdline, exe, status = read_first(ev[2])
-                                execs.append((len(pending), ev[2]))
-                                pending.append(["exec", ev[1], ev[2], exe, cmdline, status])
+                                cmdline, exe, status, cgroup = read_first(ev[2])
+                                execs.append((len(pending), ev[2], cgroup))
+                                pending.append(("exec", ev[1], ev[2], exe, cmdline, status))
                             else:
                                 pending.append(ev)
                         if len(execs) >= 64:

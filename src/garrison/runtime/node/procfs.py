@@ -37,22 +37,24 @@ def _link(path: str) -> str:
         return ""
 
 
-def read_first(pid: int, proc: str = "/proc") -> tuple[bytes, str, bytes]:
-    """What vanishes first when a process exits: cmdline (with its memory), then exe and status."""
+def read_first(pid: int, proc: str = "/proc") -> tuple[bytes, str, bytes, bytes]:
+    """What vanishes first when a process exits (cmdline with its memory, then exe and status) and what
+    says which container it is in (cgroup): read in the first pass over a batch of execs."""
     base = f"{proc}/{pid}/"
-    return _read(base + "cmdline"), _link(base + "exe"), _read(base + "status", 1024)
+    return _read(base + "cmdline"), _link(base + "exe"), _read(base + "status", 1024), _read(base + "cgroup", 4096)
 
 
-def read_rest(pid: int, proc: str = "/proc") -> tuple[str, bytes, bytes]:
-    """cwd, cgroup and stat: readable until the process is reaped, and inherited from the parent."""
+def read_rest(pid: int, proc: str = "/proc") -> tuple[str, bytes]:
+    """cwd and stat: readable until the process is reaped, and mostly the parent's."""
     base = f"{proc}/{pid}/"
-    return _link(base + "cwd"), _read(base + "cgroup", 4096), _read(base + "stat", 1024)
+    return _link(base + "cwd"), _read(base + "stat", 1024)
 
 
 def read_raw(pid: int, proc: str = "/proc") -> RawProc:
     """Read exe, cmdline, status (its head: Name…Gid), cwd, cgroup and stat of ``pid`` right now."""
-    cmdline, exe, status = read_first(pid, proc)
-    return (exe, cmdline, status, *read_rest(pid, proc))
+    cmdline, exe, status, cgroup = read_first(pid, proc)
+    cwd, stat = read_rest(pid, proc)
+    return (exe, cmdline, status, cwd, cgroup, stat)
 
 
 @dataclass(frozen=True, slots=True)

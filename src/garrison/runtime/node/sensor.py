@@ -323,7 +323,9 @@ class Sensor:
         self.hostname = socket.gethostname()
         self._proc: subprocess.Popen[bytes] | None = None
         self._buf = bytearray()
-        self._conns = ConnTracker()
+        #: netns inode → its connection tracker; the sensor's own namespace first.
+        self._own_netns = _netns_inode("/proc/self/ns/net")
+        self._netns: dict[int, ConnTracker] = {self._own_netns: ConnTracker()}
         self._owners: dict[int, list[tuple[int, int]]] = {}
         self._own = {os.getpid()}
         self._clock = time.time_ns() - time.monotonic_ns()
@@ -362,7 +364,7 @@ class Sensor:
         self._pending = first[1:]
         self.table.load_all()
         if self.config.poll_s > 0:
-            self._conns.poll()
+            self._netns[self._own_netns].poll()
 
     def stop(self) -> None:
         """Stop the capture process (by its pid) and read its last counters."""
@@ -389,7 +391,8 @@ class Sensor:
         finally:
             if proc.stdout is not None:
                 proc.stdout.close()
-            self._conns.close()
+            for tracker in self._netns.values():
+                tracker.close()
             self.containers.close()
 
     def interrupt(self) -> None:
@@ -508,6 +511,8 @@ class Sensor:
         res: int = 0,
     ) -> NodeEvent:
         container = self.containers.resolve(info.cgroup) if info.cgroup else HOST
+        if container is not HOST and self.config.poll_s > 0:
+            self._track_netns(info)
         self._num += 1
         return NodeEvent(
             kind=kind,
@@ -523,29 +528,53 @@ class Sensor:
             num=self._num,
         )
 
-    def _poll_connections(self) -> Iterator[NodeEvent]:
+    def _track_netns(self, info: ProcInfo) -> None:
+        """Containers have network namespaces of their own: sock_diag answers per namespace, so each one
+        seen gets its own tracker (created on the container's first event, dropped when it is gone)."""
+        path = f"/proc/{info.pid}/ns/net"
         try:
-            new = self._conns.poll()
+            ino = os.stat(path).st_ino
         except OSError:
             return
+        if ino == self._own_netns or ino in self._netns:
+            return
+        # seen=set(): a namespace met for the first time has no baseline, its open connections are news.
+        self._netns[ino] = ConnTracker(netns=path, netns_ino=ino, seen=set())
+
+    def _poll_connections(self) -> Iterator[NodeEvent]:
+        new: list[tuple[ConnTracker, Conn]] = []
+        for ino, tracker in list(self._netns.items()):
+            if tracker.netns:
+                try:
+                    alive = os.stat(tracker.netns).st_ino == ino
+                except OSError:
+                    alive = False
+                if not alive:  # its process is gone: stop holding the namespace open
+                    tracker.close()
+                    del self._netns[ino]
+                    continue
+            try:
+                new.extend((tracker, c) for c in tracker.poll())
+            except OSError:
+                continue
         if not new:
             return
-        missing = {c.inode for c in new if c.inode and c.inode not in self._owners}
+        missing = {c.inode for _t, c in new if c.inode and c.inode not in self._owners}
         if missing:
             self._owners.update(socket_owners(missing))
             if len(self._owners) > 4096:
                 self._owners = {i: self._owners[i] for i in missing if i in self._owners}
         now = time.time_ns()
-        for c in new:
-            yield from self._conn_events(c, now)
+        for tracker, c in new:
+            yield from self._conn_events(tracker, c, now)
 
-    def _conn_events(self, c: Conn, now: int) -> Iterator[NodeEvent]:
+    def _conn_events(self, tracker: ConnTracker, c: Conn, now: int) -> Iterator[NodeEvent]:
         owners = sorted(self._owners.get(c.inode, ()))
         if not owners:
             self.stats.unattributed += 1
             return
         self.stats.connections += 1
-        accept = self._conns.is_accept(c)
+        accept = tracker.is_accept(c)
         fd_type = "ipv4" if c.family == 4 else "ipv6"
         pid, num = owners[0]
         info = self.table.get(pid)
@@ -560,6 +589,13 @@ class Sensor:
                 if oinfo is not None:
                     ofd = FdInfo(onum, fd_type, name, c.proto, c.lip, c.lport, c.rip, c.rport, local_is_server=accept)
                     yield self._event("dup2", now, oinfo, fd=ofd, res=onum)
+
+
+def _netns_inode(path: str) -> int:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return 0
 
 
 def _json(cfg: dict[str, Any]) -> str:

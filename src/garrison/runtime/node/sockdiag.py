@@ -96,6 +96,43 @@ def open_diag() -> socket.socket:
     return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
 
 
+CLONE_NEWNET = 0x40000000
+
+
+def open_diag_in(netns_path: str) -> socket.socket:
+    """A sock_diag socket inside another network namespace (a container's: ``/proc/PID/ns/net``).
+
+    A netlink socket answers for the namespace it was created in, so it is created by a short-lived thread
+    that first joins that namespace (``setns`` moves only the calling thread); the socket stays there.
+    """
+    import ctypes
+    import threading
+
+    result: list[socket.socket | BaseException] = []
+
+    def make() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if libc.setns(fd, CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"setns {netns_path}: {os.strerror(err)}")
+            finally:
+                os.close(fd)
+            result.append(open_diag())
+        except BaseException as exc:
+            result.append(exc)
+
+    t = threading.Thread(target=make, name="garrison-netns")
+    t.start()
+    t.join()
+    got = result[0]
+    if isinstance(got, BaseException):
+        raise got
+    return got
+
+
 TCP_STATES = (1 << TCP_ESTABLISHED) | (1 << TCP_SYN_SENT) | (1 << TCP_SYN_RECV) | (1 << TCP_LISTEN)
 UDP_STATES = 0xFFFFFFFF
 
@@ -144,10 +181,14 @@ class ConnTracker:
     sock: socket.socket | None = None
     seen: set[tuple[str, int, str, int, str, int, int]] | None = None
     listening: set[tuple[str, int, int]] | None = None
+    #: The network namespace (``/proc/PID/ns/net`` of a process in it); "" = the sensor's own.
+    netns: str = ""
+    #: That namespace's inode, to notice when the process (and maybe the namespace) is gone.
+    netns_ino: int = 0
 
     def poll(self) -> list[Conn]:
         if self.sock is None:
-            self.sock = open_diag()
+            self.sock = open_diag_in(self.netns) if self.netns else open_diag()
         conns, listening = snapshot(self.sock)
         self.listening = listening
         keys = {(c.proto, c.family, c.lip, c.lport, c.rip, c.rport, c.inode): c for c in conns}
