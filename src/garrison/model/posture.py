@@ -84,9 +84,12 @@ class Misconfiguration:
     context: tuple[tuple[str, str], ...] = ()
 
 
-def misconfiguration_finding(m: Misconfiguration, *, version: str = "", url: str = "") -> Finding[Misconfiguration]:
-    """The shared envelope around ``m``: the rule is the control, the subject the object (a host subject
-    for host-level objects), the evidence the path, the actual and the expected value."""
+def misconfiguration_finding(
+    m: Misconfiguration, *, version: str = "", url: str = "", rule: RuleRef | None = None
+) -> Finding[Misconfiguration]:
+    """The shared envelope around ``m``: the rule is the control (``rule`` when the caller built it
+    once for many findings), the subject the object (a host subject for host-level objects), the
+    evidence the path, the actual and the expected value."""
     o = m.object
     kind = SubjectKind.HOST if o.host and not o.namespace and not o.api_version else SubjectKind.RESOURCE
     subject = Subject(
@@ -104,7 +107,8 @@ def misconfiguration_finding(m: Misconfiguration, *, version: str = "", url: str
     where = o.display() + (f" container {m.container}" if m.container else "")
     return Finding(
         kind=FindingKind.MISCONFIGURATION,
-        rule=RuleRef(
+        rule=rule
+        or RuleRef(
             id=RuleId(m.control_id),
             source="garrison/posture",
             title=m.title,

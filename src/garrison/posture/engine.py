@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from garrison.model.common import Finding
+from garrison.model.common import Finding, RuleId, RuleRef
 from garrison.model.posture import Misconfiguration, ObjectRef, misconfiguration_finding
 from garrison.posture.controls import LATEST, Control, parse_version
 from garrison.posture.expr import Ctx, Nodes, truthy
@@ -85,6 +85,17 @@ def _candidates(control: Control, index: ResourceIndex, workloads: list[Resource
     return out
 
 
+def rule_ref(control: Control) -> RuleRef:
+    """The envelope's rule for a control's findings (built once per control)."""
+    return RuleRef(
+        id=RuleId(control.id),
+        source="garrison/posture",
+        title=control.title,
+        aliases=control.equivalent_ids(),
+        version=control.version,
+    )
+
+
 def _container_name(scope_path: str, value: Any) -> str:
     if isinstance(value, dict) and "ontainers[" in scope_path and scope_path.endswith("]"):
         return str(value.get("name") or "")
@@ -115,8 +126,15 @@ def evaluate(
         fw = control.framework_refs()
         eq = control.equivalent_ids()
         expected = check.expected or control.expected
+        ctx = Ctx(index.resources[0] if index.resources else Resource({}), index, cparams)
+        rule = rule_ref(control)
         for r in _candidates(control, index, workloads):
-            ctx = Ctx(r, index, cparams, ("", r.obj))
+            # One context per control, reset for each object (creating one per pair was measurable).
+            ctx.resource = r
+            ctx.scope = ("", r.obj)
+            ctx.witness = ctx.first = None
+            if ctx.notes:
+                ctx.notes = {}
             if check.when is not None and not truthy(check.when(ctx), ctx):
                 continue
             key = (control.id, r.namespace)
@@ -153,7 +171,7 @@ def evaluate(
                         equivalents=eq,
                         context=tuple(sorted(ctx.notes.items())),
                     )
-                    findings.append(misconfiguration_finding(m, version=control.version))
+                    findings.append(misconfiguration_finding(m, rule=rule))
     return Evaluation(tuple(findings), applicable)
 
 

@@ -45,7 +45,13 @@ class Nodes:
     (resolved against the scope) for reporting a field that is missing."""
 
     items: list[Node]
+    #: The path as written (or, with ``steps``, its base: the path is then built only when asked for).
     static: str = ""
+    steps: tuple[Any, ...] | None = None
+
+    def where(self) -> str:
+        """The path as written, resolved against the scope (``spec.containers[*].image``)."""
+        return self.static if self.steps is None else _static(self.static, self.steps)
 
 
 @dataclass(slots=True)
@@ -144,7 +150,7 @@ def values(v: Any) -> list[Any]:
 
 def _note_first(ctx: Ctx, n: Nodes) -> None:
     if ctx.first is None:
-        ctx.first = n.items[0] if n.items else (n.static, None)
+        ctx.first = n.items[0] if n.items else (n.where(), None)
 
 
 # ---------------------------------------------------------------------------------------------- paths
@@ -206,7 +212,7 @@ def _var_podmeta(ctx: Ctx) -> list[Node]:
 
 
 def _var_containers(ctx: Ctx) -> list[Node]:
-    return [(c.path, c.spec) for c in ctx.resource.containers()]
+    return ctx.resource.container_nodes()
 
 
 def _var_params(ctx: Ctx) -> list[Node]:
@@ -228,14 +234,42 @@ VARIABLES: dict[str, Callable[[Ctx], list[Node]]] = {
 }
 
 
+def _walker(steps: tuple[Any, ...]) -> Callable[[list[Node]], list[Node]]:
+    """The walk for ``steps``: plain keys (the common case) follow the dicts and build each path once
+    at the end; anything else (wildcards, indexes, entries) takes :func:`_walk`."""
+    if not all(isinstance(k, str) and k is not _STAR for k in steps):
+        return lambda start: _walk(start, steps)
+    keys: tuple[str, ...] = steps
+    tail = "".join(f".{k}" if _IDENT.match(k) else f"[{json.dumps(k)}]" for k in keys)
+    head = tail[1:] if tail.startswith(".") else tail
+
+    def walk(start: list[Node]) -> list[Node]:
+        out: list[Node] = []
+        for p, v in start:
+            if type(v) is Entry:
+                out.extend(_walk([(p, v)], steps))
+                continue
+            for k in keys:
+                v = v.get(k) if isinstance(v, dict) else None
+                if v is None:
+                    break
+            if v is not None:
+                out.append((p + tail if p else head, v))
+        return out
+
+    return walk
+
+
 def _path_fn(base: str | None, steps: tuple[Any, ...]) -> Fn:
     """A compiled path: ``base`` is a variable name, or None for the current scope."""
+    walk = _walker(steps)
     if base is None:
 
         def scoped(ctx: Ctx) -> Nodes:
-            start = [ctx.scope] if ctx.scope[1] is not None else []
-            n = Nodes(_walk(start, steps), _static(ctx.scope[0], steps))
-            _note_first(ctx, n)
+            scope = ctx.scope
+            n = Nodes(walk([scope]) if scope[1] is not None else [], scope[0], steps)
+            if ctx.first is None:
+                ctx.first = n.items[0] if n.items else (n.where(), None)
             return n
 
         return scoped
@@ -243,9 +277,9 @@ def _path_fn(base: str | None, steps: tuple[Any, ...]) -> Fn:
 
     def from_var(ctx: Ctx) -> Nodes:
         start = read(ctx)
-        static_base = start[0][0] if len(start) == 1 else f"${base}"
-        n = Nodes(_walk(start, steps), _static(static_base, steps))
-        _note_first(ctx, n)
+        n = Nodes(walk(start), start[0][0] if len(start) == 1 else f"${base}", steps)
+        if ctx.first is None:
+            ctx.first = n.items[0] if n.items else (n.where(), None)
         return n
 
     return from_var
@@ -268,7 +302,7 @@ def _f_missing(ctx: Ctx, args: list[Fn]) -> bool:
     if isinstance(v, Nodes):
         if not v.items:
             if ctx.witness is None:
-                ctx.witness = (v.static, None)
+                ctx.witness = (v.where(), None)
             return True
         return False
     return v is None
@@ -337,7 +371,7 @@ def _map_str(fn: Callable[[str], Any]) -> Impl:
     def impl(ctx: Ctx, args: list[Fn]) -> Any:
         v = args[0](ctx)
         if isinstance(v, Nodes):
-            return Nodes([(p, fn(x)) for p, x in v.items if isinstance(x, str)], v.static)
+            return Nodes([(p, fn(x)) for p, x in v.items if isinstance(x, str)], v.static, v.steps)
         return fn(v) if isinstance(v, str) else None
 
     return impl
@@ -384,7 +418,7 @@ def _f_entries(ctx: Ctx, args: list[Fn]) -> Nodes:
     items = v.items if isinstance(v, Nodes) else []
     return Nodes(
         [(join(p, str(k)), Entry(key=str(k), value=x)) for p, m in items if isinstance(m, dict) for k, x in m.items()],
-        getattr(v, "static", ""),
+        v.where() if isinstance(v, Nodes) else "",
     )
 
 

@@ -84,7 +84,7 @@ class Loaded:
 # ---------------------------------------------------------------------------------------------- documents
 
 _DOC_START = re.compile(r"^---(?:[ \t].*)?$|^\.\.\.[ \t]*$", re.M)
-_INDENT = re.compile(r"^[ \t]*", re.M)
+_DEEP_INDENT = re.compile(rf"^[ \t]{{{MAX_DEPTH * 4 + 1}}}", re.M)
 _BRACKETS = re.compile(r"[\[\]{}]")
 #: A line that is neither blank nor a comment: a chunk without one is no document.
 _CONTENT = re.compile(r"^[ \t]*[^#\s]", re.M)
@@ -114,8 +114,7 @@ def _too_deep(doc: str) -> str:
         top = max(top, depth)
         if top > MAX_DEPTH:
             return f"nested deeper than {MAX_DEPTH} levels"
-    widest = max((len(m.group()) for m in _INDENT.finditer(doc)), default=0)
-    if widest > MAX_DEPTH * 4:
+    if _DEEP_INDENT.search(doc):
         return f"indented deeper than {MAX_DEPTH * 4} columns"
     return ""
 
@@ -189,7 +188,14 @@ def parse_text(text: str, source: str, *, json_hint: bool = False, cluster: str 
             out.documents = 1
             _add(out, value, source, 1, 0, cluster)
             return out
-    for index, (line, doc) in enumerate(split_documents(text)):
+    docs = list(split_documents(text))
+    fast = _fast_load(text, docs)
+    if fast is not None:
+        for index, ((line, doc), value) in enumerate(zip(docs, fast, strict=True)):
+            out.documents += 1
+            _add(out, value, source, _first_content_line(doc, line), index, cluster)
+        return out
+    for index, (line, doc) in enumerate(docs):
         out.documents += 1
         where = f"{source}: document {index + 1} (line {line})"
         if len(doc) > MAX_DOC_BYTES:
@@ -207,7 +213,7 @@ def parse_text(text: str, source: str, *, json_hint: bool = False, cluster: str 
             out.skipped += 1
             out.warnings.append(f"{where}: nested too deep to read, skipped")
             continue
-        except Exception as exc:
+        except Exception as exc:  # any parser error is one bad document
             out.skipped += 1
             msg = " ".join(str(exc).split())[:300]
             out.warnings.append(f"{where}: not valid YAML ({msg}), skipped")
@@ -215,7 +221,7 @@ def parse_text(text: str, source: str, *, json_hint: bool = False, cluster: str 
         if value is None:
             out.documents -= 1
             continue
-        if _expanded_size(value) > MAX_NODES:
+        if _ANCHOR.search(doc) and _expanded_size(value) > MAX_NODES:
             out.skipped += 1
             out.warnings.append(
                 f"{where}: expands to more than {MAX_NODES:,} nodes through aliases (a YAML alias bomb?), skipped"
@@ -223,6 +229,56 @@ def parse_text(text: str, source: str, *, json_hint: bool = False, cluster: str 
             continue
         _add(out, value, source, _first_content_line(doc, line), index, cluster)
     return out
+
+
+#: YAML 1.1 spellings that Kubernetes (go-yaml) reads as booleans or octal numbers and a YAML 1.2
+#: parser does not, merge keys, anchors and tags: any of them sends the text to PyYAML.
+_NEEDS_PYYAML = re.compile(
+    r"[:\-\[,][ \t]*(?:y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF|0[0-7]+|0o[0-7]+|[-+]?\d[\d_]*:[0-5]?\d)"
+    r"[ \t]*(?:[,\]}#]|$)",
+    re.M,
+)
+_ANCHOR = re.compile(r"(?:^|[\s\[{,:-])&[^\s]")
+
+
+def _fast_parser() -> Any:
+    try:
+        import ryaml  # optional: a Rust YAML parser, 3x faster than PyYAML with libyaml
+    except ImportError:
+        return None
+    return ryaml
+
+
+def _fast_load(text: str, docs: list[tuple[int, str]]) -> list[Any] | None:
+    """Every document at once with the fast parser, when it is installed and gives exactly what
+    PyYAML would: no YAML 1.1 booleans/octals, merge keys, anchors or tags, every document within
+    the limits and one value per document. None = take the careful path (a message per document)."""
+    parser = _fast_parser()
+    if parser is None:
+        return _pyyaml_all(text, docs)
+    if "<<" in text or " &" in text or " !" in text or "\t" in text or _NEEDS_PYYAML.search(text):
+        return None
+    if any(len(d) > MAX_DOC_BYTES for _, d in docs) or _too_deep(text):
+        return None
+    try:
+        values = [v for v in parser.loads_all(text) if v is not None]
+    except Exception:  # any failure: the careful path reports it per document
+        return None
+    return values if len(values) == len(docs) else None
+
+
+def _pyyaml_all(text: str, docs: list[tuple[int, str]]) -> list[Any] | None:
+    """Without the fast parser: the whole text in one PyYAML pass (one loader, not one per document)
+    when nothing in it needs a per-document limit; None = the careful path."""
+    if _ANCHOR.search(text) or any(len(d) > MAX_DOC_BYTES for _, d in docs) or _too_deep(text):
+        return None
+    import yaml
+
+    try:
+        values = [v for v in yaml.load_all(text, Loader=_yaml_loader()) if v is not None]
+    except Exception:  # any failure: the careful path reports it per document
+        return None
+    return values if len(values) == len(docs) else None
 
 
 def _first_content_line(doc: str, line: int) -> int:

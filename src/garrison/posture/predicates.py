@@ -151,6 +151,14 @@ def p_network_policies(ctx: Ctx, args: list[Fn]) -> Nodes:
     return Nodes([(f"NetworkPolicy/{p.name}", p.obj) for p in found], "network_policies()")
 
 
+def _workloads_by_namespace(index: ResourceIndex) -> dict[str, list[tuple[Resource, dict[str, str]]]]:
+    out: dict[str, list[tuple[Resource, dict[str, str]]]] = {}
+    for w in index.resources:
+        if w.is_workload:
+            out.setdefault(w.namespace, []).append((w, _pod_labels(w)))
+    return out
+
+
 def p_service_pods(ctx: Ctx, args: list[Fn]) -> Nodes:
     """``service_pods()``: the workloads of the Service's namespace whose pod labels its selector picks."""
     r = ctx.resource
@@ -158,12 +166,9 @@ def p_service_pods(ctx: Ctx, args: list[Fn]) -> Nodes:
     selector = spec.get("selector") if isinstance(spec, dict) else None
     if not isinstance(selector, dict) or not selector:
         return Nodes([], "service_pods()")
-    wl = ctx.index.memo("workloads", lambda: [x for x in ctx.index.resources if x.is_workload])
-    found = [
-        w
-        for w in wl
-        if w.namespace == r.namespace and all(_pod_labels(w).get(str(k)) == str(v) for k, v in selector.items())
-    ]
+    table = ctx.index.memo("workloads.by_namespace", lambda: _workloads_by_namespace(ctx.index))
+    wanted = [(str(k), str(v)) for k, v in selector.items()]
+    found = [w for w, labels in table.get(r.namespace, ()) if all(labels.get(k) == v for k, v in wanted)]
     return Nodes([(f"{w.kind}/{w.name}", w.obj) for w in found], "service_pods()")
 
 

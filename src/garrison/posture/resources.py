@@ -88,26 +88,22 @@ class Resource:
     host: str = ""
     _pod: tuple[str, dict[str, Any]] | bool | None = field(default=False, repr=False)
     _containers: tuple[Container, ...] | None = field(default=None, repr=False)
+    _nodes: list[tuple[str, Any]] | None = field(default=None, repr=False)
+    #: Read from the object once (the engine asks for them for every control).
+    kind: str = field(init=False, default="")
+    name: str = field(init=False, default="")
+    namespace: str = field(init=False, default="")
+    metadata: dict[str, Any] = field(init=False, default_factory=dict, repr=False)
 
-    @property
-    def kind(self) -> str:
-        return str(self.obj.get("kind") or "")
+    def __post_init__(self) -> None:
+        self.kind = str(self.obj.get("kind") or "")
+        self.metadata = _as_dict(self.obj.get("metadata")) or {}
+        self.name = str(self.metadata.get("name") or "")
+        self.namespace = str(self.metadata.get("namespace") or "")
 
     @property
     def api_version(self) -> str:
         return str(self.obj.get("apiVersion") or "")
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        return _as_dict(self.obj.get("metadata")) or {}
-
-    @property
-    def name(self) -> str:
-        return str(self.metadata.get("name") or "")
-
-    @property
-    def namespace(self) -> str:
-        return str(self.metadata.get("namespace") or "")
 
     @property
     def labels(self) -> dict[str, str]:
@@ -156,6 +152,12 @@ class Resource:
                         )
             self._containers = tuple(out)
         return self._containers
+
+    def container_nodes(self) -> list[tuple[str, Any]]:
+        """(path, container) of every container, for ``$containers`` (cached)."""
+        if self._nodes is None:
+            self._nodes = [(c.path, c.spec) for c in self.containers()]
+        return self._nodes
 
     def matches_kind(self, kinds: frozenset[str]) -> bool:
         """Does a control that applies to ``kinds`` apply here? ``*`` = every kind; ``Workload`` = any

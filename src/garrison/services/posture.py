@@ -131,7 +131,8 @@ def assess(sources: Sequence[str], options: PostureOptions | None = None) -> Pos
     score = compute(controls, ev.applicable, sup.kept, suppressed)
 
     kinds = Counter(r.kind for r in resources)
-    assessed_kinds = {r.kind for r in resources if any(r.matches_kind(c.kinds) for c in controls)}
+    wanted = frozenset().union(*(c.kinds for c in controls))
+    assessed_kinds = {r.kind for r in resources if r.matches_kind(wanted)}
     unassessed = {k: n for k, n in kinds.items() if k not in assessed_kinds}
     return PostureReport(
         target=" ".join(sources),

@@ -1,0 +1,365 @@
+"""Posture benchmark: garrison vs Checkov vs ``trivy config`` on the same generated manifests.
+
+Generates realistic charts (a Deployment, StatefulSet, DaemonSet or CronJob with its Service,
+ConfigMap, Secret, ServiceAccount, Role and RoleBinding, NetworkPolicy, Ingress, HPA and PDB; about a
+third hardened, the rest with the usual mistakes) as multi-document YAML files, one file per chart, and
+runs each tool as a subprocess on the folder: wall time and peak RSS (``wait4``) side by side.
+
+    python bench/bench_posture.py                 # 1,000 and 10,000 objects, all three tools
+    python bench/bench_posture.py --sizes 1000 --tools garrison
+    python bench/bench_posture.py --diff          # also the differential verdicts (see docs/posture.md)
+
+The reference tools live in a venv of their own: ``python3 -m venv bench/.tools/posture &&
+bench/.tools/posture/bin/pip install checkov``; trivy at ``bench/.tools/venv/bin/trivy``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+GARRISON = [str(ROOT / ".venv" / "bin" / "garrison")]
+CHECKOV = ROOT / "bench" / ".tools" / "posture" / "bin" / "checkov"
+TRIVY = ROOT / "bench" / ".tools" / "venv" / "bin" / "trivy"
+DIGEST = "sha256:" + "9f" * 32
+
+
+# ---------------------------------------------------------------------------------------------- corpus
+
+
+def _container(rng: random.Random, name: str, hardened: bool) -> dict[str, Any]:
+    c: dict[str, Any] = {"name": name, "ports": [{"containerPort": rng.choice([8080, 8443, 3000, 9090])}]}
+    if hardened:
+        c["image"] = f"registry.example.com/team/{name}:1.{rng.randint(0, 9)}.{rng.randint(0, 20)}@{DIGEST}"
+        c["imagePullPolicy"] = "Always"
+        c["resources"] = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
+        c["livenessProbe"] = {"httpGet": {"path": "/healthz", "port": c["ports"][0]["containerPort"]}}
+        c["readinessProbe"] = {"httpGet": {"path": "/ready", "port": c["ports"][0]["containerPort"]}}
+        c["securityContext"] = {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "runAsGroup": 10001,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+        return c
+    c["image"] = rng.choice([f"{name}:latest", name, f"docker.io/library/{name}:1.25", f"quay.io/org/{name}:v2"])
+    if rng.random() < 0.5:
+        c["resources"] = {"requests": {"cpu": "50m", "memory": "64Mi"}}
+    sc: dict[str, Any] = {}
+    if rng.random() < 0.15:
+        sc["privileged"] = True
+    if rng.random() < 0.2:
+        sc["capabilities"] = {"add": [rng.choice(["NET_ADMIN", "SYS_ADMIN", "NET_RAW", "SYS_PTRACE"])]}
+    if rng.random() < 0.3:
+        sc["runAsUser"] = 0
+    if rng.random() < 0.3:
+        sc["allowPrivilegeEscalation"] = True
+    if sc:
+        c["securityContext"] = sc
+    if rng.random() < 0.3:
+        c["env"] = [
+            {"name": "DB_PASSWORD", "value": "changeme"},
+            {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": f"{name}-secret", "key": "key"}}},
+        ]
+    if rng.random() < 0.4:
+        c["livenessProbe"] = {"tcpSocket": {"port": c["ports"][0]["containerPort"]}}
+    if rng.random() < 0.1:
+        c["ports"][0]["hostPort"] = c["ports"][0]["containerPort"]
+    return c
+
+
+def _pod(rng: random.Random, app: str, hardened: bool) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "serviceAccountName": app,
+        "containers": [_container(rng, app, hardened)],
+    }
+    if rng.random() < 0.3:
+        spec["containers"].append(_container(rng, f"{app}-sidecar", hardened))
+    if rng.random() < 0.3:
+        spec["initContainers"] = [_container(rng, f"{app}-init", hardened)]
+    if hardened:
+        spec["automountServiceAccountToken"] = False
+        spec["securityContext"] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}, "fsGroup": 10001}
+    else:
+        if rng.random() < 0.1:
+            spec["hostNetwork"] = True
+        if rng.random() < 0.05:
+            spec["hostPID"] = True
+        if rng.random() < 0.15:
+            spec["volumes"] = [
+                {"name": "host", "hostPath": {"path": rng.choice(["/var/run/docker.sock", "/var/log", "/data"])}}
+            ]
+            spec["containers"][0]["volumeMounts"] = [{"name": "host", "mountPath": "/host"}]
+    return {"metadata": {"labels": {"app": app, "tier": rng.choice(["web", "api", "worker"])}}, "spec": spec}
+
+
+def chart(rng: random.Random, i: int) -> list[dict[str, Any]]:
+    """One application's objects (10 or 11)."""
+    app = f"app{i:05d}"
+    ns = f"team{i % 37:02d}" if rng.random() > 0.05 else "default"
+    hardened = rng.random() < 0.35
+    meta = {"name": app, "namespace": ns, "labels": {"app": app, "app.kubernetes.io/managed-by": "Helm"}}
+    kind = rng.choices(["Deployment", "StatefulSet", "DaemonSet", "CronJob"], weights=[70, 15, 7, 8])[0]
+    pod = _pod(rng, app, hardened)
+    if kind == "CronJob":
+        pod["spec"]["restartPolicy"] = "OnFailure"
+        workload: dict[str, Any] = {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "metadata": meta,
+            "spec": {"schedule": "*/15 * * * *", "jobTemplate": {"spec": {"template": pod}}},
+        }
+    else:
+        workload = {
+            "apiVersion": "apps/v1",
+            "kind": kind,
+            "metadata": meta,
+            "spec": {"selector": {"matchLabels": {"app": app}}, "template": pod},
+        }
+        if kind != "DaemonSet":
+            workload["spec"]["replicas"] = rng.randint(1, 5)
+    svc_type = "ClusterIP" if hardened or rng.random() < 0.7 else rng.choice(["LoadBalancer", "NodePort"])
+    port = rng.choice([80, 443, 6379, 5432, 9200, 3000])
+    objs: list[dict[str, Any]] = [
+        workload,
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": meta,
+            "spec": {
+                "type": svc_type,
+                "selector": {"app": app},
+                "ports": [{"name": "http", "port": port, "targetPort": 8080}],
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {**meta, "name": f"{app}-config"},
+            "data": {
+                "LOG_LEVEL": "info",
+                **({"db_password": "hunter2"} if not hardened and rng.random() < 0.2 else {}),
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {**meta, "name": f"{app}-secret"},
+            "type": "Opaque",
+            "data": {"key": "c2VjcmV0"},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": meta,
+            **({"automountServiceAccountToken": False} if hardened else {}),
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": meta,
+            "rules": [
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "watch", "list"]},
+                *(
+                    []
+                    if hardened
+                    else [
+                        {
+                            "apiGroups": [""],
+                            "resources": rng.choice([["secrets"], ["*"], ["pods/exec"]]),
+                            "verbs": rng.choice([["get", "list"], ["*"], ["create"]]),
+                        }
+                    ]
+                ),
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": app},
+            "subjects": [
+                {
+                    "kind": "ServiceAccount",
+                    "name": app if hardened or rng.random() < 0.8 else "default",
+                    "namespace": ns,
+                }
+            ],
+        },
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": meta,
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": kind, "name": app},
+                "minReplicas": 2,
+                "maxReplicas": 10,
+            },
+        },
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": meta,
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": app}}},
+        },
+    ]
+    if hardened or rng.random() < 0.4:
+        objs.append(
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": meta,
+                "spec": {
+                    "podSelector": {"matchLabels": {"app": app}},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{"from": [{"podSelector": {}}]}],
+                },
+            }
+        )
+    ingress: dict[str, Any] = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": meta,
+        "spec": {
+            "rules": [
+                {
+                    "host": f"{app}.example.com",
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": app, "port": {"number": port}}},
+                            }
+                        ]
+                    },
+                }
+            ]
+        },
+    }
+    if hardened or rng.random() < 0.5:
+        ingress["spec"]["tls"] = [{"hosts": [f"{app}.example.com"], "secretName": f"{app}-tls"}]
+    objs.append(ingress)
+    return objs
+
+
+def generate(folder: Path, objects: int, seed: int = 7) -> int:
+    """Write about ``objects`` objects into ``folder`` (one file per chart); returns the exact count."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    n = i = 0
+    while n < objects:
+        objs = chart(rng, i)[: objects - n]
+        (folder / f"{i:05d}.yaml").write_text(yaml.safe_dump_all(objs, sort_keys=False))
+        n += len(objs)
+        i += 1
+    return n
+
+
+# ---------------------------------------------------------------------------------------------- runs
+
+
+def measure(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, float, int, str]:
+    """(wall seconds, CPU seconds (user + system), peak RSS MiB, exit code, stdout) of a subprocess."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        elapsed = time.perf_counter() - start
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode, text
+
+
+def tool_commands(folder: Path, out_dir: Path) -> dict[str, list[str]]:
+    cmds = {"garrison": [*GARRISON, "posture", str(folder), "-f", "json", "-o", str(out_dir / "garrison.json"), "-q"]}
+    if CHECKOV.exists():
+        cmds["checkov"] = [
+            str(CHECKOV),
+            "-d",
+            str(folder),
+            "--framework",
+            "kubernetes",
+            "--skip-download",
+            "-o",
+            "json",
+            "--quiet",
+            "--compact",
+        ]
+    if TRIVY.exists():
+        cmds["trivy"] = [str(TRIVY), "config", str(folder), "-f", "json", "-q", "--skip-check-update"]
+    return cmds
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1000,10000")
+    ap.add_argument("--tools", default="garrison,checkov,trivy")
+    ap.add_argument("--keep", type=Path, default=None, help="write the corpus here and keep it")
+    args = ap.parse_args()
+    tools = args.tools.split(",")
+    base = args.keep or Path(tempfile.mkdtemp(prefix="bench-posture-"))
+    rows: list[tuple[int, str, float, float, float, int]] = []
+    try:
+        for size in (int(s) for s in args.sizes.split(",")):
+            folder = base / f"corpus-{size}"
+            if folder.exists():
+                shutil.rmtree(folder)
+            n = generate(folder, size)
+            out_dir = base / f"out-{size}"
+            out_dir.mkdir(exist_ok=True)
+            for tool, cmd in tool_commands(folder, out_dir).items():
+                if tool not in tools:
+                    continue
+                secs, cpu, mib, code, stdout = measure(cmd)
+                if tool != "garrison":
+                    (out_dir / f"{tool}.json").write_text(stdout)
+                count = _count(tool, out_dir)
+                line = f"{n:>6} objects  {tool:<9} {secs:8.2f} s  cpu {cpu:7.2f} s  {mib:7.0f} MiB"
+                print(f"{line}  exit {code}  findings {count}", flush=True)
+                rows.append((n, tool, secs, cpu, mib, count))
+        print()
+        head = f"{'objects':>7}  {'tool':<9} {'wall s':>8} {'cpu s':>8} {'peak MiB':>9}"
+        print(f"{head} {'findings':>9} {'wall vs garrison':>17}")
+        for n, tool, secs, cpu, mib, count in rows:
+            g = next((r for r in rows if r[0] == n and r[1] == "garrison"), None)
+            ratio = f"{secs / g[2]:16.1f}x" if g else ""
+            print(f"{n:>7}  {tool:<9} {secs:8.2f} {cpu:8.2f} {mib:9.0f} {count:9} {ratio}")
+    finally:
+        if args.keep is None:
+            shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+def _count(tool: str, out_dir: Path) -> int:
+    p = out_dir / f"{tool}.json"
+    try:
+        doc = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError):
+        return -1
+    if tool == "garrison":
+        return len(doc.get("findings", []))
+    if tool == "checkov":
+        docs = doc if isinstance(doc, list) else [doc]
+        return sum(len(d.get("results", {}).get("failed_checks", [])) for d in docs if isinstance(d, dict))
+    return sum(len(r.get("Misconfigurations") or []) for r in doc.get("Results") or [])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
