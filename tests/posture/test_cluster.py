@@ -234,8 +234,8 @@ def test_read_cluster_pages_assesses_and_uses_get_only(api: ApiServer, tmp_path:
     pod_pages = [r for r in reqs if r.path == "/api/v1/pods"]
     assert len(pod_pages) == 4 and pod_pages[1].query["continue"]  # 8 pods, 2 a page
     kinds = sorted({r.kind for r in snap.resources})
-    assert kinds == ["ClusterRole", "Deployment", "Namespace", "Pod", "Secret"]
-    assert snap.owned_skipped == {"ReplicaSet": 1} and snap.warnings == [] and snap.context == "prod"
+    assert kinds == ["ClusterRole", "Deployment", "Namespace", "Pod", "ReplicaSet", "Secret"]
+    assert snap.warnings == [] and snap.context == "prod"
     assert all(r.cluster == "prod" and r.obj["apiVersion"] for r in snap.resources)
     secret = next(r for r in snap.resources if r.kind == "Secret")
     assert secret.obj["data"] == {"password": ""}  # keys kept, values never held
@@ -310,3 +310,17 @@ def test_exec_credential_plugin(api: ApiServer, tmp_path: Path) -> None:
     (tmp_path / "kc-exec").write_text(json.dumps(doc))
     snap = cluster.read_cluster(kubeconfig=str(tmp_path / "kc-exec"))
     assert "Secret" in {r.kind for r in snap.resources}
+
+
+def test_cli_assesses_the_cluster(api: ApiServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from garrison.cli.main import main
+
+    kc = str(api.kubeconfig(tmp_path / "kc-cli", token="admin-token", context="prod"))
+    code = main(["posture", "cluster:prod", "--kubeconfig", kc, "--namespace", "web", "-f", "json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    text = json.dumps(out)
+    # The Deployment's hostNetwork is found on the Deployment, not again on its ReplicaSet; shop's
+    # privileged pod is outside the namespace filter.
+    assert '"api"' in text and '"api-1"' not in text and '"priv"' not in text
+    assert "GAR-PSS-002" in text

@@ -70,6 +70,19 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="N",
         help="exit with N (e.g. 1) when findings remain after exemptions and filters (a CI gate)",
     )
+    p.add_argument(
+        "--kubeconfig", default="", metavar="FILE", help="kubeconfig for cluster[:CONTEXT] (else $KUBECONFIG)"
+    )
+    p.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="cluster[:CONTEXT]: only these namespaces (comma list or repeated; cluster-scoped kinds are still read)",
+    )
+    p.add_argument(
+        "--daemon-config", default="", metavar="FILE", help="docker[:HOST]: daemon.json (else the one dockerd uses)"
+    )
     p.add_argument("-f", "--format", default="table", choices=POSTURE_FORMATS)
     p.add_argument("-o", "--output", type=Path, default=None, help="write to FILE instead of standard output")
     p.set_defaults(func="garrison.cli.posture:cmd_posture")
@@ -109,6 +122,11 @@ def cmd_posture(args: argparse.Namespace) -> int:
         ignore_file=args.ignore_file,
         params=_params(args.param),
         kubernetes_version=args.k8s_version,
+        source_options={
+            "kubeconfig": args.kubeconfig,
+            "namespaces": _csv(args.namespace),
+            "daemon_config": args.daemon_config,
+        },
     )
     report = api.assess(tuple(args.sources), options)
     from garrison.report import report_renderer

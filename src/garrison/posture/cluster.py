@@ -26,10 +26,10 @@ kind of :data:`KINDS`), then every kind of :data:`KINDS` the server offers, with
 pagination (a ``410 Expired`` continue token restarts the list once without a limit, as client-go's pager
 does). ``namespaces`` limits namespaced kinds to those namespaces (cluster-scoped kinds are still read:
 RBAC across the cluster decides what a namespace's subjects can do). A ``403`` or ``404`` for one kind is
-a warning and the rest is still assessed; a ``401`` is an error. Objects a controller owns (a Pod of a
-ReplicaSet, a ReplicaSet of a Deployment, a Job of a CronJob) are skipped when their owner was read, so
-one misconfiguration is one finding on the object a user edits. ``managedFields`` are dropped; Secret
-values are dropped (their keys stay) so no secret is held in memory or written into a report.
+a warning and the rest is still assessed; a ``401`` is an error. Everything is returned, owned objects
+included (the posture service assesses a Pod of a ReplicaSet of a Deployment through the Deployment, for
+every input alike). ``managedFields`` are dropped; Secret values are dropped (their keys stay) so no
+secret is held in memory or written into a report.
 """
 
 from __future__ import annotations
@@ -587,8 +587,6 @@ class ClusterSnapshot:
     resources: list[Resource]
     kinds: list[ApiKind]
     warnings: list[str] = field(default_factory=list)
-    #: Objects left out because their controller's object was read (kind → count).
-    owned_skipped: dict[str, int] = field(default_factory=dict)
 
 
 def read_cluster(
@@ -599,7 +597,6 @@ def read_cluster(
     creds: Credentials | None = None,
     transport: httpx.BaseTransport | None = None,
     wanted: Sequence[tuple[str, str]] = KINDS,
-    include_owned: bool = False,
     page: int = PAGE,
 ) -> ClusterSnapshot:
     """Read the cluster of ``context`` (see the module docstring)."""
@@ -627,19 +624,8 @@ def read_cluster(
         objects = [
             o for o in objects if o.get("kind") != "Namespace" or (o.get("metadata") or {}).get("name") in wanted_ns
         ]
-    skipped: dict[str, int] = {}
-    if not include_owned:
-        present = {str((o.get("metadata") or {}).get("uid")) for o in objects}
-        kept = []
-        for obj in objects:
-            owners = (obj.get("metadata") or {}).get("ownerReferences") or []
-            if any(isinstance(r, dict) and r.get("controller") and str(r.get("uid")) in present for r in owners):
-                skipped[str(obj["kind"])] = skipped.get(str(obj["kind"]), 0) + 1
-                continue
-            kept.append(obj)
-        objects = kept
     resources = [Resource(obj=o, cluster=creds.context) for o in objects]
-    return ClusterSnapshot(creds.context, creds.server, version, resources, kinds, warnings, skipped)
+    return ClusterSnapshot(creds.context, creds.server, version, resources, kinds, warnings)
 
 
 def parse_source(ref: str) -> str:
@@ -653,7 +639,7 @@ def parse_source(ref: str) -> str:
 
 def load(rest: str, options: Mapping[str, Any]) -> Loaded:
     """The posture input's entry point for ``cluster[:CONTEXT]`` (``inputs.LIVE_SOURCES``). Options:
-    ``kubeconfig`` (a path), ``namespaces`` (a list, or a comma-separated string) and ``include_owned``."""
+    ``kubeconfig`` (a path) and ``namespaces`` (a list, or a comma-separated string)."""
     from garrison.posture.inputs import Loaded
 
     raw_ns = options.get("namespaces") or ()
@@ -662,6 +648,5 @@ def load(rest: str, options: Mapping[str, Any]) -> Loaded:
         rest,
         str(options.get("kubeconfig") or ""),
         namespaces,
-        include_owned=bool(options.get("include_owned")),
     )
     return Loaded(resources=snap.resources, warnings=snap.warnings, documents=len(snap.resources))
