@@ -64,7 +64,7 @@ def _res(doc):  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 @pytest.mark.docker
-def test_real_daemon_good_and_bad_containers(dockerd, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_real_daemon_good_and_bad_containers(dockerd, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     if not DEBIAN.is_file():
         from tests.support.images import test_images
 
@@ -108,5 +108,12 @@ def test_real_daemon_good_and_bad_containers(dockerd, tmp_path: Path) -> None:  
         assert found.get("garrison/good:1", set()) == set() and found[image] == {"4.1", "4.6"}
         # The loopback test daemon's own settings: iptables off (2.4) is a finding, as the benchmark says.
         assert {"2.4", "2.14", "2.15"} <= found[daemon.name]
+        # The same through the CLI, the socket given by --docker-host.
+        from garrison.cli.main import main
+
+        capsys.readouterr()
+        code = main(["posture", "docker", "--docker-host", dockerd.host, "--framework", "cis-docker", "-f", "json"])
+        text = capsys.readouterr().out
+        assert code == 0 and "GAR-DKR-068" in text and '"bad"' in text
     finally:
         dockerd.cli("rm", "-f", "bad", "good", check=False)

@@ -83,6 +83,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--daemon-config", default="", metavar="FILE", help="docker[:HOST]: daemon.json (else the one dockerd uses)"
     )
+    from garrison.cli.main import _add_setting_flags
+
+    _add_setting_flags(p, ("docker_host",))
     p.add_argument("-f", "--format", default="table", choices=POSTURE_FORMATS)
     p.add_argument("-o", "--output", type=Path, default=None, help="write to FILE instead of standard output")
     p.set_defaults(func="garrison.cli.posture:cmd_posture")
@@ -104,6 +107,7 @@ def _params(items: list[str]) -> dict[str, Any]:
 
 
 def cmd_posture(args: argparse.Namespace) -> int:
+    from garrison.cli.main import settings_from_args
     from garrison.cli.output import open_output, output_target
 
     if args.sources == ["controls"]:
@@ -123,6 +127,7 @@ def cmd_posture(args: argparse.Namespace) -> int:
         params=_params(args.param),
         kubernetes_version=args.k8s_version,
         source_options={
+            "settings": settings_from_args(args),
             "kubeconfig": args.kubeconfig,
             "namespaces": _csv(args.namespace),
             "daemon_config": args.daemon_config,
