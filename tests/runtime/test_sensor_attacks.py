@@ -28,9 +28,11 @@ from tests.runtime.test_sensor_support import (
     start_sensor,
 )
 
+from garrison.runtime.engine import load_rules
 from garrison.runtime.node.event import NodeEvent
 
 pytestmark = pytest.mark.slow
+FALCO = Path(__file__).resolve().parents[3] / "shared/reference/falco"
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +161,9 @@ def test_tool_rule(
     hit = sensor.wait_match(rule, cmd_has(m))
     assert hit.event.field("proc.name") == tool
     assert m in hit.output
+    sandbox = FALCO / "falco-sandbox_rules.yaml"
+    if tool == "xmrig" and sandbox.exists():  # Falco's own rule fires on the sensor's event too
+        assert "Known Cryptominer Process Executed" in [x.rule.name for x in load_rules([sandbox]).evaluate(hit.event)]
     ev = sensor.wait_event(cmd_has(m + "b"), f"the look-alike {benign_tool} exec")
     _no_match(sensor, rule, ev)
 
