@@ -138,8 +138,23 @@ def test_scan_exit_code_gate_and_filters(
 def test_scan_sarif_output(test_images: BuiltImages, tmp_path: Path) -> None:
     out = tmp_path / "app.sarif"
     db = str(real_db_path())
-    code = run(["-q", "scan", "image", test_images.app_oci_ref, "--db", db, "--offline", "-f", "sarif", "-o", str(out),
-                "--cache-dir", str(tmp_path / "c")])
+    code = run(
+        [
+            "-q",
+            "scan",
+            "image",
+            test_images.app_oci_ref,
+            "--db",
+            db,
+            "--offline",
+            "-f",
+            "sarif",
+            "-o",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ]
+    )
     assert code == 0
     sarif = json.loads(out.read_text())
     assert sarif["version"] == "2.1.0"
@@ -149,15 +164,33 @@ def test_scan_sarif_output(test_images: BuiltImages, tmp_path: Path) -> None:
 def test_bad_ignore_file_exit_5(test_images: BuiltImages, tmp_path: Path) -> None:
     bad = tmp_path / "ignore.yaml"
     bad.write_text("ignore: [ {id: 3, expires: not-a-date} ]\n")
-    proc = _garrison("scan", "image", test_images.debian_oci_ref, "--ignore-file", str(bad), "--offline",
-                     "--db", str(tmp_path / "none.db"), "--cache-dir", str(tmp_path / "c"))
+    proc = _garrison(
+        "scan",
+        "image",
+        test_images.debian_oci_ref,
+        "--ignore-file",
+        str(bad),
+        "--offline",
+        "--db",
+        str(tmp_path / "none.db"),
+        "--cache-dir",
+        str(tmp_path / "c"),
+    )
     assert proc.returncode == 5, proc.stderr
     assert proc.stderr.startswith("garrison: error:")
 
 
 def test_offline_without_database_exit_4(test_images: BuiltImages, tmp_path: Path) -> None:
-    proc = _garrison("scan", "image", test_images.debian_oci_ref, "--offline", "--db", str(tmp_path / "none.db"),
-                     "--cache-dir", str(tmp_path / "c"))
+    proc = _garrison(
+        "scan",
+        "image",
+        test_images.debian_oci_ref,
+        "--offline",
+        "--db",
+        str(tmp_path / "none.db"),
+        "--cache-dir",
+        str(tmp_path / "c"),
+    )
     assert proc.returncode == 4, proc.stderr
 
 
@@ -179,8 +212,18 @@ def test_warnings_reach_the_user_once(tmp_path: Path) -> None:
 @pytest.mark.parametrize("fmt", ["table", "json"])
 def test_reader_closing_the_pipe_early_is_not_an_error(test_images: BuiltImages, tmp_path: Path, fmt: str) -> None:
     """`garrison sbom IMAGE | head` must not fail a `set -o pipefail` script (rich would exit 1)."""
-    cmd = [sys.executable, "-m", "garrison.cli.main", "-q", "sbom", test_images.app_oci_ref, "-f", fmt,
-           "--cache-dir", str(tmp_path / "c")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "garrison.cli.main",
+        "-q",
+        "sbom",
+        test_images.app_oci_ref,
+        "-f",
+        fmt,
+        "--cache-dir",
+        str(tmp_path / "c"),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.read(64)
