@@ -307,12 +307,120 @@ def tool_commands(folder: Path, out_dir: Path) -> dict[str, list[str]]:
     return cmds
 
 
+# ---------------------------------------------------------------------------------------------- differential
+
+
+def split_corpus(src: Path, dest: Path, extra: list[Path]) -> int:
+    """One object per file (so that a file names the object for every tool): the generated charts
+    and ``extra`` manifests (the control fixtures, Kubernetes' PSS fixtures)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    n = 0
+    files = sorted(src.glob("*.yaml")) + extra
+    for f in files:
+        for doc in yaml.safe_load_all(f.read_text()):
+            if isinstance(doc, dict) and doc.get("kind"):
+                (dest / f"{n:05d}-{doc['kind'].lower()}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+                n += 1
+    return n
+
+
+def _garrison_verdicts(path: Path) -> dict[str, set[str]]:
+    doc = json.loads(path.read_text())
+    out: dict[str, set[str]] = {}
+    for f in doc["findings"]:
+        src = Path(f["misconfiguration"]["object"]["source"]).name
+        out.setdefault(f["rule"]["id"], set()).add(src)
+    return out
+
+
+def _checkov_verdicts(text: str) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    doc = json.loads(text) if text.strip() else {}
+    docs = doc if isinstance(doc, list) else [doc]
+    failed: dict[str, set[str]] = {}
+    passed: dict[str, set[str]] = {}
+    for d in docs:
+        res = d.get("results", {}) if isinstance(d, dict) else {}
+        for key, target in (("failed_checks", failed), ("passed_checks", passed)):
+            for c in res.get(key, []):
+                target.setdefault(c["check_id"], set()).add(Path(c["file_path"]).name)
+    return failed, passed
+
+
+def _trivy_verdicts(text: str) -> dict[str, set[str]]:
+    doc = json.loads(text) if text.strip() else {}
+    out: dict[str, set[str]] = {}
+    for r in doc.get("Results") or []:
+        for m in r.get("Misconfigurations") or []:
+            if m.get("Status", "FAIL") == "FAIL":
+                out.setdefault(m["ID"], set()).add(Path(r["Target"]).name)
+    return out
+
+
+def differential(base: Path, size: int) -> int:
+    """Verdicts per object and overlapping control, garrison vs Checkov vs trivy."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from garrison.posture.controls import builtin_controls
+
+    corpus = base / f"corpus-{size}"
+    if not corpus.exists():
+        generate(corpus, size)
+    extra = sorted((ROOT / "tests" / "posture" / "controls").glob("*/*.yaml"))
+    extra += sorted((ROOT.parent / "shared" / "reference" / "pss").glob("*/v*/*/*.yaml"))
+    flat = base / "diff-corpus"
+    if flat.exists():
+        shutil.rmtree(flat)
+    n = split_corpus(corpus, flat, extra)
+    files = {p.name for p in flat.glob("*.yaml")}
+    out_dir = base / "diff-out"
+    out_dir.mkdir(exist_ok=True)
+    cmds = tool_commands(flat, out_dir)
+    _, _, _, _, _ = measure(cmds["garrison"])
+    g = _garrison_verdicts(out_dir / "garrison.json")
+    ck_failed: dict[str, set[str]] = {}
+    ck_passed: dict[str, set[str]] = {}
+    tv: dict[str, set[str]] = {}
+    if "checkov" in cmds:
+        ck_failed, ck_passed = _checkov_verdicts(measure(cmds["checkov"])[4])
+    if "trivy" in cmds:
+        tv = _trivy_verdicts(measure(cmds["trivy"])[4])
+    print(f"differential on {n} objects (one per file)")
+    report: dict[str, Any] = {}
+    for c in builtin_controls():
+        if c.family not in ("pod-security", "workload", "rbac", "network"):
+            continue
+        mine = g.get(c.id, set())
+        for tool, ids, verdicts in (
+            ("checkov", c.equivalents.get("checkov", ()), ck_failed),
+            ("trivy", c.equivalents.get("trivy", ()), tv),
+        ):
+            ids = tuple(i for i in ids if not i.startswith("AVD-"))
+            if not ids or (tool == "checkov" and not ck_failed) or (tool == "trivy" and not tv):
+                continue
+            theirs = set().union(*(verdicts.get(i, set()) for i in ids))
+            # Checkov only judges objects it has a check for: compare where it said pass or fail.
+            ck_judged = theirs | set().union(*(ck_passed.get(i, set()) for i in ids))
+            judged = ck_judged if tool == "checkov" else files
+            only_g = sorted((mine - theirs) & judged)
+            only_t = sorted(theirs - mine)
+            both = len(mine & theirs)
+            report[f"{c.id}~{tool}:{'+'.join(ids)}"] = {"both": both, "only_garrison": only_g, "only_tool": only_t}
+            pair = f"{c.id:<13} {tool:<8} {'+'.join(ids):<28}"
+            print(f"{pair} agree-fail {both:5}  only garrison {len(only_g):5}  only {tool} {len(only_t):5}")
+    (base / "differential.json").write_text(json.dumps(report, indent=1))
+    print(f"details: {base / 'differential.json'}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1000,10000")
     ap.add_argument("--tools", default="garrison,checkov,trivy")
     ap.add_argument("--keep", type=Path, default=None, help="write the corpus here and keep it")
+    ap.add_argument("--diff", action="store_true", help="the differential verdicts instead of timings")
     args = ap.parse_args()
+    if args.diff:
+        base = args.keep or Path(tempfile.mkdtemp(prefix="diff-posture-"))
+        return differential(base, int(args.sizes.split(",")[0]))
     tools = args.tools.split(",")
     base = args.keep or Path(tempfile.mkdtemp(prefix="bench-posture-"))
     rows: list[tuple[int, str, float, float, float, int]] = []
