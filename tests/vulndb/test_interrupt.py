@@ -21,9 +21,23 @@ def test_sigint_during_build_exits_promptly_and_cleans_up(tmp_path: Path) -> Non
     mirror = mirror_zip("Debian").parent.parent
     db = tmp_path / "db" / "garrison.db"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "garrison.cli.main", "-q", "db", "update", "--mirror", mirror.resolve().as_uri(),
-         "--db", str(db), "--cache-dir", str(tmp_path / "cache")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "garrison.cli.main",
+            "-q",
+            "db",
+            "update",
+            "--mirror",
+            mirror.resolve().as_uri(),
+            "--db",
+            str(db),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "GARRISON_CONFIG": "/nonexistent"},
         start_new_session=True,  # its own process group, so Ctrl-C can be delivered as a terminal does
     )

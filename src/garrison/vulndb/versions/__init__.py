@@ -41,6 +41,7 @@ SCHEMES: dict[str, VersionScheme] = {
     )
 }
 
+
 def scheme_for(ecosystem: str) -> VersionScheme:
     """The scheme that orders versions of ``ecosystem`` (``Debian:12``, ``PyPI``…)."""
     return SCHEMES[scheme_name(ecosystem)]
