@@ -246,3 +246,112 @@ def test_node_root_modes_and_owners(tmp_path: Path) -> None:
         ("1.4.1", "/etc/kubernetes/manifests/kube-scheduler.yaml"),
         ("1.4.2", "/etc/kubernetes/manifests/kube-scheduler.yaml"),
     ]
+
+
+# ------------------------------------------------------------------------------ one case per control
+
+GOOD_CM = _manifest(
+    "kube-controller-manager",
+    "--terminated-pod-gc-threshold=10",
+    "--profiling=false",
+    "--use-service-account-credentials=true",
+    "--service-account-private-key-file=/etc/kubernetes/pki/sa.key",
+    "--root-ca-file=/etc/kubernetes/pki/ca.crt",
+    "--bind-address=127.0.0.1",
+)
+GOOD_SCHED = _manifest("kube-scheduler", "--profiling=false", "--bind-address=127.0.0.1")
+GOOD_ETCD = _manifest(
+    "etcd",
+    "--cert-file=/etc/kubernetes/pki/etcd/server.crt",
+    "--key-file=/etc/kubernetes/pki/etcd/server.key",
+    "--client-cert-auth=true",
+    "--peer-cert-file=/etc/kubernetes/pki/etcd/peer.crt",
+    "--peer-key-file=/etc/kubernetes/pki/etcd/peer.key",
+    "--peer-client-cert-auth=true",
+)
+BAD_PODS = [
+    _manifest(
+        "kube-apiserver",
+        "--authorization-mode=AlwaysAllow",
+        "--token-auth-file=/etc/kubernetes/tokens.csv",
+        "--enable-admission-plugins=AlwaysAdmit",
+        "--disable-admission-plugins=ServiceAccount,NamespaceLifecycle",
+        "--service-account-lookup=false",
+        "--tls-cipher-suites=TLS_RSA_WITH_RC4_128_SHA",
+        "--audit-log-maxage=7",
+    ),
+    _manifest("kube-controller-manager", "--feature-gates=RotateKubeletServerCertificate=false"),
+    _manifest("kube-scheduler"),
+    _manifest("etcd", "--auto-tls=true", "--peer-auto-tls=true"),
+]
+GOOD_KUBELET = {
+    "apiVersion": "kubelet.config.k8s.io/v1beta1",
+    "kind": "KubeletConfiguration",
+    "authentication": {"x509": {"clientCAFile": "/etc/kubernetes/pki/ca.crt"}, "anonymous": {"enabled": False}},
+    "serverTLSBootstrap": True,
+    "podPidsLimit": 4096,
+    "seccompDefault": True,
+    "tlsCipherSuites": ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"],
+}
+BAD_KUBELET = {
+    "apiVersion": "kubelet.config.k8s.io/v1beta1",
+    "kind": "KubeletConfiguration",
+    "authentication": {"anonymous": {"enabled": True}},
+    "authorization": {"mode": "AlwaysAllow"},
+    "readOnlyPort": 10255,
+    "streamingConnectionIdleTimeout": "0",
+    "makeIPTablesUtilChains": False,
+    "rotateCertificates": False,
+    "featureGates": {"RotateKubeletServerCertificate": False},
+    "tlsCipherSuites": ["TLS_RSA_WITH_3DES_EDE_CBC_SHA"],
+}
+PROXY = {"apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration"}
+
+
+def _node_files(mode: str, owner: str, key_mode: str, cert_mode: str) -> list[dict]:  # type: ignore[type-arg]
+    out = []
+    for rel, role in nodefiles.NODE_FILES.items():
+        out.append(
+            {
+                "kind": "NodeFile",
+                "metadata": {"name": "/" + rel},
+                "role": role,
+                "file": {"path": "/" + rel, "mode": mode, "owner": owner},
+            }
+        )
+    for name, role, m in (("ca.key", "PKIKey", key_mode), ("ca.crt", "PKICertificate", cert_mode)):
+        path = f"/etc/kubernetes/pki/{name}"
+        out.append(
+            {
+                "kind": "NodeFile",
+                "metadata": {"name": path},
+                "role": role,
+                "file": {"path": path, "mode": m, "owner": owner},
+            }
+        )
+    return out
+
+
+GOOD_NODE = [
+    GOOD_APISERVER,
+    GOOD_CM,
+    GOOD_SCHED,
+    GOOD_ETCD,
+    GOOD_KUBELET,
+    {**PROXY, "metricsBindAddress": "127.0.0.1:10249"},
+    *_node_files("0600", "root:root", "0600", "0644"),
+]
+BAD_NODE = [
+    *BAD_PODS,
+    BAD_KUBELET,
+    {**PROXY, "metricsBindAddress": "0.0.0.0:10249"},
+    *_node_files("0666", "kube:kube", "0644", "0666"),
+]
+
+
+@pytest.mark.parametrize(
+    "control_id", sorted(c.id for c in builtin_controls() if c.family in ("control-plane", "kubelet"))
+)
+def test_each_control_fails_the_bad_node_and_passes_the_hardened_one(control_id: str) -> None:
+    assert control_id in _ids(BAD_NODE), f"{control_id}: no finding on the misconfigured node"
+    assert control_id not in _ids(GOOD_NODE), f"{control_id}: a finding on the hardened node"
