@@ -346,13 +346,21 @@ def _checkov_verdicts(text: str) -> tuple[dict[str, set[str]], dict[str, set[str
     return failed, passed
 
 
+def _ksv(ident: str) -> str:
+    """``KSV-0017``, ``KSV017`` and ``AVD-KSV-0017`` → ``KSV17`` (trivy changed its spelling)."""
+    import re
+
+    m = re.search(r"KSV-?0*(\d+)", ident)
+    return f"KSV{m.group(1)}" if m else ident
+
+
 def _trivy_verdicts(text: str) -> dict[str, set[str]]:
     doc = json.loads(text) if text.strip() else {}
     out: dict[str, set[str]] = {}
     for r in doc.get("Results") or []:
         for m in r.get("Misconfigurations") or []:
             if m.get("Status", "FAIL") == "FAIL":
-                out.setdefault(m["ID"], set()).add(Path(r["Target"]).name)
+                out.setdefault(_ksv(m["ID"]), set()).add(Path(r["Target"]).name)
     return out
 
 
@@ -393,7 +401,7 @@ def differential(base: Path, size: int) -> int:
             ("checkov", c.equivalents.get("checkov", ()), ck_failed),
             ("trivy", c.equivalents.get("trivy", ()), tv),
         ):
-            ids = tuple(i for i in ids if not i.startswith("AVD-"))
+            ids = tuple(dict.fromkeys(_ksv(i) if tool == "trivy" else i for i in ids if not i.startswith("AVD-")))
             if not ids or (tool == "checkov" and not ck_failed) or (tool == "trivy" and not tv):
                 continue
             theirs = set().union(*(verdicts.get(i, set()) for i in ids))

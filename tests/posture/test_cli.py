@@ -52,7 +52,7 @@ def test_json_report(manifest: Path, capsys: pytest.CaptureFixture[str]) -> None
         "ref": "Deployment/shop/web",
     }
     assert m["path"] == "spec.template.spec.containers[0].securityContext.privileged" and m["actual"] == "true"
-    assert "checkov:CKV_K8S_16" in m["equivalents"] and "pss-baseline:Privileged Containers" in m["frameworks"]
+    assert "checkov:CKV_K8S_16" in f["rule"]["aliases"] and "pss-baseline:Privileged Containers" in m["frameworks"]
     assert doc["score"]["overall"]["score"] is not None and doc["assessment"]["resources_total"] == 2
     assert doc["recommendations"][0]["control"] == "GAR-PSS-003"
 

@@ -30,7 +30,7 @@ references, published, source, match{ecosystem, searched_name, searched_version,
 A secret's block: ``rule_id, category, title, severity, path, line, layer, deleted, match`` (masked).
 A misconfiguration's block (``garrison.findings/v2`` of ``garrison posture``): ``control_id, title, severity,
 family, object{kind, name, namespace, api_version, source, line, document, cluster, host, ref}, container,
-path, actual, expected, remediation, frameworks, equivalents, context``.
+path, actual, expected, remediation, frameworks, context`` (equivalent ids in other tools: ``rule.aliases``).
 An alert's block (``garrison runtime audit -f findings``): the JSON-lines alert of
 :mod:`garrison.report.alerts_jsonl` (``rule, priority, severity, count, time, first_seen, last_seen, output,
 source, entities, mitre, equivalents, events``).
@@ -235,7 +235,8 @@ def finding_document(f: Finding[Any], refs: dict[Package, str]) -> dict[str, Any
 
 def _misconfiguration(m: Any) -> dict[str, Any]:
     """A misconfiguration's block: the control, the object (with file, line, document), the JSON path,
-    the actual and expected value, the fix, frameworks and equivalent ids in other tools."""
+    the actual and expected value, the fix and the frameworks (the equivalent ids in other tools are
+    the envelope's ``rule.aliases``)."""
     o = m.object
     return {
         "control_id": m.control_id,
@@ -260,8 +261,7 @@ def _misconfiguration(m: Any) -> dict[str, Any]:
         "expected": m.expected,
         "remediation": m.remediation,
         "frameworks": list(m.frameworks),
-        "equivalents": list(m.equivalents),
-        "context": {k: v for k, v in m.context},
+        "context": dict(m.context),
     }
 
 
