@@ -117,3 +117,198 @@ def test_real_daemon_good_and_bad_containers(dockerd, tmp_path: Path, capsys: py
         assert code == 0 and "GAR-DKR-068" in text and '"bad"' in text
     finally:
         dockerd.cli("rm", "-f", "bad", "good", check=False)
+
+
+# ------------------------------------------------------------------------------ one case per control
+
+
+def _daemon(settings: dict, info: dict, security: dict, mode: str, owner: str) -> dict:  # type: ignore[type-arg]
+    from garrison.posture.docker_host import effective_settings
+
+    modes = {
+        "docker.service": "0644",
+        "docker.socket": "0644",
+        "etc-docker": "0755",
+        "docker-socket": "0660",
+        "daemon.json": "0644",
+        "etc-default-docker": "0644",
+        "tlscacert": "0444",
+        "tlscert": "0444",
+        "tlskey": "0400",
+        "containerd.sock": "0660",
+    }
+    owners = {"docker-socket": "root:docker"}
+    files = {
+        role: {"path": f"/x/{role}", "exists": True, "mode": mode or m, "owner": owner or owners.get(role, "root:root")}
+        for role, m in modes.items()
+    }
+    return {
+        "kind": "DockerDaemon",
+        "metadata": {"name": "host"},
+        "info": info,
+        "settings": effective_settings({}, settings),
+        "securityOptions": security,
+        "files": files,
+        "registryCertificates": [
+            {"path": "/etc/docker/certs.d/r/ca.crt", "mode": mode or "0444", "owner": owner or "root:root"}
+        ],
+    }
+
+
+BAD_DAEMON = _daemon(
+    {
+        "log-level": "debug",
+        "iptables": False,
+        "insecure-registries": ["reg:5000"],
+        "hosts": ["tcp://0.0.0.0:2375"],
+        "cgroup-parent": "/custom",
+        "storage-opts": ["dm.basesize=20G"],
+        "seccomp-profile": "unconfined",
+        "bridge": "docker0",
+    },
+    {
+        "Driver": "aufs",
+        "LoggingDriver": "json-file",
+        "LiveRestoreEnabled": False,
+        "ExperimentalBuild": True,
+        "Swarm": {"LocalNodeState": "active"},
+        "Plugins": {"Authorization": None},
+    },
+    {"seccomp": {"profile": "unconfined"}},
+    "0666",
+    "nobody:nogroup",
+)
+GOOD_DAEMON = _daemon(
+    {
+        "icc": False,
+        "userns-remap": "default",
+        "default-ulimits": {"nofile": {"Name": "nofile", "Hard": 64000, "Soft": 64000}},
+        "authorization-plugins": ["authz"],
+        "log-driver": "syslog",
+        "no-new-privileges": True,
+        "live-restore": True,
+        "userland-proxy": False,
+        "hosts": ["unix:///var/run/docker.sock"],
+        "tlsverify": True,
+    },
+    {
+        "Driver": "overlay2",
+        "LoggingDriver": "syslog",
+        "LiveRestoreEnabled": True,
+        "ExperimentalBuild": False,
+        "Swarm": {"LocalNodeState": "inactive"},
+        "Plugins": {"Authorization": ["authz"]},
+    },
+    {"seccomp": {"profile": "builtin"}, "userns": {}},
+    "",
+    "",
+)
+_BAD_HOST = {
+    "Privileged": True,
+    "CapAdd": ["CAP_SYS_ADMIN"],
+    "NetworkMode": "host",
+    "PidMode": "host",
+    "IpcMode": "host",
+    "UTSMode": "host",
+    "UsernsMode": "host",
+    "SecurityOpt": ["label=disable", "seccomp=unconfined", "apparmor=unconfined"],
+    "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "80"}]},
+    "Memory": 0,
+    "NanoCpus": 0,
+    "CpuQuota": 0,
+    "CpuShares": 0,
+    "ReadonlyRootfs": False,
+    "RestartPolicy": {"Name": "always", "MaximumRetryCount": 0},
+    "Devices": [{"PathOnHost": "/dev/sda", "PathInContainer": "/dev/sda", "CgroupPermissions": "rwm"}],
+    "CgroupParent": "/x",
+    "PidsLimit": None,
+}
+BAD_CONTAINERS = [
+    container_resource(
+        {
+            "Name": "/bad",
+            "Id": "b1",
+            "Path": "/usr/sbin/sshd",
+            "Args": ["-D"],
+            "AppArmorProfile": "unconfined",
+            "HostConfig": _BAD_HOST,
+            "Config": {"User": ""},
+            "Mounts": [
+                {"Type": "bind", "Source": "/etc", "Destination": "/host-etc"},
+                {
+                    "Type": "bind",
+                    "Source": "/var/run/docker.sock",
+                    "Destination": "/var/run/docker.sock",
+                    "Propagation": "rshared",
+                },
+            ],
+            "State": {"Running": True},
+        },
+        [{"Privileged": True, "ProcessConfig": {"user": "root"}}],
+    ),
+    container_resource(
+        {
+            "Name": "/bridge",
+            "Id": "b2",
+            "HostConfig": {
+                **_BAD_HOST,
+                "NetworkMode": "default",
+                "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 10},
+            },
+            "NetworkSettings": {"Networks": {"bridge": {"IPAddress": "172.17.0.2"}}},
+            "Config": {"User": "root"},
+        }
+    ),
+]
+GOOD_CONTAINER = container_resource(
+    {
+        "Name": "/good",
+        "Id": "g1",
+        "Path": "/app/run",
+        "Args": [],
+        "AppArmorProfile": "docker-default",
+        "HostConfig": {
+            "Privileged": False,
+            "CapAdd": None,
+            "CapDrop": ["ALL"],
+            "NetworkMode": "appnet",
+            "PidMode": "",
+            "IpcMode": "private",
+            "UTSMode": "",
+            "UsernsMode": "",
+            "SecurityOpt": ["no-new-privileges"],
+            "PortBindings": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]},
+            "Memory": 67108864,
+            "NanoCpus": 500000000,
+            "ReadonlyRootfs": True,
+            "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
+            "Devices": [],
+            "CgroupParent": "",
+            "PidsLimit": 100,
+        },
+        "NetworkSettings": {"Networks": {"appnet": {}}},
+        "Mounts": [
+            {"Type": "volume", "Source": "/var/lib/docker/volumes/d", "Destination": "/data", "Propagation": ""}
+        ],
+        "Config": {"User": "10001", "Healthcheck": {"Test": ["CMD", "/app/health"]}},
+    },
+    [{"Privileged": False, "ProcessConfig": {"user": "10001"}}],
+)
+BAD_IMAGE = {"kind": "DockerImage", "metadata": {"name": "bad:1"}, "Config": {"User": ""}}
+GOOD_IMAGE = {
+    "kind": "DockerImage",
+    "metadata": {"name": "good:1"},
+    "Config": {"User": "app", "Healthcheck": {"Test": ["CMD", "true"]}},
+}
+
+
+def _fired(docs: list) -> set[str]:  # type: ignore[type-arg]
+    return {f.detail.control_id for f in assess([_res(d) for d in docs], _controls())}
+
+
+@pytest.mark.parametrize("control_id", sorted(c.id for c in builtin_controls() if c.family == "docker"))
+def test_each_control_fails_the_bad_host_and_passes_the_hardened_one(control_id: str) -> None:
+    assert control_id in _fired([BAD_DAEMON, *BAD_CONTAINERS, BAD_IMAGE]), f"{control_id}: no finding on the bad host"
+    assert control_id not in _fired([GOOD_DAEMON, GOOD_CONTAINER, GOOD_IMAGE]), (
+        f"{control_id}: a finding on the hardened host"
+    )
