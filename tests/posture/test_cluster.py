@@ -324,3 +324,26 @@ def test_cli_assesses_the_cluster(api: ApiServer, tmp_path: Path, capsys: pytest
     # privileged pod is outside the namespace filter.
     assert '"api"' in text and '"api-1"' not in text and '"priv"' not in text
     assert "GAR-PSS-002" in text
+
+
+def test_in_cluster_service_account(api: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sa = tmp_path / "serviceaccount"
+    sa.mkdir()
+    (sa / "ca.crt").write_bytes(api.ca.cert_file.read_bytes())
+    (sa / "token").write_text("reader-token")
+    host, port = api.url.removeprefix("https://").rsplit(":", 1)
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.kube/config
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", host)
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", port)
+    monkeypatch.setattr(cluster, "SA_DIR", sa)
+    creds = cluster.resolve_credentials()
+    assert (creds.context, creds.server, creds.token_file) == ("in-cluster", api.url, str(sa / "token"))
+    snap = cluster.read_cluster(creds=creds)
+    assert "Pod" in {r.kind for r in snap.resources} and any("Secret not assessed" in w for w in snap.warnings)
+    # The token file is read on every request: a rotated token is used without a restart.
+    (sa / "token").write_text("admin-token")
+    assert "Secret" in {r.kind for r in cluster.read_cluster(creds=creds).resources}
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
+    with pytest.raises(UsageError, match="not running in a cluster"):
+        cluster.resolve_credentials()

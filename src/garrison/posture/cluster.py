@@ -267,8 +267,10 @@ def credentials_from_kubeconfig(context: str = "", kubeconfig: str = "") -> Cred
     )
 
 
-def in_cluster_credentials(sa_dir: Path = SA_DIR) -> Credentials:
-    """The pod's service account (what client-go's ``rest.InClusterConfig`` reads)."""
+def in_cluster_credentials(sa_dir: Path | None = None) -> Credentials:
+    """The pod's service account (what client-go's ``rest.InClusterConfig`` reads; ``sa_dir`` defaults to
+    :data:`SA_DIR`)."""
+    sa_dir = sa_dir or SA_DIR
     host, port = os.environ.get("KUBERNETES_SERVICE_HOST", ""), os.environ.get("KUBERNETES_SERVICE_PORT", "")
     if not host or not port:
         raise UsageError("not running in a cluster (KUBERNETES_SERVICE_HOST is not set) and no kubeconfig found")
