@@ -43,6 +43,7 @@ from typing import Any
 
 from garrison.errors import InputError
 from garrison.model.common import Finding, FindingKind, Severity, Suppressed, Suppression
+from garrison.model.ecosystem import from_purl_type
 from garrison.model.vuln import Vulnerability
 
 SUPPRESSING_STATUSES = frozenset({"not_affected", "fixed"})
@@ -139,11 +140,10 @@ def parse_severities(text: str) -> frozenset[Severity]:
 
 
 def _norm_name(ptype: str, name: str) -> str:
-    if ptype == "pypi":
-        return name.lower().replace("_", "-").replace(".", "-")
-    if ptype in ("npm", "deb", "apk", "gem", "cargo"):
-        return name.lower()
-    return name
+    """The registry's identity of a name (the ecosystem table's normalizer): ``Django`` and ``django``
+    are one PyPI project, ``serde_json`` and ``serde-json`` one crate."""
+    t = from_purl_type(ptype)
+    return t.ecosystem.normalize(name) if t is not None else name
 
 
 def _purl_parts(purl: str) -> tuple[str, str, str, str] | None:
