@@ -8,6 +8,12 @@ the connector (and fanotify when asked), takes the ``/proc`` snapshot at once an
 records to stdout as length-prefixed ``marshal`` frames. It raises its own scheduling priority when it may
 (``SCHED_FIFO`` 1, bounded by the kernel's real-time throttling, else nice -10).
 
+One capture runs per CPU, each pinned to its CPU (``cpu``): a real-time task preempts ordinary ones, so a
+freshly exec'd process cannot run on a CPU until that CPU's capture has read what it was woken for; a
+short-lived process therefore cannot exit before one of them has read its command line, whichever CPU it
+runs on. The first capture (``role`` ``full``) sends everything; the others (``role`` ``exec``) only exec
+records, which the sensor uses when the first one's read came too late.
+
 Records (tuples; the first item names the kind)::
 
     ("exec", ts_ns, pid, exe, cmdline, status, cwd, cgroup, stat)
@@ -86,13 +92,17 @@ def run(config: dict[str, Any], out: int) -> int:
     except OSError:
         pass
     seqs = netlink.SeqTracker()
+    exec_only = config.get("role") == "exec"
+    if "cpu" in config:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, {int(config["cpu"])})
     try:
         sock = netlink.open_connector(int(config.get("rcvbuf", netlink.RCVBUF)))
     except netlink.ConnectorError as exc:
         _write(out, [("error", str(exc))])
         return 1
     fan = None
-    if config.get("files"):
+    if config.get("files") and not exec_only:
         from garrison.runtime.node import fanotify
 
         try:
@@ -143,7 +153,7 @@ def run(config: dict[str, Any], out: int) -> int:
                                 cmdline, exe, status, cgroup = read_first(ev[2])
                                 execs.append((len(pending), ev[2], cgroup))
                                 pending.append(("exec", ev[1], ev[2], exe, cmdline, status))
-                            else:
+                            elif not exec_only:
                                 pending.append(ev)
                         if len(execs) >= 64:
                             _finish_execs(pending, execs)

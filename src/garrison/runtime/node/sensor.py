@@ -25,6 +25,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -78,6 +79,9 @@ class SensorConfig:
     realtime: bool = True
     files: bool = True
     rcvbuf: int = 16 << 20
+    #: One capture per CPU (see capture.py): what makes short-lived processes keep their command line.
+    per_cpu: bool = True
+    max_helpers: int = 7
 
 
 @dataclass
@@ -94,11 +98,14 @@ class SensorStats:
     lost: int = 0
     overruns: int = 0
     file_lost: int = 0
+    #: Execs whose command line came from a per-CPU helper capture (the main one read too late).
+    recovered: int = 0
     marked: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
-            f"{self.kernel_events} kernel events, {self.execs} execs ({self.partial} partial), "
+            f"{self.kernel_events} kernel events, {self.execs} execs ({self.partial} partial, "
+            f"{self.recovered} read by a per-CPU capture), "
             f"{self.files} file events, "
             f"{self.connections} connections; lost {self.lost} (+{self.overruns} overruns, "
             f"{self.file_lost} file queue overflows)"
@@ -154,6 +161,9 @@ RECON_COMMANDS = frozenset(
     }
 )
 RECON_WINDOW_NS = 60_000_000_000
+
+#: How long a late exec record waits for a per-CPU helper's read of the same exec.
+HELPER_WAIT_S = 0.05
 
 #: Exited processes are kept this long for the lineage of their children and late file events.
 EXITED_TTL_NS = 30_000_000_000
@@ -331,6 +341,8 @@ class Sensor:
         self._clock = time.time_ns() - time.monotonic_ns()
         self._stopping = False
         self._recon_seen: dict[int, dict[str, int]] = {}
+        self._helpers: list[subprocess.Popen[bytes]] = []
+        self._helper_execs: dict[tuple[int, int], Any] = {}
         self._num = 0
 
     def __enter__(self) -> Sensor:
@@ -345,6 +357,19 @@ class Sensor:
         cfg: dict[str, Any] = {"realtime": self.config.realtime, "rcvbuf": self.config.rcvbuf}
         if self.config.files:
             cfg["files"] = expand_watches([*self.config.watches, *self.config.extra_watches])
+        cpus = sorted(os.sched_getaffinity(0)) if self.config.per_cpu else []
+        if len(cpus) > 1:
+            cfg["cpu"] = cpus[0]
+            for cpu in cpus[1 : self.config.max_helpers + 1]:
+                helper = subprocess.Popen(
+                    [sys.executable, "-m", "garrison.runtime.node.capture", _json({**cfg, "role": "exec", "cpu": cpu})],
+                    stdout=subprocess.PIPE,
+                    stdin=subprocess.DEVNULL,
+                    preexec_fn=_die_with_parent,
+                )
+                self._helpers.append(helper)
+                self._own.add(helper.pid)
+                threading.Thread(target=self._read_helper, args=(helper,), name="garrison-capture", daemon=True).start()
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "garrison.runtime.node.capture", _json(cfg)],
             stdout=subprocess.PIPE,
@@ -366,8 +391,48 @@ class Sensor:
         if self.config.poll_s > 0:
             self._netns[self._own_netns].poll()
 
+    def _read_helper(self, helper: subprocess.Popen[bytes]) -> None:
+        """Keep the exec records of a per-CPU helper capture, by (pid, kernel time), for a while."""
+        from garrison.runtime.node.capture import read_frames
+
+        assert helper.stdout is not None
+        found = self._helper_execs
+        for batch in read_frames(helper.stdout.fileno()):
+            for rec in batch:
+                if rec[0] == "exec" and rec[4]:
+                    found[(rec[2], rec[1])] = rec
+            if len(found) > 20_000:
+                for key in list(found)[:10_000]:
+                    found.pop(key, None)
+
+    def _better_exec(self, rec: Any) -> Any:
+        """The main capture read this exec too late (no command line): a helper's read of it, if any
+        arrives within HELPER_WAIT_S."""
+        if not self._helpers:
+            return rec
+        key = (rec[2], rec[1])
+        deadline = time.monotonic() + HELPER_WAIT_S
+        while True:
+            better = self._helper_execs.pop(key, None)
+            if better is not None:
+                self.stats.recovered += 1
+                return better
+            if time.monotonic() >= deadline:
+                return rec
+            time.sleep(0.002)
+
     def stop(self) -> None:
-        """Stop the capture process (by its pid) and read its last counters."""
+        """Stop the capture processes (by their pids) and read the main one's last counters."""
+        for helper in self._helpers:
+            if helper.poll() is None:
+                helper.send_signal(signal.SIGTERM)
+        for helper in self._helpers:
+            try:
+                helper.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                helper.kill()
+                helper.wait()
+        self._helpers = []
         proc, self._proc = self._proc, None
         if proc is None:
             return
@@ -394,6 +459,10 @@ class Sensor:
             for tracker in self._netns.values():
                 tracker.close()
             self.containers.close()
+
+    def capture_pids(self) -> list[int]:
+        """The capture processes' pids (the main one first)."""
+        return [p.pid for p in ([self._proc] if self._proc else []) + self._helpers]
 
     def interrupt(self) -> None:
         """Make :meth:`events` return at its next wake-up (from a signal handler or another thread)."""
@@ -461,6 +530,8 @@ class Sensor:
         for rec in records:
             kind = rec[0]
             if kind == "exec":
+                if not rec[4]:
+                    rec = self._better_exec(rec)
                 info = table.exec(rec[2], (rec[3], rec[4], rec[5], rec[6], rec[7], rec[8]))
                 self.stats.execs += 1
                 if info.partial:
