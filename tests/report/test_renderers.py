@@ -308,6 +308,8 @@ def test_cyclonedx_is_valid_1_6() -> None:
     assert set(vulns) == {"CVE-2023-5678", "CVE-2020-9402", "CVE-2020-8203", "CVE-2023-45853"}
     assert vulns["CVE-2020-9402"]["affects"][0]["ref"] == DJANGO.purl
     assert {r.get("severity") for r in vulns["CVE-2020-9402"]["ratings"]} >= {"high"}
+    cvss = [r for r in vulns["CVE-2020-9402"]["ratings"] if "vector" in r]
+    assert cvss == [{"vector": "AV:N/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H", "method": "CVSSv31", "score": 8.8}]
     assert vulns["CVE-2023-45853"]["analysis"]["state"] == "not_affected"
     assert any(c["type"] == "operating-system" for c in doc["components"])
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Iterable
 from typing import IO, Any
 
@@ -176,10 +177,10 @@ def _vulnerability(v: Vulnerability, refs: dict[Package, str], sup: Suppressed[A
     adv = v.advisory
     ratings: list[dict[str, Any]] = [{"source": {"name": adv.source or "osv"}, "severity": _SEVERITY[v.severity]}]
     for vec in adv.cvss_vectors:
-        rating: dict[str, Any] = {"vector": vec}
         method = _cvss_method(vec)
-        if method:
-            rating["method"] = method
+        # CycloneDX names the scheme in ``method`` and keeps the vector without its ``CVSS:3.1/`` prefix
+        # (as the reference library writes it).
+        rating: dict[str, Any] = {"vector": re.sub(r"^CVSS:\d\.\d/?", "", vec), "method": method}
         if adv.cvss_score is not None:
             rating["score"] = adv.cvss_score
         ratings.append(rating)
@@ -214,22 +215,21 @@ def _vulnerability(v: Vulnerability, refs: dict[Package, str], sup: Suppressed[A
 
 
 def _cvss_method(vector: str) -> str:
-    """The CycloneDX scoring method of a CVSS vector string."""
+    """The CycloneDX scoring method of a CVSS vector string (a bare ``AV:…/Au:…`` vector is CVSS 2, as
+    OSV writes those)."""
     if vector.startswith("CVSS:4"):
         return "CVSSv4"
     if vector.startswith("CVSS:3.1"):
         return "CVSSv31"
     if vector.startswith("CVSS:3"):
         return "CVSSv3"
-    if vector.startswith("AV:") or vector.startswith("(AV:"):
+    if vector.startswith(("CVSS:2", "AV:", "(AV:")):
         return "CVSSv2"
-    return ""
+    return "other"
 
 
 def _date(text: str) -> str:
     """An OSV time as the schema's ``date-time``; "" when it is not one (left out)."""
-    import re
-
     if not text:
         return ""
     m = re.match(r"^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?)?$", text.strip())
