@@ -94,7 +94,8 @@ def vulnerability_finding(v: Vulnerability, artifact: str = "", digest: str = ""
         rule=RuleRef(
             id=RuleId(v.vulnerability_id),
             source=f"osv:{v.match.ecosystem}" if v.match else v.advisory.source,
-            title=v.advisory.summary,
+            title=v.advisory.summary or v.advisory.details.strip().split("\n", 1)[0][:120],
+            url=f"https://osv.dev/vulnerability/{v.advisory.id}",
             aliases=tuple(i for i in v.ids() if i != v.vulnerability_id),
             version=v.advisory.modified,
         ),
