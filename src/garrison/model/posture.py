@@ -46,8 +46,9 @@ class ObjectRef:
 
     def display(self) -> str:
         """``Kind/namespace/name``, or ``Kind/name`` when cluster-scoped (SARIF logical location)."""
-        parts = [self.kind, self.namespace, self.name] if self.namespace else [self.kind, self.name]
-        return "/".join(p for p in parts if p) or self.kind
+        if self.namespace:
+            return f"{self.kind}/{self.namespace}/{self.name}" if self.name else f"{self.kind}/{self.namespace}"
+        return f"{self.kind}/{self.name}" if self.name else self.kind
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from typing import Any
 from garrison.model.common import Finding, RuleId, RuleRef
 from garrison.model.posture import Misconfiguration, ObjectRef, misconfiguration_finding
 from garrison.posture.controls import LATEST, Control, parse_version
-from garrison.posture.expr import Ctx, Nodes, truthy
+from garrison.posture.expr import Ctx, Nodes, resolve, truthy
 from garrison.posture.resources import WORKLOAD, Resource, ResourceIndex
 
 #: Longest ``actual`` value kept in a finding (a whole container spec is not evidence).
@@ -152,7 +152,8 @@ def evaluate(
                     ctx.first = None
                     if not truthy(fn(ctx), ctx):
                         continue
-                    w = ctx.witness or ctx.first or (scope[0], None)
+                    found = ctx.witness or ctx.first
+                    w = resolve(found) if found is not None else (scope[0], None)
                     ref = refs.get(id(r))
                     if ref is None:
                         ref = refs[id(r)] = object_ref(r)

@@ -63,9 +63,10 @@ class Ctx:
     params: dict[str, Any]
     scope: Node = ("", None)
     #: The node that made the check hold, set by the first comparison that held.
-    witness: Node | None = None
-    #: The first path read (and its first value, or None), the fallback witness.
-    first: Node | None = None
+    witness: Node | Nodes | None = None
+    #: The first path read (its first node; or, when it yielded nothing, the path itself, resolved to
+    #: text only if it is reported: see :func:`resolve`), the fallback witness.
+    first: Node | Nodes | None = None
     #: Named values a control's ``let`` or a predicate left for the finding (label → text).
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -150,7 +151,12 @@ def values(v: Any) -> list[Any]:
 
 def _note_first(ctx: Ctx, n: Nodes) -> None:
     if ctx.first is None:
-        ctx.first = n.items[0] if n.items else (n.where(), None)
+        ctx.first = n.items[0] if n.items else n
+
+
+def resolve(w: Node | Nodes) -> Node:
+    """A witness as (path, value): a path that yielded nothing is reported where it should be set."""
+    return (w.where(), None) if isinstance(w, Nodes) else w
 
 
 # ---------------------------------------------------------------------------------------------- paths
@@ -269,7 +275,7 @@ def _path_fn(base: str | None, steps: tuple[Any, ...]) -> Fn:
             scope = ctx.scope
             n = Nodes(walk([scope]) if scope[1] is not None else [], scope[0], steps)
             if ctx.first is None:
-                ctx.first = n.items[0] if n.items else (n.where(), None)
+                ctx.first = n.items[0] if n.items else n
             return n
 
         return scoped
@@ -279,7 +285,7 @@ def _path_fn(base: str | None, steps: tuple[Any, ...]) -> Fn:
         start = read(ctx)
         n = Nodes(walk(start), start[0][0] if len(start) == 1 else f"${base}", steps)
         if ctx.first is None:
-            ctx.first = n.items[0] if n.items else (n.where(), None)
+            ctx.first = n.items[0] if n.items else n
         return n
 
     return from_var
