@@ -229,3 +229,33 @@ def test_found_by_name_in_folders_and_bad_ones_are_warnings(tmp_path: Path) -> N
         "api.Dockerfile",
     ]
     assert any("broken/Dockerfile:1: RUN before the first FROM" in w for w in loaded.warnings)
+
+
+@pytest.mark.parametrize(
+    "body, fired",
+    [
+        ("COPY .env /app/.env", {"GAR-DF-008"}),
+        ("COPY certs/server.KEY /etc/ssl/", {"GAR-DF-008"}),
+        ("COPY app.env.example /app/", set()),
+        ("ADD app.tar.gz /opt/", set()),  # ADD extracting a local archive is what ADD is for
+        ("ADD app.py /app/", {"GAR-DF-004"}),
+        ("ENV NODE_TLS_REJECT_UNAUTHORIZED=0", {"GAR-DF-015"}),
+        ("ENV TOKENIZERS_PARALLELISM=false PASSWORD_FILE=/run/secrets/db", set()),
+        ("ARG NPM_TOKEN", {"GAR-DF-007"}),
+        ("RUN pip install --no-cache-dir -r requirements.txt", set()),
+        ("RUN python3 -m pip install flask==3.0.0", {"GAR-DF-021"}),
+        ("RUN --mount=type=cache,target=/root/.cache pip install flask==3.0.0", set()),
+    ],
+)
+def test_single_instructions(body: str, fired: set[str]) -> None:
+    text = f"FROM debian:12\n{body}\nUSER 10001\nHEALTHCHECK CMD true\n"
+    assert set(_findings(text)) == fired
+
+
+def test_base_image_chosen_at_build_time() -> None:
+    # ARG without a default: the image comes from --build-arg; keep it as written, no parse error and
+    # no "untagged" finding on the variable.
+    text = "ARG BASE\nARG TAG=1.2\nFROM ${BASE}:${TAG} AS build\nFROM $BASE\nUSER 10001\nHEALTHCHECK CMD true\n"
+    doc = df.parse(text).doc
+    assert [s["image"]["image"] for s in doc["stages"]] == ["${BASE}:1.2", "$BASE"]
+    assert _findings(text) == {}

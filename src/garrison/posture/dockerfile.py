@@ -182,9 +182,11 @@ def _take_flags(ins: Instruction) -> None:
 # ----------------------------------------------------------------------------------------- expansion
 
 
-def expand(text: str, env: Mapping[str, str]) -> str:
+def expand(text: str, env: Mapping[str, str], *, keep_unset: bool = False) -> str:
     """Docker's word expansion of ``$V`` / ``${V}`` / ``${V:-d}`` / ``${V-d}`` / ``${V:+a}`` / ``${V+a}``.
-    An unknown variable expands to the empty string; ``\\$`` stays a literal ``$``."""
+    An unknown variable expands to the empty string (as in a build without ``--build-arg``), or, with
+    ``keep_unset``, stays as written: a ``FROM $BASE`` whose ``ARG BASE`` has no default is an image
+    chosen at build time, not an error; ``\\$`` stays a literal ``$``."""
 
     def one(m: re.Match[str]) -> str:
         if m.start() > 0 and text[m.start() - 1] == "\\":
@@ -192,6 +194,8 @@ def expand(text: str, env: Mapping[str, str]) -> str:
         name = m.group(1) or m.group(4)
         op, word = m.group(2), m.group(3) or ""
         value = env.get(name)
+        if keep_unset and not value and op in (None, ":+", "+"):
+            return m.group(0)
         if op is None:
             return value or ""
         if op == ":-":
@@ -328,7 +332,7 @@ def parse(text: str, path: str = "Dockerfile") -> Dockerfile:
     for ins in instructions:
         _take_flags(ins)
         if ins.cmd == "FROM":
-            words = expand(ins.args, global_args).split()
+            words = expand(ins.args, global_args, keep_unset=True).split()
             if not words:
                 raise DockerfileError(f"{path}:{ins.line}: FROM needs an image")
             image = words[0]
