@@ -207,8 +207,10 @@ def test_truncated_layer_any_compression(compression: str, sandbox: Settings, tm
     members = [RawMember(f"f{i}", data=rng.randbytes(4096)) for i in range(64)]
     diff_id = write_raw_tar(tar_path, members)
     full = prepare_blob(
-        LayerTar(tar_path, diff_id, tar_path.stat().st_size), tmp_path / "cache" / "full", compression
-    )  # type: ignore[arg-type]
+        LayerTar(tar_path, diff_id, tar_path.stat().st_size),
+        tmp_path / "cache" / "full",
+        compression,  # type: ignore[arg-type]
+    )
     data = full.path.read_bytes()
     layout = tmp_path / "cache" / "img"
     blob = blob_from_bytes(data[: len(data) * 3 // 4], layout / "blobs" / "sha256", full.media_type, diff_id)

@@ -12,6 +12,7 @@ import zstandard
 from tests.support.cache import cached, file_lock
 from tests.support.imagewriter import (
     Dir,
+    EntrySpec,
     File,
     Hardlink,
     Layer,
@@ -24,7 +25,7 @@ from tests.support.imagewriter import (
     write_raw_tar,
 )
 
-ENTRIES = [
+ENTRIES: list[EntrySpec] = [
     Dir("etc"),
     File("etc/a.conf", b"a=1\n", 0o600),
     Symlink("etc/link", "a.conf"),

@@ -64,7 +64,7 @@ def test_htpasswd_refuses_anonymous_and_wrong_password(registry_htpasswd: Regist
         assert resp.headers["WWW-Authenticate"].startswith("Basic ")
         assert client.get("/v2/", auth=("alice", "wrong")).status_code == 401
         assert (
-            client.get("/v2/", auth=(registry_htpasswd.username, registry_htpasswd.password)).status_code
+            client.get("/v2/", auth=(registry_htpasswd.username or "", registry_htpasswd.password or "")).status_code
             == 200
         )
 

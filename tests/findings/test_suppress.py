@@ -207,7 +207,7 @@ def test_openvex_not_affected_and_fixed_suppress_affected_keeps(tmp_path: Path) 
     stmts = load_openvex(p)
     r = suppress(ALL, SuppressOptions(vex=stmts, today=TODAY))
     assert sorted(f.rule.id for f in r.kept) == ["CVE-2020-9402", "CVE-2024-0001"]
-    reasons = {s.finding.rule.id: s.suppression.reason for s in r.suppressed}
+    reasons: dict[str, str] = {s.finding.rule.id: s.suppression.reason for s in r.suppressed}
     assert reasons["CVE-2023-5678"] == "VEX not_affected: vulnerable_code_not_in_execute_path"
     assert reasons["CVE-2021-35042"].startswith("VEX fixed")
     assert all(s.suppression.by == "vex" for s in r.suppressed)

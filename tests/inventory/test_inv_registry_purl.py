@@ -86,7 +86,10 @@ def test_fingerprint_tracks_names_and_versions() -> None:
     base = default_analyzers()
     fp = analyzers_key(base)
     assert fp == analyzers_key(tuple(reversed(base)))  # order does not matter
-    bumped = tuple(dataclasses.replace(a, version=a.version + 1) if a.name == "dpkg" else a for a in base)
+    bumped = tuple(
+        dataclasses.replace(a, version=a.version + 1) if a.name == "dpkg" else a  # type: ignore[type-var]
+        for a in base
+    )
     assert analyzers_key(bumped) != fp
     assert analyzers_key(base[1:]) != fp
     assert analyzers_key(default_analyzers("dir")) != fp

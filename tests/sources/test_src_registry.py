@@ -65,7 +65,7 @@ def settings_for(reg: Registry, cache: Path, **kw: object) -> Settings:
         cache_dir=cache,
         username=reg.username or "",
         password=reg.password or "",
-        insecure_registries=reg.host if reg.scheme == "http" else "",
+        insecure_registries=(reg.host,) if reg.scheme == "http" else (),
         ca_file=str(reg.ca_file or ""),
     )
     return replace(s, **kw)  # type: ignore[arg-type]
@@ -113,11 +113,11 @@ def test_warm_scan_downloads_no_blob(registry: Registry, image: ImageRefs, tmp_p
     # Remove the layer blobs from the registry's storage: a warm scan must not need them.
     push(registry, image.oci_ref, "toy/warm:1")
     blobs = registry.workdir / "data" / "docker" / "registry" / "v2" / "blobs" / "sha256"
-    saved = {}
+    saved: dict[Path, bytes] = {}
     for d in image.layer_digests:
-        data = blobs / d[7:9] / d[7:] / "data"
-        saved[data] = data.read_bytes()
-        data.unlink()
+        blob = blobs / d[7:9] / d[7:] / "data"
+        saved[blob] = blob.read_bytes()
+        blob.unlink()
     try:
         warm = scan(registry.ref("toy/warm:1"), settings)
         assert warm.packages == cold.packages

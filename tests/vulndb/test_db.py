@@ -354,7 +354,7 @@ def test_killed_build_leaves_old_database(tmp_path: Path, mirror: Path) -> None:
     assert tmp_files, "the build never started writing"
     assert _snapshot(settings.database_file) == before  # still the old, working database
     # The next build clears the dead build's temp file.
-    update_database(replace(settings, ecosystems="Go"), NO_PROGRESS)
+    update_database(replace(settings, ecosystems=("Go",)), NO_PROGRESS)
     assert not list(settings.database_file.parent.glob(".*tmp-*"))
 
 

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from conftest import REAL, needs_mirror
+from garrison.model.common import Severity
 from garrison.model.ecosystem import normalize_name
-from garrison.model.vuln import AffectedRange, RangeEvent, Severity
+from garrison.model.vuln import AffectedRange, RangeEvent
 from garrison.vulndb.kev import parse_kev
 from garrison.vulndb.osv import MAX_DETAILS, MalformedRecord, is_withdrawn, parse_record, severity_from_score
 from garrison.vulndb.store import decode_group, encode_affected, encode_group
