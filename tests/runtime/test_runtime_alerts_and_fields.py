@@ -147,3 +147,17 @@ def test_eventlist_and_refusals() -> None:
         parse_event(json.dumps({"kind": "EventList", "items": [item, {"kind": "Pod"}]}).encode())
     with pytest.raises(NotAnAuditEvent):
         parse_event(b'{"kind": 0}')
+
+
+@needs_recorded
+def test_audit_entities_shortcut_equals_the_fields() -> None:
+    """The audit source's own entity reader (the fast path) gives what reading the fields gives."""
+    from garrison.runtime.alerts import entities_of
+    from garrison.runtime.k8saudit import audit_entities
+
+    checked = 0
+    for line in RECORDED.read_bytes().splitlines():
+        for ev in parse_event(line):
+            assert audit_entities(ev) == entities_of(ev), ev
+            checked += 1
+    assert checked == 129

@@ -15,6 +15,7 @@ from typing import Final
 from garrison.model.runtime import Alert, AlertEvent, Entities
 from garrison.runtime.engine import Match
 from garrison.runtime.events import K8S_AUDIT, Event, FieldValue
+from garrison.runtime.fields import DirectFields, FieldRegistry
 
 #: Default de-duplication window (seconds).
 DEFAULT_WINDOW: Final = 300.0
@@ -61,16 +62,27 @@ _ENTITY_FIELDS: Final[dict[str, dict[str, tuple[str, str | None]]]] = {
 }
 
 
-def entities_of(event: Event) -> Entities:
-    """The entities an event names."""
-    values = {name: _first(event.field(f, a)) for name, (f, a) in _ENTITY_FIELDS.get(event.source, {}).items()}
+def entities_of(event: Event, direct: DirectFields | None = None) -> Entities:
+    """The entities an event names (``direct``: the source's extractors, when ``event`` is of its class)."""
+    if direct is not None and type(event) is direct.event_type:
+        if direct.entities is not None:
+            ents: Entities = direct.entities(event)
+            return ents
+        ex = direct.extractors
+
+        def get(name: str, arg: str | None = None) -> FieldValue:
+            fn = ex.get(name)
+            return fn(event, arg) if fn is not None else None
+    else:
+        get = event.field
+    values = {name: _first(get(f, a)) for name, (f, a) in _ENTITY_FIELDS.get(event.source, {}).items()}
     if event.source == K8S_AUDIT:
         if values.get("resource") == "pods":
-            values["pod"] = values.get("name", "") or _first(event.field("ka.resp.name"))
+            values["pod"] = values["name"] = values.get("name", "") or _first(get("ka.resp.name"))
         elif not values.get("name"):
-            values["name"] = _first(event.field("ka.resp.name"))
+            values["name"] = _first(get("ka.resp.name"))
     elif not values.get("process"):
-        values["process"] = _first(event.field("proc.name"))
+        values["process"] = _first(get("proc.name"))
     return Entities(**values)
 
 
@@ -98,14 +110,25 @@ class AlertAggregator:
     #: Matches added (the sum of the counts of every alert this aggregator gives out).
     matches: int = 0
     _open: dict[tuple[str, tuple[str, ...]], _Open] = field(default_factory=dict)
+    #: The fields of the events' sources (their direct extractors read the entities faster).
+    registry: FieldRegistry | None = None
+    #: The entities of the last event seen and their key (an event matching several rules is read once).
+    _last: tuple[Event | None, Entities, tuple[str, ...]] = (None, Entities(), ())
 
     def add(self, match: Match) -> Alert | None:
         """Count one match. Returns the alert it closed, when it falls outside the window of an open alert
         for the same rule and entities (that alert is closed and a new one opened)."""
         self.matches += 1
         event = match.event
-        ents = entities_of(event)
-        key = (match.rule.name, ents.key())
+        last = self._last
+        if last[0] is event:
+            ents, ents_key = last[1], last[2]
+        else:
+            direct = self.registry.direct.get(event.source) if self.registry is not None else None
+            ents = entities_of(event, direct)
+            ents_key = ents.key()
+            self._last = (event, ents, ents_key)
+        key = (match.rule.name, ents_key)
         t = event.time_ns
         closed = None
         cur = self._open.get(key)
@@ -116,8 +139,10 @@ class AlertAggregator:
             cur = _Open(match, ents, t, t)
             self._open[key] = cur
         cur.count += 1
-        cur.first_ns = min(cur.first_ns, t)
-        cur.last_ns = max(cur.last_ns, t)
+        if t < cur.first_ns:
+            cur.first_ns = t
+        elif t > cur.last_ns:
+            cur.last_ns = t
         if len(cur.events) < self.keep_events:
             cur.events.append(AlertEvent(iso(t), _event_id(event), match.output))
         return closed

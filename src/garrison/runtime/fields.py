@@ -15,12 +15,12 @@ Pure data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
-from garrison.runtime.events import K8S_AUDIT, SYSCALL
+from garrison.runtime.events import K8S_AUDIT, SYSCALL, FieldValue
 
 
 class FieldType(StrEnum):
@@ -264,6 +264,22 @@ SYSCALL_FIELDS: Final[tuple[FieldSpec, ...]] = (
 )
 
 
+#: ``(event, arg) -> value``: a source's own extractor of one field.
+Extractor = Callable[[Any, "str | None"], FieldValue]
+
+
+@dataclass(frozen=True, slots=True)
+class DirectFields:
+    """A source's extractors, which compiled rules call directly (no ``field()`` dispatch, values kept in
+    the rule function's locals) for events of exactly ``event_type``; other events of the source go
+    through :meth:`Event.field`. Both must give the same values."""
+
+    event_type: type
+    extractors: Mapping[str, Extractor]
+    #: ``event -> Entities`` for alerts (:class:`garrison.model.runtime.Entities`), when the source has one.
+    entities: Callable[[Any], Any] | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class FieldRegistry:
     """The fields of each source, looked up by name; which fields rules are indexed by."""
@@ -272,10 +288,15 @@ class FieldRegistry:
     by_source: Mapping[str, Mapping[str, FieldSpec]]
     #: source → the fields the engine indexes rules by (values a condition requires of them).
     index_fields: Mapping[str, tuple[str, ...]]
+    #: source → direct extractors for its own event class (optional, a speed-up only).
+    direct: Mapping[str, DirectFields] = field(default_factory=dict)
 
     @classmethod
     def of(
-        cls, tables: Mapping[str, Iterable[FieldSpec]], index_fields: Mapping[str, tuple[str, ...]]
+        cls,
+        tables: Mapping[str, Iterable[FieldSpec]],
+        index_fields: Mapping[str, tuple[str, ...]],
+        direct: Mapping[str, DirectFields] | None = None,
     ) -> FieldRegistry:
         """A registry from one table per source; a name declared twice in one table fails at once."""
         by_source: dict[str, dict[str, FieldSpec]] = {}
@@ -286,7 +307,7 @@ class FieldRegistry:
                     raise ValueError(f"field {spec.name} declared twice for source {source}")
                 table[spec.name] = spec
             by_source[source] = table
-        return cls(by_source, dict(index_fields))
+        return cls(by_source, dict(index_fields), dict(direct or {}))
 
     def lookup(self, source: str, name: str) -> FieldSpec | None:
         """The spec of ``name`` in ``source``, or None. ``evt.arg.flags`` is ``evt.arg`` with argument
@@ -312,7 +333,10 @@ def split_dotted_arg(name: str) -> tuple[str, str | None]:
 
 def default_registry() -> FieldRegistry:
     """The fields garrison's own sources offer: the audit source and the node sensor."""
+    from garrison.runtime.k8saudit import DIRECT
+
     return FieldRegistry.of(
         {K8S_AUDIT: K8S_AUDIT_FIELDS, SYSCALL: SYSCALL_FIELDS},
         {K8S_AUDIT: ("ka.verb", "ka.target.resource"), SYSCALL: ("evt.type",)},
+        {K8S_AUDIT: DIRECT},
     )
