@@ -98,6 +98,7 @@ class Subject:
     for all of them.
     """
 
+    #: Which sort of thing: decides which of the fields below are set and what :meth:`key` uses.
     kind: SubjectKind
     #: The scanned artifact as the user named it (``oci:build/app:1``, ``127.0.0.1:5000/app:1``), or the
     #: manifest, snapshot or host the finding came from.
@@ -116,6 +117,7 @@ class Subject:
     package_name: str = ""
     #: Kubernetes cluster id (a kubeconfig context, a registered cluster).
     cluster: str = ""
+    #: Kubernetes namespace of the object ("" for cluster-scoped objects and for images).
     namespace: str = ""
     #: Kubernetes kind of the object (``Deployment``) or the Docker object type (``container``).
     resource_kind: str = ""
@@ -183,17 +185,23 @@ class Finding(Generic[D]):
     (an advisory's own rating) says so in its own field's docstring.
     """
 
+    #: Which pillar made it; decides the type of ``detail``.
     kind: FindingKind
+    #: The rule, control or advisory it comes from.
     rule: RuleRef
+    #: What it is about.
     subject: Subject
+    #: The severity that filters, gates and sorts (see the class docstring when a payload has two).
     severity: Severity
     #: One line for a person: ``openssl 3.0.11-1~deb12u1: CVE-2024-0727``, ``AWS access key in app/.env``.
     title: str
     #: The kind-specific payload (:class:`~garrison.model.vuln.Vulnerability`, :class:`~garrison.model.secret.Secret`…).
     detail: D
+    #: Ordered (label, value) pairs a renderer prints as they are; secrets appear masked.
     evidence: Evidence = ()
     #: When this finding was first and last seen (ISO 8601 UTC); a single scan sets both to its own time.
     first_seen: str = ""
+    #: When it was last seen (ISO 8601 UTC); equals ``first_seen`` after one scan.
     last_seen: str = ""
 
     @property
@@ -225,5 +233,7 @@ class Suppression:
 class Suppressed(Generic[D]):
     """A finding kept aside with the decision that suppressed it: reported as suppressed, never dropped."""
 
+    #: The finding, unchanged.
     finding: Finding[D]
+    #: The decision that set it aside.
     suppression: Suppression

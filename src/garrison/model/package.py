@@ -19,6 +19,7 @@ class OSInfo:
     version_id: str = ""
     #: ``VERSION_CODENAME`` (``bookworm``) when known.
     codename: str = ""
+    #: ``PRETTY_NAME`` from ``os-release`` (``Debian GNU/Linux 12 (bookworm)``).
     pretty_name: str = ""
     #: True for distroless images (``/etc/os-release`` but no package manager database).
     distroless: bool = False
@@ -28,8 +29,11 @@ class OSInfo:
 class Package:
     """One installed package. ``layer`` and ``locations`` say where it came from."""
 
+    #: The name as the package manager spells it (for Maven, the artifact id; the group is ``namespace``).
     name: str
+    #: The version as installed or declared (dpkg's full version with epoch and revision).
     version: str
+    #: The packaging format; its value is the purl type.
     type: PackageType
     #: Package URL (https://github.com/package-url/purl-spec).
     purl: str = ""
@@ -41,7 +45,9 @@ class Package:
     source_name: str = ""
     #: Source version (dpkg ``Source: name (version)``); equals ``version`` when the binary has none.
     source_version: str = ""
+    #: Architecture the package was built for (``amd64``, ``all``, ``noarch``), "" when not recorded.
     arch: str = ""
+    #: Declared licenses as written (SPDX ids or free text), in the package's order.
     licenses: tuple[str, ...] = ()
     #: Epoch for rpm, kept apart because rpm versions print without it.
     epoch: int | None = None

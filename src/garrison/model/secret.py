@@ -15,6 +15,7 @@ class Secret:
     rule_id: str
     #: The rule's category (``AWS``, ``GitHub``, ``Private key``, ``Generic``…).
     category: str
+    #: The rule's one-line title (``AWS access key ID``).
     title: str
     #: The rule's severity as written in the rule file (the finding's severity; there is no second one).
     severity: Severity

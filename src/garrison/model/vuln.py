@@ -29,8 +29,9 @@ class Advisory:
     cvss_score: float | None = None
     #: Reference URLs, in the record's order.
     references: tuple[str, ...] = ()
-    #: OSV ``published`` and ``modified`` times (ISO 8601, as in the record).
+    #: OSV ``published``: when the record was first published (ISO 8601, as in the record).
     published: str = ""
+    #: OSV ``modified``: when the record last changed (a finding's rule ``version``).
     modified: str = ""
     #: Which source in the advisory database it came from (the OSV ecosystem of the mirror file).
     source: str = ""
@@ -140,6 +141,7 @@ class AffectedRange:
 class Affected:
     """One OSV ``affected[]`` entry for one package, as stored in the advisory database."""
 
+    #: The OSV id of the record the entry belongs to.
     advisory_id: str
     #: Exact OSV ecosystem string (``Debian:12``, ``PyPI``, ``Alpine:v3.19``).
     ecosystem: str
