@@ -15,7 +15,6 @@ from garrison.posture.engine import assess
 from garrison.posture.inputs import load_source
 
 BENCH = Path(__file__).resolve().parents[3] / "shared" / "reference" / "docker-bench" / "check_ids.tsv"
-DEBIAN = Path(__file__).resolve().parents[2] / ".cache" / "test-images" / "images" / "debian.tar"
 
 
 def _controls():  # type: ignore[no-untyped-def]
@@ -64,14 +63,10 @@ def _res(doc):  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 @pytest.mark.docker
-def test_real_daemon_good_and_bad_containers(dockerd, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
-    if not DEBIAN.is_file():
-        from tests.support.images import test_images
-
-        archive = test_images().debian_archive
-    else:
-        archive = DEBIAN
-    [image] = dockerd.load(archive)
+def test_real_daemon_good_and_bad_containers(
+    dockerd, test_images, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    [image] = dockerd.load(test_images.debian_archive)
     (tmp_path / "ctx").mkdir()
     (tmp_path / "ctx" / "Dockerfile").write_text(f"FROM {image}\nUSER 10001:10001\nHEALTHCHECK CMD true\n")
     dockerd.cli("build", "-q", "-t", "garrison/good:1", str(tmp_path / "ctx"))
