@@ -355,3 +355,15 @@ BAD_NODE = [
 def test_each_control_fails_the_bad_node_and_passes_the_hardened_one(control_id: str) -> None:
     assert control_id in _ids(BAD_NODE), f"{control_id}: no finding on the misconfigured node"
     assert control_id not in _ids(GOOD_NODE), f"{control_id}: a finding on the hardened node"
+
+
+def test_findings_report_the_flag_word_or_the_missing_flag() -> None:
+    pod = _manifest("kube-apiserver", "--anonymous-auth=true", "--enable-admission-plugins=NodeRestriction")
+    by_ref = {c.id: c.frameworks["cis-kubernetes"][0] for c in _controls("control-plane")}
+    got = {
+        by_ref[f.detail.control_id]: (f.detail.path, f.detail.actual)
+        for f in assess([Resource(obj=pod, source="m.yaml", line=1)], _controls("control-plane"))
+    }
+    assert got["1.2.1"] == ("spec.containers[0].command[1]", '"true"')
+    assert got["1.2.11"] == ("spec.containers[0].command[2]", '"NodeRestriction"')
+    assert got["1.2.16"] == ("flag(audit-log-path)", "null")

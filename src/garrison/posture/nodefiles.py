@@ -122,19 +122,29 @@ def p_component(ctx: Ctx, args: list[Fn]) -> str:
     return _component_flags(ctx)[0]
 
 
+def _read(ctx: Ctx, name: str, what: str) -> tuple[str, str] | None:
+    """The flag's (path, value), noted as the first thing the check read (as a path read is), so a
+    check that fails through ``not`` reports the word that sets the flag and its whole value, or
+    ``flag(NAME)`` with null when it is absent."""
+    found = _component_flags(ctx)[1].get(name)
+    if ctx.first is None:
+        ctx.first = found if found else (f"{what}({name})", None)
+    return found
+
+
 def p_flag(ctx: Ctx, args: list[Fn]) -> Nodes:
     """``flag("anonymous-auth")``: the value of the component's command-line flag, at the path of the
     word that sets it; nothing when the flag is absent, so ``not (flag("x") == "false")`` reads "must be
     set to false" and ``missing(flag("x"))`` "must be set"."""
     name = str(plain(args[0](ctx)))
-    found = _component_flags(ctx)[1].get(name)
+    found = _read(ctx, name, "flag")
     return Nodes([found] if found else [], f"flag({name})")
 
 
 def p_flag_list(ctx: Ctx, args: list[Fn]) -> Nodes:
     """``flag_list("enable-admission-plugins")``: the comma-separated values of a flag, one node each."""
     name = str(plain(args[0](ctx)))
-    found = _component_flags(ctx)[1].get(name)
+    found = _read(ctx, name, "flag_list")
     if not found:
         return Nodes([], f"flag_list({name})")
     return Nodes([(found[0], v) for v in found[1].split(",") if v], f"flag_list({name})")
