@@ -630,15 +630,6 @@ def read_cluster(
     return ClusterSnapshot(creds.context, creds.server, version, resources, kinds, warnings)
 
 
-def parse_source(ref: str) -> str:
-    """The context of a ``cluster[:CONTEXT]`` source ("" = the current context)."""
-    if ref == "cluster":
-        return ""
-    if ref.startswith("cluster:"):
-        return ref[len("cluster:") :]
-    raise UsageError(f"{ref!r} is not cluster[:CONTEXT]")
-
-
 def load(rest: str, options: Mapping[str, Any]) -> Loaded:
     """The posture input's entry point for ``cluster[:CONTEXT]`` (``inputs.LIVE_SOURCES``). Options:
     ``kubeconfig`` (a path) and ``namespaces`` (a list, or a comma-separated string)."""
