@@ -201,11 +201,11 @@ _BOOL_FLAGS = frozenset(
 )
 
 
-def _dockerd_processes(proc: Path = Path("/proc")) -> list[list[str]]:
+def _dockerd_processes() -> list[list[str]]:
     """argv of every local process whose program is ``dockerd``."""
     found = []
     try:
-        entries = list(proc.iterdir())
+        entries = list(Path("/proc").iterdir())
     except OSError:
         return []
     for entry in entries:
@@ -241,16 +241,14 @@ def _read_config(path: str) -> tuple[dict[str, Any], str]:
     return doc, ""
 
 
-def daemon_configuration(
-    sock: str, config_path: str = "", proc: Path = Path("/proc")
-) -> tuple[dict[str, Any], str, dict[str, Any], list[str]]:
+def daemon_configuration(sock: str, config_path: str = "") -> tuple[dict[str, Any], str, dict[str, Any], list[str]]:
     """The daemon serving ``sock``: (command-line flags, daemon.json path, daemon.json, warnings).
 
     Without ``config_path`` the ``--config-file`` of the local dockerd serving ``sock`` is used (the one
     whose ``hosts`` name it; with none, the one on the default socket), else ``/etc/docker/daemon.json``."""
     warnings: list[str] = []
     chosen: dict[str, Any] | None = None
-    for argv in _dockerd_processes(proc):
+    for argv in _dockerd_processes():
         flags = parse_dockerd_args(argv[1:])
         path = str(flags.get("config-file") or DEFAULT_CONFIG)
         doc, _ = _read_config(path)
@@ -374,7 +372,7 @@ def _get(client: httpx.Client, path: str, what: str) -> Any:
         raise SourceError(f"{what}: GET {path} answered non-JSON") from None
 
 
-def read_host(settings: Settings, host: str = "", config_path: str = "", proc: Path = Path("/proc")) -> DockerHost:
+def read_host(settings: Settings, host: str = "", config_path: str = "") -> DockerHost:
     """Read the Docker host at ``host`` (a unix socket path or ``unix://`` URL; default
     ``settings.docker_host``). A container or image that vanishes while being read is a warning."""
     sock = socket_path(host or settings.docker_host)
@@ -385,7 +383,7 @@ def read_host(settings: Settings, host: str = "", config_path: str = "", proc: P
     with _client(sock, settings) as client:
         info = _get(client, "/info", what)
         version = _get(client, "/version", what)
-        flags, config_file, config, warnings = daemon_configuration(sock, config_path, proc)
+        flags, config_file, config, warnings = daemon_configuration(sock, config_path)
         out.warnings.extend(warnings)
         out.name = str(info.get("Name") or sock)
         merged = effective_settings(flags, config)
