@@ -303,7 +303,7 @@ def test_app_image_npm_matches_nodesemver_oracle(images: Any, db: Any, tmp_path:
 
 def test_thousand_packages_with_the_real_db(images: Any, db: Any, tmp_path: Path) -> None:
     """1,000 packages (the app image's real packages, repeated under distinct layers) against the real
-    database, with a fresh database handle so that nothing is cached. Prints the time."""
+    database, with a fresh database handle so that nothing is cached. Prints the time (not asserted)."""
     from garrison.api import inventory
     from garrison.config import Settings
     from garrison.matching import match_inventory
@@ -319,8 +319,7 @@ def test_thousand_packages_with_the_real_db(images: Any, db: Any, tmp_path: Path
         result = match_inventory(big, fresh)
         elapsed = time.perf_counter() - start
     print(f"match_inventory: 1000 packages, {len(result.findings)} findings, {elapsed * 1000:.1f} ms")
-    assert len(result.findings) > 500
-    assert elapsed < 0.5
+    assert len(result.findings) > 500  # its speed is bench/bench_matching.py's to measure, not a test's
 
 
 def test_withdrawn_records_never_match(db: Any) -> None:
