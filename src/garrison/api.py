@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from garrison.config import Settings
 from garrison.model import Inventory
 from garrison.progress import NO_PROGRESS, Progress
 
 if TYPE_CHECKING:
+    from garrison.model.common import Finding
     from garrison.report.model import ScanReport
     from garrison.services.scan import ScanRequest
     from garrison.vulndb.store import DBStatus
@@ -255,3 +257,10 @@ def audit_receiver(
         max_event_bytes=options.max_event_bytes,
         ssl_context=context,
     )
+
+
+def gate_fails(findings: Iterable[Finding[Any]]) -> bool:
+    """The CI gate (``--exit-code N``): does any open finding, of any kind, remain?"""
+    from garrison.findings.gate import should_fail
+
+    return should_fail(findings)

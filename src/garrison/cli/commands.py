@@ -60,9 +60,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.format != "table" or target.mode != "stdout":  # the table prints them itself
         _print_warnings((*report.inventory.warnings, *report.warnings))
     # --exit-code N: a CI gate on the findings of every kind that remain after the suppression step.
-    from garrison.findings.gate import should_fail
-
-    return int(args.exit_code) if args.exit_code and should_fail(report.findings) else 0
+    return int(args.exit_code) if args.exit_code and api.gate_fails(report.findings) else 0
 
 
 def _default_ignore_file() -> Path | None:
