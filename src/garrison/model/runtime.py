@@ -70,8 +70,8 @@ class AlertEvent:
     time: str
     #: The event's own id: the audit ``auditID``, the node event's number.
     id: str
-    #: The rule's output rendered for this event.
-    output: str
+    #: The rule's output rendered for this event (the first event's only; the alert's ``output`` is it).
+    output: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,11 +23,21 @@ DEFAULT_WINDOW: Final = 300.0
 DEFAULT_KEEP_EVENTS: Final = 5
 
 
+_SECONDS: dict[int, str] = {}
+
+
 def iso(ns: int) -> str:
     """Nanoseconds since the epoch → ISO 8601 UTC with microseconds ("" for 0)."""
     if ns <= 0:
         return ""
-    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    sec, rest = divmod(ns, 1_000_000_000)
+    prefix = _SECONDS.get(sec)
+    if prefix is None:
+        prefix = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        if len(_SECONDS) > 65536:
+            _SECONDS.clear()
+        _SECONDS[sec] = prefix
+    return f"{prefix}.{rest // 1000:06d}Z"
 
 
 def _first(v: FieldValue) -> str:
@@ -144,7 +154,9 @@ class AlertAggregator:
         elif t > cur.last_ns:
             cur.last_ns = t
         if len(cur.events) < self.keep_events:
-            cur.events.append(AlertEvent(iso(t), _event_id(event), match.output))
+            # The output line is the alert's (its first event's); the others keep their time and id.
+            output = match.output if not cur.events else ""
+            cur.events.append(AlertEvent(iso(t), _event_id(event), output))
         return closed
 
     def add_all(self, matches: Iterable[Match]) -> list[Alert]:
