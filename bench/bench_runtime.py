@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,8 +113,12 @@ def main() -> int:
                 return sum(len(ruleset.evaluate(e)) for e in read_events(f, stats))
 
         read_and_match()  # warm the index (each verb and resource's rules compiled once)
-        for name, fn in (("file → events (garrison's reader)", read_only), ("file → events → rules", read_and_match)):
-            wall, cpu, _ = timed(fn)
+        stages: tuple[tuple[str, Callable[[], int]], ...] = (
+            ("file → events (garrison's reader)", read_only),
+            ("file → events → rules", read_and_match),
+        )
+        for name, stage in stages:
+            wall, cpu, _ = timed(stage)
             print(f"  {name:48s} {n / wall:10,.0f} events/s (cpu {n / cpu:,.0f}/s)")
         best = None
         for _ in range(3):

@@ -25,7 +25,12 @@ class _MuxLoader(yaml.SafeLoader):
     """The suite is an avocado ``!mux`` document: a mapping with a tag."""
 
 
-_MuxLoader.add_constructor("!mux", lambda loader, node: loader.construct_mapping(node, deep=True))
+def _mux(loader: yaml.SafeLoader, node: yaml.Node) -> dict[object, object]:
+    assert isinstance(node, yaml.MappingNode)
+    return loader.construct_mapping(node, deep=True)
+
+
+_MuxLoader.add_constructor("!mux", _mux)
 
 
 def _cases() -> dict[str, dict[str, Any]]:

@@ -22,7 +22,8 @@ SCHEMA = json.loads((RULES_DIR / "schema.json").read_text())
 
 
 def _items(path: Path) -> list[dict[str, object]]:
-    return yaml.safe_load(path.read_text())
+    items: list[dict[str, object]] = yaml.safe_load(path.read_text())
+    return items
 
 
 def test_garrison_rules_follow_the_schema() -> None:
