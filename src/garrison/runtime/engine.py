@@ -15,7 +15,7 @@ condition requires. An event is checked only against the rules filed under its o
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,11 @@ from garrison.runtime.compiler import (
     OutputTemplate,
     Predicate,
     UnknownField,
+    compile_group,
     compile_predicate,
     constraint,
     expand,
+    fold,
     resolve_field,
     resolve_lists,
 )
@@ -37,6 +39,7 @@ from garrison.runtime.condition import (
     And,
     Check,
     ConditionSyntaxError,
+    Const,
     Node,
     Not,
     Or,
@@ -131,6 +134,21 @@ class _Compiled:
     template: OutputTemplate
     #: Per index field, the values the rule can match (None = any).
     keys: tuple[frozenset[Scalar] | None, ...]
+    #: The resolved condition (folded per index key into the group functions).
+    tree: Node
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """The rules that can match events with one set of index values, compiled into one function with
+    the checks on those values folded away."""
+
+    rules: tuple[_Compiled, ...]
+    #: For any event of the source (through ``Event.field``).
+    run: Any
+    #: For events of the source's own class (its extractors called directly), or None.
+    direct: Any = None
+    direct_type: type | None = None
 
 
 @dataclass
@@ -144,6 +162,8 @@ class RuleSet:
     files: tuple[str, ...] = ()
     _compiled: dict[str, tuple[_Compiled, ...]] = field(default_factory=dict, repr=False)
     _index: dict[tuple[str, tuple[Any, ...]], tuple[_Compiled, ...]] = field(default_factory=dict, repr=False)
+    _groups: dict[tuple[str, tuple[Any, ...]], _Group] = field(default_factory=dict, repr=False)
+    _index_of: dict[str, Any] = field(default_factory=dict, repr=False)
 
     #: Index keys remembered; beyond this, rule lists are computed per event (never wrong, only slower).
     INDEX_LIMIT = 8192
@@ -169,9 +189,69 @@ class RuleSet:
                 self._index[key] = found
         return found
 
+    def _index_reader(self, source: str) -> Any:
+        """``event -> its index values`` for one source (the direct extractors for the source's own class)."""
+        fields = self.registry.index_fields.get(source, ())
+        table = self.registry.direct.get(source)
+        if table is None or not all(f in table.extractors for f in fields):
+            return lambda ev: tuple(ev.field(f) for f in fields)
+        own = table.event_type
+        pairs = tuple(table.extractors[f] for f in fields)
+        if len(pairs) == 3:
+            a, b, c = pairs
+            return lambda ev: (
+                (a(ev, None), b(ev, None), c(ev, None)) if type(ev) is own else tuple(ev.field(f) for f in fields)
+            )
+        return lambda ev: tuple(x(ev, None) for x in pairs) if type(ev) is own else tuple(ev.field(f) for f in fields)
+
+    def _group(self, source: str, values: tuple[Any, ...]) -> _Group:
+        fields = self.registry.index_fields.get(source, ())
+        known = dict(zip(fields, values, strict=True))
+        rules: list[_Compiled] = []
+        trees: list[Node] = []
+        for c in self._compiled.get(source, ()):
+            if not all(k is None or v in k for k, v in zip(c.keys, values, strict=True)):
+                continue
+            tree = fold(c.tree, known)
+            if isinstance(tree, Const) and not tree.value:
+                continue
+            rules.append(c)
+            trees.append(tree)
+        if not trees:
+            return _Group((), None)
+        name = f"{source} {values!r}"
+        run = compile_group(trees, self.registry, source, name)
+        table = self.registry.direct.get(source)
+        if table is None:
+            return _Group(tuple(rules), run)
+        direct = compile_group(trees, self.registry, source, name, direct=True)
+        return _Group(tuple(rules), run, direct, table.event_type)
+
     def evaluate(self, event: Event) -> list[Match]:
         """The rules ``event`` matches, in rule-file order. A rule that raises on a malformed event
         counts as not matching it (the event cannot take the engine down)."""
+        source = event.source
+        index = self._index_of.get(source)
+        if index is None:
+            index = self._index_of[source] = self._index_reader(source)
+        values = index(event)
+        key = (source, values)
+        group = self._groups.get(key)
+        if group is None:
+            try:
+                hash(values)
+            except TypeError:
+                return self._evaluate_each(event)
+            group = self._group(source, values)
+            if len(self._groups) < self.INDEX_LIMIT:
+                self._groups[key] = group
+        if group.run is None:
+            return []
+        run = group.direct if type(event) is group.direct_type else group.run
+        rules = group.rules
+        return [Match(rules[i].rule, event, rules[i].template) for i in run(event)]
+
+    def _evaluate_each(self, event: Event) -> list[Match]:
         out: list[Match] = []
         for c in self.candidates(event):
             try:
@@ -232,6 +312,7 @@ def _build(defs: Definitions, registry: FieldRegistry) -> RuleSet:
         try:
             tree = expand(tree, macro_tree, lists)
             tree = _with_exceptions(tree, d.exceptions, lists)
+            tree = _unalias(tree, registry.aliases.get(d.source, {}))
         except CompileError as e:
             raise RuleLoadError(d.origin.file, d.origin.line, what, str(e)) from None
         if d.source not in registry.by_source:
@@ -253,7 +334,7 @@ def _build(defs: Definitions, registry: FieldRegistry) -> RuleSet:
         if not rule.enabled:
             continue
         keys = tuple(_index_values(tree, registry, d.source, f) for f in registry.index_fields.get(d.source, ()))
-        compiled.setdefault(d.source, []).append(_Compiled(rule, predicate, OutputTemplate.parse(d.output), keys))
+        compiled.setdefault(d.source, []).append(_Compiled(rule, predicate, OutputTemplate.parse(d.output), keys, tree))
     return RuleSet(
         rules=tuple(rules),
         skipped=tuple(skipped),
@@ -398,6 +479,22 @@ def _with_exceptions(tree: Node, exceptions: list[ExceptionDef], lists: dict[str
     if not items:
         return tree
     return And((tree, Not(items[0] if len(items) == 1 else Or(tuple(items)))))
+
+
+def _unalias(node: Node, aliases: Mapping[tuple[str, str | None], tuple[str, str | None]]) -> Node:
+    """Every check on an alias rewritten to the field it names."""
+    if not aliases:
+        return node
+    if isinstance(node, Check):
+        target = aliases.get((node.field, node.arg))
+        return node if target is None else Check(target[0], target[1], node.op, node.values)
+    if isinstance(node, Not):
+        return Not(_unalias(node.expr, aliases))
+    if isinstance(node, And):
+        return And(tuple(_unalias(n, aliases) for n in node.items))
+    if isinstance(node, Or):
+        return Or(tuple(_unalias(n, aliases) for n in node.items))
+    return node
 
 
 def check_fields(tree: Node, registry: FieldRegistry, source: str) -> Iterable[str]:

@@ -290,6 +290,9 @@ class FieldRegistry:
     index_fields: Mapping[str, tuple[str, ...]]
     #: source → direct extractors for its own event class (optional, a speed-up only).
     direct: Mapping[str, DirectFields] = field(default_factory=dict)
+    #: source → (field, arg) → the (field, arg) it is another name of (``jevt.value[/stage]`` is
+    #: ``ka.stage``): conditions are rewritten to one name, so the value is read once and can be indexed.
+    aliases: Mapping[str, Mapping[tuple[str, str | None], tuple[str, str | None]]] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -297,6 +300,7 @@ class FieldRegistry:
         tables: Mapping[str, Iterable[FieldSpec]],
         index_fields: Mapping[str, tuple[str, ...]],
         direct: Mapping[str, DirectFields] | None = None,
+        aliases: Mapping[str, Mapping[tuple[str, str | None], tuple[str, str | None]]] | None = None,
     ) -> FieldRegistry:
         """A registry from one table per source; a name declared twice in one table fails at once."""
         by_source: dict[str, dict[str, FieldSpec]] = {}
@@ -307,7 +311,7 @@ class FieldRegistry:
                     raise ValueError(f"field {spec.name} declared twice for source {source}")
                 table[spec.name] = spec
             by_source[source] = table
-        return cls(by_source, dict(index_fields), dict(direct or {}))
+        return cls(by_source, dict(index_fields), dict(direct or {}), dict(aliases or {}))
 
     def lookup(self, source: str, name: str) -> FieldSpec | None:
         """The spec of ``name`` in ``source``, or None. ``evt.arg.flags`` is ``evt.arg`` with argument
@@ -337,6 +341,18 @@ def default_registry() -> FieldRegistry:
 
     return FieldRegistry.of(
         {K8S_AUDIT: K8S_AUDIT_FIELDS, SYSCALL: SYSCALL_FIELDS},
-        {K8S_AUDIT: ("ka.verb", "ka.target.resource"), SYSCALL: ("evt.type",)},
+        {K8S_AUDIT: ("ka.verb", "ka.target.resource", "ka.stage"), SYSCALL: ("evt.type",)},
         {K8S_AUDIT: DIRECT},
+        {K8S_AUDIT: K8S_AUDIT_ALIASES},
     )
+
+
+#: ``k8s_audit`` fields that are other names of one value.
+K8S_AUDIT_ALIASES: Final[Mapping[tuple[str, str | None], tuple[str, str | None]]] = {
+    ("jevt.value", "/stage"): ("ka.stage", None),
+    ("json.value", "/stage"): ("ka.stage", None),
+    ("jevt.value", "/verb"): ("ka.verb", None),
+    ("json.value", "/verb"): ("ka.verb", None),
+    ("jevt.value", "/auditID"): ("ka.auditid", None),
+    ("json.rawtime", None): ("jevt.rawtime", None),
+}
