@@ -4,6 +4,7 @@ cgroup, the image and name from the daemon's API; each attack has a look-alike t
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,3 +172,48 @@ def test_reverse_shell_in_container_network_namespace(
 
 def dockerd_exec(dockerd: Any, cid: str) -> list[str]:
     return ["docker", "exec", cid]
+
+
+def _wait_marked(sensor: RunningSensor, dockerd: Any, cid: str) -> None:
+    """The container's files are marked at its first event: make one, then wait for the capture's answer."""
+    pid = dockerd.cli("inspect", "-f", "{{.State.Pid}}", cid).stdout.strip()
+    m = uuid.uuid4().hex[:10]
+    dockerd.cli("exec", cid, "sh", "-c", f": {m}")
+    sensor.wait_event(cmd_has(m), "an exec in the container")
+    deadline = time.monotonic() + 20
+    while f"/proc/{pid}/root/etc" not in sensor.sensor.stats.marked:
+        assert time.monotonic() < deadline, f"the container's files were never marked: {sensor.sensor.stats.marked}"
+        time.sleep(0.1)
+
+
+def test_history_cleared_and_passwd_written_in_container(
+    dockerd: Any, container: tuple[str, str], sensor: RunningSensor
+) -> None:
+    """Redirects inside the container's own filesystem: no exec shows them, fanotify marks on the
+    container's /root and /etc (through /proc/PID/root) do."""
+    cid, _ = container
+    _wait_marked(sensor, dockerd, cid)
+    m = uuid.uuid4().hex[:10]
+    dockerd.cli("exec", cid, "bash", "-c", f"echo 'ls # {m}' >> /root/.bash_history; : {m}a")  # look-alike
+    ev = sensor.wait_event(
+        lambda e: (
+            e.kind == "openat"
+            and e.field("fd.name") == "/root/.bash_history"
+            and m + "a" in str(e.field("proc.cmdline"))
+        ),
+        "the append in the container",
+    )
+    assert ev.field("container.id") == cid[:12]
+    assert "Shell history cleared" not in sensor.matches_of(ev)
+    dockerd.cli("exec", cid, "bash", "-c", f": > /root/.bash_history; : {m}t")
+    hit = sensor.wait_match(
+        "Shell history cleared", lambda e: e.kind == "openat" and m + "t" in str(e.field("proc.cmdline"))
+    )
+    assert hit.event.field("container.id") == cid[:12]
+    assert hit.event.field("fd.name") == "/root/.bash_history"
+    # A root account appended to the container's /etc/passwd (a throwaway container's, never the host's).
+    dockerd.cli("exec", cid, "bash", "-c", f"echo 'x{m[:6]}:x:0:0::/:/bin/sh' >> /etc/passwd; : {m}p")
+    hit = sensor.wait_match(
+        "Password file written", lambda e: e.kind == "openat" and m + "p" in str(e.field("proc.cmdline"))
+    )
+    assert hit.event.field("fd.name") == "/etc/passwd" and hit.event.field("container.id") == cid[:12]

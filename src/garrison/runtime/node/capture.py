@@ -23,6 +23,7 @@ Records (tuples; the first item names the kind)::
     ("file", ts_ns, pid, mask, path, size)
     ("stats", events, lost, overruns, file_lost)   every second and at the end
     ("ready", marked, skipped)                  once the connector (and fanotify) are set up
+    ("marked", paths)                           after marks asked for on stdin ({"mark": [[path, mode]…]})
     ("error", message)                         fatal: the loop ends after it
 """
 
@@ -120,6 +121,11 @@ def run(config: dict[str, Any], out: int) -> int:
     poller.register(nfd, select.POLLIN)
     if fan is not None:
         poller.register(fan.fd, select.POLLIN)
+        # Marks added later (a container's files, met at its first event): JSON lines on stdin.
+        control = sys.stdin.fileno()
+        os.set_blocking(control, False)
+        poller.register(control, select.POLLIN)
+        control_buf = b""
     buf = bytearray(1 << 16)
     view = memoryview(buf)
     count = 0
@@ -158,10 +164,23 @@ def run(config: dict[str, Any], out: int) -> int:
                         if len(execs) >= 64:
                             _finish_execs(pending, execs)
                     _finish_execs(pending, execs)
-                elif fan is not None:
+                elif fan is not None and fd == fan.fd:
                     for fev in fan.read():
                         count += 1
                         pending.append(("file", *fev))
+                elif fan is not None:
+                    try:
+                        chunk = os.read(control, 65536)
+                    except BlockingIOError:
+                        continue
+                    if not chunk:
+                        poller.unregister(control)
+                        continue
+                    control_buf += chunk
+                    *lines, control_buf = control_buf.split(b"\n")
+                    for line in lines:
+                        added = [p for p, m in json.loads(line).get("mark", ()) if fan.add(p, m)]
+                        pending.append(("marked", added))
             now = time.monotonic()
             if now >= next_stats:
                 pending.append(("stats", count, seqs.lost, seqs.overruns, fan.lost if fan else 0))

@@ -66,16 +66,21 @@ class FileWatch:
         self.skipped: list[str] = []
         self._own = os.getpid()
         for path, mode in watches:
-            mask = MODES[mode]
-            if os.path.isdir(path):
-                mask |= FAN_EVENT_ON_CHILD
-            elif not os.path.exists(path):
-                self.skipped.append(path)
-                continue
-            if self._lib.fanotify_mark(fd, FAN_MARK_ADD, mask, -100, os.fsencode(path)) < 0:
-                self.skipped.append(path)
-            else:
-                self.marked.append(path)
+            self.add(path, mode)
+
+    def add(self, path: str, mode: str) -> bool:
+        """Mark one more path (a container's files through ``/proc/PID/root/…``); False when it cannot be."""
+        mask = MODES[mode]
+        if os.path.isdir(path):
+            mask |= FAN_EVENT_ON_CHILD
+        elif not os.path.exists(path):
+            self.skipped.append(path)
+            return False
+        if self._lib.fanotify_mark(self.fd, FAN_MARK_ADD, mask, -100, os.fsencode(path)) < 0:
+            self.skipped.append(path)
+            return False
+        self.marked.append(path)
+        return True
 
     def read(self) -> list[FileRecord]:
         import time

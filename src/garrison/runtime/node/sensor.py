@@ -17,6 +17,7 @@ overruns, fanotify queue overflows), and how many execs kept only a partial pict
 from __future__ import annotations
 
 import glob
+import json
 import os
 import pwd
 import select
@@ -112,12 +113,28 @@ class SensorStats:
         )
 
 
-def expand_watches(watches: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+#: What is marked in each container, through /proc/PID/root: its accounts, history, keys and logs.
+CONTAINER_WATCHES: tuple[tuple[str, str], ...] = (
+    ("/etc", "w"),
+    ("/etc/shadow", "r"),
+    ("/root", "w"),
+    ("/root/.ssh", "rw"),
+    ("/home/*", "w"),
+    ("/home/*/.ssh", "rw"),
+    ("/var/log", "w"),
+)
+
+
+def expand_watches(watches: Sequence[tuple[str, str]], *, existing: bool = False) -> list[tuple[str, str]]:
+    """Globs → paths (only those that exist with ``existing``; the capture skips and reports the others)."""
     out: list[tuple[str, str]] = []
     for pattern, mode in watches:
         if mode not in fanotify.MODES:
             raise SensorError(f"watch {pattern}: mode must be r, w or rw, not {mode!r}")
-        matches = sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern]
+        if any(c in pattern for c in "*?["):
+            matches = sorted(glob.glob(pattern))
+        else:
+            matches = [pattern] if not existing or os.path.exists(pattern) else []
         out.extend((m.rstrip("/") or "/", mode) for m in matches)
     return out
 
@@ -342,6 +359,8 @@ class Sensor:
         self._stopping = False
         self._recon_seen: dict[int, dict[str, int]] = {}
         self._helpers: list[subprocess.Popen[bytes]] = []
+        self._containers_seen: set[str] = set()
+        self._container_roots: list[str] = []
         self._helper_execs: dict[tuple[int, int], Any] = {}
         self._num = 0
 
@@ -373,7 +392,7 @@ class Sensor:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "garrison.runtime.node.capture", _json(cfg)],
             stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if self.config.files else subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
         )
         self._own.add(self._proc.pid)
@@ -553,6 +572,10 @@ class Sensor:
                 if pid in self._own:
                     continue
                 fp = table.get(pid) or ProcInfo(pid=pid, ppid=0, name="", partial=True)
+                for prefix in self._container_roots:
+                    if path.startswith(prefix + "/"):
+                        path = path[len(prefix) :]
+                        break
                 self.stats.files += 1
                 writing = bool(mask & fanotify.FAN_CLOSE_WRITE)
                 flags = ("O_WRONLY|O_TRUNC" if size == 0 else "O_WRONLY") if writing else "O_RDONLY"
@@ -560,6 +583,8 @@ class Sensor:
                 yield self._event("openat", rec[1], fp, fd=fd, args={"name": path, "flags": flags})
             elif kind == "stats":
                 self._take_stats(rec)
+            elif kind == "marked":
+                self.stats.marked.extend(rec[1])
 
     def _recon(self, info: ProcInfo, ts: int) -> int:
         """Distinct recon commands ``info``'s parent started within the window, this one included."""
@@ -582,8 +607,12 @@ class Sensor:
         res: int = 0,
     ) -> NodeEvent:
         container = self.containers.resolve(info.cgroup) if info.cgroup else HOST
-        if container is not HOST and self.config.poll_s > 0:
-            self._track_netns(info)
+        if container is not HOST and container.full_id not in self._containers_seen:
+            # Its files and its network namespace, through a process that lasts: the container's first
+            # (lowest) pid in its cgroup, usually its init; the event's own process may be gone already.
+            pid = self._container_pid(info)
+            if self._mark_container(pid) and (self.config.poll_s <= 0 or self._track_netns(pid, container.full_id)):
+                self._containers_seen.add(container.full_id)
         self._num += 1
         return NodeEvent(
             kind=kind,
@@ -599,18 +628,57 @@ class Sensor:
             num=self._num,
         )
 
-    def _track_netns(self, info: ProcInfo) -> None:
+    def _container_pid(self, info: ProcInfo) -> int:
+        """A process of ``info``'s container that lasts: the lowest pid of its cgroup (cgroup v2's
+        ``cgroup.procs``, else the lowest live pid the process table knows in that cgroup)."""
+        pid = _cgroup_first_pid(info.cgroup)
+        if pid:
+            return pid
+        same = sorted(p.pid for p in self.table.procs.values() if p.cgroup == info.cgroup)
+        return next((p for p in same if os.path.exists(f"/proc/{p}")), info.pid)
+
+    def _mark_container(self, pid: int) -> bool:
+        """A container's own files (its overlay is not the host's /etc) are marked through
+        ``/proc/PID/root`` at its first event; fanotify reports them by their path in the container.
+        False when the process is gone (tried again at the container's next event)."""
+        if not self.config.files or self._proc is None or self._proc.stdin is None:
+            return True
+        root = f"/proc/{pid}/root"
+        marks = expand_watches([(root + g, m) for g, m in CONTAINER_WATCHES], existing=True)
+        if not marks:
+            return False
+        # Where the container's root is, seen from here: "/" when its mounts are its own (fanotify then
+        # reports container paths), the overlay's merged folder when they are visible here (stripped).
+        try:
+            fd = os.open(root + "/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                seen_as = os.readlink(f"/proc/self/fd/{fd}")
+            finally:
+                os.close(fd)
+        except OSError:
+            seen_as = "/"
+        if seen_as not in ("/", "") and seen_as not in self._container_roots:
+            self._container_roots.append(seen_as.rstrip("/"))
+        try:
+            self._proc.stdin.write((json.dumps({"mark": marks}) + "\n").encode())
+            self._proc.stdin.flush()
+        except OSError:
+            return False
+        return True
+
+    def _track_netns(self, pid: int, container_id: str = "") -> bool:
         """Containers have network namespaces of their own: sock_diag answers per namespace, so each one
         seen gets its own tracker (created on the container's first event, dropped when it is gone)."""
-        path = f"/proc/{info.pid}/ns/net"
+        path = f"/proc/{pid}/ns/net"
         try:
             ino = os.stat(path).st_ino
         except OSError:
-            return
+            return False
         if ino == self._own_netns or ino in self._netns:
-            return
+            return True
         # seen=set(): a namespace met for the first time has no baseline, its open connections are news.
-        self._netns[ino] = ConnTracker(netns=path, netns_ino=ino, seen=set())
+        self._netns[ino] = ConnTracker(netns=path, netns_ino=ino, seen=set(), container_id=container_id)
+        return True
 
     def _poll_connections(self) -> Iterator[NodeEvent]:
         new: list[tuple[ConnTracker, Conn]] = []
@@ -623,6 +691,7 @@ class Sensor:
                 if not alive:  # its process is gone: stop holding the namespace open
                     tracker.close()
                     del self._netns[ino]
+                    self._containers_seen.discard(tracker.container_id)  # found again at its next event
                     continue
             try:
                 new.extend((tracker, c) for c in tracker.poll())
@@ -662,6 +731,19 @@ class Sensor:
                     yield self._event("dup2", now, oinfo, fd=ofd, res=onum)
 
 
+def _cgroup_first_pid(cgroup: str) -> int:
+    """The lowest pid in a cgroup (v2: ``/sys/fs/cgroup<path>/cgroup.procs``), 0 when unknown."""
+    for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+        try:
+            with open(f"{root}{cgroup}/cgroup.procs", "rb") as f:
+                pids = [int(x) for x in f.read().split()]
+        except (OSError, ValueError):
+            continue
+        if pids:
+            return min(pids)
+    return 0
+
+
 def _netns_inode(path: str) -> int:
     try:
         return os.stat(path).st_ino
@@ -670,8 +752,6 @@ def _netns_inode(path: str) -> int:
 
 
 def _json(cfg: dict[str, Any]) -> str:
-    import json
-
     return json.dumps(cfg)
 
 

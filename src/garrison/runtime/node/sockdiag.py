@@ -185,6 +185,8 @@ class ConnTracker:
     netns: str = ""
     #: That namespace's inode, to notice when the process (and maybe the namespace) is gone.
     netns_ino: int = 0
+    #: The container it belongs to ("" for the sensor's own).
+    container_id: str = ""
 
     def poll(self) -> list[Conn]:
         if self.sock is None:
