@@ -3,6 +3,7 @@
 
 ``netlink`` (the connector) · ``procfs`` (what /proc tells) · ``capture`` (the capture process) ·
 ``fanotify`` · ``sockdiag`` · ``containers`` (cgroup → container, Docker API) · ``event`` (``NodeEvent``)
-· ``sensor`` (``Sensor``, the process table) · ``run`` (the sensor wired to the engine and alerts).
+· ``table`` (the process table, users) · ``sensor`` (``Sensor``) · ``run`` (the sensor wired to the engine
+and alerts).
 See docs/runtime.md, "Node sensor".
 """

@@ -2,14 +2,15 @@
 
 ::
 
-    capture process (connector + fanotify + /proc at once) ──frames──► Sensor.events()
-                                                                      ├─ process table (pid → ProcInfo, lineage)
-    sock_diag poll (every poll_s) ─────────────────────────────────────┤
-                                                                      ├─ containers (cgroup → id → Docker API)
-                                                                      └─► NodeEvent (execve, openat, connect,
-                                                                                     accept, dup2)
+    capture processes, one per CPU (connector + /proc at once;  ──frames──► Sensor.events()
+      the first also fanotify, fork/exit, marks asked on stdin)            ├─ process table (table.py)
+    sock_diag poll (every poll_s), one socket per network namespace ───────┤
+                                                                           ├─ containers (cgroup → id → Docker API;
+                                                                           │   their files marked, their netns polled)
+                                                                           └─► NodeEvent (execve, openat, connect,
+                                                                                          accept, dup2)
 
-The sensor never evaluates rules: :func:`garrison.runtime.node.run.run_sensor` wires it to the engine.
+The sensor never evaluates rules: :class:`garrison.runtime.node.run.SensorRun` wires it to the engine.
 Its counters (:class:`SensorStats`) say how many events were seen and lost (connector sequence gaps and
 overruns, fanotify queue overflows), and how many execs kept only a partial picture of the process.
 """
@@ -19,7 +20,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import pwd
 import select
 import signal
 import socket
@@ -34,10 +34,11 @@ from typing import Any
 
 from garrison.errors import GarrisonError
 from garrison.runtime.node import fanotify
-from garrison.runtime.node.containers import HOST, ContainerInfo, ContainerResolver
-from garrison.runtime.node.event import FdInfo, NodeEvent, UserInfo
-from garrison.runtime.node.procfs import ProcInfo, all_pids, parse_raw, snapshot
+from garrison.runtime.node.containers import HOST, ContainerResolver
+from garrison.runtime.node.event import FdInfo, NodeEvent
+from garrison.runtime.node.procfs import ProcInfo
 from garrison.runtime.node.sockdiag import Conn, ConnTracker, socket_owners
+from garrison.runtime.node.table import ProcessTable, Users
 
 
 class SensorError(GarrisonError):
@@ -182,152 +183,7 @@ RECON_WINDOW_NS = 60_000_000_000
 #: How long a late exec record waits for a per-CPU helper's read of the same exec.
 HELPER_WAIT_S = 0.05
 
-#: Exited processes are kept this long for the lineage of their children and late file events.
-EXITED_TTL_NS = 30_000_000_000
 _FRAME = struct.Struct("=I")
-
-
-@dataclass
-class ProcessTable:
-    """pid → :class:`ProcInfo`, fed by fork/exec/exit records and, for what it missed, by ``/proc``."""
-
-    procs: dict[int, ProcInfo] = field(default_factory=dict)
-    exited: dict[int, int] = field(default_factory=dict)
-
-    def load_all(self) -> None:
-        for pid in all_pids():
-            if pid not in self.procs:
-                info = snapshot(pid)
-                if info is not None:
-                    self.procs[pid] = info
-
-    def get(self, pid: int) -> ProcInfo | None:
-        info = self.procs.get(pid)
-        if info is None and pid > 0:
-            info = snapshot(pid)
-            if info is not None:
-                self.procs[pid] = info
-        return info
-
-    def fork(self, pid: int, ppid: int) -> None:
-        parent = self.get(ppid)
-        if parent is not None:
-            self.procs[pid] = ProcInfo(
-                pid=pid,
-                ppid=ppid,
-                name=parent.name,
-                exepath=parent.exepath,
-                args=parent.args,
-                cwd=parent.cwd,
-                uid=parent.uid,
-                gid=parent.gid,
-                euid=parent.euid,
-                cgroup=parent.cgroup,
-                tty=parent.tty,
-                sid=parent.sid,
-                pgid=parent.pgid,
-            )
-        else:
-            self.procs[pid] = ProcInfo(pid=pid, ppid=ppid, name="", partial=True)
-        self.exited.pop(pid, None)
-
-    def exec(self, pid: int, raw: Any) -> ProcInfo:
-        before = self.procs.get(pid)
-        info = parse_raw(pid, raw, ppid_hint=before.ppid if before else 0)
-        if info.partial and before is not None:
-            # /proc was gone: keep what the fork and the parent chain tell (cgroup, cwd, user, tty).
-            info = ProcInfo(
-                pid=pid,
-                ppid=info.ppid or before.ppid,
-                name=info.name,
-                exepath=info.exepath,
-                args=info.args,
-                cwd=info.cwd or before.cwd,
-                uid=info.uid if info.uid >= 0 else before.uid,
-                gid=info.gid if info.gid >= 0 else before.gid,
-                euid=info.euid if info.euid >= 0 else before.euid,
-                cgroup=info.cgroup or before.cgroup,
-                tty=info.tty or before.tty,
-                sid=info.sid or before.sid,
-                pgid=info.pgid or before.pgid,
-                vpid=info.vpid,
-                partial=True,
-            )
-        self.procs[pid] = info
-        return info
-
-    def exit(self, pid: int, now_ns: int) -> None:
-        if pid in self.procs:
-            self.exited[pid] = now_ns
-
-    def setuid(self, pid: int, real: int, effective: int) -> None:
-        info = self.procs.get(pid)
-        if info is not None:
-            from dataclasses import replace
-
-            self.procs[pid] = replace(info, uid=real, euid=effective)
-
-    def expire(self, now_ns: int) -> None:
-        old = [pid for pid, t in self.exited.items() if now_ns - t > EXITED_TTL_NS]
-        for pid in old:
-            self.exited.pop(pid, None)
-            self.procs.pop(pid, None)
-
-    def lineage(self, proc: ProcInfo, depth: int = 16) -> tuple[ProcInfo, ...]:
-        out: list[ProcInfo] = []
-        ppid = proc.ppid
-        seen = {proc.pid}
-        while ppid > 0 and ppid not in seen and len(out) < depth:
-            parent = self.get(ppid)
-            if parent is None:
-                break
-            out.append(parent)
-            seen.add(ppid)
-            ppid = parent.ppid
-        return tuple(out)
-
-
-@dataclass
-class _Users:
-    """uid → user, from the host's passwd, or for a container from the passwd in its root."""
-
-    cache: dict[tuple[str, int], UserInfo] = field(default_factory=dict)
-    files: dict[str, dict[int, UserInfo]] = field(default_factory=dict)
-
-    def get(self, uid: int, container: ContainerInfo, pid: int) -> UserInfo:
-        if uid < 0:
-            return UserInfo()
-        key = (container.full_id, uid)
-        hit = self.cache.get(key)
-        if hit is not None:
-            return hit
-        if container.full_id == "host":
-            try:
-                pw = pwd.getpwuid(uid)
-                user = UserInfo(pw.pw_name, pw.pw_dir, pw.pw_shell)
-            except KeyError:
-                user = UserInfo(str(uid))
-        else:
-            table = self.files.get(container.full_id)
-            if table is None:
-                table = _read_passwd(f"/proc/{pid}/root/etc/passwd")
-                self.files[container.full_id] = table
-            user = table.get(uid, UserInfo(str(uid)))
-        self.cache[key] = user
-        return user
-
-
-def _read_passwd(path: str) -> dict[int, UserInfo]:
-    out: dict[int, UserInfo] = {}
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                parts = line.rstrip("\n").split(":")
-                if len(parts) >= 7 and parts[2].isdigit():
-                    out.setdefault(int(parts[2]), UserInfo(parts[0], parts[5], parts[6]))
-    except OSError:
-        pass
-    return out
 
 
 def require_root() -> None:
@@ -346,7 +202,7 @@ class Sensor:
         self.stats = SensorStats()
         self.table = ProcessTable()
         self.containers = ContainerResolver(self.config.docker_host)
-        self.users = _Users()
+        self.users = Users()
         self.hostname = socket.gethostname()
         self._proc: subprocess.Popen[bytes] | None = None
         self._buf = bytearray()
@@ -357,6 +213,7 @@ class Sensor:
         self._own = {os.getpid()}
         self._clock = time.time_ns() - time.monotonic_ns()
         self._stopping = False
+        self._pending: list[Any] = []
         self._recon_seen: dict[int, dict[str, int]] = {}
         self._helpers: list[subprocess.Popen[bytes]] = []
         self._containers_seen: set[str] = set()
@@ -516,8 +373,7 @@ class Sensor:
 
     def events(self) -> Iterator[NodeEvent]:
         """Node events until :meth:`interrupt` or the capture process ends."""
-        pending = getattr(self, "_pending", [])
-        self._pending = []
+        pending, self._pending = self._pending, []
         next_poll = time.monotonic() + self.config.poll_s if self.config.poll_s > 0 else float("inf")
         next_expire = time.monotonic() + 5.0
         while not self._stopping:
