@@ -118,6 +118,13 @@ _OPS: dict[str, Callable[[FieldValue, Any], bool]] = {
 }
 
 
+#: Operators on a string scalar written inline in shared (group) code: ``{v}`` the value, ``{c}`` the operand.
+_STRING_METHODS = {
+    "contains": "{c} in {v}",
+    "startswith": "{v}.startswith({c})",
+    "endswith": "{v}.endswith({c})",
+}
+
 #: Operators that accept ``val(field)`` on the right (the other field's value is the operand as it is).
 _FIELD_OPS = frozenset({"=", "!=", "<", "<=", ">", ">=", "contains", "startswith", "endswith"})
 
@@ -194,11 +201,41 @@ def resolve_field(registry: FieldRegistry, source: str, field: str, arg: str | N
 
 
 class _Gen:
-    def __init__(self, registry: FieldRegistry, source: str) -> None:
+    """Python source for conditions. With ``shared``, every field read and every operator call is a lazy
+    local of the generated function (read or computed once per event, however many rules use it)."""
+
+    def __init__(self, registry: FieldRegistry, source: str, *, shared: bool = False, direct: bool = False) -> None:
         self.registry = registry
         self.source = source
-        self.consts: dict[str, Any] = {"_OPS": _OPS, "_val": _val}
+        self.consts: dict[str, Any] = {"_OPS": _OPS, "_val": _val, "_U": _UNSET}
         self.fields: set[str] = set()
+        self.shared = shared
+        self.locals: dict[Any, str] = {}
+        table = registry.direct.get(source)
+        self.direct = table.extractors if direct and table is not None else {}
+        self.extractors: dict[str, str] = {}
+
+    def getter(self, name: str, arg: str | None) -> str:
+        """The expression reading one field (the source's extractor when direct, else ``ev.field``)."""
+        fn = self.direct.get(name)
+        if fn is None:
+            expr = f"f({name!r}, {arg!r})"
+        else:
+            if name not in self.extractors:
+                self.extractors[name] = self.const(fn)
+            expr = f"{self.extractors[name]}(ev, {arg!r})"
+        return self.lazy(("f", name, arg), expr)
+
+    def local(self, key: Any) -> str | None:
+        return self.locals.get(key) if self.shared else None
+
+    def lazy(self, key: Any, expr: str) -> str:
+        if not self.shared:
+            return expr
+        name = self.locals.get(key)
+        if name is None:
+            name = self.locals[key] = f"_l{len(self.locals)}"
+        return f"({name} if {name} is not _U else ({name} := {expr}))"
 
     def const(self, value: Any) -> str:
         name = f"_c{len(self.consts)}"
@@ -223,7 +260,7 @@ class _Gen:
     def check(self, node: Check) -> str:
         spec, arg = resolve_field(self.registry, self.source, node.field, node.arg)
         self.fields.add(spec.name)
-        get = f"f({spec.name!r}, {arg!r})"
+        get = self.getter(spec.name, arg)
         if node.op == "exists":
             return f"({get} is not None)"
         if len(node.values) == 1 and node.values[0].ref is not None:
@@ -231,7 +268,8 @@ class _Gen:
             self.fields.add(other.name)
             if node.op not in _FIELD_OPS:
                 raise CompileError(f"val() cannot be used with {node.op}")
-            return f"_val({node.op!r}, {get}, f({other.name!r}, {other_arg!r}))"
+            other_get = self.getter(other.name, other_arg)
+            return f"_val({node.op!r}, {get}, {other_get})"
         c = self.const(_operand(spec, node.op, node.values))
         if not spec.is_list:
             # Scalars of a declared type compare inline: None never equals nor belongs to a constant.
@@ -239,7 +277,19 @@ class _Gen:
                 return f"({get} == {c})"
             if node.op in ("in", "intersects"):
                 return f"({get} in {c})"
-        return f"_OPS[{node.op!r}]({get}, {c})"
+            value = self.local(("f", spec.name, arg))
+            if (
+                value is not None
+                and spec.type is FieldType.STRING
+                and (node.op in _STRING_METHODS or node.op == "icontains")
+            ):
+                # A string field's value is a str (the Event contract): call the method inline; a
+                # lowered value is computed once for all the icontains on it.
+                if node.op == "icontains":
+                    lowered = self.lazy(("lower", spec.name, arg), f"{value}.lower()")
+                    return f"({get} is not None and {c} in {lowered})"
+                return f"({get} is not None and {_STRING_METHODS[node.op].format(v=value, c=c)})"
+        return self.lazy(node, f"_OPS[{node.op!r}]({get}, {c})")
 
 
 def compile_predicate(node: Node, registry: FieldRegistry, source: str, name: str) -> tuple[Predicate, set[str]]:
@@ -252,6 +302,77 @@ def compile_predicate(node: Node, registry: FieldRegistry, source: str, name: st
     exec(compile(code, f"<rule {name}>", "exec"), namespace)  # noqa: S102 - our own generated code
     fn: Predicate = namespace["_rule"]
     return fn, gen.fields
+
+
+_UNSET: Any = object()
+#: What a rule raising on a malformed event counts as: not matching (the event cannot stop the others).
+_RULE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError)
+
+
+def compile_group(
+    trees: list[Node], registry: FieldRegistry, source: str, name: str, *, direct: bool = False
+) -> Callable[[Event], list[int]]:
+    """One function evaluating several resolved conditions on an event: the indexes of those that hold,
+    in order. Fields and operator results are computed once per event for all of them; a condition that
+    raises on a malformed event does not hold, and the others are still evaluated."""
+    gen = _Gen(registry, source, shared=True, direct=direct)
+    bodies = [gen.expr(t) for t in trees]
+    lines = ["def _group(ev):", "    f = ev.field", "    out = []"]
+    if gen.locals:
+        lines.append("    " + " = ".join(gen.locals.values()) + " = _U")
+    for i, body in enumerate(bodies):
+        lines += ["    try:", f"        if {body}:", f"            out.append({i})", "    except _E:", "        pass"]
+    lines.append("    return out")
+    namespace: dict[str, Any] = {**gen.consts, "_E": _RULE_ERRORS}
+    exec(compile("\n".join(lines) + "\n", f"<rules {name}>", "exec"), namespace)  # noqa: S102 - our own code
+    fn: Callable[[Event], list[int]] = namespace["_group"]
+    return fn
+
+
+def fold(node: Node, known: Mapping[str, Scalar | None]) -> Node:
+    """``node`` with every check on a field of known value (the index values of an event) replaced by its
+    result, and the and/or/not around them simplified: a rule that folds to false cannot match."""
+    if isinstance(node, Check):
+        if node.op in ("in", "intersects", "pmatch") and not node.values:
+            return Const(False)  # membership in an empty list (an empty user list, say) never holds
+        if node.field not in known or node.arg is not None or any(v.ref for v in node.values):
+            return node
+        x = known[node.field]
+        if node.op == "exists":
+            return Const(x is not None)
+        if x is None:
+            return Const(False)
+        texts = {v.text for v in node.values}
+        sx = _str(x)
+        if node.op in ("=", "in", "intersects"):
+            return Const(sx in texts)
+        if node.op == "!=":
+            return Const(sx not in texts)
+        return node
+    if isinstance(node, Not):
+        inner = fold(node.expr, known)
+        return Const(not inner.value) if isinstance(inner, Const) else Not(inner)
+    if isinstance(node, And):
+        items: list[Node] = []
+        for n in node.items:
+            m = fold(n, known)
+            if isinstance(m, Const):
+                if not m.value:
+                    return Const(False)
+                continue
+            items.append(m)
+        return Const(True) if not items else items[0] if len(items) == 1 else And(tuple(items))
+    if isinstance(node, Or):
+        alts: list[Node] = []
+        for n in node.items:
+            m = fold(n, known)
+            if isinstance(m, Const):
+                if m.value:
+                    return Const(True)
+                continue
+            alts.append(m)
+        return Const(False) if not alts else alts[0] if len(alts) == 1 else Or(tuple(alts))
+    return node
 
 
 def constraint(node: Node, field: str, convert: Callable[[str], Scalar] = str) -> frozenset[Scalar] | None:

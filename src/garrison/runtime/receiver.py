@@ -93,7 +93,7 @@ class AuditReceiver:
         self.max_event_bytes = max_event_bytes
         self.enqueue_timeout = enqueue_timeout
         self._queue: queue.Queue[list[AuditEvent] | None] = queue.Queue(maxsize=queue_batches)
-        self._agg = AlertAggregator(window=window)
+        self._agg = AlertAggregator(window=window, registry=ruleset.registry)
         self._stats = ReceiverStats()
         self._lock = threading.Lock()
         self._latest_ns = 0

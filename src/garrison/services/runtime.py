@@ -99,7 +99,7 @@ def evaluate_events(
 ) -> Evaluation:
     """Every event through the rules, matches folded into alerts (``on_alert`` is called as each alert
     closes, the last ones at the end). The sum of the alerts' counts equals ``matches``."""
-    agg = AlertAggregator(window=window)
+    agg = AlertAggregator(window=window, registry=ruleset.registry)
     alerts: list[Alert] = []
 
     def emit(a: Alert) -> None:
