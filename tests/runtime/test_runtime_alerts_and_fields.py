@@ -161,3 +161,11 @@ def test_audit_entities_shortcut_equals_the_fields() -> None:
             assert audit_entities(ev) == entities_of(ev), ev
             checked += 1
     assert checked == 129
+
+
+def test_window_zero_gives_every_match_at_once() -> None:
+    rs = load_rules([], texts=[("t.yaml", RULE)])
+    agg = AlertAggregator(window=0)
+    out = [agg.add(m) for t in (0, 1) for m in rs.evaluate(_event("a", t))]
+    assert [a.count if a else None for a in out] == [1, 1]
+    assert agg.flush() == [] and agg.matches == 2

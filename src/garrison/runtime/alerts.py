@@ -113,7 +113,8 @@ class _Open:
 @dataclass
 class AlertAggregator:
     """Folds matches into alerts. ``add`` for each match; ``expire`` closes alerts whose window has
-    passed; ``flush`` closes them all."""
+    passed; ``flush`` closes them all. A window of 0 (or less) folds nothing: ``add`` gives every match
+    out as its own alert at once."""
 
     window: float = DEFAULT_WINDOW
     keep_events: int = DEFAULT_KEEP_EVENTS
@@ -142,7 +143,7 @@ class AlertAggregator:
         t = event.time_ns
         closed = None
         cur = self._open.get(key)
-        if cur is not None and self.window > 0 and t - cur.first_ns > self.window * 1e9:
+        if cur is not None and t - cur.first_ns > self.window * 1e9:
             closed = self._close(cur)
             cur = None
         if cur is None:
@@ -157,6 +158,10 @@ class AlertAggregator:
             # The output line is the alert's (its first event's); the others keep their time and id.
             output = match.output if not cur.events else ""
             cur.events.append(AlertEvent(iso(t), _event_id(event), output))
+        if self.window <= 0:
+            # No de-duplication: every match is its own alert, given out at once.
+            del self._open[key]
+            return self._close(cur)
         return closed
 
     def add_all(self, matches: Iterable[Match]) -> list[Alert]:

@@ -10,6 +10,8 @@
   queue stays full for ``enqueue_timeout`` seconds the batch is refused with 503 and ``Retry-After`` (the
   API server's webhook backend retries it); refused batches and their events are counted and reported
   (:attr:`ReceiverStats.refused_events`), so any loss is said, never silent.
+- **Alerts** are written as their window closes: on the event clock, which moves with each event and, when no
+  batch comes for a second, with the wall-clock time since the last one; and all of them at ``stop()``.
 - **Rules**: :meth:`AuditReceiver.reload` swaps in newly loaded rules; a rule file that does not load
   leaves the running rules in place and returns the error.
 
@@ -25,6 +27,7 @@ import json
 import queue
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from http import HTTPStatus
@@ -97,6 +100,7 @@ class AuditReceiver:
         self._stats = ReceiverStats()
         self._lock = threading.Lock()
         self._latest_ns = 0
+        self._latest_wall = 0
         receiver = self
 
         class Handler(_Handler):
@@ -162,13 +166,25 @@ class AuditReceiver:
 
     def _evaluate_loop(self) -> None:
         while True:
-            batch = self._queue.get()
+            try:
+                batch = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                self._tick()
+                continue
             try:
                 if batch is None:
                     return
                 self._evaluate(batch)
             finally:
                 self._queue.task_done()
+
+    def _tick(self) -> None:
+        """With no batch for a second, close the alerts whose window has passed: the event clock (the last
+        event's time) moved on by the wall-clock time since that event arrived."""
+        if self._latest_ns:
+            now = self._latest_ns + (time.monotonic_ns() - self._latest_wall)
+            for a in self._agg.expire(now):
+                self._emit(a)
 
     def _evaluate(self, batch: list[AuditEvent]) -> None:
         ruleset = self._ruleset
@@ -177,6 +193,7 @@ class AuditReceiver:
             t = ev.time_ns
             if t > self._latest_ns:
                 self._latest_ns = t
+                self._latest_wall = time.monotonic_ns()
             for m in ruleset.evaluate(ev):
                 matches += 1
                 closed = self._agg.add(m)
