@@ -303,7 +303,17 @@ def tool_commands(folder: Path, out_dir: Path) -> dict[str, list[str]]:
             "--compact",
         ]
     if TRIVY.exists():
-        cmds["trivy"] = [str(TRIVY), "config", str(folder), "-f", "json", "-q", "--skip-check-update"]
+        cmds["trivy"] = [
+            str(TRIVY),
+            "config",
+            str(folder),
+            "-f",
+            "json",
+            "-q",
+            "--skip-check-update",
+            "--timeout",
+            "60m",
+        ]
     return cmds
 
 
@@ -315,13 +325,31 @@ def split_corpus(src: Path, dest: Path, extra: list[Path]) -> int:
     and ``extra`` manifests (the control fixtures, Kubernetes' PSS fixtures)."""
     dest.mkdir(parents=True, exist_ok=True)
     n = 0
-    files = sorted(src.glob("*.yaml")) + extra
-    for f in files:
+    for i, f in enumerate(sorted(src.glob("*.yaml")) + extra):
+        suffix = f"-f{i}" if f in extra else ""
         for doc in yaml.safe_load_all(f.read_text()):
             if isinstance(doc, dict) and doc.get("kind"):
+                if suffix:
+                    _rename(doc, suffix)
                 (dest / f"{n:05d}-{doc['kind'].lower()}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
                 n += 1
     return n
+
+
+#: Built-in ClusterRoles a fixture may bind (their names stay).
+_BUILTIN_ROLES = frozenset({"cluster-admin", "admin", "edit", "view"})
+
+
+def _rename(doc: dict[str, Any], suffix: str) -> None:
+    """Give a fixture file's objects names of their own (the fixtures reuse ``app``, ``web`` and
+    ``shop``), so that objects of different fixtures do not bind or select each other in one folder."""
+    meta = doc.setdefault("metadata", {})
+    meta["name"] = f"{meta.get('name', 'x')}{suffix}"
+    if meta.get("namespace"):
+        meta["namespace"] = f"{meta['namespace']}{suffix}"
+    ref = doc.get("roleRef")
+    if isinstance(ref, dict) and ref.get("name") not in _BUILTIN_ROLES:
+        ref["name"] = f"{ref['name']}{suffix}"
 
 
 def _garrison_verdicts(path: Path) -> dict[str, set[str]]:

@@ -82,3 +82,31 @@ def test_every_control_names_its_equivalents() -> None:
         c for c in controls if any(c.equivalents.get(t) for t in ("trivy", "checkov", "kubescape", "polaris", "pss"))
     ]
     assert len(with_ids) >= 0.85 * len(controls)
+
+
+def _rbac(rules: list[dict[str, object]]) -> set[str]:
+    from garrison.posture.resources import Resource
+
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "r"},
+        "rules": rules,
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "b"},
+        "roleRef": {"kind": "ClusterRole", "name": "r"},
+        "subjects": [{"kind": "ServiceAccount", "name": "ci", "namespace": "build"}],
+    }
+    findings = evaluate([Resource(role), Resource(binding)], _controls()).findings
+    return {f.rule.id for f in findings if f.detail.object.kind == "ClusterRole"}
+
+
+def test_rbac_wildcards_grant_what_the_authorizer_grants() -> None:
+    everything = _rbac([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}])
+    assert {f"GAR-RBAC-{n:03d}" for n in range(1, 12)} | {"GAR-RBAC-016"} <= everything
+    # "*" resources of the apps group do not reach core resources (secrets, pods/exec, nodes/proxy).
+    apps = _rbac([{"apiGroups": ["apps"], "resources": ["*"], "verbs": ["*"]}])
+    assert "GAR-RBAC-006" in apps and not {"GAR-RBAC-002", "GAR-RBAC-003", "GAR-RBAC-005"} & apps
