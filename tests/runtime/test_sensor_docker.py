@@ -120,7 +120,7 @@ def test_container_exec_lineage(dockerd: Any, container: tuple[str, str], sensor
 
 PERL_LISTENER = (
     "use IO::Socket::INET; my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 4444, "
-    'Listen => 1, ReuseAddr => 1) or die; my $c = $s->accept; sleep 3; print $c "exit\\n"; sleep 1;'
+    'Listen => 1, ReuseAddr => 1) or die; my $c = $s->accept; sleep 5; print $c "exit\\n"; sleep 1;'
 )
 
 
