@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, Final
 
-from garrison.runtime.k8saudit import AuditEvent, NotAnAuditEvent, parse_event
+from garrison.runtime.k8saudit import AuditEvent, NotAnAuditEvent, parse_event, parse_single
 
 #: Longest line (one event) read by default: kube-apiserver's own default limit for a logged event is
 #: far below this; RequestResponse events of large objects stay well under it.
@@ -78,21 +78,33 @@ def read_events(
     """The audit events of a JSON-lines stream, counting into ``stats`` as it goes."""
     lines: Iterable[bytes | None]
     lines = _lines(stream, max_event_bytes) if hasattr(stream, "readline") else stream  # type: ignore[arg-type]
-    for raw in lines:
-        stats.lines += 1
-        if raw is None or len(raw) > max_event_bytes + 1:
-            stats.oversized += 1
-            stats.problem(stats.lines, f"longer than {max_event_bytes} bytes")
-            continue
-        line = raw.strip()
-        if not line:
-            stats.blank += 1
-            continue
-        try:
-            events = parse_event(line, cluster=cluster)
-        except NotAnAuditEvent as e:
-            stats.malformed += 1
-            stats.problem(stats.lines, str(e))
-            continue
-        stats.events += len(events)
-        yield from events
+    limit = max_event_bytes + 1
+    n = events = 0
+    try:
+        for raw in lines:
+            n += 1
+            if raw is None or len(raw) > limit:
+                stats.oversized += 1
+                stats.problem(stats.lines + n, f"longer than {max_event_bytes} bytes")
+                continue
+            event = parse_single(raw, cluster)
+            if event is not None:
+                # The common case, one Event on the line, without a list.
+                events += 1
+                yield event
+                continue
+            line = raw.strip()
+            if not line:
+                stats.blank += 1
+                continue
+            try:
+                parsed = parse_event(line, cluster=cluster)
+            except NotAnAuditEvent as e:
+                stats.malformed += 1
+                stats.problem(stats.lines + n, str(e))
+                continue
+            events += len(parsed)
+            yield from parsed
+    finally:
+        stats.lines += n
+        stats.events += events

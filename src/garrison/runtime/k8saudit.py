@@ -646,6 +646,18 @@ def _is_event(h: _Head) -> bool:
     return h.kind in ("Event", None) and api is None and type(h.auditID) is str and type(h.verb) is str
 
 
+def parse_single(data: bytes, cluster: str = "") -> AuditEvent | None:
+    """The one audit Event ``data`` holds, or None for anything else (an EventList, bad JSON, another
+    object, surrounding blanks): the reader's fast path; :func:`parse_event` then says what it is."""
+    try:
+        head = _HEAD.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    if head.kind == "Event" and type(head.apiVersion) is str and head.apiVersion.startswith("audit.k8s.io/"):
+        return AuditEvent(head, data.rstrip(), cluster=cluster)
+    return None
+
+
 def parse_event(data: bytes, *, cluster: str = "") -> list[AuditEvent]:
     """The audit events in one JSON document: an ``Event`` or an ``EventList`` of them. Raises
     :class:`NotAnAuditEvent` for anything else (JSON that does not parse, an object of another kind, an

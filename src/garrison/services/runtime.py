@@ -108,12 +108,16 @@ def evaluate_events(
             on_alert(a)
 
     n = 0
+    evaluate = ruleset.evaluate
+    add = agg.add
     for ev in events:
         n += 1
-        for m in ruleset.evaluate(ev):
-            closed = agg.add(m)
-            if closed is not None:
-                emit(closed)
+        matches = evaluate(ev)
+        if matches:
+            for m in matches:
+                closed = add(m)
+                if closed is not None:
+                    emit(closed)
     for a in agg.flush():
         emit(a)
     return Evaluation(tuple(alerts), n, agg.matches)
