@@ -26,6 +26,7 @@ class Entities:
 
     #: The cluster the event came from (the receiver's or the run's cluster setting).
     cluster: str = ""
+    #: The Kubernetes namespace of the request's object or of the pod the process runs in.
     namespace: str = ""
     #: The pod the request targets (audit) or the process runs in (node).
     pod: str = ""
@@ -41,8 +42,9 @@ class Entities:
     process: str = ""
     #: Where the request came from: the audit event's first source IP, a connection's remote address.
     source_address: str = ""
-    #: The Kubernetes resource the request targets (``pods``, ``clusterrolebindings``) and its name.
+    #: The Kubernetes resource the request targets (``pods``, ``clusterrolebindings``).
     resource: str = ""
+    #: The name of that resource (``priv``, ``cluster-admin-binding``).
     name: str = ""
 
     def key(self) -> tuple[str, ...]:
@@ -86,23 +88,27 @@ class Alert:
     severity: Severity
     #: ``k8s_audit`` or ``syscall``.
     source: str
-    #: MITRE ATT&CK tactic (``TA0004``) and technique (``T1610``); "" when the rule names none.
+    #: MITRE ATT&CK tactic (``TA0004``); "" when the rule names none.
     mitre_tactic: str
+    #: MITRE ATT&CK technique (``T1610``); "" when the rule names none.
     mitre_technique: str
     #: When the first event happened (ISO 8601 UTC).
     time: str
     #: The rule's output for the first event.
     output: str
+    #: What the alert is about (cluster, namespace, pod, container, image, user, node, process, source).
     entities: Entities
     #: How many matching events this alert stands for (exact).
     count: int
-    #: First and last event time (ISO 8601 UTC).
+    #: Time of the first matching event (ISO 8601 UTC).
     first_seen: str
+    #: Time of the last matching event (ISO 8601 UTC).
     last_seen: str
     #: The first events (at most the aggregator's ``keep_events``).
     events: tuple[AlertEvent, ...] = ()
-    #: The rule's description and remediation.
+    #: The rule's description.
     description: str = ""
+    #: What to do about it, from the rule.
     remediation: str = ""
     #: Equivalent ids: Defender for Containers alert types (``K8S_PrivilegedContainer``).
     defender: tuple[str, ...] = ()
