@@ -47,17 +47,20 @@ def test_proc_parse_full_and_gone() -> None:
     )
     stat = b"42 (nginx: worker (x)) S 7 42 42 34816 42 4194560 " + b"0 " * 12 + b"9999 0"
     cgroup = f"12:pids:/docker/{CID}\n0::/system.slice/docker-{CID}.scope\n".encode()
-    raw = ("/usr/sbin/nginx (deleted)", b"nginx: worker process\x00", status, "/var/www", cgroup, stat)
+    raw = ("/usr/sbin/nginx (deleted)", b"nginx: worker process\x00", status, "/var/www", cgroup, stat, b"1000")
     info = parse_raw(42, raw)
     assert (info.name, info.ppid, info.uid, info.gid, info.vpid) == ("nginx", 7, 101, 102, 1)
     assert info.exepath == "/usr/sbin/nginx" and info.args == ("nginx: worker process",)
     assert info.cgroup == f"/system.slice/docker-{CID}.scope"
     assert (info.pgid, info.sid, info.tty, info.start_ns) == (42, 42, 34816, 9999)
-    assert info.cmdline == "nginx" and not info.partial
-    long = parse_raw(5, ("/opt/bin/kube-controller-manager", b"", b"Name:\tkube-controller\n", "", b"", b""))
+    assert info.cmdline == "nginx" and not info.partial and info.loginuid == 1000
+    long = parse_raw(
+        5, ("/opt/bin/kube-controller-manager", b"", b"Name:\tkube-controller\n", "", b"", b"", b"4294967295")
+    )
     assert long.name == "kube-controller-manager"  # comm is cut at 15 characters; the exe names it in full
     assert long.partial  # no command line: the process was gone
-    gone = parse_raw(6, ("", b"", b"", "", b"", b""), ppid_hint=3)
+    assert long.loginuid == -1  # (uid_t)-1, never logged in
+    gone = parse_raw(6, ("", b"", b"", "", b"", b"", b""), ppid_hint=3)
     assert (gone.name, gone.ppid, gone.partial) == ("", 3, True)
 
 

@@ -76,7 +76,6 @@ def test_sensor_field_table_and_event_agree() -> None:
     assert declared - computed - {"garrison.recon_burst"} == {
         "proc.env",
         "proc.duration",
-        "user.loginname",
         "group.name",
         "fd.net",
         "fd.snet",

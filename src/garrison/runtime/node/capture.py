@@ -16,7 +16,7 @@ records, which the sensor uses when the first one's read came too late.
 
 Records (tuples; the first item names the kind)::
 
-    ("exec", ts_ns, pid, exe, cmdline, status, cwd, cgroup, stat)
+    ("exec", ts_ns, pid, exe, cmdline, status, cwd, cgroup, stat, loginuid)
     ("fork", ts_ns, pid, parent_tgid)
     ("exit", ts_ns, pid, exit_code, signal)
     ("uid" | "gid", ts_ns, pid, real, effective)
@@ -63,8 +63,8 @@ def _raise_priority() -> None:
 def _finish_execs(pending: list[Any], execs: list[tuple[int, int, bytes]]) -> None:
     """Complete exec records with cwd and stat (read after a batch's command lines)."""
     for index, pid, cgroup in execs:
-        cwd, stat = read_rest(pid)
-        pending[index] = (*pending[index], cwd, cgroup, stat)
+        cwd, stat, loginuid = read_rest(pid)
+        pending[index] = (*pending[index], cwd, cgroup, stat, loginuid)
     execs.clear()
 
 

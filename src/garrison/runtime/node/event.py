@@ -12,7 +12,9 @@ server's address (for a connect the remote end, for an accept the local one).
 
 from __future__ import annotations
 
+import functools
 import os
+import pwd
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -127,6 +129,17 @@ class NodeEvent:
 
 #: Fields whose empty string is a value (an empty argument list), not "absent".
 _EMPTY_OK = frozenset({"proc.args"})
+
+
+@functools.lru_cache(maxsize=256)
+def _login_name(uid: int) -> str | None:
+    """The login user's name (the audit login uid is the host's, so the host's passwd names it)."""
+    if uid < 0:
+        return None
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def _time_text(ns: int) -> str:
@@ -281,6 +294,7 @@ _GETTERS: dict[str, _Getter] = {
     "user.uid": lambda e, a: e.proc.uid if e.proc.uid >= 0 else None,
     "user.name": lambda e, a: e.user.name,
     "user.loginuid": lambda e, a: e.proc.loginuid,
+    "user.loginname": lambda e, a: _login_name(e.proc.loginuid),
     "user.homedir": lambda e, a: e.user.homedir,
     "user.shell": lambda e, a: e.user.shell,
     "group.gid": lambda e, a: e.proc.gid if e.proc.gid >= 0 else None,

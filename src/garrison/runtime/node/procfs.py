@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 _O = os.O_RDONLY | os.O_CLOEXEC
 
-#: ``(exe, cmdline, status, cwd, cgroup, stat)`` raw bytes/strings; empty when unreadable.
-RawProc = tuple[str, bytes, bytes, str, bytes, bytes]
+#: ``(exe, cmdline, status, cwd, cgroup, stat, loginuid)`` raw bytes/strings; empty when unreadable.
+RawProc = tuple[str, bytes, bytes, str, bytes, bytes, bytes]
 
 
 def _read(path: str, size: int = 65536) -> bytes:
@@ -44,17 +44,17 @@ def read_first(pid: int, proc: str = "/proc") -> tuple[bytes, str, bytes, bytes]
     return _read(base + "cmdline"), _link(base + "exe"), _read(base + "status", 1024), _read(base + "cgroup", 4096)
 
 
-def read_rest(pid: int, proc: str = "/proc") -> tuple[str, bytes]:
-    """cwd and stat: readable until the process is reaped, and mostly the parent's."""
+def read_rest(pid: int, proc: str = "/proc") -> tuple[str, bytes, bytes]:
+    """cwd, stat and loginuid: readable until the process is reaped, and mostly the parent's."""
     base = f"{proc}/{pid}/"
-    return _link(base + "cwd"), _read(base + "stat", 1024)
+    return _link(base + "cwd"), _read(base + "stat", 1024), _read(base + "loginuid", 32)
 
 
 def read_raw(pid: int, proc: str = "/proc") -> RawProc:
-    """Read exe, cmdline, status (its head: Name…Gid), cwd, cgroup and stat of ``pid`` right now."""
+    """Read exe, cmdline, status (its head: Name…Gid), cwd, cgroup, stat and loginuid of ``pid`` now."""
     cmdline, exe, status, cgroup = read_first(pid, proc)
-    cwd, stat = read_rest(pid, proc)
-    return (exe, cmdline, status, cwd, cgroup, stat)
+    cwd, stat, loginuid = read_rest(pid, proc)
+    return (exe, cmdline, status, cwd, cgroup, stat, loginuid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +113,13 @@ def _cgroup_path(raw: bytes) -> str:
 
 
 def parse_raw(pid: int, raw: RawProc, ppid_hint: int = 0, name_hint: str = "") -> ProcInfo:
-    exe, cmdline, status, cwd, cgroup, stat = raw
+    exe, cmdline, status, cwd, cgroup, stat, loginuid_raw = raw
+    try:
+        loginuid = int(loginuid_raw or b"-1")
+    except ValueError:
+        loginuid = -1
+    if loginuid == 4294967295:  # (uid_t)-1: never logged in
+        loginuid = -1
     name = name_hint
     ppid = ppid_hint
     uid = gid = euid = -1
@@ -153,6 +159,7 @@ def parse_raw(pid: int, raw: RawProc, ppid_hint: int = 0, name_hint: str = "") -
         uid=uid,
         gid=gid,
         euid=euid,
+        loginuid=loginuid,
         cgroup=_cgroup_path(cgroup),
         tty=tty,
         sid=sid,

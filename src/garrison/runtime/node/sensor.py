@@ -407,7 +407,7 @@ class Sensor:
             if kind == "exec":
                 if not rec[4]:
                     rec = self._better_exec(rec)
-                info = table.exec(rec[2], (rec[3], rec[4], rec[5], rec[6], rec[7], rec[8]))
+                info = table.exec(rec[2], tuple(rec[3:10]))
                 self.stats.execs += 1
                 if info.partial:
                     self.stats.partial += 1
