@@ -346,3 +346,38 @@ def test_oversized_line_counted() -> None:
     big = json.dumps({**FALCO_MINER, "output": "x" * (2 << 20)})
     assert list(read_falco([big], stats)) == []
     assert stats.oversized == 1
+
+
+def test_cli_import_tetragon_and_falco(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from garrison.cli.main import main
+
+    tet = tmp_path / "tetragon.jsonl"
+    tet.write_text("\n".join(TETRAGON) + "\n")
+    assert (
+        main(["runtime", "import", "--from", "tetragon", str(tet), "--no-default-rules", "--rules", str(NODE_RULES)])
+        == 0
+    )
+    out, err = capsys.readouterr()
+    rules = sorted(json.loads(x)["rule"] for x in out.splitlines())
+    assert rules == [
+        "Cloud metadata service access",
+        "Crypto miner executed",
+        "Shadow file read",
+        "Shell history cleared",
+        "Web shell",
+    ]
+    assert "7 event(s) from 10 line(s), 5 alert(s)" in err
+    assert "1 malformed" in err and "process_tracepoint 1" in err
+
+    fal = tmp_path / "falco.jsonl"
+    fal.write_text(json.dumps(FALCO_MINER) + "\n" + json.dumps(FALCO_SHELL) + "\n")
+    assert main(["runtime", "import", "--from", "falco", str(fal)]) == 0
+    out, err = capsys.readouterr()
+    lines = [json.loads(x) for x in out.splitlines()]
+    # garrison's alert on the miner, then Falco's own two alerts (kept for triage).
+    assert [a["rule"] for a in lines] == [
+        "Crypto miner executed",
+        "Known Cryptominer Process Executed",
+        "Terminal shell in container",
+    ]
+    assert lines[1]["entities"]["container"] == "4f1d2c3b5a69"

@@ -101,6 +101,21 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     sensor.set_defaults(func="garrison.cli.runtime:cmd_sensor")
 
+    imp = rsub.add_parser(
+        "import",
+        parents=[common],
+        help="evaluate the rules on another sensor's output: Falco JSON alerts or Tetragon JSON events (FILE or -)",
+    )
+    imp.add_argument("source", metavar="FILE|-", help="JSON lines; - for standard input")
+    imp.add_argument("--from", dest="kind", required=True, choices=("falco", "tetragon"), help="the format")
+    _rule_flags(imp)
+    imp.add_argument("-o", "--output", type=Path, default=None, help="write to FILE instead of standard output")
+    imp.add_argument("--window", type=float, default=300.0, metavar="SECONDS", help="de-duplication window")
+    imp.add_argument(
+        "--no-falco-alerts", action="store_true", help="with --from falco: garrison's alerts only, not Falco's own"
+    )
+    imp.set_defaults(func="garrison.cli.runtime:cmd_import")
+
 
 def _options(args: argparse.Namespace) -> Any:
     from garrison import api
@@ -271,4 +286,38 @@ def cmd_sensor(args: argparse.Namespace) -> int:
         if out is not sys.stdout:
             out.close()
     print(f"garrison: sensor stopped: {run.stats.summary()}", file=sys.stderr)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """``garrison runtime import``: alerts as JSON lines, then what was read on standard error."""
+    from garrison import api
+    from garrison.cli.output import open_output, output_target
+    from garrison.errors import UsageError
+    from garrison.report.alerts_jsonl import render
+    from garrison.runtime.importers import ImportStats, import_alerts
+
+    target = output_target(args.output)
+    ruleset = api.runtime_rules(_options(args))
+    stats = ImportStats()
+    try:
+        f = sys.stdin.buffer if args.source == "-" else open(args.source, "rb")  # noqa: SIM115
+    except OSError as e:
+        raise UsageError(f"runtime import: {args.source}: {e.strerror}") from None
+    try:
+        alerts = import_alerts(
+            args.kind, f, ruleset, window=args.window, falco_alerts=not args.no_falco_alerts, stats=stats
+        )
+    finally:
+        if f is not sys.stdin.buffer:
+            f.close()
+    with open_output(target) as out:
+        render(alerts, out)
+    skipped = ", ".join(f"{k} {v}" for k, v in sorted(stats.unsupported_types.items()))
+    print(
+        f"garrison: {stats.events} event(s) from {stats.lines} line(s), {len(alerts)} alert(s); skipped: "
+        f"{stats.malformed} malformed, {stats.oversized} oversized, {stats.unsupported} unsupported"
+        + (f" ({skipped})" if skipped else ""),
+        file=sys.stderr,
+    )
     return 0

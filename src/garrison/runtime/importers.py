@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from garrison.model.runtime import Alert
+from garrison.runtime.engine import RuleSet
 from garrison.runtime.events import SYSCALL, FieldValue
 from garrison.runtime.node.containers import HOST, ContainerInfo, split_image
 from garrison.runtime.node.event import FdInfo, NodeEvent, UserInfo
@@ -395,3 +396,36 @@ def falco_alert_of(event: NodeEvent, alert: FalcoAlert) -> Alert:
         tags=alert.tags,
         rule_file="falco",
     )
+
+
+def import_alerts(
+    kind: str,
+    lines: Iterable[str | bytes],
+    ruleset: RuleSet,
+    *,
+    window: float = 300.0,
+    falco_alerts: bool = True,
+    stats: ImportStats | None = None,
+) -> list[Alert]:
+    """``kind`` (``falco`` or ``tetragon``) lines → garrison's alerts on them (de-duplicated within
+    ``window``), followed, for Falco, by Falco's own alerts (``falco_alerts``)."""
+    from garrison.runtime.alerts import alerts_of
+
+    stats = stats if stats is not None else ImportStats()
+    theirs: list[Alert] = []
+    events: Iterator[NodeEvent]
+    if kind == "falco":
+
+        def falco_events() -> Iterator[NodeEvent]:
+            for ev, alert in read_falco(lines, stats):
+                if falco_alerts:
+                    theirs.append(falco_alert_of(ev, alert))
+                yield ev
+
+        events = falco_events()
+    elif kind == "tetragon":
+        events = read_tetragon(lines, stats)
+    else:
+        raise ValueError(f"unknown event format {kind!r}")
+    ours = list(alerts_of((m for ev in events for m in ruleset.evaluate(ev)), window=window))
+    return ours + theirs
