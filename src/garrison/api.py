@@ -180,10 +180,13 @@ def posture_controls(frameworks: tuple[str, ...] = (), ids: tuple[str, ...] = ()
 # ---------------------------------------------------------------------------------------------- runtime
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
+    from typing import IO
 
     from garrison.model.runtime import Alert
     from garrison.runtime.engine import RuleSet
+    from garrison.runtime.importers import ImportStats
+    from garrison.runtime.node.run import SensorRun
     from garrison.runtime.receiver import AuditReceiver
     from garrison.runtime.report import RuntimeReport
     from garrison.services.runtime import RuntimeOptions as RuntimeOptions
@@ -257,6 +260,46 @@ def audit_receiver(
         max_event_bytes=options.max_event_bytes,
         ssl_context=context,
     )
+
+
+def node_sensor(
+    options: RuntimeOptions | None = None,
+    *,
+    on_alert: Callable[[Alert], None],
+    watches: Sequence[tuple[str, str]] = (),
+    poll_s: float = 1.0,
+    docker_host: str = "",
+    window: float = 10.0,
+) -> SensorRun:
+    """``garrison runtime sensor``: the node sensor over the loaded rules, not yet started (``start()``,
+    ``stop()``, ``wait(timeout)``, ``stats``). Needs root: a clear :class:`UsageError` without it."""
+    from garrison.runtime.node.run import SensorRun
+    from garrison.runtime.node.sensor import SensorConfig, require_root
+    from garrison.services.runtime import RuntimeOptions, load_ruleset
+
+    require_root()
+    ruleset = load_ruleset(options or RuntimeOptions())
+    config = SensorConfig(extra_watches=list(watches), poll_s=poll_s, docker_host=docker_host)
+    return SensorRun(ruleset, on_alert, config=config, window=window)
+
+
+def import_events(
+    kind: str,
+    stream: IO[bytes],
+    options: RuntimeOptions | None = None,
+    *,
+    window: float = 300.0,
+    falco_alerts: bool = True,
+) -> tuple[list[Alert], ImportStats]:
+    """``garrison runtime import``: Falco's or Tetragon's JSON output through garrison's rules (and
+    Falco's own alerts kept for triage when ``falco_alerts``); returns the alerts and what was read."""
+    from garrison.runtime.importers import ImportStats, import_alerts
+    from garrison.services.runtime import RuntimeOptions, load_ruleset
+
+    stats = ImportStats()
+    ruleset = load_ruleset(options or RuntimeOptions())
+    alerts = import_alerts(kind, stream, ruleset, window=window, falco_alerts=falco_alerts, stats=stats)
+    return list(alerts), stats
 
 
 def gate_fails(findings: Iterable[Finding[Any]]) -> bool:

@@ -255,10 +255,7 @@ def cmd_sensor(args: argparse.Namespace) -> int:
     from garrison import api
     from garrison.cli.output import output_target
     from garrison.report.alerts_jsonl import write_alert
-    from garrison.runtime.node.run import SensorRun
-    from garrison.runtime.node.sensor import SensorConfig, require_root
 
-    require_root()
     watches = []
     for w in args.watch:
         path, sep, mode = w.rpartition(":")
@@ -266,7 +263,6 @@ def cmd_sensor(args: argparse.Namespace) -> int:
             path, mode = w, "w"
         watches.append((path, mode))
     target = output_target(args.output)  # refuses a directory before anything starts
-    ruleset = api.runtime_rules(_options(args))
     out = sys.stdout if target.path is None else open(target.path, "a", encoding="utf-8")  # noqa: SIM115
     try:
 
@@ -274,12 +270,18 @@ def cmd_sensor(args: argparse.Namespace) -> int:
             write_alert(a, out)
             out.flush()
 
-        config = SensorConfig(extra_watches=watches, poll_s=args.poll, docker_host=args.docker_host)
-        run = SensorRun(ruleset, on_alert, config=config, window=args.window)
+        run = api.node_sensor(
+            _options(args),
+            on_alert=on_alert,
+            watches=watches,
+            poll_s=args.poll,
+            docker_host=args.docker_host,
+            window=args.window,
+        )
         run.start()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: run.stop())
-        print(f"garrison: node sensor running ({len(ruleset.enabled())} rules); Ctrl-C to stop", file=sys.stderr)
+        print(f"garrison: node sensor running ({len(run.ruleset.enabled())} rules); Ctrl-C to stop", file=sys.stderr)
         while not run.wait(0.5):
             pass
     finally:
@@ -295,18 +297,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     from garrison.cli.output import open_output, output_target
     from garrison.errors import UsageError
     from garrison.report.alerts_jsonl import render
-    from garrison.runtime.importers import ImportStats, import_alerts
 
     target = output_target(args.output)
-    ruleset = api.runtime_rules(_options(args))
-    stats = ImportStats()
     try:
         f = sys.stdin.buffer if args.source == "-" else open(args.source, "rb")  # noqa: SIM115
     except OSError as e:
         raise UsageError(f"runtime import: {args.source}: {e.strerror}") from None
     try:
-        alerts = import_alerts(
-            args.kind, f, ruleset, window=args.window, falco_alerts=not args.no_falco_alerts, stats=stats
+        alerts, stats = api.import_events(
+            args.kind, f, _options(args), window=args.window, falco_alerts=not args.no_falco_alerts
         )
     finally:
         if f is not sys.stdin.buffer:
