@@ -189,6 +189,7 @@ if TYPE_CHECKING:
     from garrison.runtime.node.run import SensorRun
     from garrison.runtime.receiver import AuditReceiver
     from garrison.runtime.report import RuntimeReport
+    from garrison.runtime.sinks import WebhookSink
     from garrison.services.runtime import RuntimeOptions as RuntimeOptions
 
 
@@ -300,6 +301,14 @@ def import_events(
     ruleset = load_ruleset(options or RuntimeOptions())
     alerts = import_alerts(kind, stream, ruleset, window=window, falco_alerts=falco_alerts, stats=stats)
     return list(alerts), stats
+
+
+def alert_webhook(url: str, token: str = "", settings: Settings | None = None) -> WebhookSink:
+    """``--webhook URL``: a sink that posts alerts there as JSON from a background thread (call it with
+    each alert; ``close()`` flushes and returns what was delivered, failed and dropped)."""
+    from garrison.runtime.sinks import WebhookSink
+
+    return WebhookSink(url, token=token, settings=settings)
 
 
 def gate_fails(findings: Iterable[Finding[Any]]) -> bool:

@@ -14,6 +14,8 @@ from typing import Any
 AUDIT_FORMATS = ("table", "json", "findings", "sarif")
 #: Where the receiver's token comes from when ``--token-file`` is not given.
 TOKEN_ENV = "GARRISON_AUDIT_TOKEN"  # noqa: S105 - the name of a variable, not a token
+#: The bearer token ``--webhook`` sends, when the receiver wants one.
+WEBHOOK_TOKEN_ENV = "GARRISON_WEBHOOK_TOKEN"  # noqa: S105 - the name of a variable, not a token
 
 
 def _rule_flags(p: argparse.ArgumentParser) -> None:
@@ -26,6 +28,28 @@ def _rule_flags(p: argparse.ArgumentParser) -> None:
         help="Falco rule file loaded after garrison's own (repeatable, in order: later files append and override)",
     )
     p.add_argument("--no-default-rules", action="store_true", help="do not load garrison's own rules")
+    p.add_argument(
+        "--webhook",
+        default=None,
+        metavar="URL",
+        help=f"also POST the alerts there as JSON (bearer token from ${WEBHOOK_TOKEN_ENV} when set)",
+    )
+
+
+def _webhook(args: argparse.Namespace) -> Any:
+    """The ``--webhook`` sink, or None."""
+    url = getattr(args, "webhook", None)
+    if not url:
+        return None
+    from garrison import api
+
+    return api.alert_webhook(url, os.environ.get(WEBHOOK_TOKEN_ENV, "").strip())
+
+
+def _close_webhook(sink: Any) -> None:
+    if sink is not None:
+        stats = sink.close()
+        print(f"garrison: webhook {sink.url}: {stats.summary()}", file=sys.stderr)
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -152,7 +176,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.source is None:
         raise UsageError("runtime audit: give FILE, - (standard input) or --listen HOST:PORT")
     target = output_target(args.output)
-    report = api.runtime_audit(args.source, _options(args))
+    sink = _webhook(args)
+    try:
+        report = api.runtime_audit(args.source, _options(args), on_alert=sink)
+    finally:
+        _close_webhook(sink)
     with open_output(target) as out:
         if args.format == "json":
             from garrison.report.alerts_jsonl import render
@@ -205,6 +233,7 @@ def _listen(args: argparse.Namespace) -> int:
     options = _options(args)
     target = output_target(args.output)
     stop = threading.Event()
+    sink = _webhook(args)
     with open_output(target) as out:
         lock = threading.Lock()
 
@@ -212,6 +241,8 @@ def _listen(args: argparse.Namespace) -> int:
             with lock:
                 write_alert(a, out)
                 out.flush()
+            if sink is not None:
+                sink(a)
 
         receiver = api.audit_receiver(
             options,
@@ -238,6 +269,7 @@ def _listen(args: argparse.Namespace) -> int:
         while not stop.wait(0.5):
             pass
         receiver.stop()
+    _close_webhook(sink)
     s = receiver.stats()
     print(
         f"garrison: {s.events} event(s) in {s.bodies} batch(es), {s.alerts} alert(s); refused: "
@@ -264,11 +296,14 @@ def cmd_sensor(args: argparse.Namespace) -> int:
         watches.append((path, mode))
     target = output_target(args.output)  # refuses a directory before anything starts
     out = sys.stdout if target.path is None else open(target.path, "a", encoding="utf-8")  # noqa: SIM115
+    sink = _webhook(args)
     try:
 
         def on_alert(a: Any) -> None:
             write_alert(a, out)
             out.flush()
+            if sink is not None:
+                sink(a)
 
         run = api.node_sensor(
             _options(args),
@@ -287,6 +322,7 @@ def cmd_sensor(args: argparse.Namespace) -> int:
     finally:
         if out is not sys.stdout:
             out.close()
+        _close_webhook(sink)
     print(f"garrison: sensor stopped: {run.stats.summary()}", file=sys.stderr)
     return 0
 
@@ -312,6 +348,11 @@ def cmd_import(args: argparse.Namespace) -> int:
             f.close()
     with open_output(target) as out:
         render(alerts, out)
+    sink = _webhook(args)
+    if sink is not None:
+        for a in alerts:
+            sink(a)
+        _close_webhook(sink)
     skipped = ", ".join(f"{k} {v}" for k, v in sorted(stats.unsupported_types.items()))
     print(
         f"garrison: {stats.events} event(s) from {stats.lines} line(s), {len(alerts)} alert(s); skipped: "
