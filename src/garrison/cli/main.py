@@ -85,7 +85,7 @@ def _gate_exit_code(text: str) -> int:
 
 
 #: Top-level commands (``build_parser`` registers each; its flags only when it may be the one run).
-COMMANDS = ("sbom", "scan", "db", "posture", "runtime", "version")
+COMMANDS = ("sbom", "scan", "db", "posture", "runtime", "admission", "version")
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -144,6 +144,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         from garrison.cli.runtime import add_parser as add_runtime
 
         add_runtime(sub, common)
+
+    if "admission" not in wanted:
+        sub.add_parser("admission", help="Kubernetes admission control: judge AdmissionReviews with posture controls")
+    else:
+        from garrison.cli.admission import add_parser as add_admission
+
+        add_admission(sub, common)
 
     ver = sub.add_parser("version", help="print the version")
     ver.set_defaults(func="garrison.cli.commands:cmd_version")
