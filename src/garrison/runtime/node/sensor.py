@@ -573,7 +573,7 @@ class Sensor:
         accept = tracker.is_accept(c)
         fd_type = "ipv4" if c.family == 4 else "ipv6"
         pid, num = owners[0]
-        info = self.table.get(pid)
+        info = self.table.current(pid)
         if info is None or pid in self._own:
             return
         name = f"{c.lip}:{c.lport}->{c.rip}:{c.rport}" if not accept else f"{c.rip}:{c.rport}->{c.lip}:{c.lport}"
@@ -581,7 +581,7 @@ class Sensor:
         yield self._event("accept" if accept else "connect", now, info, fd=fd)
         for opid, onum in owners:
             if onum in (0, 1, 2) and opid not in self._own:
-                oinfo = self.table.get(opid)
+                oinfo = self.table.current(opid)
                 if oinfo is not None:
                     ofd = FdInfo(onum, fd_type, name, c.proto, c.lip, c.lport, c.rip, c.rport, local_is_server=accept)
                     yield self._event("dup2", now, oinfo, fd=ofd, res=onum)

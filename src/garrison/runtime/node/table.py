@@ -7,6 +7,7 @@ children and for file events that arrive after them.
 
 from __future__ import annotations
 
+import os
 import pwd
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -39,6 +40,24 @@ class ProcessTable:
             info = snapshot(pid)
             if info is not None:
                 self.procs[pid] = info
+        return info
+
+    def current(self, pid: int) -> ProcInfo | None:
+        """:meth:`get`, re-read from ``/proc`` when the process has exec'd something else since its entry
+        was made: the sock_diag poll can see a process (a shell whose stdio is a socket) before its exec
+        record has reached the table, and a connection is reported only once."""
+        info = self.get(pid)
+        if info is None or info.partial:
+            return info
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            return info
+        if exe != info.exepath:
+            fresh = snapshot(pid)
+            if fresh is not None:
+                self.procs[pid] = fresh
+                return fresh
         return info
 
     def fork(self, pid: int, ppid: int) -> None:
