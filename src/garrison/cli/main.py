@@ -85,7 +85,7 @@ def _gate_exit_code(text: str) -> int:
 
 
 #: Top-level commands (``build_parser`` registers each; its flags only when it may be the one run).
-COMMANDS = ("sbom", "scan", "db", "posture", "runtime", "admission", "version")
+COMMANDS = ("sbom", "scan", "db", "posture", "runtime", "admission", "server", "version")
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -151,6 +151,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         from garrison.cli.admission import add_parser as add_admission
 
         add_admission(sub, common)
+
+    if "server" not in wanted:
+        sub.add_parser("server", help="the garrison server: alerts, triage with roles, the audit webhook")
+    else:
+        from garrison.cli.server import add_parser as add_server
+
+        add_server(sub, common)
 
     ver = sub.add_parser("version", help="print the version")
     ver.set_defaults(func="garrison.cli.commands:cmd_version")

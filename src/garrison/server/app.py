@@ -1,0 +1,164 @@
+"""The FastAPI application: :func:`create_app` over a store and a runtime rule set.
+
+Anonymous: ``/healthz`` (the process answers) and ``/readyz`` (the database answers). Everything under
+``/api/v1`` needs a bearer token and a role (:mod:`.auth`). Request bodies are bounded before any route
+reads them; every error is JSON ``{"error": message, "status": code}``; nothing logs a token.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from garrison.errors import GarrisonError, InputError, UsageError
+from garrison.runtime.engine import RuleSet
+from garrison.runtime.receiver import DEFAULT_MAX_BODY
+from garrison.server.schemas import ErrorOut, Health
+from garrison.services import server as svc
+from garrison.store.repos import Store
+
+log = logging.getLogger("garrison.server")
+
+API = "/api/v1"
+#: Largest JSON body of the management routes.
+MAX_JSON_BODY = 64 * 1024
+#: The audit webhook's largest body (kube-apiserver's batches; the receiver's own limit).
+MAX_EVENT_BODY = DEFAULT_MAX_BODY
+#: Routes that take audit events (their own body limit and content type).
+EVENT_PATHS = frozenset({f"{API}/events/k8s-audit"})
+
+_STATUS: tuple[tuple[type[GarrisonError], int], ...] = (
+    (svc.Unauthenticated, 401),
+    (svc.Forbidden, 403),
+    (svc.NotFound, 404),
+    (svc.Refused, 409),
+    (InputError, 422),
+    (UsageError, 400),
+)
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
+
+
+class BodyLimit:
+    """Reads a request's whole body before the app does, refusing it (413) past the path's limit, whether
+    announced by ``Content-Length`` or streamed in chunks; then replays it to the app."""
+
+    def __init__(self, app: ASGIApp, max_json: int, max_events: int) -> None:
+        self.app = app
+        self.max_json = max_json
+        self.max_events = max_events
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_events if scope["path"] in EVENT_PATHS else self.max_json
+        headers = dict(scope.get("headers") or ())
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _error(413, f"request body over {limit} bytes")(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await _error(413, f"request body over {limit} bytes")(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not msg.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def create_app(
+    store: Store, ruleset: RuleSet, *, max_json_body: int = MAX_JSON_BODY, max_event_body: int = MAX_EVENT_BODY
+) -> FastAPI:
+    """The server's app over ``store``; the audit webhook evaluates with ``ruleset``."""
+    from garrison import __version__
+    from garrison.server.routes import ROUTERS
+
+    app = FastAPI(
+        title="garrison",
+        version=__version__,
+        description="garrison's server: alerts, triage with roles, the Kubernetes audit webhook. See docs/server.md.",
+        docs_url=None,  # no anonymous pages: the OpenAPI document is the one public description
+        redoc_url=None,
+        responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    )
+    app.state.store = store
+    app.state.ruleset = ruleset
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), dict(exc.headers or {}) or None)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in list(exc.errors())[:5]:
+            where = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
+            parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        return _error(422, "invalid request: " + "; ".join(parts))
+
+    @app.exception_handler(GarrisonError)
+    async def _garrison(_: Request, exc: GarrisonError) -> JSONResponse:
+        for cls, status in _STATUS:
+            if isinstance(exc, cls):
+                headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+                return _error(status, str(exc), headers)
+        log.error("unexpected garrison error: %s", type(exc).__name__)
+        return _error(500, "internal error")
+
+    @app.exception_handler(Exception)
+    async def _crash(_: Request, exc: Exception) -> JSONResponse:
+        log.error("internal error: %s", type(exc).__name__, exc_info=exc)
+        return _error(500, "internal error")
+
+    @app.get("/healthz", response_model=Health, tags=["health"], summary="the process answers")
+    def healthz() -> Health:
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Health, tags=["health"], summary="the database answers")
+    def readyz() -> Any:
+        try:
+            store.ping()
+        except Exception as e:  # any database failure means "not ready"
+            log.warning("not ready: %s", type(e).__name__)
+            return _error(503, "database unavailable")
+        return Health(status="ready")
+
+    @app.middleware("http")
+    async def _event_content_type(request: Request, call_next: Any) -> Any:
+        if request.url.path in EVENT_PATHS and request.method == "POST":
+            ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if ctype != "application/json":
+                return _error(415, "audit events are application/json")
+        return await call_next(request)
+
+    for router in ROUTERS:
+        app.include_router(router, prefix=API)
+    app.add_middleware(BodyLimit, max_json=max_json_body, max_events=max_event_body)
+    return app

@@ -1,0 +1,345 @@
+"""The server's use cases: users and tokens, authentication, alert triage, the audit webhook and the
+audit log. The routers and ``garrison server`` call these; they take a :class:`~garrison.store.repos.Store`
+and the acting user, write every change to the audit log in the change's own transaction, and raise the
+errors below (the server turns them into 4xx answers, the CLI into messages).
+
+Roles are checked by the server's dependencies; what depends on *which* object (a token of one's own) is
+checked here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+
+from garrison.errors import GarrisonError, InputError, UsageError
+from garrison.model.runtime import Alert, alert_finding
+from garrison.runtime.engine import RuleSet
+from garrison.runtime.k8saudit import NotAnAuditEvent, parse_event
+from garrison.services.runtime import evaluate_events
+from garrison.store.records import (
+    AlertFilter,
+    AlertIn,
+    AlertStatus,
+    AuditEntry,
+    Page,
+    Role,
+    StoredAlert,
+    Token,
+    User,
+    iso_of,
+    normalize_iso,
+    now_iso,
+)
+from garrison.store.repos import Conflict, Repositories, Store
+
+#: Every token starts with this, so secret scanners (garrison's own included) can recognise one.
+TOKEN_PREFIX = "garrison_"  # noqa: S105 - a prefix, not a token
+#: Characters of the token kept in clear to recognise it in lists (the prefix and 4 random characters).
+SHOWN = len(TOKEN_PREFIX) + 4
+#: The actor of changes made by ``garrison server`` on the machine itself.
+CLI_ACTOR = "cli"
+#: Longest user and token names.
+MAX_NAME = 128
+
+
+class NotFound(GarrisonError):
+    """No such user, token or alert (or not one the caller may see)."""
+
+
+class Forbidden(GarrisonError):
+    """The caller's role or ownership does not allow it."""
+
+
+class Unauthenticated(GarrisonError):
+    """No token, or a token that is unknown, revoked, expired or of a disabled user."""
+
+
+class Refused(GarrisonError):
+    """The request conflicts with the state (a taken name, disabling the last admin)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the user behind the token."""
+
+    user: User
+    token_id: int
+
+    @property
+    def role(self) -> Role:
+        return self.user.role
+
+
+@dataclass(frozen=True, slots=True)
+class NewToken:
+    """A token just created: ``secret`` is shown this once and never again."""
+
+    token: Token
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """What one audit webhook request did."""
+
+    events: int
+    matches: int
+    alerts: int
+    new_alerts: int
+
+
+def hash_token(secret: str) -> str:
+    """SHA-256 (hex) of a token: what the store keeps. A token is 256 random bits, so a fast hash is
+    enough (no guessing is feasible; a slow KDF only protects low-entropy passwords)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _name(text: str, what: str) -> str:
+    name = text.strip()
+    if not name or len(name) > MAX_NAME or any(not ch.isprintable() for ch in name):
+        raise InputError(f"{what}: 1 to {MAX_NAME} printable characters")
+    return name
+
+
+def _role(text: str) -> Role:
+    try:
+        return Role(text)
+    except ValueError:
+        raise InputError(f"role {text!r}: one of {', '.join(r.value for r in Role)}") from None
+
+
+def _issue(tx: Repositories, user: User, name: str, expires_days: int | None, at: str) -> NewToken:
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    expires = ""
+    if expires_days is not None:
+        if not 1 <= expires_days <= 3650:
+            raise InputError("expires_days: 1 to 3650")
+        expires = iso_of(datetime.now(UTC) + timedelta(days=expires_days))
+    tok = tx.tokens.add(user.id, _name(name, "token name"), secret[:SHOWN], hash_token(secret), at, expires)
+    return NewToken(tok, secret)
+
+
+# --- set-up and users ----------------------------------------------------------------------------------
+
+
+def init_admin(store: Store, name: str = "admin") -> NewToken:
+    """``garrison server init``: the first admin and its token. Refused when an admin exists."""
+    at = now_iso()
+    with store.transaction() as tx:
+        if tx.users.count_admins():
+            raise Refused("the server already has an admin: use `garrison server user add` or the API")
+        try:
+            user = tx.users.add(_name(name, "user name"), Role.ADMIN, at)
+        except Conflict as e:
+            raise Refused(str(e)) from None
+        new = _issue(tx, user, "initial", None, at)
+        tx.audit.append(at, CLI_ACTOR, "user.create", "user", str(user.id), "server init", {"role": Role.ADMIN.value})
+        tx.audit.append(at, CLI_ACTOR, "token.create", "token", str(new.token.id), "", {"user": user.name})
+        return new
+
+
+def list_users(store: Store, limit: int = 100, offset: int = 0) -> Page[User]:
+    with store.transaction() as tx:
+        return tx.users.list(limit, offset)
+
+
+def create_user(
+    store: Store,
+    actor: str,
+    name: str,
+    role: str,
+    token_name: str = "default",  # noqa: S107 - a label
+) -> tuple[User, NewToken]:
+    """A user and its first token (shown once)."""
+    at = now_iso()
+    r = _role(role)
+    with store.transaction() as tx:
+        try:
+            user = tx.users.add(_name(name, "user name"), r, at)
+        except Conflict as e:
+            raise Refused(str(e)) from None
+        new = _issue(tx, user, token_name, None, at)
+        tx.audit.append(at, actor, "user.create", "user", str(user.id), "", {"name": user.name, "role": r.value})
+        tx.audit.append(at, actor, "token.create", "token", str(new.token.id), "", {"user": user.name})
+        return user, new
+
+
+def disable_user(store: Store, actor: str, user_id: int, reason: str = "") -> User:
+    """Disable a user: every token of theirs stops working. The last enabled admin cannot be disabled."""
+    at = now_iso()
+    with store.transaction() as tx:
+        user = tx.users.get(user_id)
+        if user is None:
+            raise NotFound(f"no user {user_id}")
+        if user.role is Role.ADMIN and not user.disabled and tx.users.count_admins() <= 1:
+            raise Refused("that is the last enabled admin")
+        changed = tx.users.set_disabled(user_id, True)
+        assert changed is not None
+        tx.audit.append(at, actor, "user.disable", "user", str(user_id), reason, {"name": user.name})
+        return changed
+
+
+# --- tokens ------------------------------------------------------------------------------------------
+
+
+def authenticate(store: Store, secret: str) -> Principal:
+    """The user behind a bearer token. Raises :class:`Unauthenticated` (one message for every reason,
+    so that the answer says nothing about which tokens exist)."""
+    if not secret.startswith(TOKEN_PREFIX) or len(secret) > 256:
+        raise Unauthenticated("invalid token")
+    digest = hash_token(secret)
+    with store.transaction() as tx:
+        found = tx.tokens.by_hash(digest)
+        if found is None or not hmac.compare_digest(found[1], digest):
+            raise Unauthenticated("invalid token")
+        tok = found[0]
+        if tok.revoked_at or (tok.expires_at and tok.expires_at <= now_iso()):
+            raise Unauthenticated("invalid token")
+        user = tx.users.get(tok.user_id)
+        if user is None or user.disabled:
+            raise Unauthenticated("invalid token")
+        return Principal(user, tok.id)
+
+
+def list_tokens(store: Store, who: Principal, limit: int = 100, offset: int = 0) -> Page[Token]:
+    """One's own tokens; an admin sees everyone's."""
+    with store.transaction() as tx:
+        return tx.tokens.list(None if who.role is Role.ADMIN else who.user.id, limit, offset)
+
+
+def create_token(
+    store: Store, who: Principal | None, name: str, user_name: str = "", expires_days: int | None = None
+) -> NewToken:
+    """A token for oneself, or (admin, or ``who`` None: the CLI on the machine) for ``user_name``."""
+    at = now_iso()
+    actor = who.user.name if who else CLI_ACTOR
+    with store.transaction() as tx:
+        if user_name and (who is None or who.role is Role.ADMIN or user_name == who.user.name):
+            user = tx.users.by_name(user_name)
+            if user is None:
+                raise NotFound(f"no user {user_name!r}")
+        elif user_name:
+            raise Forbidden("only an admin creates tokens for another user")
+        elif who is not None:
+            user = who.user
+        else:
+            raise UsageError("name the user the token is for")
+        if user.disabled:
+            raise Refused(f"user {user.name!r} is disabled")
+        new = _issue(tx, user, name, expires_days, at)
+        tx.audit.append(at, actor, "token.create", "token", str(new.token.id), "", {"user": user.name})
+        return new
+
+
+def revoke_token(store: Store, who: Principal | None, token_id: int, reason: str = "") -> Token:
+    """Revoke one's own token (an admin or the CLI: anyone's). Another user's token is "not found"."""
+    at = now_iso()
+    with store.transaction() as tx:
+        tok = tx.tokens.get(token_id)
+        if tok is None or (who is not None and who.role is not Role.ADMIN and tok.user_id != who.user.id):
+            raise NotFound(f"no token {token_id}")
+        changed = tx.tokens.revoke(token_id, at)
+        assert changed is not None
+        tx.audit.append(at, who.user.name if who else CLI_ACTOR, "token.revoke", "token", str(token_id), reason)
+        return changed
+
+
+# --- alerts ------------------------------------------------------------------------------------------
+
+
+def alert_filter(
+    status: str = "", severity: str = "", rule: str = "", namespace: str = "", cluster: str = "",
+    since: str = "", until: str = "",
+) -> AlertFilter:  # fmt: skip
+    """Validated filters (times in any ISO 8601 form)."""
+    if status and status not in {s.value for s in AlertStatus}:
+        raise InputError(f"status {status!r}: one of {', '.join(s.value for s in AlertStatus)}")
+    try:
+        since_n = normalize_iso(since) if since else ""
+        until_n = normalize_iso(until) if until else ""
+    except ValueError:
+        raise InputError("since/until: ISO 8601 times (2026-12-01T22:44:22Z)") from None
+    return AlertFilter(status, severity.upper(), rule, namespace, cluster, since_n, until_n)
+
+
+def list_alerts(store: Store, f: AlertFilter, limit: int = 100, offset: int = 0) -> Page[StoredAlert]:
+    with store.transaction() as tx:
+        return tx.alerts.list(f, limit, offset)
+
+
+def get_alert(store: Store, alert_id: int) -> StoredAlert:
+    with store.transaction() as tx:
+        a = tx.alerts.get(alert_id)
+    if a is None:
+        raise NotFound(f"no alert {alert_id}")
+    return a
+
+
+def _triage(store: Store, who: Principal, alert_id: int, status: AlertStatus, reason: str) -> StoredAlert:
+    at = now_iso()
+    action = "alert.dismiss" if status is AlertStatus.DISMISSED else "alert.reopen"
+    with store.transaction() as tx:
+        a = tx.alerts.get(alert_id)
+        if a is None:
+            raise NotFound(f"no alert {alert_id}")
+        if a.status is status:
+            raise Refused(f"alert {alert_id} is already {status.value}")
+        changed = tx.alerts.set_status(alert_id, status, who.user.name, reason, at)
+        assert changed is not None
+        tx.audit.append(at, who.user.name, action, "alert", str(alert_id), reason, {"rule": a.rule})
+        return changed
+
+
+def dismiss_alert(store: Store, who: Principal, alert_id: int, reason: str) -> StoredAlert:
+    """Dismiss an open alert, with a reason (required: it goes to the alert and the audit log)."""
+    if not reason.strip():
+        raise InputError("a dismissal needs a reason")
+    return _triage(store, who, alert_id, AlertStatus.DISMISSED, reason.strip())
+
+
+def reopen_alert(store: Store, who: Principal, alert_id: int, reason: str = "") -> StoredAlert:
+    return _triage(store, who, alert_id, AlertStatus.OPEN, reason.strip())
+
+
+def _alert_in(a: Alert) -> AlertIn:
+    return AlertIn(
+        fingerprint=alert_finding(a).fingerprint,
+        rule=a.rule,
+        severity=a.severity.name,
+        priority=a.priority,
+        source=a.source,
+        output=a.output,
+        cluster=a.entities.cluster,
+        namespace=a.entities.namespace,
+        entities={k: v for k, v in asdict(a.entities).items() if v},
+        count=a.count,
+        first_seen=normalize_iso(a.first_seen),
+        last_seen=normalize_iso(a.last_seen),
+    )
+
+
+def ingest_audit(store: Store, who: Principal, body: bytes, ruleset: RuleSet, cluster: str = "") -> Ingested:
+    """The audit webhook: an ``EventList`` (or one ``Event``) through the runtime rules; the alerts are
+    folded into the store by fingerprint (a new one is stored ``open``; a known one, whatever its status,
+    gets the count added and its first/last seen widened). Raises InputError for a body that is not one."""
+    try:
+        events = parse_event(body, cluster=cluster)
+    except NotAnAuditEvent as e:
+        raise InputError(str(e)) from None
+    ev = evaluate_events(events, ruleset)
+    at = now_iso()
+    with store.transaction() as tx:
+        new = sum(tx.alerts.fold(_alert_in(a), at) for a in ev.alerts)
+        if ev.alerts:
+            detail = {"events": ev.events, "matches": ev.matches, "alerts": len(ev.alerts), "new": new}
+            tx.audit.append(at, who.user.name, "events.ingest", "events", "k8s-audit", "", detail)
+    return Ingested(ev.events, ev.matches, len(ev.alerts), new)
+
+
+def list_audit_log(store: Store, limit: int = 100, offset: int = 0) -> Page[AuditEntry]:
+    with store.transaction() as tx:
+        return tx.audit.list(limit, offset)

@@ -1,0 +1,97 @@
+"""Where the database is, opening it, and migrating it (Alembic, run in-process: no ``alembic.ini``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from garrison.errors import UsageError
+
+#: The server's database URL when ``--database`` is not given.
+DATABASE_ENV = "GARRISON_DATABASE_URL"
+#: The folder of the server's data (else ``$XDG_DATA_HOME/garrison``, else ``~/.local/share/garrison``).
+DATA_DIR_ENV = "GARRISON_DATA_DIR"
+#: The head revision this code expects (the newest file in ``alembic/versions``).
+HEAD = "0001"
+_SCRIPTS = Path(__file__).resolve().parent / "alembic"
+
+
+def data_dir() -> Path:
+    """``$GARRISON_DATA_DIR``, else the XDG data folder's ``garrison``."""
+    if d := os.environ.get(DATA_DIR_ENV):
+        return Path(d)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "garrison"
+
+
+def default_url() -> str:
+    """``$GARRISON_DATABASE_URL``, else SQLite in the data folder (``server.db``)."""
+    if url := os.environ.get(DATABASE_ENV):
+        return url
+    return f"sqlite:///{data_dir() / 'server.db'}"
+
+
+def describe(url: str) -> str:
+    """The URL with any password hidden, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def open_engine(url: str) -> Engine:
+    """An engine on ``url``. For SQLite: the folder is created, foreign keys are on, and WAL lets the
+    server read while it writes. Raises UsageError for a URL SQLAlchemy cannot use."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise UsageError(f"database URL {url!r} does not parse") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=5000")
+            if parsed.database and parsed.database != ":memory:":
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.close()
+
+        return engine
+    try:
+        return create_engine(parsed, pool_pre_ping=True)
+    except ModuleNotFoundError as e:
+        raise UsageError(f"{describe(url)}: the database driver is not installed ({e.name})") from None
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to :data:`HEAD` (creating every table in an empty one)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_SCRIPTS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's revision (None when it was never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def ping(engine: Engine) -> None:
+    """Raise when the database does not answer (for ``/readyz``)."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))

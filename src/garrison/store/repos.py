@@ -1,0 +1,393 @@
+"""One repository protocol per aggregate (users, tokens, the audit log, alerts) and their one
+implementation on SQLAlchemy Core.
+
+Services open a unit of work with :meth:`Store.transaction` and get the four repositories bound to one
+transaction, so a change and its audit-log entry are committed together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine, Select, and_, case, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from garrison.store import tables as t
+from garrison.store.records import (
+    AlertFilter,
+    AlertIn,
+    AlertStatus,
+    AuditEntry,
+    Page,
+    Role,
+    StoredAlert,
+    Token,
+    User,
+)
+
+
+class Conflict(Exception):
+    """A unique key is taken (a user name)."""
+
+
+class UserRepository(Protocol):
+    def add(self, name: str, role: Role, at: str) -> User:
+        """Raises :class:`Conflict` when the name is taken."""
+        ...
+
+    def get(self, user_id: int) -> User | None: ...
+    def by_name(self, name: str) -> User | None: ...
+    def list(self, limit: int, offset: int) -> Page[User]: ...
+    def set_disabled(self, user_id: int, disabled: bool) -> User | None: ...
+    def count_admins(self) -> int:
+        """Enabled admins."""
+        ...
+
+
+class TokenRepository(Protocol):
+    def add(self, user_id: int, name: str, prefix: str, token_hash: str, at: str, expires_at: str) -> Token: ...
+    def get(self, token_id: int) -> Token | None: ...
+    def by_hash(self, token_hash: str) -> tuple[Token, str] | None:
+        """The token with this hash and the stored hash (the caller compares in constant time)."""
+        ...
+
+    def list(self, user_id: int | None, limit: int, offset: int) -> Page[Token]:
+        """``user_id`` None: every user's."""
+        ...
+
+    def revoke(self, token_id: int, at: str) -> Token | None: ...
+
+
+class AuditLog(Protocol):
+    """Append-only: there is no update and no delete."""
+
+    def append(
+        self,
+        at: str,
+        actor: str,
+        action: str,
+        target_type: str,
+        target_id: str,
+        reason: str = "",
+        detail: dict[str, Any] | None = None,
+    ) -> AuditEntry: ...
+    def list(self, limit: int, offset: int) -> Page[AuditEntry]:
+        """Newest first."""
+        ...
+
+
+class AlertRepository(Protocol):
+    def fold(self, alert: AlertIn, at: str) -> bool:
+        """Insert the alert, or add its count to the stored one with its fingerprint (first and last seen
+        widened). True when it was new."""
+        ...
+
+    def get(self, alert_id: int) -> StoredAlert | None: ...
+    def list(self, f: AlertFilter, limit: int, offset: int) -> Page[StoredAlert]:
+        """Newest ``last_seen`` first."""
+        ...
+
+    def set_status(self, alert_id: int, status: AlertStatus, by: str, reason: str, at: str) -> StoredAlert | None: ...
+
+
+class Repositories(Protocol):
+    users: UserRepository
+    tokens: TokenRepository
+    audit: AuditLog
+    alerts: AlertRepository
+
+
+class Store(Protocol):
+    def transaction(self) -> AbstractContextManager[Repositories]:
+        """The four repositories in one transaction (committed on leaving, rolled back on an error)."""
+        ...
+
+    def ping(self) -> None: ...
+
+
+# --- SQLAlchemy Core -------------------------------------------------------------------------------
+
+
+def _page(conn: Connection, query: Select[Any], order: Sequence[Any], limit: int, offset: int) -> tuple[list[Any], int]:
+    total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = list(conn.execute(query.order_by(*order).limit(limit).offset(offset)))
+    return rows, int(total)
+
+
+def _user(r: Any) -> User:
+    return User(id=r.id, name=r.name, role=Role(r.role), disabled=bool(r.disabled), created_at=r.created_at)
+
+
+def _token(r: Any) -> Token:
+    return Token(
+        id=r.id,
+        user_id=r.user_id,
+        name=r.name,
+        prefix=r.prefix,
+        created_at=r.created_at,
+        expires_at=r.expires_at,
+        revoked_at=r.revoked_at,
+    )
+
+
+def _entry(r: Any) -> AuditEntry:
+    return AuditEntry(
+        id=r.id,
+        at=r.at,
+        actor=r.actor,
+        action=r.action,
+        target_type=r.target_type,
+        target_id=r.target_id,
+        reason=r.reason,
+        detail=dict(r.detail),
+    )
+
+
+def _alert(r: Any) -> StoredAlert:
+    return StoredAlert(
+        id=r.id,
+        fingerprint=r.fingerprint,
+        rule=r.rule,
+        severity=r.severity,
+        priority=r.priority,
+        source=r.source,
+        output=r.output,
+        cluster=r.cluster,
+        namespace=r.namespace,
+        entities=dict(r.entities),
+        count=r.count,
+        first_seen=r.first_seen,
+        last_seen=r.last_seen,
+        status=AlertStatus(r.status),
+        dismissed_by=r.dismissed_by,
+        dismissed_reason=r.dismissed_reason,
+        dismissed_at=r.dismissed_at,
+        updated_at=r.updated_at,
+    )
+
+
+class SqlUsers:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, name: str, role: Role, at: str) -> User:
+        if self.by_name(name) is not None:
+            raise Conflict(f"a user named {name!r} exists")
+        try:
+            uid = self.conn.execute(
+                insert(t.users).values(name=name, role=role.value, disabled=False, created_at=at)
+            ).inserted_primary_key
+        except IntegrityError:  # created at the same moment by another request
+            raise Conflict(f"a user named {name!r} exists") from None
+        assert uid is not None
+        user = self.get(int(uid[0]))
+        assert user is not None
+        return user
+
+    def get(self, user_id: int) -> User | None:
+        r = self.conn.execute(select(t.users).where(t.users.c.id == user_id)).first()
+        return None if r is None else _user(r)
+
+    def by_name(self, name: str) -> User | None:
+        r = self.conn.execute(select(t.users).where(t.users.c.name == name)).first()
+        return None if r is None else _user(r)
+
+    def list(self, limit: int, offset: int) -> Page[User]:
+        rows, total = _page(self.conn, select(t.users), [t.users.c.id], limit, offset)
+        return Page(tuple(_user(r) for r in rows), total, limit, offset)
+
+    def set_disabled(self, user_id: int, disabled: bool) -> User | None:
+        self.conn.execute(update(t.users).where(t.users.c.id == user_id).values(disabled=disabled))
+        return self.get(user_id)
+
+    def count_admins(self) -> int:
+        q = select(func.count()).where(t.users.c.role == Role.ADMIN.value, t.users.c.disabled.is_(False))
+        return int(self.conn.execute(q).scalar_one())
+
+
+class SqlTokens:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, user_id: int, name: str, prefix: str, token_hash: str, at: str, expires_at: str) -> Token:
+        tid = self.conn.execute(
+            insert(t.tokens).values(
+                user_id=user_id,
+                name=name,
+                prefix=prefix,
+                token_hash=token_hash,
+                created_at=at,
+                expires_at=expires_at,
+                revoked_at="",
+            )
+        ).inserted_primary_key
+        assert tid is not None
+        tok = self.get(int(tid[0]))
+        assert tok is not None
+        return tok
+
+    def get(self, token_id: int) -> Token | None:
+        r = self.conn.execute(select(t.tokens).where(t.tokens.c.id == token_id)).first()
+        return None if r is None else _token(r)
+
+    def by_hash(self, token_hash: str) -> tuple[Token, str] | None:
+        r = self.conn.execute(select(t.tokens).where(t.tokens.c.token_hash == token_hash)).first()
+        return None if r is None else (_token(r), str(r.token_hash))
+
+    def list(self, user_id: int | None, limit: int, offset: int) -> Page[Token]:
+        q = select(t.tokens)
+        if user_id is not None:
+            q = q.where(t.tokens.c.user_id == user_id)
+        rows, total = _page(self.conn, q, [t.tokens.c.id], limit, offset)
+        return Page(tuple(_token(r) for r in rows), total, limit, offset)
+
+    def revoke(self, token_id: int, at: str) -> Token | None:
+        self.conn.execute(
+            update(t.tokens).where(t.tokens.c.id == token_id, t.tokens.c.revoked_at == "").values(revoked_at=at)
+        )
+        return self.get(token_id)
+
+
+class SqlAuditLog:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def append(
+        self,
+        at: str,
+        actor: str,
+        action: str,
+        target_type: str,
+        target_id: str,
+        reason: str = "",
+        detail: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        values = dict(
+            at=at,
+            actor=actor,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            reason=reason,
+            detail=detail or {},
+        )
+        pk = self.conn.execute(insert(t.audit_log).values(**values)).inserted_primary_key
+        assert pk is not None
+        return AuditEntry(id=int(pk[0]), **values)  # type: ignore[arg-type]
+
+    def list(self, limit: int, offset: int) -> Page[AuditEntry]:
+        rows, total = _page(self.conn, select(t.audit_log), [t.audit_log.c.id.desc()], limit, offset)
+        return Page(tuple(_entry(r) for r in rows), total, limit, offset)
+
+
+class SqlAlerts:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def fold(self, alert: AlertIn, at: str) -> bool:
+        # One statement on both databases (SQLite and PostgreSQL spell the upsert alike): concurrent
+        # batches of the same alert add their counts, never lose one.
+        dialect = self.conn.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            upsert: Any = pg_insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            upsert = sqlite_insert
+        else:
+            raise NotImplementedError(f"alerts upsert on {dialect}")
+        c = t.alerts.c
+        existed = self.conn.execute(select(c.id).where(c.fingerprint == alert.fingerprint)).first() is not None
+        stmt = upsert(t.alerts).values(
+            fingerprint=alert.fingerprint,
+            rule=alert.rule,
+            severity=alert.severity,
+            priority=alert.priority,
+            source=alert.source,
+            output=alert.output,
+            cluster=alert.cluster,
+            namespace=alert.namespace,
+            entities=alert.entities,
+            count=alert.count,
+            first_seen=alert.first_seen,
+            last_seen=alert.last_seen,
+            status=AlertStatus.OPEN.value,
+            dismissed_by="",
+            dismissed_reason="",
+            dismissed_at="",
+            updated_at=at,
+        )
+        new = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[c.fingerprint],
+            set_={
+                "count": c.count + new.count,
+                "first_seen": case((new.first_seen < c.first_seen, new.first_seen), else_=c.first_seen),
+                "last_seen": case((new.last_seen > c.last_seen, new.last_seen), else_=c.last_seen),
+                "updated_at": new.updated_at,
+            },
+        )
+        self.conn.execute(stmt)
+        return not existed
+
+    def get(self, alert_id: int) -> StoredAlert | None:
+        r = self.conn.execute(select(t.alerts).where(t.alerts.c.id == alert_id)).first()
+        return None if r is None else _alert(r)
+
+    def list(self, f: AlertFilter, limit: int, offset: int) -> Page[StoredAlert]:
+        c = t.alerts.c
+        conds = [
+            col == value
+            for col, value in (
+                (c.status, f.status),
+                (c.severity, f.severity),
+                (c.rule, f.rule),
+                (c.namespace, f.namespace),
+                (c.cluster, f.cluster),
+            )
+            if value
+        ]
+        if f.since:
+            conds.append(c.last_seen >= f.since)
+        if f.until:
+            conds.append(c.last_seen <= f.until)
+        q = select(t.alerts).where(and_(True, *conds))
+        rows, total = _page(self.conn, q, [c.last_seen.desc(), c.id.desc()], limit, offset)
+        return Page(tuple(_alert(r) for r in rows), total, limit, offset)
+
+    def set_status(self, alert_id: int, status: AlertStatus, by: str, reason: str, at: str) -> StoredAlert | None:
+        if status is AlertStatus.DISMISSED:
+            values = dict(status=status.value, dismissed_by=by, dismissed_reason=reason, dismissed_at=at)
+        else:
+            values = dict(status=status.value, dismissed_by="", dismissed_reason="", dismissed_at="")
+        self.conn.execute(update(t.alerts).where(t.alerts.c.id == alert_id).values(updated_at=at, **values))
+        return self.get(alert_id)
+
+
+class SqlRepositories:
+    def __init__(self, conn: Connection) -> None:
+        self.users: UserRepository = SqlUsers(conn)
+        self.tokens: TokenRepository = SqlTokens(conn)
+        self.audit: AuditLog = SqlAuditLog(conn)
+        self.alerts: AlertRepository = SqlAlerts(conn)
+
+
+class SqlStore:
+    """The :class:`Store` on one SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def transaction(self) -> Iterator[Repositories]:
+        with self.engine.begin() as conn:
+            yield SqlRepositories(conn)
+
+    def ping(self) -> None:
+        from garrison.store.db import ping
+
+        ping(self.engine)
