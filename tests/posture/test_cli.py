@@ -71,6 +71,7 @@ def test_table_and_gate(manifest: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert run(["posture", str(manifest), "--exit-code", "1"]) == 1
     out = capsys.readouterr().out
     assert "GAR-PSS-003" in out and "Score:" in out and "Recommendations" in out
+    assert "Deployment/shop/web [c]" in out  # the container, not swallowed as rich markup
     # Everything exempted or filtered away: the gate passes.
     assert run(["posture", str(manifest), "--control", "GAR-PSS-001", "--exit-code", "1"]) == 0
 

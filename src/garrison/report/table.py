@@ -249,14 +249,15 @@ def _posture_tables(console: Console, report: Any) -> None:
             m = f.detail
             o = m.object
             where = f"{o.source}:{o.line}" if o.source and o.line else o.source
+            # Text cells: rich would read "[app]" or "[*]" as markup and drop it.
             table.add_row(
                 Text(f.severity.name, style=SEVERITY_STYLE[f.severity]),
-                m.control_id,
-                o.display() + (f" [{m.container}]" if m.container else ""),
-                where,
-                m.path,
-                m.actual,
-                m.expected,
+                Text(m.control_id),
+                Text(o.display() + (f" [{m.container}]" if m.container else "")),
+                Text(where),
+                Text(m.path),
+                Text(m.actual),
+                Text(m.expected),
             )
         console.print(table)
     recs = report.recommendations()
@@ -266,7 +267,7 @@ def _posture_tables(console: Console, report: Any) -> None:
             table.add_column(col, overflow="fold")
         for r in recs:
             sev = Text(r.severity.name, style=SEVERITY_STYLE[r.severity])
-            table.add_row(sev, f"{r.control_id} {r.title}", str(len(r.objects)), r.remediation)
+            table.add_row(sev, Text(f"{r.control_id} {r.title}"), str(len(r.objects)), Text(r.remediation))
         console.print(table)
 
 
@@ -280,6 +281,6 @@ def render_controls(controls: Any, out: IO[str]) -> None:
         fws = "; ".join(f"{k} {', '.join(v)}" if v else k for k, v in c.frameworks.items())
         eqs = "; ".join(f"{k} {', '.join(v)}" for k, v in c.equivalents.items() if v)
         sev = Text(c.severity.name, style=SEVERITY_STYLE[c.severity])
-        table.add_row(c.id, sev, c.title, ", ".join(sorted(c.kinds)), fws, eqs)
+        table.add_row(c.id, sev, Text(c.title), ", ".join(sorted(c.kinds)), Text(fws), Text(eqs))
     console.print(table)
     console.print(f"{len(controls)} controls")
