@@ -110,6 +110,9 @@ def test_real_scan_through_filters_and_every_renderer(real: tuple[Inventory, Any
     assert not list(
         Draft7Validator(schema("spdx-schema-2.3.json")).iter_errors(json.loads(docs["spdx-json"]))
     )
+    # orjson writes what the standard encoder would: the same bytes for every JSON format of a real report.
+    for fmt in ("json", "sarif", "cyclonedx", "spdx-json"):
+        assert docs[fmt] == json.dumps(json.loads(docs[fmt]), indent=2, ensure_ascii=False) + "\n", fmt
     js = json.loads(docs["json"])
     assert js["summary"]["findings"] == len(report.findings) and js["summary"]["suppressed"] == len(
         report.suppressed

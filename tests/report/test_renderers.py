@@ -433,3 +433,12 @@ def test_random_uuid_is_a_version_4_uuid() -> None:
     for text in seen:
         u = uuid.UUID(text)
         assert str(u) == text and u.version == 4 and u.variant == uuid.RFC_4122
+
+
+def test_write_json_matches_the_standard_encoder() -> None:
+    from garrison.report.common import write_json
+
+    doc = {"name": "Jörg's café ✓", "n": [1, 2.5, None, True], "nested": {"empty": [], "obj": {}}, "q": '"\\'}
+    buf = io.StringIO()
+    write_json(doc, buf)
+    assert buf.getvalue() == json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

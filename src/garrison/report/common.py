@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import garrison
 
@@ -57,3 +57,14 @@ def random_uuid() -> str:
     b[8] = (b[8] & 0x3F) | 0x80  # variant 10
     h = b.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def write_json(doc: Any, out: IO[str]) -> None:
+    """``doc`` as JSON indented by two spaces, then a newline: the form of every JSON document garrison
+    writes. Through orjson: byte for byte what ``json.dumps(doc, indent=2, ensure_ascii=False)`` writes for
+    these documents (a test checks it on a real report), at a tenth of what ``json.dump``'s pure-Python
+    indenting encoder took (0.1 s of a warm ``scan -f json`` of the app image)."""
+    import orjson
+
+    out.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+    out.write("\n")

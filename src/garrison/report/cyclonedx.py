@@ -27,7 +27,7 @@ from typing import IO, Any
 from garrison.model import Inventory, Package
 from garrison.model.common import Finding, Severity, Suppressed
 from garrison.model.vuln import Vulnerability
-from garrison.report.common import TOOL_NAME, package_refs, random_uuid, timestamp, tool_version
+from garrison.report.common import TOOL_NAME, package_refs, random_uuid, timestamp, tool_version, write_json
 from garrison.report.json_report import sorted_packages
 from garrison.report.model import ScanReport
 
@@ -241,8 +241,7 @@ def _date(text: str) -> str:
 
 
 def _write(bom: dict[str, Any], out: IO[str]) -> None:
-    json.dump(bom, out, indent=2, ensure_ascii=False)
-    out.write("\n")
+    write_json(bom, out)
 
 
 def render(report: ScanReport, out: IO[str]) -> None:

@@ -49,7 +49,7 @@ from collections import Counter
 from typing import IO, TYPE_CHECKING, Any
 
 from garrison.model import Artifact, Inventory, OSInfo, Package
-from garrison.report.common import package_refs, timestamp, tool_version
+from garrison.report.common import package_refs, timestamp, tool_version, write_json
 
 if TYPE_CHECKING:
     from garrison.model.common import Finding, Subject, Suppressed
@@ -317,17 +317,14 @@ def scan_document(report: ScanReport) -> dict[str, Any]:
         else {
             "schema_version": db.schema_version,
             "built_at": db.built_at,
-            "sources": [
-                {"name": s.name, "updated": s.updated, "records": s.records, "url": s.url} for s in db.sources
-            ],
+            "sources": [{"name": s.name, "updated": s.updated, "records": s.records, "url": s.url} for s in db.sources],
         }
     )
     return doc
 
 
 def _dump(doc: dict[str, Any], out: IO[str]) -> None:
-    json.dump(doc, out, indent=2, ensure_ascii=False)
-    out.write("\n")
+    write_json(doc, out)
 
 
 def findings_document(report: FindingsReport) -> dict[str, Any]:

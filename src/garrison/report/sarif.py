@@ -8,14 +8,13 @@ re-scans.
 
 from __future__ import annotations
 
-import json
 from typing import IO, Any
 
 from garrison.model.common import Finding, Severity
 from garrison.model.posture import Misconfiguration
 from garrison.model.secret import Secret
 from garrison.model.vuln import Vulnerability
-from garrison.report.common import TOOL_NAME, tool_version
+from garrison.report.common import TOOL_NAME, tool_version, write_json
 from garrison.report.model import FindingsReport
 
 SARIF_VERSION = "2.1.0"
@@ -258,5 +257,4 @@ def sarif_document(report: FindingsReport) -> dict[str, Any]:
 
 
 def render(report: FindingsReport, out: IO[str]) -> None:
-    json.dump(sarif_document(report), out, indent=2, ensure_ascii=False)
-    out.write("\n")
+    write_json(sarif_document(report), out)

@@ -10,12 +10,11 @@ the artifact CONTAINS every package. Valid against the SPDX 2.3 JSON schema vend
 from __future__ import annotations
 
 import functools
-import json
 import re
 from typing import IO, Any
 
 from garrison.model import Inventory, Package
-from garrison.report.common import TOOL_NAME, random_uuid, timestamp, tool_version
+from garrison.report.common import TOOL_NAME, random_uuid, timestamp, tool_version, write_json
 from garrison.report.json_report import sorted_packages
 from garrison.report.model import ScanReport
 
@@ -131,15 +130,11 @@ def spdx_document(inv: Inventory, generated_at: str = "", version: str = "") -> 
                 "primaryPackagePurpose": "OPERATING_SYSTEM",
             }
         )
-        relationships.append(
-            {"spdxElementId": root_id, "relationshipType": "CONTAINS", "relatedSpdxElement": os_id}
-        )
+        relationships.append({"spdxElementId": root_id, "relationshipType": "CONTAINS", "relatedSpdxElement": os_id})
     for p in sorted_packages(inv.packages):
         pid = _spdx_id("Package", f"{p.type.value}-{p.name}-{p.version}", used)
         packages.append(_package(p, pid))
-        relationships.append(
-            {"spdxElementId": root_id, "relationshipType": "CONTAINS", "relatedSpdxElement": pid}
-        )
+        relationships.append({"spdxElementId": root_id, "relationshipType": "CONTAINS", "relatedSpdxElement": pid})
     slug = _NOT_ID.sub("-", name).strip("-") or "artifact"
     return {
         "spdxVersion": SPDX_VERSION,
@@ -158,8 +153,7 @@ def spdx_document(inv: Inventory, generated_at: str = "", version: str = "") -> 
 
 
 def _dump(doc: dict[str, Any], out: IO[str]) -> None:
-    json.dump(doc, out, indent=2, ensure_ascii=False)
-    out.write("\n")
+    write_json(doc, out)
 
 
 def render(report: ScanReport, out: IO[str]) -> None:
