@@ -59,6 +59,22 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     srv.set_defaults(func="garrison.cli.admission:cmd_serve")
 
+    cfg = asub.add_parser(
+        "config",
+        parents=[common],
+        help="print the ValidatingWebhookConfiguration to apply (YAML), with the caBundle of --ca",
+    )
+    cfg.add_argument(
+        "--ca", type=Path, required=True, metavar="FILE", help="the CA that signed the serving certificate"
+    )
+    where = cfg.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", default="", help="the webhook's URL (https://HOST:PORT/admission/validate)")
+    where.add_argument("--service", default=None, metavar="NAMESPACE/NAME", help="the webhook's Service in the cluster")
+    cfg.add_argument("--policy", type=Path, default=None, metavar="FILE", help="its excluded namespaces are not sent")
+    cfg.add_argument("--failure-policy", default="Fail", choices=("Fail", "Ignore"), help="default Fail")
+    cfg.add_argument("--timeout", type=int, default=5, metavar="SECONDS", help="timeoutSeconds, 1 to 30 (default 5)")
+    cfg.set_defaults(func="garrison.cli.admission:cmd_config")
+
 
 def _read(source: str) -> bytes:
     from garrison.errors import InputError
@@ -122,4 +138,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--tls-cert {args.tls_cert} / --tls-key {args.tls_key}: not a usable pair ({exc})") from None
     print(f"garrison: admission webhook on https://{args.listen}/admission/validate", file=sys.stderr, flush=True)
     serve(policy, host, port, args.tls_cert, args.tls_key)
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    import base64
+
+    import yaml
+
+    from garrison.admission.config import webhook_configuration
+    from garrison.admission.policy import load_policy
+    from garrison.errors import UsageError
+
+    policy = load_policy(args.policy)
+    try:
+        pem = args.ca.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--ca {args.ca}: {exc.strerror or exc}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise UsageError(f"--ca {args.ca}: not a PEM certificate")
+    service = None
+    if args.service is not None:
+        ns, sep, name = args.service.partition("/")
+        if not sep or not ns or not name:
+            raise UsageError(f"--service {args.service!r}: expected NAMESPACE/NAME")
+        service = (ns, name)
+    if args.url and not args.url.startswith("https://"):
+        raise UsageError(f"--url {args.url!r}: the API server calls webhooks over https:// only")
+    try:
+        doc = webhook_configuration(
+            base64.b64encode(pem).decode("ascii"),
+            url=args.url,
+            service=service,
+            excluded_namespaces=policy.excluded_namespaces,
+            failure_policy=args.failure_policy,
+            timeout_seconds=args.timeout,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    sys.stdout.write(yaml.safe_dump(doc, sort_keys=False))
     return 0

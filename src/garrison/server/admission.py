@@ -19,7 +19,6 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import anyio
 from fastapi import APIRouter, FastAPI, Request
@@ -224,45 +223,3 @@ def self_signed(cert: Path, key: Path, hosts: tuple[str, ...] = ("127.0.0.1", "l
         0o600,
     )
     return SelfSigned(ca_pem=ca_pem, cert=cert, key=key, ca=ca_path)
-
-
-def webhook_configuration(ca_bundle: str, url: str, name: str = "garrison.admission.dev") -> dict[str, Any]:
-    """A ValidatingWebhookConfiguration calling the webhook at ``url`` (see docs/admission.md)."""
-    return {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": "garrison"},
-        "webhooks": [
-            {
-                "name": name,
-                "admissionReviewVersions": ["v1"],
-                "sideEffects": "None",
-                "failurePolicy": "Fail",
-                "timeoutSeconds": 5,
-                "clientConfig": {"url": url, "caBundle": ca_bundle},
-                "namespaceSelector": {
-                    "matchExpressions": [
-                        {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system"]}
-                    ]
-                },
-                "rules": [
-                    {
-                        "apiGroups": ["", "apps", "batch"],
-                        "apiVersions": ["v1"],
-                        "operations": ["CREATE", "UPDATE"],
-                        "resources": [
-                            "pods",
-                            "deployments",
-                            "statefulsets",
-                            "daemonsets",
-                            "replicasets",
-                            "replicationcontrollers",
-                            "jobs",
-                            "cronjobs",
-                        ],
-                        "scope": "Namespaced",
-                    }
-                ],
-            }
-        ],
-    }
