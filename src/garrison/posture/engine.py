@@ -16,8 +16,9 @@ object itself), then each ``fail`` expression; each one that holds is a finding 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from garrison.model.common import Finding, RuleId, RuleRef
@@ -59,6 +60,34 @@ def object_ref(r: Resource) -> ObjectRef:
         cluster=r.cluster,
         host=r.host,
     )
+
+
+_SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def line_at(obj: Any, path: str) -> int:
+    """The ``line`` of the innermost object along ``path`` that records one (a Dockerfile's instructions
+    do); 0 when none does. Lets a finding point at the instruction at fault, not at the file's first line."""
+    line = 0
+    node = obj
+    for name, index in _SEGMENT.findall(path):
+        if isinstance(node, dict):
+            got = node.get("line")
+            if isinstance(got, int) and not isinstance(got, bool) and got > 0:
+                line = got
+            node = node.get(name) if name else None
+        elif isinstance(node, list) and index:
+            i = int(index)
+            node = node[i] if i < len(node) else None
+        else:
+            break
+        if node is None:
+            break
+    if isinstance(node, dict):
+        got = node.get("line")
+        if isinstance(got, int) and not isinstance(got, bool) and got > 0:
+            line = got
+    return line
 
 
 def _params_for(control: Control, params: dict[str, Any]) -> dict[str, Any]:
@@ -157,12 +186,17 @@ def evaluate(
                     ref = refs.get(id(r))
                     if ref is None:
                         ref = refs[id(r)] = object_ref(r)
+                    path = w[0] or scope[0]
+                    if r.kind == "Dockerfile":  # the instruction's own line, not the file's first
+                        at = line_at(r.obj, path)
+                        if at and at != ref.line:
+                            ref = replace(ref, line=at)
                     m = Misconfiguration(
                         control_id=control.id,
                         title=control.title,
                         severity=control.severity,
                         object=ref,
-                        path=w[0] or scope[0],
+                        path=path,
                         actual=_actual(w[1]),
                         expected=expected,
                         remediation=control.remediation,
