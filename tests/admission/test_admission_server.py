@@ -8,9 +8,11 @@ import os
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +21,7 @@ from fastapi.testclient import TestClient
 from tests.admission.recorded import NAMES, encode, exchange, needs_recorded, review
 from tests.support.registry import free_port
 
-from garrison.admission.policy import default_policy, parse_policy
+from garrison.admission.policy import Policy, default_policy, parse_policy
 from garrison.admission.review import BadReview, handle
 from garrison.server.admission import parse_listen, parse_timeout, router
 
@@ -82,6 +84,27 @@ def test_router_refuses_what_is_not_a_review(client: TestClient) -> None:
     r = client.post("/admission/validate?timeout=soon", content=encode(review("create-pod-priv")), headers=JSON)
     assert r.status_code == 400
     assert "timeout 'soon'" in r.json()["detail"]
+
+
+@needs_recorded
+def test_router_answers_504_when_the_verdict_misses_the_timeout(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import garrison.server.admission as server
+
+    release = threading.Event()
+
+    def stuck(body: bytes, policy: Policy) -> tuple[Any, Any, Any]:
+        release.wait(10)
+        return handle(body, policy)
+
+    monkeypatch.setattr(server, "handle", stuck)
+    try:
+        r = client.post("/admission/validate?timeout=1s", content=encode(review("create-pod-priv")), headers=JSON)
+    finally:
+        release.set()
+    assert r.status_code == 504
+    assert r.json() == {"detail": "no verdict within the timeout"}
 
 
 @needs_recorded

@@ -82,7 +82,8 @@ def router(policy: Policy) -> APIRouter:
                 raise BadReview(f"Content-Type {ctype or '(none)'!r}: expected application/json", status=415)
             body = await _read_body(request, policy.max_request_bytes)
             with anyio.fail_after(max(timeout - MARGIN, 0.05)):
-                req, verdict, doc = await anyio.to_thread.run_sync(handle, body, policy)
+                # abandon_on_cancel: on timeout answer at once; the thread finishes on its own.
+                req, verdict, doc = await anyio.to_thread.run_sync(handle, body, policy, abandon_on_cancel=True)
         except BadReview as exc:
             log.warning("admission: refused request: %s", exc)
             return JSONResponse({"detail": str(exc)}, status_code=exc.status)
