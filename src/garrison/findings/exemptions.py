@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from garrison.errors import InputError
+from garrison.findings.suppress import as_list, parse_date
 from garrison.model.common import Finding, Suppressed, Suppression
 from garrison.model.posture import Misconfiguration, ObjectRef
 
@@ -82,27 +83,6 @@ class ExemptionResult:
     warnings: tuple[str, ...] = ()
 
 
-def _list(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, list):
-        return tuple(str(v) for v in value)
-    return (str(value),)
-
-
-def _date(value: Any, where: str) -> dt.date | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value)[:10])
-    except ValueError:
-        raise InputError(f"{where}: expires {value!r} is not YYYY-MM-DD") from None
-
-
 def parse_exemptions(text: str, origin: str, known_controls: Iterable[str]) -> tuple[Exemption, ...]:
     """An exemptions file's YAML. Raises :class:`InputError` naming the file and entry."""
     import yaml
@@ -121,7 +101,7 @@ def parse_exemptions(text: str, origin: str, known_controls: Iterable[str]) -> t
         where = f"{origin} exemption {i + 1}"
         if not isinstance(entry, dict):
             raise InputError(f"{where}: must be a mapping")
-        controls = _list(entry.get("control")) + _list(entry.get("controls"))
+        controls = as_list(entry.get("control")) + as_list(entry.get("controls"))
         if not controls:
             raise InputError(f"{where}: needs 'controls' (control ids, or \"*\")")
         for cid in controls:
@@ -141,10 +121,10 @@ def parse_exemptions(text: str, origin: str, known_controls: Iterable[str]) -> t
             Exemption(
                 controls=controls,
                 reason=reason,
-                namespaces=_list(entry.get("namespace")) + _list(entry.get("namespaces")),
-                resources=_list(entry.get("resource")) + _list(entry.get("resources")),
+                namespaces=as_list(entry.get("namespace")) + as_list(entry.get("namespaces")),
+                resources=as_list(entry.get("resource")) + as_list(entry.get("resources")),
                 selector=selector,
-                expires=_date(entry.get("expires"), where),
+                expires=parse_date(entry.get("expires"), where),
                 decided_by=str(entry.get("by") or ""),
                 origin=where,
             )

@@ -188,7 +188,8 @@ def finding_ids(f: Finding[Any]) -> frozenset[str]:
 # ---------------------------------------------------------------------------------------------- ignore file
 
 
-def _as_list(value: Any) -> tuple[str, ...]:
+def as_list(value: Any) -> tuple[str, ...]:
+    """A YAML scalar or list as a tuple of strings (``id: X`` and ``ids: [X, Y]`` read alike)."""
     if value is None:
         return ()
     if isinstance(value, list):
@@ -196,7 +197,8 @@ def _as_list(value: Any) -> tuple[str, ...]:
     return (str(value),)
 
 
-def _parse_date(value: Any, where: str) -> dt.date | None:
+def parse_date(value: Any, where: str) -> dt.date | None:
+    """An ``expires`` value (a YAML date or ``YYYY-MM-DD`` text) as a date; a bad one names ``where``."""
     if value is None or value == "":
         return None
     if isinstance(value, dt.datetime):
@@ -213,13 +215,13 @@ def _parse_date(value: Any, where: str) -> dt.date | None:
 def _rule_from(entry: Any, where: str) -> IgnoreRule:
     if not isinstance(entry, dict):
         raise InputError(f"{where}: each rule must be a mapping")
-    ids = _as_list(entry.get("id")) + _as_list(entry.get("ids"))
-    pkgs = _as_list(entry.get("package")) + _as_list(entry.get("packages")) + _as_list(entry.get("purls"))
-    paths = _as_list(entry.get("path")) + _as_list(entry.get("paths"))
-    fps = _as_list(entry.get("fingerprint")) + _as_list(entry.get("fingerprints"))
+    ids = as_list(entry.get("id")) + as_list(entry.get("ids"))
+    pkgs = as_list(entry.get("package")) + as_list(entry.get("packages")) + as_list(entry.get("purls"))
+    paths = as_list(entry.get("path")) + as_list(entry.get("paths"))
+    fps = as_list(entry.get("fingerprint")) + as_list(entry.get("fingerprints"))
     if not (ids or pkgs or paths or fps):
         raise InputError(f"{where}: a rule needs an id, a package, a path or a fingerprint")
-    expires = _parse_date(entry.get("expires", entry.get("expired_at")), where)
+    expires = parse_date(entry.get("expires", entry.get("expired_at")), where)
     reason = str(entry.get("reason") or entry.get("statement") or "")
     return IgnoreRule(ids, pkgs, paths, fps, expires, reason, str(entry.get("by") or ""), where)
 
