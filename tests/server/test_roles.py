@@ -128,3 +128,15 @@ def test_openapi_declares_bearer_auth(server: Server) -> None:
     assert any(s.get("scheme", "").lower() == "bearer" for s in schemes.values())
     assert "security" in doc["paths"]["/api/v1/alerts"]["get"]
     assert "security" not in doc["paths"]["/healthz"]["get"]
+
+
+@pytest.mark.parametrize("auth", [None, "Bearer garrison_wrong"])
+@pytest.mark.parametrize("body", [b"{", b'{"unexpected": 1}', b"x" * 100_000])
+def test_no_valid_token_is_401_whatever_the_body(server: Server, auth: str | None, body: bytes) -> None:
+    headers = {"Content-Type": "application/json", **({"Authorization": auth} if auth else {})}
+    for (method, path), allowed in ALLOWED.items():
+        if method == "POST" and ANONYMOUS not in allowed:
+            url = path.replace("{user_id}", "1").replace("{token_id}", "1").replace("{alert_id}", "1")
+            r = server.client.post(url, content=body, headers=headers)
+            assert r.status_code == 401, f"{path}: {r.status_code}"
+    assert server.client.get("/api/v1/no-such-route").status_code == 401

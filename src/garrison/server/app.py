@@ -43,8 +43,40 @@ _STATUS: tuple[tuple[type[GarrisonError], int], ...] = (
 )
 
 
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
+
+
+class Authenticate:
+    """Resolves the bearer token of every ``/api/v1`` request into a :class:`~garrison.services.server.Principal`
+    (``scope["state"]["principal"]``) before anything reads the body, so that a caller without a valid
+    token gets 401 whatever it sends; the routes' dependencies then check the role (:mod:`.auth`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope["path"]).startswith(API + "/"):
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope.get("headers") or ()).get(b"authorization", b"").decode("latin-1")
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            await _error(401, "an API token is required: Authorization: Bearer TOKEN", _CHALLENGE)(scope, receive, send)
+            return
+        from starlette.concurrency import run_in_threadpool
+
+        store = scope["app"].state.store
+        try:
+            who = await run_in_threadpool(svc.authenticate, store, secret.strip())
+        except svc.Unauthenticated as e:
+            await _error(401, str(e), _CHALLENGE)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = who
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:
@@ -161,4 +193,5 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router, prefix=API)
     app.add_middleware(BodyLimit, max_json=max_json_body, max_events=max_event_body)
+    app.add_middleware(Authenticate)  # outermost: no body is read for a caller without a valid token
     return app
