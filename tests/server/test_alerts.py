@@ -152,3 +152,15 @@ def test_webhook_refuses_what_is_not_an_audit_event_and_writes_nothing(server: S
     assert _alerts(server)["total"] == 0
     log = server.client.get("/api/v1/audit-log", headers=server.headers("admin")).json()
     assert not [e for e in log["items"] if e["action"] == "events.ingest"]
+
+
+@needs_recorded
+def test_a_dismissed_alert_stays_dismissed_and_keeps_counting(server: Server) -> None:
+    _post_events(server)
+    alert = _alerts(server, rule="Cluster-Admin Role Bound")["items"][0]
+    url = f"/api/v1/alerts/{alert['id']}"
+    server.client.post(f"{url}/dismiss", json={"reason": "break-glass drill"}, headers=server.headers("admin"))
+    _post_events(server)
+    after = server.client.get(url, headers=server.headers("security-reader")).json()
+    assert after["status"] == "dismissed" and after["dismissed_reason"] == "break-glass drill"
+    assert after["count"] == 2 * alert["count"]
