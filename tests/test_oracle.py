@@ -93,9 +93,7 @@ def affected_index(
     return index
 
 
-def oracle_verdict(
-    aff: dict[str, Any], version: str, lt: Callable[[str, str], bool]
-) -> tuple[bool, set[str]]:
+def oracle_verdict(aff: dict[str, Any], version: str, lt: Callable[[str, str], bool]) -> tuple[bool, set[str]]:
     """Is ``version`` affected by this OSV entry, and the fixed versions of the intervals above it."""
     hit, fixed = False, set()
     for rng in aff.get("ranges", []):
@@ -156,9 +154,7 @@ def diff(a: Pairs, b: Pairs) -> str:
     only_a = sorted(set(a) - set(b))[:10]
     only_b = sorted(set(b) - set(a))[:10]
     fixed = sorted(k for k in set(a) & set(b) if a[k] != b[k])[:10]
-    return (
-        f"garrison only: {only_a}\noracle only: {only_b}\nfixed differs: {[(k, a[k], b[k]) for k in fixed]}"
-    )
+    return f"garrison only: {only_a}\noracle only: {only_b}\nfixed differs: {[(k, a[k], b[k]) for k in fixed]}"
 
 
 # --------------------------------------------------------------------------------------------- Debian
@@ -192,16 +188,12 @@ def dpkg_installed(rootfs: Path) -> list[tuple[str, str, str, str]]:
 @pytest.mark.parametrize("image", ["debian", "app"])
 def test_debian_packages_match_dpkg_oracle(image: str, images: Any, db: Any, tmp_path: Path) -> None:
     rootfs, ref = (
-        (images.debian_rootfs, images.debian_oci_ref)
-        if image == "debian"
-        else (images.app_rootfs, images.app_oci_ref)
+        (images.debian_rootfs, images.debian_oci_ref) if image == "debian" else (images.app_rootfs, images.app_oci_ref)
     )
     installed = dpkg_installed(rootfs)
     assert len(installed) > 50
     inv, got = garrison_findings(ref, db, tmp_path, "deb")
-    assert {(p.name, p.version) for p in inv.packages if p.type.value == "deb"} == {
-        (n, v) for n, v, _, _ in installed
-    }
+    assert {(p.name, p.version) for p in inv.packages if p.type.value == "deb"} == {(n, v) for n, v, _, _ in installed}
     index = affected_index("Debian", "Debian:12", lambda n: n)
     expected = oracle_pairs(installed, index, dpkg_lt)
     assert len(expected) > 5, "the oracle should find real vulnerabilities in Debian 12 minbase"
@@ -253,9 +245,7 @@ def test_app_image_pypi_matches_packaging_oracle(images: Any, db: Any, tmp_path:
     installed = dist_infos(images.app_rootfs)
     assert {"Django", "Jinja2", "requests"} <= {n for n, *_ in installed}
     inv, got = garrison_findings(images.app_oci_ref, db, tmp_path, "pypi")
-    assert {(p.name, p.version) for p in inv.packages if p.type.value == "pypi"} == {
-        (n, v) for n, v, *_ in installed
-    }
+    assert {(p.name, p.version) for p in inv.packages if p.type.value == "pypi"} == {(n, v) for n, v, *_ in installed}
     expected = oracle_pairs(installed, affected_index("PyPI", "PyPI", pep503), pep440_lt)
     assert len(expected) > 10
     assert got == expected, diff(got, expected)
@@ -270,8 +260,7 @@ def node_packages(root: Path) -> list[tuple[str, str, str, str]]:
         rel = pj.relative_to(root / "app").parts
         # a package directory is node_modules/<name> or node_modules/@scope/<name>
         if len(rel) < 3 or (
-            rel[-3] != "node_modules"
-            and not (len(rel) >= 4 and rel[-4] == "node_modules" and rel[-3].startswith("@"))
+            rel[-3] != "node_modules" and not (len(rel) >= 4 and rel[-4] == "node_modules" and rel[-3].startswith("@"))
         ):
             continue
         data = json.loads(pj.read_text(encoding="utf-8"))

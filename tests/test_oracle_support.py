@@ -43,9 +43,7 @@ def _build(dest: Path) -> None:
     kev = None
     if kev_path.is_file():
         data = kev_path.read_bytes()
-        kev = KevSource(
-            parse_kev(data), kev_path.as_uri(), "2026-01-01T00:00:00Z", hashlib.sha256(data).hexdigest()
-        )
+        kev = KevSource(parse_kev(data), kev_path.as_uri(), "2026-01-01T00:00:00Z", hashlib.sha256(data).hexdigest())
     build_database(dest / "garrison.db", sources, kev, NO_PROGRESS, workers=2)
 
 

@@ -55,9 +55,7 @@ LAYERS = [
         entries=[
             File("usr/lib/os-release", b"ID=debian\nVERSION_ID=12\n"),
             Symlink("etc/os-release", "../usr/lib/os-release"),
-            File(
-                "var/lib/toy/status", status("libc6 2.36", "zlib 1.2", files=("/usr/lib/py/os-owned.pyinfo",))
-            ),
+            File("var/lib/toy/status", status("libc6 2.36", "zlib 1.2", files=("/usr/lib/py/os-owned.pyinfo",))),
             File("usr/lib/py/os-owned.pyinfo", b"os-owned 1"),
             File("opt/tool/t.pyinfo", b"tool 1"),
             File("srv/gone.pyinfo", b"gone 1"),
@@ -133,11 +131,7 @@ def test_archive_and_layout_agree(image: ImageRefs, settings: Settings) -> None:
 
 def test_distroless_when_no_os_packages(tmp_path: Path, settings: Settings) -> None:
     refs = build_image(
-        [
-            Layer(
-                entries=[File("etc/os-release", b"ID=debian\nVERSION_ID=12\n"), File("app/x.pyinfo", b"x 1")]
-            )
-        ],
+        [Layer(entries=[File("etc/os-release", b"ID=debian\nVERSION_ID=12\n"), File("app/x.pyinfo", b"x 1")])],
         work=tmp_path / "w",
         oci_dir=tmp_path / "oci",
     )

@@ -17,8 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_demo_script_runs_end_to_end(tmp_path: Path, test_images: object) -> None:
     env = {k: v for k, v in os.environ.items() if k != "GARRISON_MIRROR"}
     env["GARRISON_CACHE_DIR"] = str(tmp_path / "cache")  # a fresh advisory database and layer cache
-    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=900)
+    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "(Debian GNU/Linux 12 (bookworm))" in out

@@ -52,9 +52,7 @@ def test_entries_become_the_right_members(tmp_path: Path) -> None:
     assert members["etc/a.conf"].mode == 0o600 and members["etc/a.conf"].size == 4
     assert members["etc/link"].issym() and members["etc/link"].linkname == "a.conf"
     assert members["etc/hard"].islnk() and members["etc/hard"].linkname == "etc/a.conf"
-    assert all(
-        m.uid == 0 and m.gid == 0 and isinstance(m.mtime, int) and not m.pax_headers for m in members.values()
-    )
+    assert all(m.uid == 0 and m.gid == 0 and isinstance(m.mtime, int) and not m.pax_headers for m in members.values())
 
 
 def test_rootfs_walk_is_sorted_and_keeps_hardlinks(tmp_path: Path) -> None:
@@ -98,9 +96,7 @@ def test_zstd_and_plain_layers(tmp_path: Path) -> None:
     types = [layer["mediaType"] for layer in manifest["layers"]]
     assert types == ["application/vnd.oci.image.layer.v1.tar+zstd", "application/vnd.oci.image.layer.v1.tar"]
     zblob = (tmp_path / "oci/blobs/sha256" / refs.layer_digests[0][7:]).read_bytes()
-    with tarfile.open(
-        fileobj=io.BytesIO(zstandard.ZstdDecompressor().decompressobj().decompress(zblob))
-    ) as tar:
+    with tarfile.open(fileobj=io.BytesIO(zstandard.ZstdDecompressor().decompressobj().decompress(zblob))) as tar:
         assert tar.extractfile("f").read() == b"zstd!"  # type: ignore[union-attr]
     assert refs.layer_digests[1] == refs.diff_ids[1]
 
@@ -118,9 +114,7 @@ def test_raw_tar_keeps_hostile_names(tmp_path: Path) -> None:
         assert tar.getnames() == ["/abs", "../up", "l"]
 
 
-def test_cache_rebuilds_without_stamp_and_reuses_with_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cache_rebuilds_without_stamp_and_reuses_with_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GARRISON_TEST_CACHE", str(tmp_path / "cache"))
     calls: list[Path] = []
 

@@ -167,11 +167,7 @@ def test_notifications_hook_posts_push_events(
     push = None
     while time.monotonic() < deadline and push is None:
         push = next(
-            (
-                e
-                for e in collector.events
-                if e["action"] == "push" and e["target"].get("mediaType") == OCI_MANIFEST
-            ),
+            (e for e in collector.events if e["action"] == "push" and e["target"].get("mediaType") == OCI_MANIFEST),
             None,
         )
         time.sleep(0.1)
@@ -192,9 +188,7 @@ def test_multiarch_index_push(registry_plain: Registry) -> None:
     assert resp.status_code == 200
     assert resp.headers["Content-Type"] == "application/vnd.oci.image.index.v1+json"
     assert "sha256:" + hashlib.sha256(resp.content).hexdigest() == digest
-    platforms = {
-        (m["platform"]["architecture"], m["platform"].get("variant")) for m in resp.json()["manifests"]
-    }
+    platforms = {(m["platform"]["architecture"], m["platform"].get("variant")) for m in resp.json()["manifests"]}
     assert platforms == {("amd64", None), ("arm64", "v8")}
     for m in resp.json()["manifests"]:
         child = fetch_manifest(registry_plain, "garrison/multi", m["digest"])
@@ -225,9 +219,7 @@ def test_registry_dies_with_a_killed_test_process(tmp_path: Path) -> None:
         "time.sleep(60)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    parent = subprocess.Popen(
-        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env
-    )
+    parent = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env)
     assert parent.stdout is not None
     child_pid = int(parent.stdout.readline())
     os.kill(parent.pid, signal.SIGKILL)

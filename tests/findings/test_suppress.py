@@ -52,9 +52,7 @@ def finding(
 
 F_SSL = finding(OPENSSL, "CVE-2023-5678", Severity.MEDIUM, adv_id="DEBIAN-CVE-2023-5678")
 F_SSL_UNFIXED = finding(OPENSSL, "CVE-2024-0001", Severity.LOW, fixed=())
-F_DJ = finding(
-    DJANGO, "CVE-2020-9402", Severity.HIGH, adv_id="GHSA-3gh2-xw74-jmcw", merged=("PYSEC-2020-35",)
-)
+F_DJ = finding(DJANGO, "CVE-2020-9402", Severity.HIGH, adv_id="GHSA-3gh2-xw74-jmcw", merged=("PYSEC-2020-35",))
 F_DJ2 = finding(DJANGO, "CVE-2021-35042", Severity.CRITICAL, adv_id="GHSA-xpfp-f569-q3p2")
 ALL = (F_SSL, F_SSL_UNFIXED, F_DJ, F_DJ2)
 

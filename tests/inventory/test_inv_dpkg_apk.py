@@ -32,8 +32,7 @@ def test_host_status_matches_dpkg_query() -> None:
             "dpkg-query",
             "-W",
             "-f",
-            "${db:Status-Status}\t${Package}\t${Version}\t${Architecture}\t"
-            "${source:Package}\t${source:Version}\n",
+            "${db:Status-Status}\t${Package}\t${Version}\t${Architecture}\t${source:Package}\t${source:Version}\n",
         ],
         check=True,
         capture_output=True,
@@ -151,9 +150,7 @@ def test_distroless_status_d_and_md5sums() -> None:
     )
     assert pkg.purl == "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64"
     md5 = b"0f5d5ae1e2a3a1c6b3e4f6a7b8c9d0e1  lib/x86_64-linux-gnu/libc.so.6\n"
-    assert run(a, "var/lib/dpkg/status.d/libc6.md5sums", md5).system_files == (
-        "lib/x86_64-linux-gnu/libc.so.6",
-    )
+    assert run(a, "var/lib/dpkg/status.d/libc6.md5sums", md5).system_files == ("lib/x86_64-linux-gnu/libc.so.6",)
 
 
 def test_info_list_gives_system_files() -> None:

@@ -58,8 +58,7 @@ def test_spring_boot_fat_jar() -> None:
     libs = {f"BOOT-INF/lib/{name}": _real(name) for name in REAL}
     fat = _zip(
         {
-            "META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n"
-            b"Main-Class: org.springframework.boot.loader.JarLauncher\n",
+            "META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\nMain-Class: org.springframework.boot.loader.JarLauncher\n",
             "META-INF/maven/com.example/demo/pom.properties": APP_POM,
             "BOOT-INF/classes/com/example/Demo.class": b"\xca\xfe\xba\xbe",
             **libs,

@@ -96,8 +96,7 @@ def test_metadata_layouts(path: str) -> None:
 
 def test_python_name_normalized_in_purl_and_classifier_license() -> None:
     meta = (
-        b"Metadata-Version: 2.1\nName: Foo_Bar.baz\nVersion: 1.0\n"
-        b"Classifier: License :: OSI Approved :: MIT License\n"
+        b"Metadata-Version: 2.1\nName: Foo_Bar.baz\nVersion: 1.0\nClassifier: License :: OSI Approved :: MIT License\n"
     )
     (pkg,) = run(python.ANALYZER, "x/Foo_Bar.baz-1.0.dist-info/METADATA", meta).packages
     assert pkg.purl == "pkg:pypi/foo-bar-baz@1.0"
@@ -216,9 +215,7 @@ def test_gemspec() -> None:
     )
     assert not ruby.ANALYZER.wants("src/rack/rack.gemspec", 10, 0o644)
     assert not ruby.ANALYZER.wants("src/nospecifications/rack.gemspec", 10, 0o644)
-    assert ruby.ANALYZER.wants(
-        "usr/local/lib/ruby/gems/3.2.0/specifications/default/json-2.6.3.gemspec", 10, 0o644
-    )
+    assert ruby.ANALYZER.wants("usr/local/lib/ruby/gems/3.2.0/specifications/default/json-2.6.3.gemspec", 10, 0o644)
     versioned = GEMSPEC.replace(b's.version = "2.2.3"', b's.version = Gem::Version.new("2.2.3")')
     assert run(ruby.ANALYZER, path, versioned).packages[0].version == "2.2.3"
     assert ruby.ANALYZER.analyze(FileInput(path, b"garbage")).warnings

@@ -368,17 +368,13 @@ CASES = [
     CASES,
     ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)],
 )
-def test_lockfile(
-    analyzer: str, path: str, content: bytes, ptype: PackageType, expected: set[tuple[str, str]]
-) -> None:
+def test_lockfile(analyzer: str, path: str, content: bytes, ptype: PackageType, expected: set[tuple[str, str]]) -> None:
     a = BY_NAME[analyzer]
     assert a.wants(path, len(content), 0o644)
     result = a.analyze(FileInput(path, content))
     assert result.warnings == ()
     assert {(p.name, p.version) for p in result.packages} == expected
-    assert all(
-        p.from_lockfile and p.type is ptype and p.locations == (path,) and p.purl for p in result.packages
-    )
+    assert all(p.from_lockfile and p.type is ptype and p.locations == (path,) and p.purl for p in result.packages)
 
 
 def test_lockfile_purls() -> None:
@@ -420,9 +416,7 @@ def test_real_npm_package_lock(tmp_path: Path) -> None:
     if shutil.which("npm") is None:
         pytest.skip("npm not installed")
     (tmp_path / "package.json").write_text(
-        json.dumps(
-            {"name": "t", "version": "1.0.0", "dependencies": {"minimist": "1.2.0", "@types/ms": "0.7.31"}}
-        )
+        json.dumps({"name": "t", "version": "1.0.0", "dependencies": {"minimist": "1.2.0", "@types/ms": "0.7.31"}})
     )
     try:
         subprocess.run(

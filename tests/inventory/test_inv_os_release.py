@@ -78,8 +78,7 @@ CASES = [
     ),
     (
         "etc/lsb-release",
-        b"DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=20.04\nDISTRIB_CODENAME=focal\n"
-        b'DISTRIB_DESCRIPTION="Ubuntu 20.04.6 LTS"\n',
+        b'DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=20.04\nDISTRIB_CODENAME=focal\nDISTRIB_DESCRIPTION="Ubuntu 20.04.6 LTS"\n',
         OSInfo("ubuntu", "20.04", "focal", "Ubuntu 20.04.6 LTS"),
     ),
 ]
@@ -129,9 +128,7 @@ def test_merge_ignores_other_families() -> None:
     }
     assert merge(found) == OSInfo("ubuntu", "22.04", "", "Ubuntu")
     assert merge({}) is None
-    assert merge({"etc/debian_version": OSInfo("debian", "12.5", "bookworm")}) == OSInfo(
-        "debian", "12.5", "bookworm"
-    )
+    assert merge({"etc/debian_version": OSInfo("debian", "12.5", "bookworm")}) == OSInfo("debian", "12.5", "bookworm")
 
 
 def test_wants_only_release_files() -> None:

@@ -190,9 +190,7 @@ def test_purl_spellings(built: str, expected: str) -> None:
 
 
 def test_with_os_rebuilds_os_purls() -> None:
-    pkg = Package(
-        "bash", "5.1-6ubuntu1", PackageType.DEB, purl=purl.deb("bash", "5.1-6ubuntu1", "amd64"), arch="amd64"
-    )
+    pkg = Package("bash", "5.1-6ubuntu1", PackageType.DEB, purl=purl.deb("bash", "5.1-6ubuntu1", "amd64"), arch="amd64")
     out = purl.with_os(pkg, OSInfo("ubuntu", "22.04", "jammy"))
     assert out.purl == "pkg:deb/ubuntu/bash@5.1-6ubuntu1?arch=amd64&distro=ubuntu-22.04"
     rpm = Package("openssl", "3.0.7-24.el9", PackageType.RPM, arch="x86_64", epoch=1)
@@ -239,10 +237,6 @@ def test_no_analyzer_raises_on_arbitrary_bytes(data: bytes) -> None:
         path = _FUZZ_PATHS.get(a.name, {"python-requirements": "requirements.txt"}.get(a.name, ""))
         if not path:
             path = next(iter(getattr(a, "basenames", ())), "x")
-        for p in (
-            (path, "var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/Packages.db")
-            if a.name == "rpm"
-            else (path,)
-        ):
+        for p in (path, "var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/Packages.db") if a.name == "rpm" else (path,):
             result = a.analyze(FileInput(p, data, 0o755, len(data)))
             assert isinstance(result.packages, tuple)

@@ -62,9 +62,7 @@ def rpmdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = top / "root"
     base = ["rpm", "--root", str(root), "--dbpath", "/var/lib/rpm"]
     subprocess.run([*base, "--initdb"], check=True, capture_output=True)
-    subprocess.run(
-        [*base, "-i", "--justdb", "--nodeps", "--nosignature", *rpms], check=True, capture_output=True
-    )
+    subprocess.run([*base, "-i", "--justdb", "--nodeps", "--nosignature", *rpms], check=True, capture_output=True)
     db = root / "var/lib/rpm/rpmdb.sqlite"
     assert db.exists()
     return db
@@ -136,9 +134,7 @@ def _ndb_file(blobs: list[bytes]) -> bytes:
         rec = b"BlbS" + struct.pack("<III", i, 1, len(blob)) + blob
         rec += struct.pack("<I", zlib.adler32(blob)) + struct.pack("<I", len(blob)) + b"BlbE"
         rec += bytes(-len(rec) % 16)
-        slots[32 + (i - 1) * 16 : 48 + (i - 1) * 16] = b"Slot" + struct.pack(
-            "<III", i, blkoff, len(rec) // 16
-        )
+        slots[32 + (i - 1) * 16 : 48 + (i - 1) * 16] = b"Slot" + struct.pack("<III", i, blkoff, len(rec) // 16)
         body += rec
     return bytes(slots + body)
 

@@ -38,9 +38,7 @@ def make_tar(members: list[tuple[str, bytes | str | None, bytes]], fmt: int = ta
     return buf.getvalue()
 
 
-def walk(
-    raw: bytes, read: bool = True, cap: int = 1 << 40
-) -> tuple[list[tuple[str, str, str, bytes]], list[str], str]:
+def walk(raw: bytes, read: bool = True, cap: int = 1 << 40) -> tuple[list[tuple[str, str, str, bytes]], list[str], str]:
     w = TarWalker(ChunkStream(io.BytesIO(raw), cap), "t")
     out = []
     for e in w:
@@ -115,9 +113,7 @@ def test_compressions_sniffed_and_diff_id_of_uncompressed(compress: str) -> None
 
 
 def test_pax_overrides_path_linkpath_and_size() -> None:
-    raw = make_tar(
-        [("x" * 120 + "/ünïcode-é.txt", b"hi", tarfile.REGTYPE), ("l", "t" * 200, tarfile.SYMTYPE)]
-    )
+    raw = make_tar([("x" * 120 + "/ünïcode-é.txt", b"hi", tarfile.REGTYPE), ("l", "t" * 200, tarfile.SYMTYPE)])
     entries, _, _ = walk(raw)
     assert entries[0][1] == "x" * 120 + "/ünïcode-é.txt"
     assert entries[1][2] == "t" * 200

@@ -31,9 +31,7 @@ pytestmark = [
 
 
 def schema(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(
-        resources.files("garrison.report").joinpath("schemas", name).read_text()
-    )
+    data: dict[str, Any] = json.loads(resources.files("garrison.report").joinpath("schemas", name).read_text())
     return data
 
 
@@ -107,21 +105,15 @@ def test_real_scan_through_filters_and_every_renderer(real: tuple[Inventory, Any
     assert not list(Draft4Validator(schema("sarif-schema-2.1.0.json")).iter_errors(sarif))
     assert len(sarif["runs"][0]["results"]) == len(report.findings)
     assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(docs["cyclonedx"]) is None
-    assert not list(
-        Draft7Validator(schema("spdx-schema-2.3.json")).iter_errors(json.loads(docs["spdx-json"]))
-    )
+    assert not list(Draft7Validator(schema("spdx-schema-2.3.json")).iter_errors(json.loads(docs["spdx-json"])))
     # orjson writes what the standard encoder would: the same bytes for every JSON format of a real report.
     for fmt in ("json", "sarif", "cyclonedx", "spdx-json"):
         assert docs[fmt] == json.dumps(json.loads(docs[fmt]), indent=2, ensure_ascii=False) + "\n", fmt
     js = json.loads(docs["json"])
-    assert js["summary"]["findings"] == len(report.findings) and js["summary"]["suppressed"] == len(
-        report.suppressed
-    )
+    assert js["summary"]["findings"] == len(report.findings) and js["summary"]["suppressed"] == len(report.suppressed)
     assert "Total:" in docs["table"]
     high = scan_report(inv, db, build_options(severity="HIGH+"))
     assert high.findings and all(f.severity >= Severity.HIGH for f in high.findings)
-    assert (
-        (should_fail(high.findings, Severity.HIGH)
-        and not should_fail(high.findings, Severity.CRITICAL))
-        or any(f.severity is Severity.CRITICAL for f in high.findings)
+    assert (should_fail(high.findings, Severity.HIGH) and not should_fail(high.findings, Severity.CRITICAL)) or any(
+        f.severity is Severity.CRITICAL for f in high.findings
     )

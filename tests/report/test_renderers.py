@@ -109,6 +109,7 @@ ADV_LO = Advisory(
     source="npm",
 )
 
+
 def finding(*args: Any, **kw: Any) -> Any:
     return vulnerability_finding(Vulnerability(*args, **kw), "oci:build/app:latest")
 
@@ -416,8 +417,16 @@ def test_provenance_from_real_status() -> None:
     from garrison.vulndb.store import DBStatus, SourceStatus
 
     src = SourceStatus("PyPI", "file:///m/PyPI/all.zip", "2026-11-25T00:00:00Z", "ab", 7000, 0)
-    st = DBStatus(path="/x.db", schema_version=1, built_at="2026-11-26T00:00:00Z", sources=(src,),
-                  advisories=1, affected=1, kev=0, ecosystems=("PyPI",))
+    st = DBStatus(
+        path="/x.db",
+        schema_version=1,
+        built_at="2026-11-26T00:00:00Z",
+        sources=(src,),
+        advisories=1,
+        affected=1,
+        kev=0,
+        ecosystems=("PyPI",),
+    )
     prov = provenance_from_status(st)
     assert prov.sources == (DBSource("PyPI", "2026-11-25T00:00:00Z", 7000, "file:///m/PyPI/all.zip"),)
     assert prov.schema_version == 1

@@ -32,10 +32,7 @@ def pep503(name: str) -> str:
 
 
 def identity(inv: Inventory) -> set[tuple[str, str, str]]:
-    return {
-        (p.type.value, pep503(p.name) if p.type is PackageType.PYTHON else p.name, p.version)
-        for p in inv.packages
-    }
+    return {(p.type.value, pep503(p.name) if p.type is PackageType.PYTHON else p.name, p.version) for p in inv.packages}
 
 
 def sources(inv: Inventory) -> dict[tuple[str, str], tuple[str, str]]:
@@ -79,9 +76,7 @@ def test_garrison_sbom_round_trip(fmt: str, app: tuple[Any, Inventory], tmp_path
     assert back.artifact.kind.value == "sbom"
     if fmt == "cyclonedx":  # CycloneDX carries garrison's properties: layers and locations survive
         orig = {p.purl: p for p in inv.packages}
-        assert all(
-            p.layer == orig[p.purl].layer and p.locations == orig[p.purl].locations for p in back.packages
-        )
+        assert all(p.layer == orig[p.purl].layer and p.locations == orig[p.purl].locations for p in back.packages)
 
 
 # --------------------------------------------------------------------------------------------- trivy / syft
@@ -99,9 +94,7 @@ def run_tool(args: list[str], tmp: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def third_party_sboms(
-    app: tuple[Any, Inventory], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Path]:
+def third_party_sboms(app: tuple[Any, Inventory], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     trivy, syft = TOOLS / "trivy", TOOLS / "syft"
     if not (trivy.exists() and syft.exists()):
         pytest.skip(

@@ -112,9 +112,7 @@ def test_skopeo_written_archive_and_layout(image: ImageRefs, settings: Settings,
         pytest.skip("skopeo not installed")
     archive = tmp_path / "skopeo.tar"
     layout = tmp_path / "skopeo-oci"
-    subprocess.run(
-        ["skopeo", "copy", "--quiet", image.oci_ref, f"docker-archive:{archive}:x/y:1"], check=True
-    )
+    subprocess.run(["skopeo", "copy", "--quiet", image.oci_ref, f"docker-archive:{archive}:x/y:1"], check=True)
     subprocess.run(["skopeo", "copy", "--quiet", image.oci_ref, f"oci:{layout}:v1"], check=True)
     assert summary(scan(f"docker-archive:{archive}", settings)) == EXPECTED
     assert summary(scan(f"oci:{layout}:v1", settings)) == EXPECTED
@@ -143,9 +141,7 @@ def test_docker25_archive_oci_layout_inside(image: ImageRefs, settings: Settings
     assert image.oci_dir is not None
     index = json.loads((image.oci_dir / "index.json").read_bytes())
     manifest = json.loads((image.oci_dir / "blobs/sha256" / index["manifests"][0]["digest"][7:]).read_bytes())
-    legacy = {
-        f"legacy{i}/layer.tar": f"../blobs/sha256/{d['digest'][7:]}" for i, d in enumerate(manifest["layers"])
-    }
+    legacy = {f"legacy{i}/layer.tar": f"../blobs/sha256/{d['digest'][7:]}" for i, d in enumerate(manifest["layers"])}
     manifest_json = [
         {
             "Config": f"blobs/sha256/{manifest['config']['digest'][7:]}",

@@ -37,9 +37,7 @@ def test_registry_refs(text: str, host: str, api_host: str, repo: str, tag: str,
     assert r.reference == (digest or tag)
 
 
-@pytest.mark.parametrize(
-    "bad", ["", "UPPER/case", "a:b:c", "x@sha256:zz", "repo:-tag", "host:99999x/a", "a//b"]
-)
+@pytest.mark.parametrize("bad", ["", "UPPER/case", "a:b:c", "x@sha256:zz", "repo:-tag", "host:99999x/a", "a//b"])
 def test_bad_registry_refs(bad: str) -> None:
     with pytest.raises(UsageError):
         parse_registry_ref(bad)

@@ -55,9 +55,7 @@ def push(reg: Registry, src: str, repo_tag: str, all_platforms: bool = False) ->
         cmd.append("--all")
     if reg.username:
         cmd += ["--dest-creds", f"{reg.username}:{reg.password}"]
-    subprocess.run(
-        [*cmd, src, f"docker://{reg.host}/{repo_tag}"], check=True, capture_output=True, timeout=120
-    )
+    subprocess.run([*cmd, src, f"docker://{reg.host}/{repo_tag}"], check=True, capture_output=True, timeout=120)
 
 
 def settings_for(reg: Registry, cache: Path, **kw: object) -> Settings:
@@ -101,9 +99,7 @@ def test_pull_and_scan(registry: Registry, image: ImageRefs, tmp_path: Path) -> 
     assert [la.diff_id for la in a.layers] == list(image.diff_ids)
     assert a.digest.startswith("sha256:") and a.repo_digests == (f"{registry.host}/toy/app@{a.digest}",)
     # Pinned by digest gives the same image.
-    pinned = scan(
-        f"{registry.host}/toy/app@{a.digest}", settings_for(registry, tmp_path / "c", no_cache=True)
-    )
+    pinned = scan(f"{registry.host}/toy/app@{a.digest}", settings_for(registry, tmp_path / "c", no_cache=True))
     assert summary(pinned) == EXPECTED
 
 
@@ -134,9 +130,7 @@ def test_missing_tag(registry: Registry, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["registry_htpasswd", "registry_token"])
-def test_wrong_or_missing_password(
-    kind: str, request: pytest.FixtureRequest, image: ImageRefs, tmp_path: Path
-) -> None:
+def test_wrong_or_missing_password(kind: str, request: pytest.FixtureRequest, image: ImageRefs, tmp_path: Path) -> None:
     reg: Registry = request.getfixturevalue(kind)
     push(reg, image.oci_ref, "toy/app:1")
     with pytest.raises(AuthError):
@@ -152,9 +146,7 @@ def test_docker_config_credentials(
     cfg = tmp_path / "dockercfg"
     cfg.mkdir()
     auth = base64.b64encode(f"{registry_htpasswd.username}:{registry_htpasswd.password}".encode()).decode()
-    (cfg / "config.json").write_text(
-        json.dumps({"auths": {f"http://{registry_htpasswd.host}": {"auth": auth}}})
-    )
+    (cfg / "config.json").write_text(json.dumps({"auths": {f"http://{registry_htpasswd.host}": {"auth": auth}}}))
     monkeypatch.setenv("DOCKER_CONFIG", str(cfg))
     s = settings_for(registry_htpasswd, tmp_path / "c", username="", password="", no_cache=True)
     assert summary(scan(registry_htpasswd.ref("toy/app:1"), s)) == EXPECTED
@@ -170,9 +162,7 @@ def test_tls_needs_the_ca(registry_tls: Registry, image: ImageRefs, tmp_path: Pa
     push(registry_tls, image.oci_ref, "toy/app:1")
     with pytest.raises(RegistryError, match="certificate"):
         scan(registry_tls.ref("toy/app:1"), settings_for(registry_tls, tmp_path, ca_file=""))
-    inv = scan(
-        registry_tls.ref("toy/app:1"), settings_for(registry_tls, tmp_path, tls_skip_verify=True, ca_file="")
-    )
+    inv = scan(registry_tls.ref("toy/app:1"), settings_for(registry_tls, tmp_path, tls_skip_verify=True, ca_file=""))
     assert summary(inv) == EXPECTED
 
 

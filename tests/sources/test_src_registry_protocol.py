@@ -33,9 +33,7 @@ Handler = Callable[[httpx.Request], httpx.Response | None]
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> ImageRefs:
     d = tmp_path_factory.mktemp("proto")
-    return build_image(
-        [Layer(entries=[File("var/lib/toy/status", b"libc6 2.36\n")])], work=d / "w", oci_dir=d / "oci"
-    )
+    return build_image([Layer(entries=[File("var/lib/toy/status", b"libc6 2.36\n")])], work=d / "w", oci_dir=d / "oci")
 
 
 class FakeRegistry:

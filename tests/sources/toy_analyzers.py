@@ -45,9 +45,7 @@ class ToyPkgs:
         text = file.content.decode()
         if file.path.endswith(".pyinfo"):
             name, version = text.split()[:2]
-            return AnalysisResult(
-                packages=(Package(name, version, PackageType.PYTHON, locations=(file.path,)),)
-            )
+            return AnalysisResult(packages=(Package(name, version, PackageType.PYTHON, locations=(file.path,)),))
         pkgs, files, in_files = [], [], False
         for line in text.splitlines():
             if line == "files:":

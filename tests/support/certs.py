@@ -43,9 +43,7 @@ def _write(kp_cert: x509.Certificate, key: rsa.RSAPrivateKey, directory: Path, s
     cert_file, key_file = directory / f"{stem}.crt", directory / f"{stem}.key"
     cert_file.write_bytes(kp_cert.public_bytes(serialization.Encoding.PEM))
     key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     key_file.chmod(0o600)
     return KeyPair(kp_cert, key, cert_file, key_file)
@@ -115,9 +113,7 @@ def make_leaf(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
             critical=False,
         )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
         .sign(ca.key, hashes.SHA256())
     )
     return _write(cert, key, directory, stem)

@@ -210,9 +210,7 @@ def truncated_tar_archive() -> Path:
 
     def build(tmp: Path) -> Path:
         rng = random.Random(8)
-        tar = _raw_layer(
-            tmp / "full.tar", [CANARY, RawMember("data/big.bin", data=rng.randbytes(256 * 1024))]
-        )
+        tar = _raw_layer(tmp / "full.tar", [CANARY, RawMember("data/big.bin", data=rng.randbytes(256 * 1024))])
         cut = tmp / "layer.tar"
         cut.write_bytes(tar.path.read_bytes()[: 512 * 3 + 100 * 1024])
         digest = "sha256:" + hashlib.sha256(cut.read_bytes()).hexdigest()
@@ -241,14 +239,11 @@ def jar_zip_bomb_image(size: int = GiB) -> Path:
     return _crafted(f"jar-bomb-{size}", build)
 
 
-def _write_jar(
-    path: Path, group: str, artifact: str, version: str, zeros: int, nested: Path | None = None
-) -> None:
+def _write_jar(path: Path, group: str, artifact: str, version: str, zeros: int, nested: Path | None = None) -> None:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
         zf.writestr(
             "META-INF/MANIFEST.MF",
-            f"Manifest-Version: 1.0\r\nImplementation-Title: {artifact}\r\n"
-            f"Implementation-Version: {version}\r\n\r\n",
+            f"Manifest-Version: 1.0\r\nImplementation-Title: {artifact}\r\nImplementation-Version: {version}\r\n\r\n",
         )
         zf.writestr(
             f"META-INF/maven/{group}/{artifact}/pom.properties",
@@ -295,9 +290,7 @@ def huge_dpkg_status_image(size: int = 300 * MB) -> Path:
 
 
 def _write_dpkg_status(path: Path, size: int) -> None:
-    description = "".join(
-        f" line {j} of a long package description that pads the stanza.\n" for j in range(4)
-    )
+    description = "".join(f" line {j} of a long package description that pads the stanza.\n" for j in range(4))
     written = 0
     i = 0
     with open(path, "w", encoding="ascii") as fh:
@@ -337,9 +330,7 @@ def digest_mismatch_image(fmt: Fmt = "oci") -> Path:
             blob.unlink()
             blob.write_bytes(prepare_blob(other, tmp / "tampered", "gzip").path.read_bytes())
             return out
-        return _rewrite_archive(
-            out, lambda name, data: other.path.read_bytes() if name.endswith("layer.tar") else data
-        )
+        return _rewrite_archive(out, lambda name, data: other.path.read_bytes() if name.endswith("layer.tar") else data)
 
     return _crafted(f"digest-mismatch-{fmt}", build)
 

@@ -202,9 +202,7 @@ def _copy_entry(src: Path, dst: Path, st: os.stat_result) -> None:
         shutil.copy2(src, dst, follow_symlinks=False)
 
 
-def diff_trees(
-    lower: Path, merged: Path, upper: Path, opaque_dirs: tuple[str, ...] = ()
-) -> list[Whiteout | Opaque]:
+def diff_trees(lower: Path, merged: Path, upper: Path, opaque_dirs: tuple[str, ...] = ()) -> list[Whiteout | Opaque]:
     """Write into ``upper`` what changed from ``lower`` to ``merged``; return the whiteouts needed.
 
     Like an overlay upper dir: new and modified entries (with parent directories) are copied; an entry

@@ -51,9 +51,7 @@ class Dockerd:
 
     def cli(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``docker ARGS…`` against this daemon."""
-        proc = subprocess.run(
-            ["docker", *args], capture_output=True, text=True, env=self.env, timeout=timeout
-        )
+        proc = subprocess.run(["docker", *args], capture_output=True, text=True, env=self.env, timeout=timeout)
         if check and proc.returncode != 0:
             raise RuntimeError(f"docker {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
         return proc
@@ -61,9 +59,7 @@ class Dockerd:
     def load(self, archive: Path | str) -> list[str]:
         """``docker load -i archive``; returns the loaded image names (``Loaded image: …`` lines)."""
         out = self.cli("load", "-i", str(archive)).stdout
-        return [
-            line.split(": ", 1)[1].strip() for line in out.splitlines() if line.startswith("Loaded image")
-        ]
+        return [line.split(": ", 1)[1].strip() for line in out.splitlines() if line.startswith("Loaded image")]
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -103,9 +99,7 @@ def start_dockerd(timeout: float = 30.0) -> Dockerd:
     """Start a private dockerd and wait until it answers ``docker version``."""
     binary = shutil.which("dockerd")
     if binary is None or shutil.which("docker") is None:
-        raise DockerUnavailable(
-            "dockerd/docker not installed (scripts/install-system-deps.sh installs docker.io)"
-        )
+        raise DockerUnavailable("dockerd/docker not installed (scripts/install-system-deps.sh installs docker.io)")
     if os.geteuid() != 0:
         raise DockerUnavailable("dockerd needs root")
     root = Path(tempfile.mkdtemp(prefix="gdk.", dir="/tmp"))

@@ -339,9 +339,7 @@ class _Zeros(io.RawIOBase):
         return n
 
 
-def write_raw_tar(
-    dest: Path | IO[bytes], members: Sequence[RawMember], *, fmt: int = tarfile.PAX_FORMAT
-) -> str:
+def write_raw_tar(dest: Path | IO[bytes], members: Sequence[RawMember], *, fmt: int = tarfile.PAX_FORMAT) -> str:
     """Write members exactly as given (no normalisation); returns the sha256 digest of the tar."""
     out: IO[bytes] = open(dest, "wb") if isinstance(dest, Path) else dest  # noqa: SIM115
     try:
@@ -425,9 +423,7 @@ def blob_from_bytes(data: bytes, dest_dir: Path, media_type: str, diff_id: str |
     return Blob(target, digest, len(data), media_type, diff_id or digest)
 
 
-def blob_from_file(
-    path: Path, media_type: str, diff_id: str | None = None, tar_path: Path | None = None
-) -> Blob:
+def blob_from_file(path: Path, media_type: str, diff_id: str | None = None, tar_path: Path | None = None) -> Blob:
     """A blob that already exists on disk (hashed here)."""
     digest = sha256_file(path)
     return Blob(path, digest, path.stat().st_size, media_type, diff_id or digest, tar_path=tar_path)
@@ -528,9 +524,7 @@ def write_oci_layout(
 
     Blobs already inside ``dest/blobs/sha256`` stay where they are; others are hard-linked or copied in.
     """
-    descriptor, config_digest = _store_manifest(
-        dest / "blobs" / "sha256", blobs, config, manifest_annotations
-    )
+    descriptor, config_digest = _store_manifest(dest / "blobs" / "sha256", blobs, config, manifest_annotations)
     _write_index_json(dest, descriptor, tags)
     return descriptor["digest"], config_digest
 
@@ -545,9 +539,7 @@ class PlatformImage:
     variant: str | None = None
 
 
-def write_oci_index_layout(
-    dest: Path, images: Sequence[PlatformImage], tags: Sequence[str] = ("latest",)
-) -> str:
+def write_oci_index_layout(dest: Path, images: Sequence[PlatformImage], tags: Sequence[str] = ("latest",)) -> str:
     """Write a multi-platform OCI layout: ``index.json`` tags an image index blob listing one manifest per
     platform (what ``skopeo copy --all`` pushes as a manifest list). Returns the index digest."""
     blobs_dir = dest / "blobs" / "sha256"

@@ -96,9 +96,7 @@ class Registry:
         except OSError:
             return ""
 
-    def push(
-        self, oci_ref: str, repo_tag: str, *, manifest_format: str | None = None, all_images: bool = False
-    ) -> str:
+    def push(self, oci_ref: str, repo_tag: str, *, manifest_format: str | None = None, all_images: bool = False) -> str:
         """Copy an image (e.g. ``oci:DIR:TAG`` or ``docker-archive:PATH``) to ``repo_tag``; returns the
         manifest digest as stored by the registry.
 
@@ -120,9 +118,7 @@ class Registry:
         cmd += [oci_ref, f"docker://{self.host}/{repo_tag}"]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         if proc.returncode != 0:
-            raise RuntimeError(
-                f"skopeo push to {self.kind} registry failed: {proc.stderr}\n{self.log_tail()}"
-            )
+            raise RuntimeError(f"skopeo push to {self.kind} registry failed: {proc.stderr}\n{self.log_tail()}")
         digest = digest_file.read_text().strip()
         self.pushed[repo_tag] = digest
         return digest
@@ -256,9 +252,7 @@ def _wait_ready(reg: Registry, timeout: float) -> None:
     with reg.client(timeout=2.0) as client:
         while time.monotonic() < deadline:
             if reg.process is not None and reg.process.poll() is not None:
-                raise RegistryUnavailable(
-                    f"docker-registry exited ({reg.process.returncode}):\n{reg.log_tail()}"
-                )
+                raise RegistryUnavailable(f"docker-registry exited ({reg.process.returncode}):\n{reg.log_tail()}")
             with contextlib.suppress(httpx.TransportError):
                 if client.get("/v2/").status_code in (200, 401):
                     return

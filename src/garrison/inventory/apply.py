@@ -131,9 +131,7 @@ def _layer_secrets(layers: list[LayerResult], chains: dict[str, list[int]]) -> t
     return tuple(sorted(out, key=lambda s: (s.path, s.line, s.rule_id, s.layer, s.masked)))
 
 
-def apply_layers(
-    artifact: Artifact, layers: list[LayerResult], extra_warnings: tuple[str, ...] = ()
-) -> Inventory:
+def apply_layers(artifact: Artifact, layers: list[LayerResult], extra_warnings: tuple[str, ...] = ()) -> Inventory:
     """The final inventory of an image whose layers (bottom first) were analysed into ``layers``."""
     chains = _stack(layers)
     keys: dict[tuple[int, str], frozenset[tuple[object, str, str]]] = {}

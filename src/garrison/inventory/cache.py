@@ -60,9 +60,7 @@ def _pkg_to_json(p: Package) -> dict[str, Any]:
 
 
 def _pkg_from_json(d: dict[str, Any]) -> Package:
-    kw: dict[str, Any] = {
-        k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in _PKG_FIELDS
-    }
+    kw: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in _PKG_FIELDS}
     kw["type"] = PackageType(kw["type"])
     return Package(**kw)
 

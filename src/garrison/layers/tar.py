@@ -318,9 +318,7 @@ class TarWalker:
         if kind is EntryKind.HARDLINK:
             target = normalize_path(link)
             if not target:
-                self.warnings.append(
-                    f"{self._name}: skipped hardlink {path!r} escaping the image root: {link!r}"
-                )
+                self.warnings.append(f"{self._name}: skipped hardlink {path!r} escaping the image root: {link!r}")
                 return None
             return Entry(path, kind, 0, mode, target)
         if kind is EntryKind.FILE:

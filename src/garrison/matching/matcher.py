@@ -281,8 +281,7 @@ def match_inventory(inv: Inventory, db: AdvisoryDB) -> MatchResult:
         # Debian 11 or Alpine 3.22 against a mirror without them: zero findings must not look clean.
         run.warnings.insert(
             0,
-            f"{target.ecosystem}: the advisory database has no records for this release; "
-            "OS packages were not checked",
+            f"{target.ecosystem}: the advisory database has no records for this release; OS packages were not checked",
         )
     ids = {h.advisory_id for _, _, hits in per_pkg for h in hits}
     advisories = db.advisories(ids) if ids else {}
@@ -293,9 +292,7 @@ def match_inventory(inv: Inventory, db: AdvisoryDB) -> MatchResult:
         if lk not in templates:
             keys = run.keys_for(lk.ecosystem)
             scheme_name = keys.scheme.name if keys else ""
-            templates[lk] = [
-                _template(lk, scheme_name, g, advisories, kev) for g in _group_by_alias(hits, advisories)
-            ]
+            templates[lk] = [_template(lk, scheme_name, g, advisories, kev) for g in _group_by_alias(hits, advisories)]
         findings.extend(replace(t, package=pkg) for t in templates[lk])
     findings.sort(key=lambda f: (f.package.name, f.package.version, -int(f.severity), f.vulnerability_id))
     return MatchResult(tuple(findings), tuple(run.warnings), tuple(not_comparable))

@@ -131,9 +131,7 @@ class ScanService:
 
         chosen = frozenset(scanners)
         extra = (self._secret_analyzer(secret_config),) if Scanner.SECRET in chosen else ()
-        return scan_reference(
-            reference, self.settings, self.progress, packages=Scanner.VULN in chosen, extra=extra
-        )
+        return scan_reference(reference, self.settings, self.progress, packages=Scanner.VULN in chosen, extra=extra)
 
     # ------------------------------------------------------------------------------------------ use cases
 

@@ -129,18 +129,14 @@ def _package(
         first = {k: v[0] for k, v in props.items() if v}
         source_name = first.get("garrison:package:source_name") or first.get("aquasecurity:trivy:SrcName", "")
     locations = tuple(
-        loc.lstrip("/")
-        for key in ("garrison:location", "aquasecurity:trivy:FilePath")
-        for loc in props.get(key, [])
+        loc.lstrip("/") for key in ("garrison:location", "aquasecurity:trivy:FilePath") for loc in props.get(key, [])
     ) + tuple(
         sorted(
             (v[0].lstrip("/") for k, v in props.items() if re.fullmatch(r"syft:location:\d+:path", k)),
             key=lambda p: (not p.endswith(("status", "METADATA", "package.json")), p),
         )
     )
-    layer = next(
-        iter(props.get("garrison:layer:diff_id", []) or props.get("aquasecurity:trivy:LayerDiffID", [])), ""
-    )
+    layer = next(iter(props.get("garrison:layer:diff_id", []) or props.get("aquasecurity:trivy:LayerDiffID", [])), "")
     pkg = Package(
         name=name,
         version=version,
@@ -237,13 +233,9 @@ def _from_spdx(doc: dict[str, Any], origin: str) -> Inventory:
         if not isinstance(p, dict):
             continue
         if p.get("primaryPackagePurpose") in ("OPERATING_SYSTEM", "OPERATING-SYSTEM"):
-            os_info = os_info or OSInfo(
-                family=str(p.get("name", "")).lower(), version_id=str(p.get("versionInfo", ""))
-            )
+            os_info = os_info or OSInfo(family=str(p.get("name", "")).lower(), version_id=str(p.get("versionInfo", "")))
             continue
-        refs = [
-            r for r in p.get("externalRefs") or [] if isinstance(r, dict) and r.get("referenceType") == "purl"
-        ]
+        refs = [r for r in p.get("externalRefs") or [] if isinstance(r, dict) and r.get("referenceType") == "purl"]
         if not refs:
             if p.get("primaryPackagePurpose") not in ("CONTAINER", "FILE", "SOURCE", "APPLICATION"):
                 skipped["no purl"] += 1

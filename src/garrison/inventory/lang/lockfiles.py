@@ -30,9 +30,7 @@ _PURL: dict[PackageType, Callable[[str, str], str]] = {
 
 # --- Python -------------------------------------------------------------------------------------
 
-_REQ_PINNED = re.compile(
-    r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*===?\s*([^\s;#,]+)\s*(?:[;#].*)?$"
-)
+_REQ_PINNED = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*===?\s*([^\s;#,]+)\s*(?:[;#].*)?$")
 
 
 def _toml_loads(text: str) -> dict[str, Any]:

@@ -85,9 +85,7 @@ def _from_os_release(text: str) -> OSInfo | None:
     pretty = kv.get("PRETTY_NAME", "")
     # gcr.io/distroless writes PRETTY_NAME="Distroless" on top of ID=debian.
     distroless = "distroless" in pretty.lower()
-    return OSInfo(
-        family=family, version_id=version, codename=codename, pretty_name=pretty, distroless=distroless
-    )
+    return OSInfo(family=family, version_id=version, codename=codename, pretty_name=pretty, distroless=distroless)
 
 
 def _from_lsb_release(text: str) -> OSInfo | None:
@@ -126,9 +124,7 @@ def _from_debian_version(text: str) -> OSInfo | None:
     if not value:
         return None
     if value[0].isdigit():
-        return OSInfo(
-            family="debian", version_id=value, codename=DEBIAN_CODENAMES.get(value.split(".")[0], "")
-        )
+        return OSInfo(family="debian", version_id=value, codename=DEBIAN_CODENAMES.get(value.split(".")[0], ""))
     codename = value.split("/")[0]
     return OSInfo(family="debian", codename=codename if codename.isalpha() else "")
 
