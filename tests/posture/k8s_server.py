@@ -299,7 +299,7 @@ class _Handler(BaseHTTPRequestHandler):
         cert = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
         if cert:
             for rdn in cert.get("subject", ()):
-                for key, value in rdn:
+                for key, value in rdn:  # type: ignore[str-unpack]
                     if key == "commonName":
                         return str(value)
         return "system:anonymous"
@@ -577,6 +577,7 @@ def start_api_server(directory: Path) -> ApiServer:
     server.state = State()
     server.requests = []
     host, port = server.server_address[:2]
+    host = host.decode() if isinstance(host, bytes) else str(host)
     server.address = f"{host}:{port}"
     thread = threading.Thread(target=server.serve_forever, name="k8s-test-server", daemon=True)
     thread.start()

@@ -5,6 +5,7 @@ the inspect document alone)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,8 +65,8 @@ def _res(doc):  # type: ignore[no-untyped-def]
 @pytest.mark.slow
 @pytest.mark.docker
 def test_real_daemon_good_and_bad_containers(
-    dockerd, test_images, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+    dockerd: Any, test_images: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     [image] = dockerd.load(test_images.debian_archive)
     (tmp_path / "ctx").mkdir()
     (tmp_path / "ctx" / "Dockerfile").write_text(f"FROM {image}\nUSER 10001:10001\nHEALTHCHECK CMD true\n")

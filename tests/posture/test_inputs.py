@@ -9,6 +9,7 @@ import json
 import sys
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -183,7 +184,7 @@ def test_crd_with_a_pod_template_is_a_workload(tmp_path: Path) -> None:
 
 
 def test_snapshot_owned_objects_are_assessed_through_their_owner(tmp_path: Path) -> None:
-    dep = {
+    dep: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": "d", "namespace": "n"},
