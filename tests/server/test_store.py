@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
 from sqlalchemy import inspect, select
 from tests.server.conftest import Server
 
@@ -94,3 +95,34 @@ def test_a_failed_change_leaves_no_audit_entry(server: Server) -> None:
     r = server.client.post("/api/v1/users", json={"name": "admin", "role": "agent"}, headers=server.headers("admin"))
     assert r.status_code == 409 and "exists" in r.json()["error"]
     assert svc.list_audit_log(server.store).total == before
+
+
+def test_the_audit_log_is_append_only_in_the_database(server: Server) -> None:
+    from sqlalchemy import delete, update
+    from sqlalchemy.exc import DBAPIError
+
+    assert svc.list_audit_log(server.store).total > 0
+    for stmt in (update(tables.audit_log).values(reason="rewritten"), delete(tables.audit_log)):
+        with pytest.raises(DBAPIError, match="append-only"), server.store.engine.begin() as conn:
+            conn.execute(stmt)
+    entries = svc.list_audit_log(server.store)
+    assert entries.total > 0 and all(e.reason != "rewritten" for e in entries.items)
+
+
+def test_downgrade_to_empty_and_up_again(database_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    import garrison.store.db as db
+
+    engine = open_engine(database_url)
+    migrate(engine)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(db.__file__).parent / "alembic"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "base")
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    migrate(engine)
+    assert current_revision(engine) == HEAD and "audit_log" in inspect(engine).get_table_names()
+    engine.dispose()

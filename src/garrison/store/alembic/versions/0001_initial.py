@@ -57,6 +57,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_audit_log"),
     )
     op.create_index("ix_audit_log_at", "audit_log", ["at"])
+    _append_only("audit_log")
     op.create_table(
         "alerts",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -86,8 +87,37 @@ def upgrade() -> None:
     op.create_index("ix_alerts_namespace", "alerts", ["namespace"])
 
 
+def _append_only(table: str) -> None:
+    """Refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL) of ``table`` in the database itself."""
+    dialect = op.get_bind().dialect.name
+    message = f"{table} is append-only"
+    if dialect == "sqlite":
+        for verb in ("UPDATE", "DELETE"):
+            op.execute(
+                f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{message}'); END"
+            )
+    elif dialect == "postgresql":
+        op.execute(
+            f"CREATE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN RAISE EXCEPTION '{message}'; END $$"
+        )
+        op.execute(
+            f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()"
+        )
+        op.execute(
+            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {table}_append_only()"
+        )
+    else:
+        raise NotImplementedError(f"append-only {table} on {dialect}")
+
+
 def downgrade() -> None:
     op.drop_table("alerts")
-    op.drop_table("audit_log")
+    op.drop_table("audit_log")  # its triggers go with it
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION audit_log_append_only()")
     op.drop_table("tokens")
     op.drop_table("users")
