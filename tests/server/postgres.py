@@ -72,7 +72,8 @@ def database(base: str) -> Iterator[str]:
     admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            # FILE_COPY: for a near-empty template, about twice as fast as the default WAL_LOG.
+            conn.execute(text(f'CREATE DATABASE "{name}" STRATEGY FILE_COPY'))
         yield f"{base}/{name}"
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))

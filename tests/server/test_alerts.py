@@ -164,3 +164,31 @@ def test_a_dismissed_alert_stays_dismissed_and_keeps_counting(server: Server) ->
     after = server.client.get(url, headers=server.headers("security-reader")).json()
     assert after["status"] == "dismissed" and after["dismissed_reason"] == "break-glass drill"
     assert after["count"] == 2 * alert["count"]
+
+
+@needs_recorded
+def test_a_scoped_agent_posts_for_its_cluster_only(server: Server) -> None:
+    admin = server.headers("admin")
+    made = server.client.post("/api/v1/users", json={"name": "prod", "role": "agent", "cluster": "prod"}, headers=admin)
+    assert made.status_code == 201 and made.json()["user"]["cluster"] == "prod"
+    prod = {"Authorization": f"Bearer {made.json()['token']['secret']}"}
+    url = "/api/v1/events/k8s-audit"
+
+    other = server.client.post(f"{url}?cluster=staging", json=_event_list(), headers=prod)
+    assert other.status_code == 403 and "prod" in other.json()["error"]
+    assert _alerts(server)["total"] == 0
+
+    assert server.client.post(url, json=_event_list(), headers=prod).status_code == 200
+    assert server.client.post(f"{url}?cluster=staging", json=_event_list(), headers=admin).status_code == 200
+    everything = _alerts(server, limit=1000)
+    by_cluster = {c: _alerts(server, cluster=c, limit=1000) for c in ("prod", "staging")}
+    assert by_cluster["prod"]["total"] == by_cluster["staging"]["total"] > 0
+    assert everything["total"] == 2 * by_cluster["prod"]["total"]
+    assert all(a["entities"]["cluster"] == "prod" for a in by_cluster["prod"]["items"])
+    # The same rule on the same object in two clusters: two alerts, two fingerprints.
+    assert len({a["fingerprint"] for a in everything["items"]}) == everything["total"]
+
+    not_agent = server.client.post(
+        "/api/v1/users", json={"name": "x", "role": "admin", "cluster": "prod"}, headers=admin
+    )
+    assert not_agent.status_code == 422 and "agent" in not_agent.json()["error"]

@@ -44,9 +44,10 @@ def test_init_prints_the_admin_token_alone(data_dir: Path, capsys: pytest.Captur
 def test_user_add_and_token_create_revoke(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["server", "init", "-q"]) == 0
     capsys.readouterr()
-    assert run(["server", "user", "add", "ci-cluster", "--role", "agent"]) == 0
+    assert run(["server", "user", "add", "ci-cluster", "--role", "agent", "--cluster", "ci"]) == 0
     agent_token = capsys.readouterr().out.strip()
-    assert svc.authenticate(_store(), agent_token).role.value == "agent"
+    agent = svc.authenticate(_store(), agent_token).user
+    assert agent.role.value == "agent" and agent.cluster == "ci"
 
     assert run(["server", "token", "create", "--user", "ci-cluster", "--name", "webhook", "--expires-days", "7"]) == 0
     out, err = capsys.readouterr()

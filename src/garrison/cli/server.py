@@ -63,6 +63,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     _db_flag(add)
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--cluster", default="", help="agents: the cluster its events come from (and the only one)")
     add.set_defaults(func="garrison.cli.server:cmd_user_add")
 
     token = ssub.add_parser("token", help="manage API tokens")
@@ -102,7 +103,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_user_add(args: argparse.Namespace) -> int:
     from garrison.services import server as svc
 
-    user, new = svc.create_user(_store(args), svc.CLI_ACTOR, args.name, args.role)
+    user, new = svc.create_user(_store(args), svc.CLI_ACTOR, args.name, args.role, cluster=args.cluster)
     print(f"garrison: user {user.name!r} ({user.role.value}), token id {new.token.id}", file=sys.stderr)
     print(new.secret)
     return 0

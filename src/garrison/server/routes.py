@@ -58,7 +58,7 @@ def list_users(store: StoreDep, _: Admin, limit: Limit = 100, offset: Offset = 0
 
 @users.post("", response_model=NewUserOut, status_code=201, summary="create a user and its first token (admin)")
 def create_user(store: StoreDep, who: Admin, body: UserIn) -> NewUserOut:
-    user, tok = svc.create_user(store, who.user.name, body.name, body.role.value)
+    user, tok = svc.create_user(store, who.user.name, body.name, body.role.value, cluster=body.cluster)
     return NewUserOut(user=UserOut.model_validate(user), token=_new_token(tok))
 
 
@@ -127,9 +127,14 @@ def reopen_alert(store: StoreDep, who: Triager, alert_id: int, body: ReasonIn | 
     summary="the Kubernetes audit webhook: an EventList (or one Event) of audit.k8s.io/v1",
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}},
 )
-async def k8s_audit(request: Request, store: StoreDep, who: Poster) -> IngestOut:
+async def k8s_audit(
+    request: Request,
+    store: StoreDep,
+    who: Poster,
+    cluster: Annotated[str, Query(max_length=256, description="the events' cluster (a scoped agent: its own)")] = "",
+) -> IngestOut:
     body = await request.body()  # bounded by the app's body limit
-    r = await run_in_threadpool(svc.ingest_audit, store, who, body, request.app.state.ruleset)
+    r = await run_in_threadpool(svc.ingest_audit, store, who, body, request.app.state.ruleset, cluster)
     return IngestOut(events=r.events, matches=r.matches, alerts=r.alerts, new_alerts=r.new_alerts)
 
 

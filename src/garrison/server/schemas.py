@@ -20,6 +20,7 @@ class UserOut(_Out):
     role: Role
     disabled: bool
     created_at: str
+    cluster: str = Field(description='an agent\'s cluster ("" when unscoped)')
 
 
 class TokenOut(_Out):
@@ -100,6 +101,7 @@ class UserIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=128)
     role: Role
+    cluster: str = Field(default="", max_length=256, description="agents only: the cluster it posts for")
 
 
 class TokenIn(BaseModel):

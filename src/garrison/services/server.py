@@ -153,17 +153,22 @@ def create_user(
     name: str,
     role: str,
     token_name: str = "default",  # noqa: S107 - a label
+    cluster: str = "",
 ) -> tuple[User, NewToken]:
-    """A user and its first token (shown once)."""
+    """A user and its first token (shown once). ``cluster``: an agent's cluster (agents only)."""
     at = now_iso()
     r = _role(role)
+    if cluster and r is not Role.AGENT:
+        raise InputError("only an agent is scoped to a cluster")
+    cluster = _name(cluster, "cluster") if cluster else ""
     with store.transaction() as tx:
         try:
-            user = tx.users.add(_name(name, "user name"), r, at)
+            user = tx.users.add(_name(name, "user name"), r, at, cluster)
         except Conflict as e:
             raise Refused(str(e)) from None
         new = _issue(tx, user, token_name, None, at)
-        tx.audit.append(at, actor, "user.create", "user", str(user.id), "", {"name": user.name, "role": r.value})
+        detail = {"name": user.name, "role": r.value, **({"cluster": cluster} if cluster else {})}
+        tx.audit.append(at, actor, "user.create", "user", str(user.id), "", detail)
         tx.audit.append(at, actor, "token.create", "token", str(new.token.id), "", {"user": user.name})
         return user, new
 
@@ -252,9 +257,14 @@ def revoke_token(store: Store, who: Principal | None, token_id: int, reason: str
 
 
 def alert_filter(
-    status: str = "", severity: str = "", rule: str = "", namespace: str = "", cluster: str = "",
-    since: str = "", until: str = "",
-) -> AlertFilter:  # fmt: skip
+    status: str = "",
+    severity: str = "",
+    rule: str = "",
+    namespace: str = "",
+    cluster: str = "",
+    since: str = "",
+    until: str = "",
+) -> AlertFilter:
     """Validated filters (times in any ISO 8601 form)."""
     if status and status not in {s.value for s in AlertStatus}:
         raise InputError(f"status {status!r}: one of {', '.join(s.value for s in AlertStatus)}")
@@ -325,7 +335,13 @@ def _alert_in(a: Alert) -> AlertIn:
 def ingest_audit(store: Store, who: Principal, body: bytes, ruleset: RuleSet, cluster: str = "") -> Ingested:
     """The audit webhook: an ``EventList`` (or one ``Event``) through the runtime rules; the alerts are
     folded into the store by fingerprint (a new one is stored ``open``; a known one, whatever its status,
-    gets the count added and its first/last seen widened). Raises InputError for a body that is not one."""
+    gets the count added and its first/last seen widened). Raises InputError for a body that is not one.
+
+    The events' cluster: a scoped agent's own (naming another is :class:`Forbidden`), else ``cluster``."""
+    if who.user.cluster:
+        if cluster and cluster != who.user.cluster:
+            raise Forbidden(f"this token posts for cluster {who.user.cluster!r} only")
+        cluster = who.user.cluster
     try:
         events = parse_event(body, cluster=cluster)
     except NotAnAuditEvent as e:

@@ -57,6 +57,8 @@ class User:
     #: A disabled user's tokens stop working; the user stays for the audit log.
     disabled: bool
     created_at: str
+    #: An agent's cluster: the events it posts come from there, and it may post for no other ("" unscoped).
+    cluster: str = ""
 
 
 @dataclass(frozen=True, slots=True)

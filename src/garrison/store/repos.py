@@ -33,7 +33,7 @@ class Conflict(Exception):
 
 
 class UserRepository(Protocol):
-    def add(self, name: str, role: Role, at: str) -> User:
+    def add(self, name: str, role: Role, at: str, cluster: str = "") -> User:
         """Raises :class:`Conflict` when the name is taken."""
         ...
 
@@ -117,7 +117,9 @@ def _page(conn: Connection, query: Select[Any], order: Sequence[Any], limit: int
 
 
 def _user(r: Any) -> User:
-    return User(id=r.id, name=r.name, role=Role(r.role), disabled=bool(r.disabled), created_at=r.created_at)
+    return User(
+        id=r.id, name=r.name, role=Role(r.role), disabled=bool(r.disabled), created_at=r.created_at, cluster=r.cluster
+    )
 
 
 def _token(r: Any) -> Token:
@@ -172,12 +174,12 @@ class SqlUsers:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def add(self, name: str, role: Role, at: str) -> User:
+    def add(self, name: str, role: Role, at: str, cluster: str = "") -> User:
         if self.by_name(name) is not None:
             raise Conflict(f"a user named {name!r} exists")
         try:
             uid = self.conn.execute(
-                insert(t.users).values(name=name, role=role.value, disabled=False, created_at=at)
+                insert(t.users).values(name=name, role=role.value, disabled=False, created_at=at, cluster=cluster)
             ).inserted_primary_key
         except IntegrityError:  # created at the same moment by another request
             raise Conflict(f"a user named {name!r} exists") from None

@@ -27,6 +27,8 @@ users = Table(
     Column("name", String(128), nullable=False, unique=True),
     Column("role", String(32), nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
+    # An agent's cluster: the events it posts are from there ("" for people and unscoped agents).
+    Column("cluster", String(256), nullable=False, default=""),
     Column("created_at", String(TIME), nullable=False),
 )
 

@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(128), nullable=False),
         sa.Column("role", sa.String(32), nullable=False),
         sa.Column("disabled", sa.Boolean, nullable=False),
+        sa.Column("cluster", sa.String(256), nullable=False),
         sa.Column("created_at", sa.String(T), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_users"),
         sa.UniqueConstraint("name", name="uq_users_name"),
