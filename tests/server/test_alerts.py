@@ -192,3 +192,22 @@ def test_a_scoped_agent_posts_for_its_cluster_only(server: Server) -> None:
         "/api/v1/users", json={"name": "x", "role": "admin", "cluster": "prod"}, headers=admin
     )
     assert not_agent.status_code == 422 and "agent" in not_agent.json()["error"]
+
+
+@needs_recorded
+def test_concurrent_batches_lose_no_count(server: Server) -> None:
+    """Four threads post the same events at once, three times each: every count is exactly 12 times one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from garrison.services import server as svc
+
+    body = json.dumps(_event_list()).encode()
+    agent = svc.authenticate(server.store, server.tokens["agent"])
+    ruleset = server.client.app.state.ruleset  # type: ignore[attr-defined]
+    once = svc.ingest_audit(server.store, agent, body, ruleset)
+    single = {a["fingerprint"]: a["count"] for a in _alerts(server, limit=1000)["items"]}
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: svc.ingest_audit(server.store, agent, body, ruleset), range(12)))
+    assert all(r.alerts == once.alerts for r in results)
+    after = {a["fingerprint"]: a["count"] for a in _alerts(server, limit=1000)["items"]}
+    assert after == {fp: 13 * n for fp, n in single.items()}

@@ -57,12 +57,19 @@ def open_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            dbapi_conn.isolation_level = None  # pysqlite's own BEGIN off: SQLAlchemy's "begin" below
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=5000")
             if parsed.database and parsed.database != ":memory:":
                 cur.execute("PRAGMA journal_mode=WAL")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):  # type: ignore[no-untyped-def]
+            # Take the write lock at the start (waiting up to busy_timeout): a transaction that reads and
+            # then writes would otherwise fail at once with SQLITE_BUSY when another wrote in between.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     try:
