@@ -5,7 +5,7 @@
 # private, loopback-only dockerd and the host's networking must not change.
 set -eu
 
-PACKAGES="debootstrap skopeo umoci pigz isal zstd docker-registry apache2-utils openssl docker.io rpm ca-certificates db5.3-util bundler"
+PACKAGES="debootstrap skopeo umoci pigz isal zstd docker-registry apache2-utils openssl docker.io rpm ca-certificates db5.3-util bundler postgresql"
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-system-deps.sh: must run as root" >&2

@@ -21,9 +21,19 @@ from tests.support.registry import free_port
 _names = itertools.count()
 
 
+def _bin(name: str) -> str:
+    """A PostgreSQL program: on PATH, else where Debian's ``postgresql`` package puts it."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
+        return str(candidate)
+    return ""
+
+
 def available() -> str:
     """ "" when a cluster can be started here, else why not."""
-    if not (shutil.which("initdb") and shutil.which("pg_ctl")):
+    if not (_bin("initdb") and _bin("pg_ctl")):
         return "no initdb/pg_ctl (apt-get install postgresql)"
     try:
         import psycopg  # noqa: F401
@@ -51,14 +61,14 @@ def cluster() -> Iterator[str]:
     port = free_port()
     run = dict(check=True, capture_output=True, timeout=60)
     try:
-        subprocess.run(_as_owner(["initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "-N"]), **run)  # type: ignore[call-overload]
+        subprocess.run(_as_owner([_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-N"]), **run)  # type: ignore[call-overload]
         opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
-        start = ["pg_ctl", "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start"]
+        start = [_bin("pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start"]
         subprocess.run(_as_owner(start), **run)  # type: ignore[call-overload]
         try:
             yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
         finally:
-            subprocess.run(_as_owner(["pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop"]), **run)  # type: ignore[call-overload]
+            subprocess.run(_as_owner([_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]), **run)  # type: ignore[call-overload]
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
