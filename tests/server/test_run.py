@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -88,7 +89,10 @@ def test_server_run_over_tls(env: dict[str, str], tmp_path: Path) -> None:
     leaf = make_leaf(ca, tmp_path, "server")
     port = free_port()
     flags = ("--listen", f"127.0.0.1:{port}", "--tls-cert", str(leaf.cert_file), "--tls-key", str(leaf.key_file))
-    with _serving(env, *flags) as proc, httpx.Client(timeout=10, verify=str(ca.cert_file)) as client:
+    with (
+        _serving(env, *flags) as proc,
+        httpx.Client(timeout=10, verify=ssl.create_default_context(cafile=str(ca.cert_file))) as client,
+    ):
         health = _wait_healthy(client, f"https://127.0.0.1:{port}/healthz", proc)
         assert health.status_code == 200
         assert client.get(f"https://127.0.0.1:{port}/api/v1/users").status_code == 401
