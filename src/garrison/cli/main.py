@@ -8,6 +8,7 @@ second. Everything heavy is imported inside the command functions, so ``garrison
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -88,6 +89,19 @@ def _gate_exit_code(text: str) -> int:
 COMMANDS = ("sbom", "scan", "db", "posture", "runtime", "admission", "server", "version")
 
 
+#: ``(command, module with add_parser(sub, common), help)`` of the commands each pillar brings.
+_PILLAR_COMMANDS = (
+    ("posture", "garrison.cli.posture", "assess manifests, snapshots, clusters and Docker hosts (posture controls)"),
+    ("runtime", "garrison.cli.runtime", "runtime threat detection: Falco rules over Kubernetes audit events"),
+    (
+        "admission",
+        "garrison.cli.admission",
+        "Kubernetes admission control: judge AdmissionReviews with posture controls",
+    ),
+    ("server", "garrison.cli.server", "the garrison server: alerts, triage with roles, the audit webhook"),
+)
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The full parser; given ``argv``, the flags of commands whose name does not appear in it are left
     out (every command is still registered, so help, choices and errors are the same): building
@@ -96,7 +110,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     wanted = named or set(COMMANDS)
     p = argparse.ArgumentParser(
         prog="garrison",
-        description="Container security: scan images for packages and known vulnerabilities.",
+        description="Container security: image vulnerabilities and secrets, posture, runtime threats, admission.",
         epilog="Sources: REGISTRY/REPO[:TAG|@DIGEST], oci:DIR[:TAG], docker-archive:FILE, dir:PATH, docker:IMAGE. "
         "Exit codes: 0 ok, N findings remain (--exit-code N), 2 usage error, 3 source error, 4 database error, "
         "5 invalid input document, 70 internal error (a bug), 130 interrupted; --exit-code refuses 2-5, 70, >125.",
@@ -131,33 +145,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     if "db" in wanted:
         _add_db_actions(db, common)
 
-    if "posture" not in wanted:
-        sub.add_parser("posture", help="assess manifests, snapshots, clusters and Docker hosts (posture controls)")
-    else:
-        from garrison.cli.posture import add_parser as add_posture
-
-        add_posture(sub, common)
-
-    if "runtime" not in wanted:
-        sub.add_parser("runtime", help="runtime threat detection: Falco rules over Kubernetes audit events")
-    else:
-        from garrison.cli.runtime import add_parser as add_runtime
-
-        add_runtime(sub, common)
-
-    if "admission" not in wanted:
-        sub.add_parser("admission", help="Kubernetes admission control: judge AdmissionReviews with posture controls")
-    else:
-        from garrison.cli.admission import add_parser as add_admission
-
-        add_admission(sub, common)
-
-    if "server" not in wanted:
-        sub.add_parser("server", help="the garrison server: alerts, triage with roles, the audit webhook")
-    else:
-        from garrison.cli.server import add_parser as add_server
-
-        add_server(sub, common)
+    # The pillars' commands: each module's add_parser registers its parser, imported only when the command
+    # is the one being run (a placeholder keeps `garrison --help` listing it).
+    for name, module, helptext in _PILLAR_COMMANDS:
+        if name not in wanted:
+            sub.add_parser(name, help=helptext)
+        else:
+            importlib.import_module(module).add_parser(sub, common)
 
     ver = sub.add_parser("version", help="print the version")
     ver.set_defaults(func="garrison.cli.commands:cmd_version")
