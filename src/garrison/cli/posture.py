@@ -141,9 +141,7 @@ def cmd_posture(args: argparse.Namespace) -> int:
     if args.format != "table" or target.mode != "stdout":  # the table prints them itself
         for w in report.all_warnings()[:20]:
             print(f"garrison: warning: {w}", file=sys.stderr)
-    from garrison.findings.gate import should_fail
-
-    return int(args.exit_code) if args.exit_code and should_fail(report.findings) else 0
+    return int(args.exit_code) if args.exit_code and api.gate_fails(report.findings) else 0
 
 
 def cmd_controls(args: argparse.Namespace) -> int:
