@@ -95,7 +95,7 @@ def daemon_config(root: Path) -> dict[str, object]:
     }
 
 
-def start_dockerd(timeout: float = 30.0) -> Dockerd:
+def start_dockerd(timeout: float = 60.0) -> Dockerd:
     """Start a private dockerd and wait until it answers ``docker version``."""
     binary = shutil.which("dockerd")
     if binary is None or shutil.which("docker") is None:
@@ -121,8 +121,12 @@ def start_dockerd(timeout: float = 30.0) -> Dockerd:
             tail = daemon.log_tail()
             daemon.stop()
             raise DockerUnavailable(f"dockerd exited with {proc.returncode}; last log lines:\n{tail}")
-        if daemon.socket.exists() and daemon.cli("version", timeout=10, check=False).returncode == 0:
-            return daemon
+        if daemon.socket.exists():
+            try:
+                if daemon.cli("version", timeout=10, check=False).returncode == 0:
+                    return daemon
+            except subprocess.TimeoutExpired:
+                pass  # the socket is there but the API not yet answering: ask again until the deadline
         time.sleep(0.2)
     tail = daemon.log_tail()
     daemon.stop()
