@@ -7,9 +7,10 @@ transaction, so a change and its audit-log entry are committed together or not a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Protocol
+from dataclasses import fields
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, Select, and_, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -116,58 +117,30 @@ def _page(conn: Connection, query: Select[Any], order: Sequence[Any], limit: int
     return rows, int(total)
 
 
+_R = TypeVar("_R")
+
+
+def _record(cls: type[_R], r: Any, **convert: Callable[[Any], Any]) -> _R:
+    """A record from a row whose columns are named like the record's fields (``convert`` turns a column's
+    stored form into the field's type): one mapping for every table instead of a field list per record."""
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    return cls(**{n: convert[n](getattr(r, n)) if n in convert else getattr(r, n) for n in names})
+
+
 def _user(r: Any) -> User:
-    return User(
-        id=r.id, name=r.name, role=Role(r.role), disabled=bool(r.disabled), created_at=r.created_at, cluster=r.cluster
-    )
+    return _record(User, r, role=Role, disabled=bool)
 
 
 def _token(r: Any) -> Token:
-    return Token(
-        id=r.id,
-        user_id=r.user_id,
-        name=r.name,
-        prefix=r.prefix,
-        created_at=r.created_at,
-        expires_at=r.expires_at,
-        revoked_at=r.revoked_at,
-    )
+    return _record(Token, r)
 
 
 def _entry(r: Any) -> AuditEntry:
-    return AuditEntry(
-        id=r.id,
-        at=r.at,
-        actor=r.actor,
-        action=r.action,
-        target_type=r.target_type,
-        target_id=r.target_id,
-        reason=r.reason,
-        detail=dict(r.detail),
-    )
+    return _record(AuditEntry, r, detail=dict)
 
 
 def _alert(r: Any) -> StoredAlert:
-    return StoredAlert(
-        id=r.id,
-        fingerprint=r.fingerprint,
-        rule=r.rule,
-        severity=r.severity,
-        priority=r.priority,
-        source=r.source,
-        output=r.output,
-        cluster=r.cluster,
-        namespace=r.namespace,
-        entities=dict(r.entities),
-        count=r.count,
-        first_seen=r.first_seen,
-        last_seen=r.last_seen,
-        status=AlertStatus(r.status),
-        dismissed_by=r.dismissed_by,
-        dismissed_reason=r.dismissed_reason,
-        dismissed_at=r.dismissed_at,
-        updated_at=r.updated_at,
-    )
+    return _record(StoredAlert, r, entities=dict, status=AlertStatus)
 
 
 class SqlUsers:
