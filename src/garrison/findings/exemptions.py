@@ -41,6 +41,7 @@ from garrison.errors import InputError
 from garrison.findings.suppress import as_list, parse_date
 from garrison.model.common import Finding, Suppressed, Suppression
 from garrison.model.posture import Misconfiguration, ObjectRef
+from garrison.posture.resources import selector_matches
 
 ANNOTATION = "garrison.dev/exempt"
 REASON_ANNOTATION = "garrison.dev/exempt-reason"
@@ -138,27 +139,6 @@ def load_exemptions(path: Path, known_controls: Iterable[str]) -> tuple[Exemptio
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read exemptions file {path}: {getattr(exc, 'strerror', None) or exc}") from None
     return parse_exemptions(text, str(path), known_controls)
-
-
-def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    """A Kubernetes label selector against labels (``{}`` matches everything)."""
-    ml = selector.get("matchLabels") or {}
-    if not isinstance(ml, dict) or any(labels.get(str(k)) != str(v) for k, v in ml.items()):
-        return False
-    for expr in selector.get("matchExpressions") or []:
-        if not isinstance(expr, dict):
-            return False
-        key, op = str(expr.get("key") or ""), str(expr.get("operator") or "")
-        vals = {str(v) for v in expr.get("values") or []}
-        has = key in labels
-        if (
-            (op == "In" and not (has and labels[key] in vals))
-            or (op == "NotIn" and has and labels[key] in vals)
-            or (op == "Exists" and not has)
-            or (op == "DoesNotExist" and has)
-        ):
-            return False
-    return True
 
 
 def _applies(e: Exemption, m: Misconfiguration, labels: Mapping[str, str]) -> bool:

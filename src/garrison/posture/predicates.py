@@ -18,7 +18,7 @@ from typing import Any
 
 from garrison.posture import nodefiles
 from garrison.posture.expr import Ctx, Fn, Impl, Nodes, join, plain
-from garrison.posture.resources import Resource, ResourceIndex
+from garrison.posture.resources import Resource, ResourceIndex, selector_matches
 
 # ---------------------------------------------------------------------------------------------- RBAC
 
@@ -88,33 +88,6 @@ def p_public_subject(ctx: Ctx, args: list[Fn]) -> bool:
 # ---------------------------------------------------------------------------------------------- network
 
 
-def _selector_matches(selector: Any, labels: dict[str, str]) -> bool:
-    """A LabelSelector (``matchLabels`` and ``matchExpressions``) against labels; {} matches all."""
-    if not isinstance(selector, dict):
-        return False
-    ml = selector.get("matchLabels") or {}
-    if not isinstance(ml, dict):
-        return False
-    for k, v in ml.items():
-        if labels.get(str(k)) != str(v):
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        if not isinstance(expr, dict):
-            return False
-        key, op = str(expr.get("key") or ""), str(expr.get("operator") or "")
-        vals = {str(v) for v in expr.get("values") or []}
-        has = key in labels
-        if op == "In" and not (has and labels[key] in vals):
-            return False
-        if op == "NotIn" and has and labels[key] in vals:
-            return False
-        if op == "Exists" and not has:
-            return False
-        if op == "DoesNotExist" and has:
-            return False
-    return True
-
-
 def _policies_by_namespace(index: ResourceIndex) -> dict[str, list[Resource]]:
     out: dict[str, list[Resource]] = {}
     for p in index.of_kind("NetworkPolicy"):
@@ -144,7 +117,7 @@ def p_network_policies(ctx: Ctx, args: list[Fn]) -> Nodes:
             ctx.first = ("metadata.name", r.name)
     else:
         labels = _pod_labels(r)
-        found = [p for p in table.get(r.namespace, []) if _selector_matches(_spec(p).get("podSelector"), labels)]
+        found = [p for p in table.get(r.namespace, []) if selector_matches(_spec(p).get("podSelector"), labels)]
         if ctx.first is None:
             # The pod labels are what a NetworkPolicy would have to select.
             ctx.first = (join(r.pod_metadata()[0], "labels"), labels)

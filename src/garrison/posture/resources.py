@@ -16,6 +16,7 @@ they apply to. Two things are derived here, once, for every resource:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,3 +185,27 @@ class ResourceIndex:
         if key not in self._cache:
             self._cache[key] = build()
         return self._cache[key]
+
+
+def selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:
+    """A Kubernetes LabelSelector (``matchLabels`` and ``matchExpressions``) against labels; ``{}`` matches
+    everything, anything that is not a selector matches nothing. Network policies and exemptions use it."""
+    if not isinstance(selector, dict):
+        return False
+    ml = selector.get("matchLabels") or {}
+    if not isinstance(ml, dict) or any(labels.get(str(k)) != str(v) for k, v in ml.items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        if not isinstance(expr, dict):
+            return False
+        key, op = str(expr.get("key") or ""), str(expr.get("operator") or "")
+        vals = {str(v) for v in expr.get("values") or []}
+        has = key in labels
+        if (
+            (op == "In" and not (has and labels[key] in vals))
+            or (op == "NotIn" and has and labels[key] in vals)
+            or (op == "Exists" and not has)
+            or (op == "DoesNotExist" and has)
+        ):
+            return False
+    return True
