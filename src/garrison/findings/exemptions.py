@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from garrison.errors import InputError
-from garrison.findings.suppress import as_list, parse_date
+from garrison.findings.suppress import as_list, load_yaml, parse_date
 from garrison.model.common import Finding, Suppressed, Suppression
 from garrison.model.posture import Misconfiguration, ObjectRef
 from garrison.posture.resources import selector_matches
@@ -86,13 +86,8 @@ class ExemptionResult:
 
 def parse_exemptions(text: str, origin: str, known_controls: Iterable[str]) -> tuple[Exemption, ...]:
     """An exemptions file's YAML. Raises :class:`InputError` naming the file and entry."""
-    import yaml
-
     known = set(known_controls)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(f"{origin}: not valid YAML ({' '.join(str(exc).split())})") from None
+    data = load_yaml(text, origin)
     if data is None:
         return ()
     if not isinstance(data, dict) or not isinstance(data.get("exemptions", []), list):

@@ -230,14 +230,19 @@ def _rule_from(entry: Any, where: str) -> IgnoreRule:
 _IGNORE_KEYS = ("ignore", "vulnerabilities", "secrets", "misconfigurations")
 
 
-def parse_ignore_rules(text: str, origin: str = "ignore file") -> tuple[IgnoreRule, ...]:
-    """Parse an ignore file's YAML. Raises :class:`InputError` with the file and rule number."""
+def load_yaml(text: str, origin: str) -> Any:
+    """A decision file's YAML (ignore rules, exemptions); bad YAML is an :class:`InputError` on one line."""
     import yaml
 
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InputError(f"{origin}: not valid YAML ({' '.join(str(exc).split())})") from None
+
+
+def parse_ignore_rules(text: str, origin: str = "ignore file") -> tuple[IgnoreRule, ...]:
+    """Parse an ignore file's YAML. Raises :class:`InputError` with the file and rule number."""
+    data = load_yaml(text, origin)
     if data is None:
         return ()
     if not isinstance(data, dict):
