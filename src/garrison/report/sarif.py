@@ -174,51 +174,35 @@ def _message(f: Finding[Any], artifact: str) -> tuple[str, dict[str, Any]]:
 def _result(f: Finding[Any], rule_index: int, report: FindingsReport) -> dict[str, Any]:
     artifact = report.target
     msg, props = _message(f, artifact)
-    if isinstance(f.detail, Misconfiguration):
-        return _misconfiguration_result(f, f.detail, rule_index, report, msg, props)
     return {
         "ruleId": f.rule.id,
         "ruleIndex": rule_index,
         "level": _LEVEL[f.severity],
         "message": {"text": msg},
-        "locations": [
-            {
-                "physicalLocation": {
-                    "artifactLocation": {"uri": _uri(f, report)},
-                    "region": {"startLine": max(1, f.subject.line)},
-                },
-                "message": {"text": f"{artifact}: {f.subject.package or f.subject.path}"},
-            }
-        ],
+        "locations": [_location(f, report, artifact)],
         "partialFingerprints": {"garrisonFinding/v2": f.fingerprint},
         "properties": props,
     }
 
 
-def _misconfiguration_result(
-    f: Finding[Any], m: Misconfiguration, rule_index: int, report: FindingsReport, msg: str, props: dict[str, Any]
-) -> dict[str, Any]:
-    """A posture result: the file with the object's line, and the object as a logical location
-    (``Kind/namespace/name``, ``Kind/name`` when cluster-scoped)."""
-    o = m.object
-    return {
-        "ruleId": f.rule.id,
-        "ruleIndex": rule_index,
-        "level": _LEVEL[f.severity],
-        "message": {"text": msg},
-        "locations": [
-            {
-                "physicalLocation": {
-                    "artifactLocation": {"uri": _uri(f, report)},
-                    "region": {"startLine": max(1, o.line)},
-                },
-                "logicalLocations": [{"fullyQualifiedName": o.display(), "name": o.name or o.kind, "kind": "resource"}],
-                "message": {"text": f"{o.display()}: {m.path}"},
-            }
-        ],
-        "partialFingerprints": {"garrisonFinding/v2": f.fingerprint},
-        "properties": props,
+def _location(f: Finding[Any], report: FindingsReport, artifact: str) -> dict[str, Any]:
+    """Where a result is: the file and line; for a posture finding the file with the object's line, and the
+    object as a logical location (``Kind/namespace/name``, ``Kind/name`` when cluster-scoped)."""
+    m = f.detail
+    line = m.object.line if isinstance(m, Misconfiguration) else f.subject.line
+    where: dict[str, Any] = {
+        "physicalLocation": {
+            "artifactLocation": {"uri": _uri(f, report)},
+            "region": {"startLine": max(1, line)},
+        }
     }
+    if isinstance(m, Misconfiguration):
+        o = m.object
+        where["logicalLocations"] = [{"fullyQualifiedName": o.display(), "name": o.name or o.kind, "kind": "resource"}]
+        where["message"] = {"text": f"{o.display()}: {m.path}"}
+    else:
+        where["message"] = {"text": f"{artifact}: {f.subject.package or f.subject.path}"}
+    return where
 
 
 def sarif_document(report: FindingsReport) -> dict[str, Any]:
