@@ -57,6 +57,15 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     run.set_defaults(func="garrison.cli.server:cmd_run")
 
+    from garrison.cli import worker
+
+    wk = ssub.add_parser(
+        "worker", parents=[common], help="process jobs from the queue on PostgreSQL (many workers, many machines)"
+    )
+    _db_flag(wk)
+    worker.add_arguments(wk)
+    wk.set_defaults(func="garrison.cli.worker:cmd_worker")
+
     user = ssub.add_parser("user", help="manage users")
     usub = user.add_subparsers(dest="user_action", metavar="ACTION")
     add = usub.add_parser("add", parents=[common], help="add a user; prints its first token alone")

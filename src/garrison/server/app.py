@@ -17,10 +17,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from garrison.errors import GarrisonError, InputError, UsageError
+from garrison.jobs import Queue
 from garrison.runtime.engine import RuleSet
 from garrison.runtime.receiver import DEFAULT_MAX_BODY
 from garrison.server.schemas import ErrorOut, Health
 from garrison.services import server as svc
+from garrison.services.settings import ServerSettings
 from garrison.store.repos import Store
 
 log = logging.getLogger("garrison.server")
@@ -126,10 +128,18 @@ class BodyLimit:
 
 
 def create_app(
-    store: Store, ruleset: RuleSet, *, max_json_body: int = MAX_JSON_BODY, max_event_body: int = MAX_EVENT_BODY
+    store: Store,
+    ruleset: RuleSet,
+    *,
+    queue: Queue | None = None,
+    settings: ServerSettings | None = None,
+    max_json_body: int = MAX_JSON_BODY,
+    max_event_body: int = MAX_EVENT_BODY,
 ) -> FastAPI:
-    """The server's app over ``store``; the audit webhook evaluates with ``ruleset``."""
+    """The server's app over ``store``; the audit webhook evaluates with ``ruleset``; background work
+    goes to ``queue`` (routes that need one answer 503 without it)."""
     from garrison import __version__
+    from garrison.server import clusters, harbor, images, notify
     from garrison.server.routes import ROUTERS
 
     app = FastAPI(
@@ -142,6 +152,8 @@ def create_app(
     )
     app.state.store = store
     app.state.ruleset = ruleset
+    app.state.queue = queue
+    app.state.settings = settings
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -190,8 +202,10 @@ def create_app(
                 return _error(415, "audit events are application/json")
         return await call_next(request)
 
-    for router in ROUTERS:
+    for router in (*ROUTERS, *images.ROUTERS, *clusters.ROUTERS, *notify.ROUTERS):
         app.include_router(router, prefix=API)
+    for router in harbor.ROUTERS:
+        app.include_router(router)
     app.add_middleware(BodyLimit, max_json=max_json_body, max_events=max_event_body)
     app.add_middleware(Authenticate)  # outermost: no body is read for a caller without a valid token
     return app

@@ -16,7 +16,7 @@ DATABASE_ENV = "GARRISON_DATABASE_URL"
 #: The folder of the server's data (else ``$XDG_DATA_HOME/garrison``, else ``~/.local/share/garrison``).
 DATA_DIR_ENV = "GARRISON_DATA_DIR"
 #: The head revision this code expects (the newest file in ``alembic/versions``).
-HEAD = "0001"
+HEAD = "0006"
 _SCRIPTS = Path(__file__).resolve().parent / "alembic"
 
 

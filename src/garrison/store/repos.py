@@ -16,6 +16,10 @@ from sqlalchemy import Connection, Engine, Select, and_, case, func, insert, sel
 from sqlalchemy.exc import IntegrityError
 
 from garrison.store import tables as t
+from garrison.store.admission import AdmissionRepository, SqlAdmission
+from garrison.store.clusters import ClusterRepository, SqlClusters
+from garrison.store.images import ImageRepository, SqlImages
+from garrison.store.notify import NotificationRepository, SqlNotifications
 from garrison.store.records import (
     AlertFilter,
     AlertIn,
@@ -98,6 +102,10 @@ class Repositories(Protocol):
     tokens: TokenRepository
     audit: AuditLog
     alerts: AlertRepository
+    images: ImageRepository
+    clusters: ClusterRepository
+    admission: AdmissionRepository
+    notifications: NotificationRepository
 
 
 class Store(Protocol):
@@ -349,6 +357,10 @@ class SqlRepositories:
         self.tokens: TokenRepository = SqlTokens(conn)
         self.audit: AuditLog = SqlAuditLog(conn)
         self.alerts: AlertRepository = SqlAlerts(conn)
+        self.images: ImageRepository = SqlImages(conn)
+        self.clusters: ClusterRepository = SqlClusters(conn)
+        self.admission: AdmissionRepository = SqlAdmission(conn)
+        self.notifications: NotificationRepository = SqlNotifications(conn)
 
 
 class SqlStore:

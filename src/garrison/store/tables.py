@@ -83,3 +83,7 @@ alerts = Table(
     Index("ix_alerts_status_severity", "status", "severity"),
     Index("ix_alerts_namespace", "namespace"),
 )
+
+# The tables of the other aggregates live beside their repositories; importing them here puts every
+# table on ``metadata`` whichever module is imported first.
+from garrison.store import admission, clusters, images, jobs, notify  # noqa: E402,F401
