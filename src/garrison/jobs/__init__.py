@@ -1,8 +1,9 @@
 """Jobs: what the server does in the background (scan on push, rescans, notifications, assessments).
 
 A job is a task name from :data:`garrison.jobs.tasks.TASKS` and a JSON payload. Producers (routers,
-services) only see :class:`Queue`; two implementations run the same handlers: the inline queue (one
-process, the server's own database) and a real queue on PostgreSQL for many workers on many machines.
+services) only see :class:`Queue`; two implementations run the same handlers: the inline queue
+(:mod:`.inline`: threads in the server's process over the server's own database) and a real queue on
+PostgreSQL (:mod:`.pg`, procrastinate) for many workers on many machines. See docs/jobs.md.
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ if TYPE_CHECKING:
 
 
 class Queue(Protocol):
-    def enqueue(self, task: str, payload: Mapping[str, Any], *, lock: str | None = None) -> str:
+    def enqueue(
+        self, task: str, payload: Mapping[str, Any], *, lock: str | None = None, queueing_lock: str | None = None
+    ) -> str:
         """Queue ``task`` with its JSON ``payload`` and return the job's id. Jobs sharing a ``lock`` never
-        run at the same time (one image is never scanned twice at once)."""
+        run at the same time (one image is never scanned twice at once). With a ``queueing_lock``, a job
+        is not added while another with the same queueing lock still waits (the waiting one's id is
+        returned). ValueError for a task that is not in :data:`~garrison.jobs.tasks.TASKS`."""
         ...
 
 
@@ -37,6 +42,20 @@ class JobContext:
 Handler = Callable[[JobContext, dict[str, Any]], None]
 
 
+@dataclass(frozen=True)
+class JobInfo:
+    """One job as a queue reports it."""
+
+    id: str
+    task: str
+    #: ``queued`` (waiting, or waiting for a retry), ``running``, ``done`` or ``failed``.
+    status: str
+    #: Runs started so far (one cut short by a crash counts).
+    attempts: int
+    #: The last run's error (``Type: message``), "" when none failed.
+    last_error: str
+
+
 class ManagedQueue(Queue, Protocol):
     """A queue the server or a worker process owns: :meth:`start` begins running jobs (if this process
     runs any), :meth:`stop` finishes the running ones within ``grace`` seconds and leaves the rest (and
@@ -44,9 +63,59 @@ class ManagedQueue(Queue, Protocol):
 
     def start(self) -> None: ...
     def stop(self, grace: float = 30.0) -> None: ...
+    def counts(self) -> dict[str, int]:
+        """Jobs by state: ``queued``, ``running``, ``done``, ``failed`` (for metrics and for tests that
+        wait for the queue to drain)."""
+        ...
+
+    def job(self, job_id: str) -> JobInfo | None:
+        """The job ``job_id`` (None when it is unknown, or so old it was removed)."""
+        ...
 
 
-def open_queue(settings: ServerSettings, store: Store, *, run_jobs: bool = True) -> ManagedQueue:
+@dataclass(frozen=True)
+class JobOptions:
+    """How a queue runs its jobs. The defaults suit one server; ``garrison server worker`` sets
+    ``concurrency`` from its flag."""
+
+    #: Jobs run at once by this process (threads of the inline queue, procrastinate's concurrency).
+    concurrency: int = 2
+    #: Runs of a job before it is failed (the first run and the retries; a crash counts as a run).
+    max_attempts: int = 5
+    #: Seconds before the first retry; each further retry waits twice as long, at most ``retry_max``.
+    retry_base: float = 2.0
+    retry_max: float = 600.0
+    #: Seconds between a worker's heartbeats, and since the last one after which its jobs are taken
+    #: back (it stopped without saying so: killed, frozen, its machine gone).
+    heartbeat: float = 5.0
+    stale_after: float = 30.0
+    #: Seconds between two periodic ``rescan_all`` jobs (0: none).
+    rescan_interval: float = 3600.0
+    #: Finished jobs are kept this many days (inline queue; procrastinate keeps its own).
+    keep_days: float = 7.0
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds to wait before the run after ``attempts`` runs."""
+        return float(min(self.retry_max, self.retry_base * 2 ** max(0, attempts - 1)))
+
+
+def is_postgresql(database_url: str) -> bool:
+    return database_url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
+
+
+def open_queue(
+    settings: ServerSettings, store: Store, *, run_jobs: bool = True, options: JobOptions | None = None
+) -> ManagedQueue:
     """The queue for ``settings.database_url``: inline on SQLite (jobs run in this process), the
     PostgreSQL queue otherwise (``run_jobs``: this process works too, as ``garrison server worker`` does)."""
-    raise NotImplementedError("garrison.jobs.open_queue: not built yet")
+    opts = options or JobOptions()
+    # (the procrastinate queue for PostgreSQL comes next; until then the inline queue serves both)
+    from garrison.jobs.inline import InlineQueue
+
+    return InlineQueue(settings, store, opts, run_jobs=run_jobs)
+
+
+def prepare(database_url: str) -> None:
+    """Make the database ready for its queue, after the store's migrations: nothing on SQLite (the
+    ``jobs`` table is migration ``0004``). Safe to call at every start."""
+    return None

@@ -7,8 +7,8 @@ Create Date: 2026-12-02
 
 from __future__ import annotations
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0004"
 down_revision = "0003"
@@ -19,8 +19,30 @@ T = 32
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "jobs",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("task", sa.String(64), nullable=False),
+        sa.Column("payload", sa.JSON, nullable=False),
+        sa.Column("lock", sa.String(256), nullable=False),
+        sa.Column("queueing_lock", sa.String(256), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("max_attempts", sa.Integer, nullable=False),
+        sa.Column("run_after", sa.String(T), nullable=False),
+        sa.Column("last_error", sa.Text, nullable=False),
+        sa.Column("created_at", sa.String(T), nullable=False),
+        sa.Column("started_at", sa.String(T), nullable=False),
+        sa.Column("finished_at", sa.String(T), nullable=False),
+        sa.Column("worker", sa.String(128), nullable=False),
+        sa.Column("heartbeat", sa.String(T), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_jobs"),
+    )
+    op.create_index("ix_jobs_status_run_after", "jobs", ["status", "run_after"])
+    op.create_index("ix_jobs_lock", "jobs", ["lock"])
+    op.create_index("ix_jobs_queueing_lock", "jobs", ["queueing_lock"])
+    op.create_index("ix_jobs_task_created_at", "jobs", ["task", "created_at"])
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("jobs")
