@@ -10,20 +10,75 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 ROLES = ("admin", "security-admin", "security-reader", "agent")
 
+#: The flags of the server's settings (:class:`garrison.services.settings.ServerSettings`): setting name →
+#: (flag, help). Each is also ``GARRISON_<NAME>`` and the key ``server.<name>`` of the config file.
+SETTING_FLAGS: dict[str, tuple[str, str]] = {
+    "database_url": (
+        "--database",
+        "SQLAlchemy URL, e.g. postgresql+psycopg://USER@HOST/DB (default SQLite server.db in the data folder)",
+    ),
+    "data_dir": ("--data-dir", "the server's data folder (default $XDG_DATA_HOME/garrison)"),
+    "vulndb": ("--vulndb", "advisory database scans match against (default the CLI's, see `garrison db`)"),
+    "rescan_max_age_days": ("--rescan-max-age-days", "rescan only images pushed or pulled within N days (90)"),
+    "listen": ("--listen", "HOST:PORT to serve on (default 127.0.0.1:8080; [::1]:8080 for IPv6)"),
+    "tls_cert": ("--tls-cert", "serve HTTPS with this certificate (PEM)"),
+    "tls_key": ("--tls-key", "the certificate's private key (PEM)"),
+    "tls_self_signed": ("--tls-self-signed", "serve HTTPS with a CA and certificate made once in DATA_DIR/tls"),
+    "tls_hosts": ("--tls-host", "another name or address for the self-signed certificate (repeatable)"),
+    "log_format": ("--log-format", "text (default) or json: one object a line"),
+    "shutdown_grace": ("--shutdown-grace", "seconds a shutdown waits for requests and jobs (default 30)"),
+    "rules": ("--rules", "Falco rule file for the audit webhook, loaded after garrison's own (repeatable)"),
+}
+_RUN_SETTINGS = tuple(SETTING_FLAGS)
+_REPEATABLE = ("tls_hosts", "rules")
+
+
+def _dest(name: str) -> str:
+    """``args.<dest>`` of a setting's flag (``--database`` keeps its old ``args.database``)."""
+    return "database" if name == "database_url" else f"set_{name}"
+
+
+def _setting_flags(p: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
+    g = p.add_argument_group("settings (also GARRISON_<NAME> variables and the config file's server: keys)")
+    for name in names:
+        flag, helptext = SETTING_FLAGS[name]
+        metavar = "URL" if name == "database_url" else name.upper().removeprefix("TLS_")
+        if name == "tls_self_signed":
+            g.add_argument(flag, dest=_dest(name), action="store_const", const="yes", default=None, help=helptext)
+        elif name in _REPEATABLE:
+            g.add_argument(flag, dest=_dest(name), action="append", default=None, metavar=metavar, help=helptext)
+        else:
+            g.add_argument(flag, dest=_dest(name), default=None, metavar=metavar, help=helptext)
+
+
+def server_settings(args: argparse.Namespace) -> Any:
+    """The :class:`~garrison.services.settings.ServerSettings` of a ``garrison server`` command: its flags
+    over ``GARRISON_*`` over the config file (``--config``, ``$GARRISON_CONFIG`` or the default one).
+    Warnings (unknown config keys) go to standard error."""
+    from garrison.services.settings import load_server_settings
+
+    flags: dict[str, tuple[str, object]] = {}
+    for name, (flag, _) in SETTING_FLAGS.items():
+        raw = getattr(args, _dest(name), None)
+        if isinstance(raw, list):
+            raw = ",".join(raw)
+        if raw is not None:
+            flags[name] = (flag, raw)
+    warnings: list[str] = []
+    settings = load_server_settings(flags, config_file=getattr(args, "config", None), warnings=warnings)
+    for w in warnings:
+        print(f"garrison: warning: {w}", file=sys.stderr)
+    return settings
+
 
 def _db_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--database",
-        default=None,
-        metavar="URL",
-        help="SQLAlchemy URL (default $GARRISON_DATABASE_URL, else SQLite server.db in $GARRISON_DATA_DIR "
-        "or the XDG data folder)",
-    )
+    _setting_flags(p, ("database_url",))
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -43,18 +98,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     init.set_defaults(func="garrison.cli.server:cmd_init")
 
     run = ssub.add_parser("run", parents=[common], help="serve the API (migrates the database first)")
-    _db_flag(run)
-    run.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT", help="default 127.0.0.1:8080")
-    run.add_argument("--tls-cert", type=Path, default=None, metavar="FILE", help="serve HTTPS with this certificate")
-    run.add_argument("--tls-key", type=Path, default=None, metavar="FILE", help="the certificate's private key")
-    run.add_argument(
-        "--rules",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="FILE",
-        help="Falco rule file for the audit webhook, loaded after garrison's own (repeatable)",
-    )
+    _setting_flags(run, _RUN_SETTINGS)
     run.set_defaults(func="garrison.cli.server:cmd_run")
 
     from garrison.cli import worker
@@ -90,21 +134,27 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     revoke.set_defaults(func="garrison.cli.server:cmd_token_revoke")
 
 
-def _store(args: argparse.Namespace) -> Any:
-    from garrison.store.db import default_url, migrate, open_engine
+def open_store(settings: Any) -> Any:
+    """The migrated store of ``settings.database_url``."""
+    from garrison.store.db import migrate, open_engine
     from garrison.store.repos import SqlStore
 
-    engine = open_engine(args.database or default_url())
+    engine = open_engine(settings.database_url)
     migrate(engine)
     return SqlStore(engine)
 
 
+def _store(args: argparse.Namespace) -> Any:
+    return open_store(server_settings(args))
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from garrison.services import server as svc
-    from garrison.store.db import default_url, describe
+    from garrison.store.db import describe
 
-    new = svc.init_admin(_store(args), args.name)
-    print(f"garrison: database {describe(args.database or default_url())} ready; admin {args.name!r}", file=sys.stderr)
+    settings = server_settings(args)
+    new = svc.init_admin(open_store(settings), args.name)
+    print(f"garrison: database {describe(settings.database_url)} ready; admin {args.name!r}", file=sys.stderr)
     print(new.secret)
     return 0
 
@@ -135,47 +185,110 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:8080`` for IPv6) → (host, port). Raises UsageError."""
-    from garrison.errors import UsageError
-
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise UsageError(f"--listen {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
-    return host, int(port)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from garrison.errors import UsageError
+    """Serve until SIGTERM or SIGINT, then shut down in order: stop accepting, let the running requests
+    finish (up to the grace period), stop the queue (running jobs finish or go back to the queue), close
+    the database; exit 0."""
+    import logging
 
-    host, port = parse_listen(args.listen)
-    if (args.tls_cert is None) != (args.tls_key is None):
-        raise UsageError("--tls-cert and --tls-key go together")
-    for f in (args.tls_cert, args.tls_key, *args.rules):
-        if f is not None and not Path(f).is_file():
-            raise UsageError(f"{f}: no such file")
+    from garrison.errors import UsageError
+    from garrison.services.settings import check_files, parse_listen
+
+    settings = server_settings(args)
+    check_files(settings)
+    try:
+        host, port = parse_listen(settings.listen)
+    except ValueError as e:  # validated already; kept for a settings record built by hand
+        raise UsageError(str(e)) from None
 
     import uvicorn
 
+    from garrison.server import observe
     from garrison.server.app import create_app
     from garrison.services.runtime import RuntimeOptions, load_ruleset
-    from garrison.store.db import default_url, describe
+    from garrison.store.db import describe
 
-    ruleset = load_ruleset(RuntimeOptions(rule_files=tuple(args.rules)))
-    app = create_app(_store(args), ruleset)
-    scheme = "https" if args.tls_cert else "http"
-    print(
-        f"garrison: serving {scheme}://{host}:{port} (database {describe(args.database or default_url())})",
-        file=sys.stderr,
-    )
-    uvicorn.run(
+    observe.configure_logging(settings.log_format, logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
+    cert, key = settings.tls_cert, settings.tls_key
+    if settings.tls_self_signed:
+        from garrison.server.tls import ensure_self_signed, names_for
+
+        tls = ensure_self_signed(settings.data_dir, names_for(host, settings.tls_hosts))
+        cert, key = tls.cert, tls.key
+        # Always said, not only at -q's level: a client (or the admission caBundle) must trust this CA.
+        observe.event(
+            "self-signed TLS certificate " + ("made" if tls.made else "reused"),
+            logging.WARNING,
+            ca=str(tls.ca),
+            sha256=tls.fingerprint,
+            hosts=",".join(tls.hosts),
+        )
+    store = open_store(settings)
+    ruleset = load_ruleset(RuntimeOptions(rule_files=settings.rules))
+    queue = _open_queue(settings, store)
+    app = create_app(store, ruleset, queue=queue, settings=settings)
+    if queue is not None:
+        app.state.metrics.sources.append(observe.queue_gauges(queue.counts))
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
-        ssl_certfile=str(args.tls_cert) if args.tls_cert else None,
-        ssl_keyfile=str(args.tls_key) if args.tls_key else None,
-        log_level="warning" if getattr(args, "quiet", False) else "info",
+        ssl_certfile=str(cert) if cert else None,
+        ssl_keyfile=str(key) if key else None,
+        log_config=None,  # our handler (observe.configure_logging) formats uvicorn's lines too
+        access_log=False,  # observe.RequestLog writes one line per request, by route template
         server_header=False,
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace)),
     )
-    return 0
+    server = uvicorn.Server(config)
+    scheme = "https" if cert else "http"
+    observe.event(
+        f"serving {scheme}://{host}:{port}",
+        database=describe(settings.database_url),
+        queue=type(queue).__name__ if queue is not None else "none",
+        log_format=settings.log_format,
+    )
+    with _signals() as received:
+        if queue is not None:
+            queue.start()
+        try:
+            server.run()
+        finally:
+            if queue is not None:
+                queue.stop(settings.shutdown_grace)
+            store.engine.dispose()
+    observe.event("stopped", signal=",".join(received) or "none")
+    return 0 if server.started else 1
+
+
+def _open_queue(settings: Any, store: Any) -> Any:
+    import logging
+
+    from garrison.jobs import open_queue
+    from garrison.server import observe
+
+    try:
+        return open_queue(settings, store)
+    except NotImplementedError:  # until garrison.jobs.open_queue lands: serve, but enqueueing routes answer 503
+        observe.event("no job queue yet: routes that enqueue work answer 503", logging.WARNING)
+        return None
+
+
+@contextmanager
+def _signals() -> Iterator[list[str]]:
+    """SIGTERM and SIGINT noted rather than fatal while serving. uvicorn installs its own handlers while it
+    runs (they start the graceful shutdown) and, once stopped, raises the signal it caught again into the
+    handlers it found — these — so the process goes on to stop the queue and exit 0."""
+    import signal
+
+    received: list[str] = []
+
+    def note(sig: int, _frame: Any) -> None:
+        received.append(signal.Signals(sig).name)
+
+    previous = {s: signal.signal(s, note) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

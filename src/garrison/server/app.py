@@ -1,8 +1,8 @@
 """The FastAPI application: :func:`create_app` over a store and a runtime rule set.
 
 Anonymous: ``/healthz`` (the process answers) and ``/readyz`` (the database answers). Everything under
-``/api/v1`` needs a bearer token and a role (:mod:`.auth`). Request bodies are bounded before any route
-reads them; every error is JSON ``{"error": message, "status": code}``; nothing logs a token.
+``/api/v1``, and ``/metrics``, needs a bearer token and a role (:mod:`.auth`). Request bodies are bounded
+before any route reads them; every error is JSON ``{"error": message, "status": code}``; nothing logs a token.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,6 +34,8 @@ MAX_JSON_BODY = 64 * 1024
 MAX_EVENT_BODY = DEFAULT_MAX_BODY
 #: Routes that take audit events (their own body limit and content type).
 EVENT_PATHS = frozenset({f"{API}/events/k8s-audit"})
+#: Paths outside ``/api/v1`` that need a token all the same.
+AUTHENTICATED_PATHS = frozenset({"/metrics"})
 
 _STATUS: tuple[tuple[type[GarrisonError], int], ...] = (
     (svc.Unauthenticated, 401),
@@ -46,6 +48,8 @@ _STATUS: tuple[tuple[type[GarrisonError], int], ...] = (
 
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+#: The Prometheus text exposition format.
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -61,7 +65,8 @@ class Authenticate:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not str(scope["path"]).startswith(API + "/"):
+        path = str(scope["path"]) if scope["type"] == "http" else ""
+        if not (path.startswith(API + "/") or path in AUTHENTICATED_PATHS):
             await self.app(scope, receive, send)
             return
         header = dict(scope.get("headers") or ()).get(b"authorization", b"").decode("latin-1")
@@ -139,7 +144,8 @@ def create_app(
     """The server's app over ``store``; the audit webhook evaluates with ``ruleset``; background work
     goes to ``queue`` (routes that need one answer 503 without it)."""
     from garrison import __version__
-    from garrison.server import clusters, harbor, images, notify
+    from garrison.server import clusters, harbor, images, notify, observe
+    from garrison.server.auth import READERS, allow
     from garrison.server.routes import ROUTERS
 
     app = FastAPI(
@@ -154,6 +160,9 @@ def create_app(
     app.state.ruleset = ruleset
     app.state.queue = queue
     app.state.settings = settings
+    metrics = observe.Metrics(__version__)
+    metrics.sources.append(observe.store_gauges(store))
+    app.state.metrics = metrics
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -194,6 +203,16 @@ def create_app(
             return _error(503, "database unavailable")
         return Health(status="ready")
 
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        tags=["health"],
+        summary="Prometheus metrics (readers): requests by route, alerts, jobs, build",
+        dependencies=[Depends(allow(*READERS))],
+    )
+    def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(metrics.render(), media_type=METRICS_TYPE)
+
     @app.middleware("http")
     async def _event_content_type(request: Request, call_next: Any) -> Any:
         if request.url.path in EVENT_PATHS and request.method == "POST":
@@ -207,5 +226,7 @@ def create_app(
     for router in harbor.ROUTERS:
         app.include_router(router)
     app.add_middleware(BodyLimit, max_json=max_json_body, max_events=max_event_body)
-    app.add_middleware(Authenticate)  # outermost: no body is read for a caller without a valid token
+    app.add_middleware(Authenticate)  # before the body limit: no body is read for a caller without a valid token
+    # outermost: every answer (a 401 or a 413 too) is logged and counted once
+    app.add_middleware(observe.RequestLog, metrics=metrics, routes=lambda: app.routes)
     return app

@@ -10,11 +10,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from garrison.errors import UsageError
+from garrison.services.settings import default_data_dir, env_name, sqlite_url
 
 #: The server's database URL when ``--database`` is not given.
-DATABASE_ENV = "GARRISON_DATABASE_URL"
+DATABASE_ENV = env_name("database_url")
 #: The folder of the server's data (else ``$XDG_DATA_HOME/garrison``, else ``~/.local/share/garrison``).
-DATA_DIR_ENV = "GARRISON_DATA_DIR"
+DATA_DIR_ENV = env_name("data_dir")
 #: The head revision this code expects (the newest file in ``alembic/versions``).
 HEAD = "0006"
 _SCRIPTS = Path(__file__).resolve().parent / "alembic"
@@ -22,17 +23,14 @@ _SCRIPTS = Path(__file__).resolve().parent / "alembic"
 
 def data_dir() -> Path:
     """``$GARRISON_DATA_DIR``, else the XDG data folder's ``garrison``."""
-    if d := os.environ.get(DATA_DIR_ENV):
-        return Path(d)
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "garrison"
+    return default_data_dir()
 
 
 def default_url() -> str:
     """``$GARRISON_DATABASE_URL``, else SQLite in the data folder (``server.db``)."""
     if url := os.environ.get(DATABASE_ENV):
         return url
-    return f"sqlite:///{data_dir() / 'server.db'}"
+    return sqlite_url(data_dir())
 
 
 def describe(url: str) -> str:
