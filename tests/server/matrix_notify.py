@@ -6,9 +6,21 @@ from typing import Any
 
 from tests.server.roles import ADMIN, AGENT, ANONYMOUS, EVERYONE, READER, ROLES, SEC_ADMIN  # noqa: F401
 
+_READERS = frozenset({ADMIN, SEC_ADMIN, READER})
+_N = "/api/v1/notifications"
+
 #: (method, path) → who may call it.
-ALLOWED: dict[tuple[str, str], frozenset[str]] = {}
+ALLOWED: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", _N): _READERS,
+    ("POST", _N): frozenset({ADMIN}),
+    ("GET", _N + "/{target_id}"): _READERS,
+    ("DELETE", _N + "/{target_id}"): frozenset({ADMIN}),
+    ("POST", _N + "/{target_id}/test"): frozenset({ADMIN}),
+    ("GET", _N + "/{target_id}/deliveries"): _READERS,
+}
 #: A valid body per operation that takes one, so an allowed caller gets past validation.
-BODIES: dict[tuple[str, str], Any] = {}
+BODIES: dict[tuple[str, str], Any] = {
+    ("POST", _N): {"name": "matrix", "kind": "webhook", "url": "http://127.0.0.1:9/hook", "events": ["alert.new"]},
+}
 #: A value for each path parameter of these routes (default "999999").
 PARAMS: dict[str, str] = {}
