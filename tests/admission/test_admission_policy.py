@@ -27,7 +27,7 @@ def test_default_policy_satisfies_the_schema() -> None:
     jsonschema.Draft202012Validator(schema()).validate(data)
     p = load_policy(None)
     assert p.origin == "default"
-    assert p.excluded_namespaces == frozenset({"kube-system"})
+    assert p.excluded_namespaces == frozenset({"kube-system", "garrison"})
     assert p.mode == "enforce"
 
 

@@ -1,11 +1,14 @@
-"""The admission policy: which posture controls deny, which only warn, which namespaces are left alone.
+"""The admission policy: which posture controls deny, which only warn, what the images' stored verdicts
+do (:class:`~garrison.admission.images.ImagePolicy`), whether the break-glass annotation is honoured, and
+which namespaces are left alone.
 
 A policy is a YAML file validated by ``rules/admission/schema.json`` and compiled once, at start, into a
 :class:`Policy` holding the compiled controls: a typo in a framework or control id, an unknown key or a
 bad value is a :class:`~garrison.errors.UsageError` before the webhook answers its first request. The
 packaged default (``rules/admission/policy.yaml``) denies the Pod Security Standards baseline and warns
 about the rest of restricted, as Kubernetes' pod-security admission does with ``enforce: baseline`` and
-``warn: restricted``.
+``warn: restricted``; it warns about images with critical vulnerabilities that have a fix, with secrets,
+or never scanned. A file written before the ``images`` key existed keeps its meaning: no image rule.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from importlib import resources as importlib_resources
 from pathlib import Path
 from typing import Any
 
+from garrison.admission.images import ImagePolicy
 from garrison.errors import UsageError
 from garrison.posture.controls import Control, builtin_controls, parse_version, select
 
@@ -25,6 +29,11 @@ from garrison.posture.controls import Control, builtin_controls, parse_version, 
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 _ROOT = importlib_resources.files("garrison.rules") / "admission"
+
+#: The annotation that admits a request the policy would deny, recorded with its value as the reason.
+BREAK_GLASS = "garrison.dev/break-glass"
+#: Namespaces left alone when the policy names none: Kubernetes' own and garrison's.
+DEFAULT_EXCLUDED = ("kube-system", "garrison")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +47,7 @@ class Policy:
     #: ``enforce`` or ``audit`` (would-be denials become warnings).
     mode: str = "enforce"
     #: Namespaces never checked.
-    excluded_namespaces: frozenset[str] = frozenset({"kube-system"})
+    excluded_namespaces: frozenset[str] = frozenset(DEFAULT_EXCLUDED)
     #: Pod security checks of this Kubernetes version.
     kubernetes_version: tuple[int, int] = (1, 37)
     #: Control parameters (as ``garrison posture``'s ``params``).
@@ -50,6 +59,10 @@ class Policy:
     origin: str = "default"
     #: Every control id known (annotation exemptions may name any of them).
     known_ids: frozenset[str] = frozenset()
+    #: What the images' stored verdicts and registries do.
+    images: ImagePolicy = field(default_factory=ImagePolicy)
+    #: Whether :data:`BREAK_GLASS` on the object admits what would be denied.
+    break_glass: bool = True
 
     @property
     def controls(self) -> tuple[Control, ...]:
@@ -100,18 +113,39 @@ def compile_policy(data: Any, where: str) -> Policy:
     if not deny and not warn:
         raise UsageError(f"admission policy {where}: selects no control (name frameworks or controls in deny or warn)")
     exclude = data.get("exclude") or {}
+    images = _images(data.get("images") or {}, where)
     return Policy(
         deny=deny,
         warn=warn,
         mode=str(data.get("mode") or "enforce"),
-        excluded_namespaces=frozenset(exclude.get("namespaces", ["kube-system"])),
+        excluded_namespaces=frozenset(exclude.get("namespaces", DEFAULT_EXCLUDED)),
         kubernetes_version=parse_version(str(data.get("kubernetesVersion") or "latest")),
         params=dict(data.get("params") or {}),
         existing_violations_on_update=str(data.get("existingViolationsOnUpdate") or "deny"),
         max_request_bytes=int(data.get("maxRequestBytes") or DEFAULT_MAX_REQUEST_BYTES),
         origin=where,
         known_ids=frozenset(c.id for c in every),
+        images=images,
+        break_glass=bool(data.get("breakGlass", True)),
     )
+
+
+def _images(raw: dict[str, Any], where: str) -> ImagePolicy:
+    """The ``images`` section (already schema-checked)."""
+    trusted = frozenset(str(r) for r in raw.get("trustedRegistries") or ())
+    p = ImagePolicy(
+        critical_with_fix=str(raw.get("criticalWithFix", "allow")),
+        secrets=str(raw.get("secrets", "allow")),
+        untrusted_registry=str(raw.get("untrustedRegistry", "allow")),
+        not_scanned=str(raw.get("notScanned", "allow")),
+        trusted_registries=trusted,
+    )
+    if p.untrusted_registry != "allow" and not trusted:
+        raise UsageError(
+            f"admission policy {where}: images/untrustedRegistry is {p.untrusted_registry} but "
+            "images/trustedRegistries is empty (every image would fail): name the trusted registries"
+        )
+    return p
 
 
 def parse_policy(text: str, where: str) -> Policy:

@@ -3,8 +3,10 @@
 :func:`parse_review` turns the bytes the API server POSTed into an :class:`AdmissionRequest` (or raises
 :class:`BadReview`, which the server answers with a 400); :func:`decide` assesses the request's object
 against a :class:`~garrison.admission.policy.Policy` with the posture engine and the annotation
-exemptions; :func:`response` builds the ``AdmissionReview`` v1 the API server expects, echoing
-``request.uid``. :func:`handle` chains the three. No I/O, no global state.
+exemptions, and its images with the stored verdicts the caller passes in (:mod:`.images`); the
+break-glass annotation (``garrison.dev/break-glass: REASON``) turns what would be denied into warnings
+and says so in the verdict, for the caller to record; :func:`response` builds the ``AdmissionReview``
+v1 the API server expects, echoing ``request.uid``. :func:`handle` chains the three. No I/O, no global state.
 
 What is judged: CREATE and UPDATE of any object (the policy's controls decide which kinds they apply to:
 the Pod Security Standards apply to pods and every kind with a pod template). An UPDATE is judged on the
@@ -16,11 +18,12 @@ DELETE and CONNECT are allowed unchecked, as are objects in an excluded namespac
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from garrison.admission.policy import Policy
+from garrison.admission.images import ImageIssue, StoredVerdict, container_images, judge_images
+from garrison.admission.policy import BREAK_GLASS, Policy
 from garrison.findings.exemptions import apply_exemptions
 from garrison.model.common import Finding, Suppressed
 from garrison.model.posture import Misconfiguration
@@ -78,6 +81,14 @@ class Verdict:
     warnings: tuple[str, ...] = ()
     #: Why the request was not checked ("" when it was).
     skipped: str = ""
+    #: Image rules that refused the request.
+    images_denied: tuple[ImageIssue, ...] = ()
+    #: Image rules returned as warnings (warn rules; deny rules in audit mode or under break-glass).
+    images_warned: tuple[ImageIssue, ...] = ()
+    #: Every failure that denied, or would have denied in audit mode or without break-glass (one text each).
+    reasons: tuple[str, ...] = ()
+    #: The break-glass annotation's reason when it admitted what would be denied ("" otherwise).
+    break_glass: str = ""
 
 
 def _str(value: Any) -> str:
@@ -174,18 +185,22 @@ def _where(m: Misconfiguration) -> str:
     return (f"container {m.container}: " if m.container else "") + m.path
 
 
-def _failure(n: int, m: Misconfiguration) -> str:
+def _failure(m: Misconfiguration) -> str:
     """One failure for a person: control, field, what was found, what is expected, the fix."""
     fix = m.remediation.rstrip(". ")
-    return (
-        f"({n}) {m.control_id} {m.title}: {_where(m)} is {m.actual}, expected {m.expected or 'another value'}; "
-        f"fix: {fix}."
-    )
+    return f"{m.control_id} {m.title}: {_where(m)} is {m.actual}, expected {m.expected or 'another value'}; fix: {fix}."
+
+
+def _image_failure(i: ImageIssue) -> str:
+    return f"image check {i.rule}: {i.message}"
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_WARNING else text[: MAX_WARNING - 1] + "…"
 
 
 def _warning(prefix: str, m: Misconfiguration) -> str:
-    text = f"{prefix}{m.control_id} {m.title}: {_where(m)}; fix: {m.remediation}"
-    return text if len(text) <= MAX_WARNING else text[: MAX_WARNING - 1] + "…"
+    return _cut(f"{prefix}{m.control_id} {m.title}: {_where(m)}; fix: {m.remediation}")
 
 
 def _display(req: AdmissionRequest, obj: dict[str, Any]) -> str:
@@ -195,8 +210,28 @@ def _display(req: AdmissionRequest, obj: dict[str, Any]) -> str:
     return f"{req.kind or _str(obj.get('kind'))} {ns + '/' if ns else ''}{name}"
 
 
-def decide(req: AdmissionRequest, policy: Policy) -> Verdict:
-    """The verdict on one request."""
+def request_images(req: AdmissionRequest) -> tuple[str, ...]:
+    """The image references of the request's object (what the caller looks verdicts up for); none for
+    a request :func:`decide` will not check."""
+    if req.operation not in ("CREATE", "UPDATE") or req.object is None:
+        return ()
+    return tuple(dict.fromkeys(ci.image for ci in container_images(_resource(req.object, req))))
+
+
+def _break_glass(obj: dict[str, Any], policy: Policy) -> str:
+    """The break-glass reason on the object ("" when absent, blank, or the policy does not honour it)."""
+    if not policy.break_glass:
+        return ""
+    annotations = _meta(obj).get("annotations")
+    value = annotations.get(BREAK_GLASS) if isinstance(annotations, dict) else None
+    return " ".join(value.split())[:MAX_WARNING] if isinstance(value, str) else ""
+
+
+def decide(
+    req: AdmissionRequest, policy: Policy, verdicts: Mapping[str, StoredVerdict | None] | None = None
+) -> Verdict:
+    """The verdict on one request. ``verdicts``: the stored verdict of each image of the object (None
+    for an image never scanned); None when there is no store (the image rules that need it are skipped)."""
     if req.operation not in ("CREATE", "UPDATE") or req.object is None:
         return Verdict(allowed=True, skipped=f"operation {req.operation} is not checked")
     obj = req.object
@@ -217,35 +252,53 @@ def decide(req: AdmissionRequest, policy: Policy) -> Verdict:
         existing = [f for f in deny if _key(f) in before]
         deny = [f for f in deny if _key(f) not in before]
 
+    issues = judge_images(container_images(_resource(obj, req)), verdicts, policy.images)
+    image_deny = [i for i in issues if i.action == "deny"]
+    image_warn = [i for i in issues if i.action != "deny"]
+
+    failures = [_failure(f.detail) for f in deny] + [_image_failure(i) for i in image_deny]
+    # Break-glass counts as used only when it admits what enforce mode would deny.
+    glass = _break_glass(obj, policy) if failures and policy.mode != "audit" else ""
     warnings: list[str] = []
-    if policy.mode == "audit":
-        warnings.extend(_warning("[audit: would deny] ", f.detail) for f in deny)
-        audited, deny = deny, []
+    if policy.mode == "audit" or glass:
+        prefix = "[audit: would deny] " if policy.mode == "audit" else "[break-glass: would deny] "
+        warnings.extend(_warning(prefix, f.detail) for f in deny)
+        warnings.extend(_cut(prefix + _image_failure(i)) for i in image_deny)
+        audited, audited_images, deny, image_deny = deny, image_deny, [], []
     else:
-        audited = []
+        audited, audited_images = [], []
     warnings.extend(_warning("[already in oldObject] ", f.detail) for f in existing)
     warnings.extend(_warning("", f.detail) for f in warn_only)
+    warnings.extend(_cut(_image_failure(i)) for i in image_warn)
     warnings.extend(notes)
     warnings = list(dict.fromkeys(warnings))
     if len(warnings) > MAX_LISTED:
         warnings = [*warnings[: MAX_LISTED - 1], f"… and {len(warnings) - MAX_LISTED + 1} more warnings"]
 
     message = ""
-    if deny:
-        listed = [_failure(i, f.detail) for i, f in enumerate(deny[:MAX_LISTED], 1)]
-        more = f" … and {len(deny) - MAX_LISTED} more" if len(deny) > MAX_LISTED else ""
-        n = len({f.detail.control_id for f in deny})
+    if deny or image_deny:
+        listed = [f"({i}) {text}" for i, text in enumerate(failures[:MAX_LISTED], 1)]
+        more = f" … and {len(failures) - MAX_LISTED} more" if len(failures) > MAX_LISTED else ""
+        parts = []
+        if n := len({f.detail.control_id for f in deny}):
+            parts.append(f"{n} control{'s' if n != 1 else ''}")
+        if image_deny:
+            parts.append(f"{len(image_deny)} image check{'s' if len(image_deny) != 1 else ''}")
         message = (
-            f"garrison denied {req.operation} of {_display(req, obj)}: {n} control{'s' if n != 1 else ''} failed "
+            f"garrison denied {req.operation} of {_display(req, obj)}: {' and '.join(parts)} failed "
             f"(policy {policy.origin}): " + " ".join(listed) + more
         )
     return Verdict(
-        allowed=not deny,
+        allowed=not (deny or image_deny),
         denied=tuple(deny),
         warned=(*audited, *existing, *warn_only),
         exempted=exempted,
         message=message,
         warnings=tuple(warnings),
+        images_denied=tuple(image_deny),
+        images_warned=(*audited_images, *image_warn),
+        reasons=tuple(failures),
+        break_glass=glass,
     )
 
 
@@ -261,6 +314,10 @@ def response(uid: str, verdict: Verdict) -> dict[str, Any]:
         audit["denied"] = ",".join(sorted({f.detail.control_id for f in verdict.denied}))
     if verdict.exempted:
         audit["exempted"] = ",".join(sorted({str(s.finding.rule.id) for s in verdict.exempted}))
+    if verdict.images_denied:
+        audit["images-denied"] = ",".join(sorted({i.rule for i in verdict.images_denied}))
+    if verdict.break_glass:
+        audit["break-glass"] = verdict.break_glass
     if verdict.skipped:
         audit["skipped"] = verdict.skipped
     if audit:
@@ -268,8 +325,11 @@ def response(uid: str, verdict: Verdict) -> dict[str, Any]:
     return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": resp}
 
 
-def handle(body: bytes, policy: Policy) -> tuple[AdmissionRequest, Verdict, dict[str, Any]]:
-    """Bytes of an AdmissionReview → (request, verdict, response document). Raises :class:`BadReview`."""
+def handle(
+    body: bytes, policy: Policy, verdicts: Mapping[str, StoredVerdict | None] | None = None
+) -> tuple[AdmissionRequest, Verdict, dict[str, Any]]:
+    """Bytes of an AdmissionReview → (request, verdict, response document), without a store (the image
+    rules that need one are skipped unless ``verdicts`` is given). Raises :class:`BadReview`."""
     req = parse_review(body, policy.max_request_bytes)
-    verdict = decide(req, policy)
+    verdict = decide(req, policy, verdicts)
     return req, verdict, response(req.uid, verdict)

@@ -1,10 +1,16 @@
-"""The validating admission webhook over HTTPS: a FastAPI router (``POST /admission/validate``) and the
-standalone server ``garrison admission serve`` runs with uvicorn.
+"""The validating admission webhook over HTTPS (``POST /admission/validate``), in two forms:
 
-The router only reads the body (never more than the policy's ``maxRequestBytes``), hands it to the pure
-engine (:func:`garrison.admission.review.handle`) within the ``?timeout=Ns`` the API server sent, and
-logs one line per decision. A body that is not an AdmissionReview v1 gets a 400 with a JSON ``detail``;
-the API server then applies the webhook's ``failurePolicy``.
+- :func:`server_router`, mounted on the main server (``garrison server run``): the API server
+  authenticates with a cluster agent's bearer token (or an admin's), the images' stored verdicts are
+  consulted and every decision is recorded (:mod:`garrison.admission.service`); the decisions are listed
+  at ``GET /api/v1/admission/decisions`` (:data:`API_ROUTERS`, readers);
+- :func:`router`, the standalone ``garrison admission serve`` (uvicorn): no store, no token, the pure
+  engine only (:func:`garrison.admission.review.handle`), meant for a private network or a sidecar.
+
+Both read the body (never more than the policy's ``maxRequestBytes``), judge it within the
+``?timeout=Ns`` the API server sent, and log one line per decision. A body that is not an
+AdmissionReview v1 gets a 400 with a JSON error; the API server then applies the webhook's
+``failurePolicy``.
 
 FastAPI, uvicorn and cryptography are imported here only: ``garrison scan`` never loads them.
 """
@@ -17,15 +23,24 @@ import ipaddress
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
+from garrison.admission import service as admission_svc
 from garrison.admission.policy import Policy
-from garrison.admission.review import BadReview, handle
+from garrison.admission.policy import default_policy as default_policy  # the main server's, for app.py
+from garrison.admission.review import AdmissionRequest, BadReview, Verdict, handle
+from garrison.server.auth import READERS, StoreDep, allow, principal
+from garrison.services.server import Principal
+from garrison.store.records import Role
+from garrison.store.repos import Store
 
 log = logging.getLogger("garrison.admission")
 
@@ -69,41 +84,157 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+Judge = Callable[[bytes], tuple[AdmissionRequest, Verdict, dict[str, Any]]]
+
+
+async def _answer(request: Request, policy: Policy, judge: Judge) -> JSONResponse:
+    """The webhook's answer: the body read within the policy's limit, judged in a worker thread within
+    the API server's ``?timeout=``. A body that is not a review is an HTTP error (the API server then
+    applies ``failurePolicy``), with the app's error body."""
+    try:
+        timeout = parse_timeout(request.query_params.get("timeout"))
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            raise BadReview(f"Content-Type {ctype or '(none)'!r}: expected application/json", status=415)
+        body = await _read_body(request, policy.max_request_bytes)
+        with anyio.fail_after(max(timeout - MARGIN, 0.05)):
+            # abandon_on_cancel: on timeout answer at once; the thread finishes on its own.
+            req, verdict, doc = await anyio.to_thread.run_sync(judge, body, abandon_on_cancel=True)
+    except BadReview as exc:
+        log.warning("admission: refused request: %s", exc)
+        raise HTTPException(exc.status, str(exc)) from None
+    except TimeoutError:
+        log.error("admission: no verdict within the API server's timeout %.1fs", timeout)
+        raise HTTPException(504, "no verdict within the timeout") from None
+    log.info(
+        "admission: uid=%s %s %s %s/%s user=%s allowed=%s denied=%s%s",
+        req.uid,
+        req.operation,
+        req.kind,
+        req.namespace,
+        req.name,
+        req.username,
+        verdict.allowed,
+        ",".join(sorted({f.detail.control_id for f in verdict.denied} | {i.rule for i in verdict.images_denied}))
+        or "-",
+        " break-glass" if verdict.break_glass else "",
+    )
+    return JSONResponse(doc)
+
+
+_SUMMARY = "Kubernetes validating admission webhook (AdmissionReview v1)"
+
+
 def router(policy: Policy) -> APIRouter:
-    """``POST /admission/validate`` answering with ``policy`` (compiled once, by the caller)."""
+    """The standalone webhook's ``POST /admission/validate`` answering with ``policy`` (compiled once, by
+    the caller): no store (so no image verdicts and no recorded decisions) and no token."""
     r = APIRouter()
 
-    @r.post(PATH, response_model=None, summary="Kubernetes validating admission webhook (AdmissionReview v1)")
+    @r.post(PATH, response_model=None, summary=_SUMMARY)
     async def validate(request: Request) -> JSONResponse:
-        try:
-            timeout = parse_timeout(request.query_params.get("timeout"))
-            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if ctype != "application/json":
-                raise BadReview(f"Content-Type {ctype or '(none)'!r}: expected application/json", status=415)
-            body = await _read_body(request, policy.max_request_bytes)
-            with anyio.fail_after(max(timeout - MARGIN, 0.05)):
-                # abandon_on_cancel: on timeout answer at once; the thread finishes on its own.
-                req, verdict, doc = await anyio.to_thread.run_sync(handle, body, policy, abandon_on_cancel=True)
-        except BadReview as exc:
-            log.warning("admission: refused request: %s", exc)
-            return JSONResponse({"detail": str(exc)}, status_code=exc.status)
-        except TimeoutError:
-            log.error("admission: no verdict within the API server's timeout %.1fs", timeout)
-            return JSONResponse({"detail": "no verdict within the timeout"}, status_code=504)
-        log.info(
-            "admission: uid=%s %s %s %s/%s user=%s allowed=%s denied=%s",
-            req.uid,
-            req.operation,
-            req.kind,
-            req.namespace,
-            req.name,
-            req.username,
-            verdict.allowed,
-            ",".join(sorted({f.detail.control_id for f in verdict.denied})) or "-",
-        )
-        return JSONResponse(doc)
+        return await _answer(request, policy, lambda body: handle(body, policy))
 
     return r
+
+
+def webhook_caller(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    """The API server calling the main server's webhook: it sends the token of the webhook's kubeconfig
+    (``AdmissionConfiguration``), which must be an agent's scoped to a cluster (the decisions are
+    recorded for that cluster) or an admin's. The app's middleware resolved the token before the body
+    was read (the path is one of its authenticated paths)."""
+    if who.role is Role.AGENT and not who.user.cluster:
+        raise HTTPException(
+            403,
+            "the admission webhook takes an agent token scoped to a cluster "
+            "(garrison server user add NAME --role agent --cluster CLUSTER)",
+        )
+    if who.role not in (Role.ADMIN, Role.AGENT):
+        raise HTTPException(403, f"role {who.role.value} may not do this (allowed: admin, agent of a cluster)")
+    return who
+
+
+def server_router() -> APIRouter:
+    """The main server's ``POST /admission/validate``: a cluster's agent token (or an admin's), the
+    images' stored verdicts, every decision recorded. The policy is ``app.state.admission_policy``."""
+    r = APIRouter(tags=["admission"])
+
+    @r.post(PATH, response_model=None, summary=_SUMMARY + ", decisions recorded")
+    async def validate(request: Request, who: Annotated[Principal, Depends(webhook_caller)]) -> JSONResponse:
+        policy: Policy = request.app.state.admission_policy
+        store: Store = request.app.state.store
+
+        def judge(body: bytes) -> tuple[AdmissionRequest, Verdict, dict[str, Any]]:
+            req, verdict, doc, _ = admission_svc.review(store, who, body, policy)
+            return req, verdict, doc
+
+        return await _answer(request, policy, judge)
+
+    return r
+
+
+class DecisionOut(BaseModel):
+    """A recorded admission decision."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: str
+    cluster: str = Field(description="the calling agent's cluster (\"\" for an admin's token)")
+    namespace: str
+    kind: str
+    name: str
+    operation: str
+    username: str = Field(description="the Kubernetes user who made the request")
+    allowed: bool
+    mode: str = Field(description="enforce or audit")
+    reasons: list[str] = Field(
+        description="each failure that denied (or would have, in audit mode or under break-glass)"
+    )
+    warnings: list[str] = Field(description="the warnings returned to the client")
+    break_glass: str = Field(description='the break-glass reason when the annotation admitted the request, else ""')
+    uid: str = Field(description="request.uid")
+    dry_run: bool
+    skipped: str = Field(description='why the request was not checked ("" when it was)')
+
+
+class DecisionPage(BaseModel):
+    items: list[DecisionOut]
+    total: int
+    limit: int
+    offset: int
+
+
+decisions = APIRouter(prefix="/admission", tags=["admission"])
+
+
+@decisions.get("/decisions", response_model=DecisionPage, summary="recorded admission decisions, newest first")
+def list_decisions(
+    store: StoreDep,
+    _: Annotated[Principal, Depends(allow(*READERS))],
+    cluster: Annotated[str, Query(max_length=256)] = "",
+    namespace: Annotated[str, Query(max_length=256)] = "",
+    kind: Annotated[str, Query(max_length=128)] = "",
+    name: Annotated[str, Query(max_length=256)] = "",
+    operation: Annotated[str, Query(max_length=16, description="CREATE, UPDATE, DELETE, CONNECT")] = "",
+    user: Annotated[str, Query(max_length=256, description="the Kubernetes user")] = "",
+    allowed: Annotated[bool | None, Query(description="true: admitted; false: denied")] = None,
+    break_glass: Annotated[bool | None, Query(description="true: admitted by the break-glass annotation")] = None,
+    uid: Annotated[str, Query(max_length=128, description="request.uid")] = "",
+    since: Annotated[str, Query(max_length=64, description="at or after (ISO 8601)")] = "",
+    until: Annotated[str, Query(max_length=64, description="at or before (ISO 8601)")] = "",
+    limit: Annotated[int, Query(ge=1, le=1000, description="page size")] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="items to skip")] = 0,
+) -> DecisionPage:
+    f = admission_svc.decision_filter(
+        cluster, namespace, kind, name, operation, user, allowed, break_glass, uid, since, until
+    )
+    page = admission_svc.list_decisions(store, f, limit, offset)
+    items = [DecisionOut.model_validate(d) for d in page.items]
+    return DecisionPage(items=items, total=page.total, limit=limit, offset=offset)
+
+
+#: What the main server mounts under ``/api/v1``.
+API_ROUTERS = (decisions,)
 
 
 def app(policy: Policy) -> FastAPI:

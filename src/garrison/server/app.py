@@ -35,7 +35,7 @@ MAX_EVENT_BODY = DEFAULT_MAX_BODY
 #: Routes that take audit events (their own body limit and content type).
 EVENT_PATHS = frozenset({f"{API}/events/k8s-audit"})
 #: Paths outside ``/api/v1`` that need a token all the same.
-AUTHENTICATED_PATHS = frozenset({"/metrics"})
+AUTHENTICATED_PATHS = frozenset({"/metrics", "/admission/validate"})
 
 _STATUS: tuple[tuple[type[GarrisonError], int], ...] = (
     (svc.Unauthenticated, 401),
@@ -144,7 +144,7 @@ def create_app(
     """The server's app over ``store``; the audit webhook evaluates with ``ruleset``; background work
     goes to ``queue`` (routes that need one answer 503 without it)."""
     from garrison import __version__
-    from garrison.server import clusters, harbor, images, notify, observe
+    from garrison.server import admission, clusters, harbor, images, notify, observe
     from garrison.server.auth import READERS, allow
     from garrison.server.routes import ROUTERS
 
@@ -221,8 +221,10 @@ def create_app(
                 return _error(415, "audit events are application/json")
         return await call_next(request)
 
-    for router in (*ROUTERS, *images.ROUTERS, *clusters.ROUTERS, *notify.ROUTERS):
+    for router in (*ROUTERS, *images.ROUTERS, *clusters.ROUTERS, *notify.ROUTERS, *admission.API_ROUTERS):
         app.include_router(router, prefix=API)
+    app.state.admission_policy = admission.default_policy()  # the webhook's policy (tests may replace it)
+    app.include_router(admission.server_router())
     for router in harbor.ROUTERS:
         app.include_router(router)
     app.add_middleware(BodyLimit, max_json=max_json_body, max_events=max_event_body)
