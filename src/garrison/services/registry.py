@@ -798,10 +798,15 @@ def inventory_of_document(doc: Mapping[str, Any]) -> Inventory:
 def rescan_if_changed(ctx: JobContext) -> str | None:
     """Queue a rescan when some active image was matched against another advisory database than the
     current one (``db update`` and the periodic job call this); the job's id, or None when all are current."""
+    since = _ago(days=ctx.settings.rescan_max_age_days)
+    with ctx.store.transaction() as tx:
+        active, _ = tx.images.rescan_candidates(since, "", True)
+    if not active:
+        return None
     svc = _scan_service(_base_settings(ctx.settings))
     identity = database_identity(svc.database())
     with ctx.store.transaction() as tx:
-        todo, _ = tx.images.rescan_candidates(_ago(days=ctx.settings.rescan_max_age_days), identity, False)
+        todo, _ = tx.images.rescan_candidates(since, identity, False)
     if not todo:
         return None
     return ctx.queue.enqueue(RESCAN_TASK, {}, lock="rescan")
@@ -814,12 +819,16 @@ def rescan(ctx: JobContext, *, force: bool = False) -> RescanResult:
     image, so an interrupted rescan resumes where it stopped."""
     from garrison.services.scan import Scanner, ScanRequest
 
-    settings = _base_settings(ctx.settings)
-    svc = _scan_service(settings)
-    identity = database_identity(svc.database())
     store = ctx.store
+    since = _ago(days=ctx.settings.rescan_max_age_days)
     with store.transaction() as tx:
-        todo, aged = tx.images.rescan_candidates(_ago(days=ctx.settings.rescan_max_age_days), identity, force)
+        active, aged = tx.images.rescan_candidates(since, "", True)
+    if not active:  # nothing stored (or all aged out): no need to open an advisory database at all
+        return RescanResult("", True, 0, aged, 0, 0)
+    svc = _scan_service(_base_settings(ctx.settings))
+    identity = database_identity(svc.database())
+    with store.transaction() as tx:
+        todo, aged = tx.images.rescan_candidates(since, identity, force)
     if not todo:
         return RescanResult(identity, True, 0, aged, 0, 0)
     with store.transaction() as tx:

@@ -716,6 +716,15 @@ class SqlImages:
             for r in moved:
                 self.conn.execute(delete(image_tags).where(c.id == r.id))
                 self.see_tag(registry, repository, "", r.digest, r.last_seen, pushed=False)
+        in_repo = and_(c.registry == registry, c.repository == repository, c.digest == digest)
+        if not tag:
+            # By digest: only while no tag of the repository names it (else those rows say it all).
+            tagged = [r.id for r in self.conn.execute(select(image_tags.c.id).where(in_repo, c.tag != ""))]
+            if tagged:
+                self.conn.execute(update(image_tags).where(c.id.in_(tagged), c.last_seen < at).values(last_seen=at))
+                return
+        else:
+            self.conn.execute(delete(image_tags).where(in_repo, c.tag == ""))
         row = self.conn.execute(select(image_tags).where(where, c.digest == digest)).first()
         stamp = {"last_pushed": at} if pushed else {}
         if row is None:
