@@ -66,7 +66,7 @@ class Authenticate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = str(scope["path"]) if scope["type"] == "http" else ""
-        if not (path.startswith(API + "/") or path in AUTHENTICATED_PATHS):
+        if not (path.startswith((API + "/", "/harbor/")) or path in AUTHENTICATED_PATHS):  # Harbor: .harbor
             await self.app(scope, receive, send)
             return
         header = dict(scope.get("headers") or ()).get(b"authorization", b"").decode("latin-1")

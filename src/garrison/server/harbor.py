@@ -1,9 +1,119 @@
-"""(to be filled) — Harbor's pluggable scanner API
+"""Harbor's pluggable scanner API under ``/harbor/api/v1`` (register ``https://GARRISON/harbor`` in Harbor
+with ``Authorization: Bearer <token>``; see docs/harbor.md).
 
-:data:`ROUTERS` are mounted at the root by :mod:`.app` (they carry their own prefix)."""
+The caller is an admin or an agent (a registry's own: it scans that registry only); the app's
+Authenticate middleware resolves the token for this prefix as for ``/api/v1``. Answers carry the
+spec's media types, and errors its body, ``{"error": {"message": …}}`` (401 and 403 from the role
+check keep garrison's own). :data:`ROUTERS` are mounted at the root by :mod:`.app` (they carry their
+own prefix)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
 
-ROUTERS: list[APIRouter] = []
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from garrison.server.auth import StoreDep, allow
+from garrison.services import harbor as svc
+from garrison.services.server import Principal
+from garrison.store.records import Role
+
+PREFIX = "/harbor/api/v1"
+Caller = Annotated[Principal, Depends(allow(Role.ADMIN, Role.AGENT))]
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": message}}, status_code=status, media_type=svc.ERROR)
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "content": {svc.ERROR: {"schema": {"type": "object"}}}}
+    for code, text in (
+        (400, "not JSON, or a value of the wrong type"),
+        (415, "not a scan request media type"),
+        (422, "a field is missing or invalid"),
+        (500, "the scan failed (Harbor stops polling)"),
+        (501, "a capability garrison does not have (SBOM reports)"),
+        (503, "the server runs without a job queue"),
+    )
+}
+
+harbor = APIRouter(prefix=PREFIX, tags=["harbor"])
+
+
+@harbor.get(
+    "/metadata",
+    summary="the scanner's metadata and capabilities (Harbor's GetMetadata)",
+    response_class=JSONResponse,
+    responses={200: {"content": {f"{svc.METADATA}; version=1.1": {"schema": {"type": "object"}}}}},
+)
+def metadata(request: Request, _: Caller) -> Response:
+    try:
+        media_type = svc.metadata_type(request.headers.get("accept", ""))
+    except svc.HarborError as e:
+        return _error(e.status, str(e))
+    return JSONResponse(svc.metadata(request.app.state.settings, media_type), media_type=media_type)
+
+
+@harbor.post(
+    "/scan",
+    status_code=202,
+    summary="accept a scan request: enqueued, never scanned in the request (Harbor's AcceptScanRequest)",
+    response_class=JSONResponse,
+    responses={
+        202: {"content": {svc.SCAN_RESPONSE: {"schema": {"type": "object"}}}},
+        **{k: v for k, v in _ERRORS.items() if k != 500},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                f"{svc.SCAN_REQUEST}; version=1.1": {"schema": {"type": "object"}},
+                f"{svc.SCAN_REQUEST}; version=1.0": {"schema": {"type": "object"}},
+            },
+        }
+    },
+)
+async def accept_scan(request: Request, store: StoreDep, who: Caller) -> Response:
+    queue = request.app.state.queue
+    settings = request.app.state.settings
+    try:
+        svc.check_scan_request_type(request.headers.get("content-type", ""))
+        body = await request.body()  # bounded by the app's body limit
+        scan = svc.parse_scan_request(body)
+        if queue is None or settings is None:
+            return _error(503, "this server runs without a job queue: it cannot accept scans")
+        scan_id = await run_in_threadpool(svc.accept_scan, store, queue, settings, who, scan)
+    except svc.HarborError as e:
+        return _error(e.status, str(e))
+    return JSONResponse({"id": scan_id}, status_code=202, media_type=svc.SCAN_RESPONSE)
+
+
+@harbor.get(
+    "/scan/{scan_request_id}/report",
+    summary="the scan's report; 302 with Refresh-After while it runs (Harbor's GetScanReport)",
+    response_class=JSONResponse,
+    responses={
+        200: {"content": {t: {"schema": {"type": "object"}} for t in svc.REPORTS}},
+        302: {"description": "not ready: ask again after Refresh-After seconds"},
+        404: {"description": "no such scan request"},
+        406: {"description": "an Accept garrison cannot answer"},
+        500: _ERRORS[500],
+        501: _ERRORS[501],
+    },
+)
+def get_report(request: Request, store: StoreDep, who: Caller, scan_request_id: str) -> Response:
+    try:
+        media_type = svc.report_type(request.headers.get("accept", ""))
+        state = svc.get_report(store, who, scan_request_id)
+    except svc.HarborError as e:
+        return _error(e.status, str(e))
+    if state.report is None:
+        headers = {"Refresh-After": str(state.refresh_after), "Location": request.url.path}
+        return Response(status_code=302, headers=headers)
+    return JSONResponse(state.report, media_type=media_type)
+
+
+ROUTERS: list[APIRouter] = [harbor]
