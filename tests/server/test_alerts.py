@@ -45,7 +45,7 @@ def test_recorded_events_become_stored_alerts(server: Server) -> None:
     rules = {a["rule"] for a in page["items"]}
     assert {"Privileged Container Created", "Cluster-Admin Role Bound", "Sensitive Host Path Mounted"} <= rules
     priv = next(a for a in page["items"] if a["rule"] == "Privileged Container Created")
-    assert priv["status"] == "open" and priv["severity"] == "HIGH" and priv["namespace"] == "shop"
+    assert priv["status"] == "active" and priv["severity"] == "HIGH" and priv["namespace"] == "shop"
     assert priv["entities"]["namespace"] == "shop" and priv["entities"]["user"]
     assert len(priv["fingerprint"]) == 32
     # Newest last seen first.
@@ -74,7 +74,7 @@ def test_dismiss_by_security_admin_refused_to_reader_then_reopen(server: Server)
 
     refused = server.client.post(f"{url}/dismiss", json={"reason": "nope"}, headers=server.headers("security-reader"))
     assert refused.status_code == 403
-    assert server.client.get(url, headers=server.headers("security-reader")).json()["status"] == "open"
+    assert server.client.get(url, headers=server.headers("security-reader")).json()["status"] == "active"
 
     no_reason = server.client.post(f"{url}/dismiss", json={}, headers=server.headers("security-admin"))
     assert no_reason.status_code == 422 and "reason" in no_reason.json()["error"]
@@ -89,14 +89,14 @@ def test_dismiss_by_security_admin_refused_to_reader_then_reopen(server: Server)
     assert dismissed["id"] == alert["id"] and dismissed["status"] == "dismissed"
     assert dismissed["dismissed_by"] == "security-admin" and dismissed["dismissed_reason"] == "CI runner, expected"
     assert _alerts(server, status="dismissed")["total"] == 1
-    assert _alerts(server, status="open")["total"] == _alerts(server)["total"] - 1
+    assert _alerts(server, status="active")["total"] == _alerts(server)["total"] - 1
 
     again = server.client.post(f"{url}/dismiss", json={"reason": "twice"}, headers=server.headers("security-admin"))
     assert again.status_code == 409
 
     r = server.client.post(f"{url}/reopen", json={"reason": "look again"}, headers=server.headers("admin"))
     assert r.status_code == 200
-    assert r.json()["status"] == "open" and r.json()["dismissed_by"] == ""
+    assert r.json()["status"] == "active" and r.json()["dismissed_by"] == ""
 
     log = server.client.get("/api/v1/audit-log", headers=server.headers("security-admin")).json()
     triage = [e for e in log["items"] if e["target_type"] == "alert"]

@@ -82,9 +82,9 @@ def test_alert_fold_adds_counts_and_widens_times(database_url: str) -> None:
         )
 
     with store.transaction() as tx:
-        assert tx.alerts.fold(alert(2, "2026-01-02T00:00:00.000000Z", "2026-01-03T00:00:00.000000Z"), now_iso())
-        assert not tx.alerts.fold(alert(3, "2026-01-01T00:00:00.000000Z", "2026-01-02T12:00:00.000000Z"), now_iso())
-        assert not tx.alerts.fold(alert(1, "2026-01-05T00:00:00.000000Z", "2026-01-06T00:00:00.000000Z"), now_iso())
+        assert tx.alerts.fold(alert(2, "2026-01-02T00:00:00.000000Z", "2026-01-03T00:00:00.000000Z"), now_iso()).new
+        assert not tx.alerts.fold(alert(3, "2026-01-01T00:00:00.000000Z", "2026-01-02T12:00:00.000000Z"), now_iso()).new
+        assert not tx.alerts.fold(alert(1, "2026-01-05T00:00:00.000000Z", "2026-01-06T00:00:00.000000Z"), now_iso()).new
         (a,) = tx.alerts.list(AlertFilter(), 10, 0).items
     assert (a.count, a.first_seen, a.last_seen) == (6, "2026-01-01T00:00:00.000000Z", "2026-01-06T00:00:00.000000Z")
     engine.dispose()

@@ -8,6 +8,7 @@ before any route reads them; every error is JSON ``{"error": message, "status": 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -33,7 +34,9 @@ MAX_JSON_BODY = 64 * 1024
 #: The audit webhook's largest body (kube-apiserver's batches; the receiver's own limit).
 MAX_EVENT_BODY = DEFAULT_MAX_BODY
 #: Routes that take audit events (their own body limit and content type).
-EVENT_PATHS = frozenset({f"{API}/events/k8s-audit"})
+EVENT_PATHS = frozenset({f"{API}/events/k8s-audit", f"{API}/events/node"})
+#: Routes that take a cluster snapshot (``kubectl get … -A -o json``): the events' body limit too.
+SNAPSHOT_PATHS = re.compile(rf"{API}/clusters/[^/]+/snapshot")
 #: Paths outside ``/api/v1`` that need a token all the same.
 AUTHENTICATED_PATHS = frozenset({"/metrics", "/admission/validate"})
 
@@ -99,7 +102,8 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_events if scope["path"] in EVENT_PATHS else self.max_json
+        path = scope["path"]
+        limit = self.max_events if path in EVENT_PATHS or SNAPSHOT_PATHS.fullmatch(path) else self.max_json
         headers = dict(scope.get("headers") or ())
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):

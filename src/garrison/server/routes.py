@@ -89,7 +89,7 @@ def revoke_token(store: StoreDep, who: TokenChanger, token_id: int, body: Reason
 def list_alerts(
     store: StoreDep,
     _: Reader,
-    status: Annotated[str, Query(max_length=16, description="open or dismissed")] = "",
+    status: Annotated[str, Query(max_length=16, description="active, dismissed or resolved")] = "",
     severity: Annotated[str, Query(max_length=16, description="CRITICAL, HIGH, MEDIUM, LOW…")] = "",
     rule: Annotated[str, Query(max_length=256)] = "",
     namespace: Annotated[str, Query(max_length=256)] = "",
@@ -116,7 +116,12 @@ def dismiss_alert(store: StoreDep, who: Triager, alert_id: int, body: DismissIn)
     return AlertOut.model_validate(svc.dismiss_alert(store, who, alert_id, body.reason))
 
 
-@alerts.post("/{alert_id}/reopen", response_model=AlertOut, summary="reopen a dismissed alert")
+@alerts.post("/{alert_id}/resolve", response_model=AlertOut, summary="mark an alert resolved (the cause was fixed)")
+def resolve_alert(store: StoreDep, who: Triager, alert_id: int, body: ReasonIn | None = None) -> AlertOut:
+    return AlertOut.model_validate(svc.resolve_alert(store, who, alert_id, body.reason if body else ""))
+
+
+@alerts.post("/{alert_id}/reopen", response_model=AlertOut, summary="reopen a dismissed or resolved alert")
 def reopen_alert(store: StoreDep, who: Triager, alert_id: int, body: ReasonIn | None = None) -> AlertOut:
     return AlertOut.model_validate(svc.reopen_alert(store, who, alert_id, body.reason if body else ""))
 
@@ -134,8 +139,32 @@ async def k8s_audit(
     cluster: Annotated[str, Query(max_length=256, description="the events' cluster (a scoped agent: its own)")] = "",
 ) -> IngestOut:
     body = await request.body()  # bounded by the app's body limit
-    r = await run_in_threadpool(svc.ingest_audit, store, who, body, request.app.state.ruleset, cluster)
-    return IngestOut(events=r.events, matches=r.matches, alerts=r.alerts, new_alerts=r.new_alerts)
+    queue = getattr(request.app.state, "queue", None)
+    r = await run_in_threadpool(svc.ingest_audit, store, who, body, request.app.state.ruleset, cluster, queue)
+    return _ingested(r)
+
+
+def _ingested(r: svc.Ingested) -> IngestOut:
+    return IngestOut(
+        events=r.events, matches=r.matches, alerts=r.alerts, new_alerts=r.new_alerts, suppressed=r.suppressed
+    )
+
+
+@events.post(
+    "/node",
+    response_model=IngestOut,
+    summary='a node sensor\'s alerts: {"alerts": [alert, …]} as `garrison runtime node --webhook` posts them',
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}},
+)
+async def node_events(
+    request: Request,
+    store: StoreDep,
+    who: Poster,
+    cluster: Annotated[str, Query(max_length=256, description="the alerts' cluster (a scoped agent: its own)")] = "",
+) -> IngestOut:
+    body = await request.body()  # bounded by the app's body limit
+    queue = getattr(request.app.state, "queue", None)
+    return _ingested(await run_in_threadpool(svc.ingest_node, store, who, body, cluster, queue))
 
 
 @audit.get("", response_model=AuditPage, summary="the audit log, newest first (admin, security-admin)")

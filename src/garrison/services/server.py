@@ -1,7 +1,8 @@
-"""The server's use cases: users and tokens, authentication, alert triage, the audit webhook and the
-audit log. The routers and ``garrison server`` call these; they take a :class:`~garrison.store.repos.Store`
-and the acting user, write every change to the audit log in the change's own transaction, and raise the
-errors below (the server turns them into 4xx answers, the CLI into messages).
+"""The server's use cases: users and tokens, authentication, alerts (ingestion from the audit webhook
+and node sensors, suppression rules applied as they arrive, triage) and the audit log. The routers and
+``garrison server`` call these; they take a :class:`~garrison.store.repos.Store` and the acting user,
+write every change to the audit log in the change's own transaction, and raise the errors below (the
+server turns them into 4xx answers, the CLI into messages).
 
 Roles are checked by the server's dependencies; what depends on *which* object (a token of one's own) is
 checked here.
@@ -9,22 +10,31 @@ checked here.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import hmac
+import json
+import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from garrison.errors import GarrisonError, InputError, UsageError
-from garrison.model.runtime import Alert, alert_finding
+from garrison.jobs import Queue
+from garrison.model.common import Severity
+from garrison.model.runtime import Alert, AlertEvent, Entities, alert_finding
 from garrison.runtime.engine import RuleSet
 from garrison.runtime.k8saudit import NotAnAuditEvent, parse_event
 from garrison.services.runtime import evaluate_events
+from garrison.store.clusters import SuppressionRule
 from garrison.store.records import (
     AlertFilter,
     AlertIn,
     AlertStatus,
     AuditEntry,
+    Folded,
     Page,
     Role,
     StoredAlert,
@@ -44,6 +54,12 @@ SHOWN = len(TOKEN_PREFIX) + 4
 CLI_ACTOR = "cli"
 #: Longest user and token names.
 MAX_NAME = 128
+#: Most alerts one node-sensor request may carry (the sensor's webhook sink sends 100 per batch).
+MAX_NODE_ALERTS = 10_000
+#: Most ``alert.new`` notifications one request publishes (one each; a flood is summarised).
+MAX_NOTIFY = 20
+
+log = logging.getLogger("garrison.server")
 
 
 class NotFound(GarrisonError):
@@ -84,12 +100,14 @@ class NewToken:
 
 @dataclass(frozen=True, slots=True)
 class Ingested:
-    """What one audit webhook request did."""
+    """What one audit webhook or node sensor request did."""
 
     events: int
     matches: int
     alerts: int
     new_alerts: int
+    #: Alerts a suppression rule dismissed as they arrived (stored dismissed, never dropped).
+    suppressed: int = 0
 
 
 def hash_token(secret: str) -> str:
@@ -112,7 +130,8 @@ def _role(text: str) -> Role:
         raise InputError(f"role {text!r}: one of {', '.join(r.value for r in Role)}") from None
 
 
-def _issue(tx: Repositories, user: User, name: str, expires_days: int | None, at: str) -> NewToken:
+def issue_token(tx: Repositories, user: User, name: str, expires_days: int | None, at: str) -> NewToken:
+    """A new token of ``user`` in ``tx`` (the caller writes the audit entry)."""
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires = ""
     if expires_days is not None:
@@ -136,7 +155,7 @@ def init_admin(store: Store, name: str = "admin") -> NewToken:
             user = tx.users.add(_name(name, "user name"), Role.ADMIN, at)
         except Conflict as e:
             raise Refused(str(e)) from None
-        new = _issue(tx, user, "initial", None, at)
+        new = issue_token(tx, user, "initial", None, at)
         tx.audit.append(at, CLI_ACTOR, "user.create", "user", str(user.id), "server init", {"role": Role.ADMIN.value})
         tx.audit.append(at, CLI_ACTOR, "token.create", "token", str(new.token.id), "", {"user": user.name})
         return new
@@ -166,7 +185,7 @@ def create_user(
             user = tx.users.add(_name(name, "user name"), r, at, cluster)
         except Conflict as e:
             raise Refused(str(e)) from None
-        new = _issue(tx, user, token_name, None, at)
+        new = issue_token(tx, user, token_name, None, at)
         detail = {"name": user.name, "role": r.value, **({"cluster": cluster} if cluster else {})}
         tx.audit.append(at, actor, "user.create", "user", str(user.id), "", detail)
         tx.audit.append(at, actor, "token.create", "token", str(new.token.id), "", {"user": user.name})
@@ -235,7 +254,7 @@ def create_token(
             raise UsageError("name the user the token is for")
         if user.disabled:
             raise Refused(f"user {user.name!r} is disabled")
-        new = _issue(tx, user, name, expires_days, at)
+        new = issue_token(tx, user, name, expires_days, at)
         tx.audit.append(at, actor, "token.create", "token", str(new.token.id), "", {"user": user.name})
         return new
 
@@ -255,6 +274,9 @@ def revoke_token(store: Store, who: Principal | None, token_id: int, reason: str
 
 # --- alerts ------------------------------------------------------------------------------------------
 
+#: ``open`` is what earlier versions called ``active``; the filter still takes it.
+_STATUS_ALIASES = {"open": AlertStatus.ACTIVE.value}
+
 
 def alert_filter(
     status: str = "",
@@ -266,8 +288,11 @@ def alert_filter(
     until: str = "",
 ) -> AlertFilter:
     """Validated filters (times in any ISO 8601 form)."""
+    status = _STATUS_ALIASES.get(status, status)
     if status and status not in {s.value for s in AlertStatus}:
         raise InputError(f"status {status!r}: one of {', '.join(s.value for s in AlertStatus)}")
+    if severity and severity.upper() not in Severity.__members__:
+        raise InputError(f"severity {severity!r}: one of {', '.join(reversed(Severity.__members__))}")
     try:
         since_n = normalize_iso(since) if since else ""
         until_n = normalize_iso(until) if until else ""
@@ -289,9 +314,15 @@ def get_alert(store: Store, alert_id: int) -> StoredAlert:
     return a
 
 
+_ACTIONS = {
+    AlertStatus.DISMISSED: "alert.dismiss",
+    AlertStatus.RESOLVED: "alert.resolve",
+    AlertStatus.ACTIVE: "alert.reopen",
+}
+
+
 def _triage(store: Store, who: Principal, alert_id: int, status: AlertStatus, reason: str) -> StoredAlert:
     at = now_iso()
-    action = "alert.dismiss" if status is AlertStatus.DISMISSED else "alert.reopen"
     with store.transaction() as tx:
         a = tx.alerts.get(alert_id)
         if a is None:
@@ -300,19 +331,26 @@ def _triage(store: Store, who: Principal, alert_id: int, status: AlertStatus, re
             raise Refused(f"alert {alert_id} is already {status.value}")
         changed = tx.alerts.set_status(alert_id, status, who.user.name, reason, at)
         assert changed is not None
-        tx.audit.append(at, who.user.name, action, "alert", str(alert_id), reason, {"rule": a.rule})
+        detail = {"rule": a.rule, "from": a.status.value, "to": status.value}
+        tx.audit.append(at, who.user.name, _ACTIONS[status], "alert", str(alert_id), reason, detail)
         return changed
 
 
 def dismiss_alert(store: Store, who: Principal, alert_id: int, reason: str) -> StoredAlert:
-    """Dismiss an open alert, with a reason (required: it goes to the alert and the audit log)."""
+    """Dismiss an alert, with a reason (required: it goes to the alert and the audit log)."""
     if not reason.strip():
         raise InputError("a dismissal needs a reason")
     return _triage(store, who, alert_id, AlertStatus.DISMISSED, reason.strip())
 
 
+def resolve_alert(store: Store, who: Principal, alert_id: int, reason: str = "") -> StoredAlert:
+    """Mark an alert resolved (the cause was fixed). If it happens again it becomes active again."""
+    return _triage(store, who, alert_id, AlertStatus.RESOLVED, reason.strip())
+
+
 def reopen_alert(store: Store, who: Principal, alert_id: int, reason: str = "") -> StoredAlert:
-    return _triage(store, who, alert_id, AlertStatus.OPEN, reason.strip())
+    """A dismissed or resolved alert back to active."""
+    return _triage(store, who, alert_id, AlertStatus.ACTIVE, reason.strip())
 
 
 def _alert_in(a: Alert) -> AlertIn:
@@ -332,28 +370,196 @@ def _alert_in(a: Alert) -> AlertIn:
     )
 
 
-def ingest_audit(store: Store, who: Principal, body: bytes, ruleset: RuleSet, cluster: str = "") -> Ingested:
-    """The audit webhook: an ``EventList`` (or one ``Event``) through the runtime rules; the alerts are
-    folded into the store by fingerprint (a new one is stored ``open``; a known one, whatever its status,
-    gets the count added and its first/last seen widened). Raises InputError for a body that is not one.
+def suppression_for(alert: AlertIn, rules: Sequence[SuppressionRule]) -> SuppressionRule | None:
+    """The first rule (oldest first) whose every given field matches the alert: globs (``fnmatch``,
+    case-sensitive) on the rule name, the namespace, the image, the user and the cluster."""
+    e = alert.entities
+    for r in rules:
+        pairs = (
+            (r.rule, alert.rule),
+            (r.namespace, alert.namespace),
+            (r.image, e.get("image", "")),
+            (r.user, e.get("user", "")),
+            (r.cluster, alert.cluster),
+        )
+        if all(not pattern or fnmatch.fnmatchcase(value, pattern) for pattern, value in pairs):
+            return r
+    return None
 
-    The events' cluster: a scoped agent's own (naming another is :class:`Forbidden`), else ``cluster``."""
+
+def _scope(who: Principal, cluster: str) -> str:
+    """The events' cluster: a scoped agent's own (naming another is :class:`Forbidden`), else ``cluster``."""
     if who.user.cluster:
         if cluster and cluster != who.user.cluster:
             raise Forbidden(f"this token posts for cluster {who.user.cluster!r} only")
-        cluster = who.user.cluster
+        return who.user.cluster
+    return cluster
+
+
+def fold_alerts(
+    store: Store,
+    who: Principal,
+    alerts: Sequence[AlertIn],
+    source: str,
+    detail: dict[str, Any],
+    queue: Queue | None = None,
+) -> tuple[int, int]:
+    """Fold ``alerts`` into the store in one transaction (suppression rules applied: a matching alert is
+    stored dismissed by ``suppression:<id>`` and the rule's count goes up), audit-logged; then notify
+    ``alert.new`` for each new active alert. Returns (new alerts, alerts dismissed by a rule)."""
+    if not alerts:
+        return 0, 0
+    at = now_iso()
+    with store.transaction() as tx:
+        rules = tx.clusters.active_suppressions(at)
+        folded: list[tuple[AlertIn, Folded]] = []
+        caught: dict[int, int] = {}
+        for a in alerts:
+            rule = suppression_for(a, rules)
+            f = tx.alerts.fold(a, at, (rule.id, rule.reason) if rule else None)
+            folded.append((a, f))
+            if f.caught_by:
+                caught[f.caught_by] = caught.get(f.caught_by, 0) + 1
+        for rid, n in caught.items():
+            tx.clusters.count_caught(rid, n, at)
+        new = sum(1 for _, f in folded if f.new)
+        suppressed = sum(caught.values())
+        full = {**detail, "alerts": len(alerts), "new": new, "suppressed": suppressed}
+        tx.audit.append(at, who.user.name, "events.ingest", "events", source, "", full)
+    _notify_new(store, queue, [(a, f) for a, f in folded if f.new and f.status is AlertStatus.ACTIVE])
+    return new, suppressed
+
+
+def _notify_new(store: Store, queue: Queue | None, new: Sequence[tuple[AlertIn, Folded]]) -> None:
+    """``alert.new`` after the commit: one per new alert (the first :data:`MAX_NOTIFY`, then one summary).
+    A failure to queue a notification never undoes or fails the ingestion: it is logged."""
+    from garrison.services import notify
+
+    try:
+        for a, f in new[:MAX_NOTIFY]:
+            where = "/".join(x for x in (a.cluster, a.namespace) if x)
+            title = f"[{a.severity}] {a.rule}" + (f" in {where}" if where else "")
+            data = {
+                "id": f.id,
+                "rule": a.rule,
+                "severity": a.severity,
+                "cluster": a.cluster,
+                "namespace": a.namespace,
+                "output": a.output,
+                "source": a.source,
+                "count": a.count,
+                "first_seen": a.first_seen,
+                "fingerprint": a.fingerprint,
+            }
+            notify.publish(store, queue, "alert.new", title, data)
+        if len(new) > MAX_NOTIFY:
+            rest = new[MAX_NOTIFY:]
+            ids = [f.id for _, f in rest]
+            notify.publish(store, queue, "alert.new", f"{len(rest)} more new alerts", {"ids": ids[:1000]})
+    except Exception as e:  # the alerts are stored; a notification problem is not the poster's
+        log.error("alert.new notification not queued: %s", type(e).__name__)
+
+
+def ingest_audit(
+    store: Store, who: Principal, body: bytes, ruleset: RuleSet, cluster: str = "", queue: Queue | None = None
+) -> Ingested:
+    """The audit webhook: an ``EventList`` (or one ``Event``) through the runtime rules; the alerts are
+    folded into the store by fingerprint (a new one is stored ``active``, or ``dismissed`` when a
+    suppression rule matches; a known one, whatever its status, gets the count added and its first/last
+    seen widened). Raises InputError for a body that is not one.
+
+    The events' cluster: a scoped agent's own (naming another is :class:`Forbidden`), else ``cluster``."""
+    cluster = _scope(who, cluster)
     try:
         events = parse_event(body, cluster=cluster)
     except NotAnAuditEvent as e:
         raise InputError(str(e)) from None
     ev = evaluate_events(events, ruleset)
-    at = now_iso()
-    with store.transaction() as tx:
-        new = sum(tx.alerts.fold(_alert_in(a), at) for a in ev.alerts)
-        if ev.alerts:
-            detail = {"events": ev.events, "matches": ev.matches, "alerts": len(ev.alerts), "new": new}
-            tx.audit.append(at, who.user.name, "events.ingest", "events", "k8s-audit", "", detail)
-    return Ingested(ev.events, ev.matches, len(ev.alerts), new)
+    detail = {"events": ev.events, "matches": ev.matches}
+    new, suppressed = fold_alerts(store, who, [_alert_in(a) for a in ev.alerts], "k8s-audit", detail, queue)
+    return Ingested(ev.events, ev.matches, len(ev.alerts), new, suppressed)
+
+
+def _text(obj: dict[str, Any], key: str, where: str, limit: int = 4096, required: bool = False) -> str:
+    v = obj.get(key, "")
+    if v is None:
+        v = ""
+    if not isinstance(v, str) or len(v) > limit:
+        raise InputError(f"{where}.{key}: a string of at most {limit} characters")
+    if required and not v:
+        raise InputError(f"{where}.{key}: required")
+    return v
+
+
+def _node_alert(raw: Any, where: str, cluster: str) -> Alert:
+    """One object of the sensor's webhook sink (:func:`garrison.report.alerts_jsonl.alert_line`) as an
+    alert of ``cluster`` (the poster's scope wins over what the object says)."""
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: an alert object")
+    rule = _text(raw, "rule", where, 256, required=True)
+    sev = _text(raw, "severity", where, 16) or "UNKNOWN"
+    if sev.upper() not in Severity.__members__:
+        raise InputError(f"{where}.severity: one of {', '.join(Severity.__members__)}")
+    count = raw.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1_000_000_000:
+        raise InputError(f"{where}.count: a whole number from 1")
+    times = {}
+    for key in ("time", "first_seen", "last_seen"):
+        text = _text(raw, key, where, 64)
+        try:
+            times[key] = normalize_iso(text) if text else ""
+        except ValueError:
+            raise InputError(f"{where}.{key}: an ISO 8601 time") from None
+    first = times["first_seen"] or times["time"] or now_iso()
+    last = times["last_seen"] or first
+    if last < first:
+        raise InputError(f"{where}: last_seen before first_seen")
+    ents = raw.get("entities", {})
+    if not isinstance(ents, dict):
+        raise InputError(f"{where}.entities: an object")
+    known = {k: _text(ents, k, f"{where}.entities", 1024) for k in Entities.__dataclass_fields__ if k in ents}
+    known["cluster"] = cluster
+    mitre: dict[str, Any] = raw["mitre"] if isinstance(raw.get("mitre"), dict) else {}
+    events: list[Any] = raw["events"] if isinstance(raw.get("events"), list) else []
+    return Alert(
+        rule=rule,
+        priority=_text(raw, "priority", where, 16),
+        severity=Severity[sev.upper()],
+        source=_text(raw, "source", where, 32) or "syscall",
+        mitre_tactic=_text(mitre, "tactic", where, 32),
+        mitre_technique=_text(mitre, "technique", where, 32),
+        time=first,
+        output=_text(raw, "output", where, 8192),
+        entities=Entities(**known),
+        count=count,
+        first_seen=first,
+        last_seen=last,
+        events=tuple(
+            AlertEvent(time=str(e.get("time", ""))[:64], id=str(e.get("id", ""))[:128])
+            for e in events[:10]
+            if isinstance(e, dict)
+        ),
+    )
+
+
+def ingest_node(store: Store, who: Principal, body: bytes, cluster: str = "", queue: Queue | None = None) -> Ingested:
+    """Alerts of a node sensor (``garrison runtime node --webhook URL``: ``{"alerts": [alert, …]}``),
+    folded like the audit webhook's (same fingerprints, suppression rules, notifications) for the
+    poster's cluster. The whole body is checked before anything is stored: one bad alert refuses all."""
+    cluster = _scope(who, cluster)
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        raise InputError('not JSON: expected {"alerts": [alert, …]}') from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("alerts"), list):
+        raise InputError('expected {"alerts": [alert, …]} (what the node sensor\'s webhook sends)')
+    items = doc["alerts"]
+    if len(items) > MAX_NODE_ALERTS:
+        raise InputError(f"at most {MAX_NODE_ALERTS} alerts per request")
+    alerts = [_node_alert(raw, f"alerts[{i}]", cluster) for i, raw in enumerate(items)]
+    matches = sum(a.count for a in alerts)
+    new, suppressed = fold_alerts(store, who, [_alert_in(a) for a in alerts], "node", {"matches": matches}, queue)
+    return Ingested(0, matches, len(alerts), new, suppressed)
 
 
 def list_audit_log(store: Store, limit: int = 100, offset: int = 0) -> Page[AuditEntry]:

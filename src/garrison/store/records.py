@@ -16,7 +16,7 @@ class Role(StrEnum):
 
     #: Users, tokens, settings and everything else.
     ADMIN = "admin"
-    #: Triage: dismiss and reopen alerts (later: exemptions and policies); reads everything.
+    #: Triage: dismiss, resolve and reopen alerts, exemptions, suppression rules, policies; reads everything.
     SECURITY_ADMIN = "security-admin"
     #: Reads everything, changes nothing.
     SECURITY_READER = "security-reader"
@@ -25,8 +25,12 @@ class Role(StrEnum):
 
 
 class AlertStatus(StrEnum):
-    OPEN = "open"
+    """``active`` → ``dismissed`` (a security admin, or a suppression rule, with a reason) or ``resolved``
+    (the problem was fixed); both can be reopened (back to ``active``)."""
+
+    ACTIVE = "active"
     DISMISSED = "dismissed"
+    RESOLVED = "resolved"
 
 
 def now_iso() -> str:
@@ -86,9 +90,9 @@ class AuditEntry:
     at: str
     #: The user's name (``cli`` for ``garrison server`` commands run on the machine).
     actor: str
-    #: ``user.create``, ``token.revoke``, ``alert.dismiss`` …
+    #: ``user.create``, ``token.revoke``, ``alert.dismiss``, ``cluster.create``, ``suppression.create`` …
     action: str
-    #: ``user``, ``token``, ``alert``, ``events``.
+    #: ``user``, ``token``, ``alert``, ``events``, ``cluster``, ``exemption``, ``suppression``.
     target_type: str
     target_id: str
     reason: str
@@ -120,6 +124,9 @@ class StoredAlert:
     dismissed_reason: str
     dismissed_at: str
     updated_at: str
+    resolved_by: str = ""
+    resolved_reason: str = ""
+    resolved_at: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +145,19 @@ class AlertIn:
     count: int
     first_seen: str
     last_seen: str
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """What folding one alert into the store did."""
+
+    id: int
+    #: The fingerprint was not stored before.
+    new: bool
+    #: The alert's status after the fold.
+    status: AlertStatus
+    #: The suppression rule that dismissed it in this fold (0: none did).
+    caught_by: int = 0
 
 
 @dataclass(frozen=True, slots=True)

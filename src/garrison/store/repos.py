@@ -1,5 +1,5 @@
-"""One repository protocol per aggregate (users, tokens, the audit log, alerts) and their one
-implementation on SQLAlchemy Core.
+"""One repository protocol per aggregate (users, tokens, the audit log, alerts; the other areas' in
+their own modules) and their one implementation on SQLAlchemy Core.
 
 Services open a unit of work with :meth:`Store.transaction` and get the four repositories bound to one
 transaction, so a change and its audit-log entry are committed together or not at all.
@@ -25,6 +25,7 @@ from garrison.store.records import (
     AlertIn,
     AlertStatus,
     AuditEntry,
+    Folded,
     Page,
     Role,
     StoredAlert,
@@ -84,9 +85,10 @@ class AuditLog(Protocol):
 
 
 class AlertRepository(Protocol):
-    def fold(self, alert: AlertIn, at: str) -> bool:
+    def fold(self, alert: AlertIn, at: str, dismiss: tuple[int, str] | None = None) -> Folded:
         """Insert the alert, or add its count to the stored one with its fingerprint (first and last seen
-        widened). True when it was new."""
+        widened). ``dismiss`` (a suppression rule's id and reason) stores a new alert dismissed and
+        dismisses an active or resolved one; without it a resolved alert that happens again is active."""
         ...
 
     def get(self, alert_id: int) -> StoredAlert | None: ...
@@ -269,7 +271,7 @@ class SqlAlerts:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def fold(self, alert: AlertIn, at: str) -> bool:
+    def fold(self, alert: AlertIn, at: str, dismiss: tuple[int, str] | None = None) -> Folded:
         # One statement on both databases (SQLite and PostgreSQL spell the upsert alike): concurrent
         # batches of the same alert add their counts, never lose one.
         dialect = self.conn.dialect.name
@@ -284,7 +286,9 @@ class SqlAlerts:
         else:
             raise NotImplementedError(f"alerts upsert on {dialect}")
         c = t.alerts.c
-        existed = self.conn.execute(select(c.id).where(c.fingerprint == alert.fingerprint)).first() is not None
+        before = self.conn.execute(select(c.status).where(c.fingerprint == alert.fingerprint)).first()
+        by, why = (f"suppression:{dismiss[0]}", dismiss[1]) if dismiss else ("", "")
+        target = AlertStatus.DISMISSED.value if dismiss else AlertStatus.ACTIVE.value
         stmt = upsert(t.alerts).values(
             fingerprint=alert.fingerprint,
             rule=alert.rule,
@@ -298,24 +302,53 @@ class SqlAlerts:
             count=alert.count,
             first_seen=alert.first_seen,
             last_seen=alert.last_seen,
-            status=AlertStatus.OPEN.value,
-            dismissed_by="",
-            dismissed_reason="",
-            dismissed_at="",
+            status=target,
+            dismissed_by=by,
+            dismissed_reason=why,
+            dismissed_at=at if dismiss else "",
             updated_at=at,
+            resolved_by="",
+            resolved_reason="",
+            resolved_at="",
         )
         new = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[c.fingerprint],
-            set_={
-                "count": c.count + new.count,
-                "first_seen": case((new.first_seen < c.first_seen, new.first_seen), else_=c.first_seen),
-                "last_seen": case((new.last_seen > c.last_seen, new.last_seen), else_=c.last_seen),
-                "updated_at": new.updated_at,
-            },
+        # Which stored statuses this fold changes: a suppression dismisses active and resolved alerts;
+        # otherwise a resolved alert that happens again is active again. A dismissed one stays dismissed.
+        changes = c.status.in_(("active", "resolved")) if dismiss else c.status == "resolved"
+
+        def changed(value: Any, kept: Any) -> Any:
+            return case((changes, value), else_=kept)
+
+        set_: dict[str, Any] = {
+            "count": c.count + new.count,
+            "first_seen": case((new.first_seen < c.first_seen, new.first_seen), else_=c.first_seen),
+            "last_seen": case((new.last_seen > c.last_seen, new.last_seen), else_=c.last_seen),
+            "updated_at": new.updated_at,
+            "status": changed(new.status, c.status),
+            "resolved_by": changed("", c.resolved_by),
+            "resolved_reason": changed("", c.resolved_reason),
+            "resolved_at": changed("", c.resolved_at),
+        }
+        if dismiss:
+            set_ |= {
+                "dismissed_by": changed(new.dismissed_by, c.dismissed_by),
+                "dismissed_reason": changed(new.dismissed_reason, c.dismissed_reason),
+                "dismissed_at": changed(new.dismissed_at, c.dismissed_at),
+            }
+        stmt = stmt.on_conflict_do_update(index_elements=[c.fingerprint], set_=set_).returning(
+            c.id, c.status, c.dismissed_by
         )
-        self.conn.execute(stmt)
-        return not existed
+        row = self.conn.execute(stmt).one()
+        status = AlertStatus(row.status)
+        caught = (
+            dismiss[0]
+            if dismiss
+            and status is AlertStatus.DISMISSED
+            and row.dismissed_by == by
+            and (before is None or before.status != AlertStatus.DISMISSED.value)
+            else 0
+        )
+        return Folded(int(row.id), before is None, status, caught)
 
     def get(self, alert_id: int) -> StoredAlert | None:
         r = self.conn.execute(select(t.alerts).where(t.alerts.c.id == alert_id)).first()
@@ -343,10 +376,19 @@ class SqlAlerts:
         return Page(tuple(_alert(r) for r in rows), total, limit, offset)
 
     def set_status(self, alert_id: int, status: AlertStatus, by: str, reason: str, at: str) -> StoredAlert | None:
+        values = dict(
+            status=status.value,
+            dismissed_by="",
+            dismissed_reason="",
+            dismissed_at="",
+            resolved_by="",
+            resolved_reason="",
+            resolved_at="",
+        )
         if status is AlertStatus.DISMISSED:
-            values = dict(status=status.value, dismissed_by=by, dismissed_reason=reason, dismissed_at=at)
-        else:
-            values = dict(status=status.value, dismissed_by="", dismissed_reason="", dismissed_at="")
+            values |= dict(dismissed_by=by, dismissed_reason=reason, dismissed_at=at)
+        elif status is AlertStatus.RESOLVED:
+            values |= dict(resolved_by=by, resolved_reason=reason, resolved_at=at)
         self.conn.execute(update(t.alerts).where(t.alerts.c.id == alert_id).values(updated_at=at, **values))
         return self.get(alert_id)
 

@@ -80,8 +80,13 @@ alerts = Table(
     Column("dismissed_reason", Text, nullable=False, default=""),
     Column("dismissed_at", String(TIME), nullable=False, default=""),
     Column("updated_at", String(TIME), nullable=False),
+    # Added by 0003: who marked it resolved (the problem fixed), why and when ("" unless resolved).
+    Column("resolved_by", String(128), nullable=False, default=""),
+    Column("resolved_reason", Text, nullable=False, default=""),
+    Column("resolved_at", String(TIME), nullable=False, default=""),
     Index("ix_alerts_status_severity", "status", "severity"),
     Index("ix_alerts_namespace", "namespace"),
+    Index("ix_alerts_cluster", "cluster"),
 )
 
 # The tables of the other aggregates live beside their repositories; importing them here puts every
