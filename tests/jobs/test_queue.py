@@ -133,7 +133,7 @@ def test_graceful_stop_finishes_short_jobs_and_leaves_long_ones_queued(
 ) -> None:
     q = make_queue(concurrency=2)
     short = q.enqueue("test_sleep", {"key": "short", "seconds": 0.3})
-    long = q.enqueue("test_sleep", {"key": "long", "seconds": 30})
+    long = q.enqueue("test_sleep", {"key": "long", "seconds": 6})
     q.start()
     wait_for(lambda: len(runs(store, "test.start")) == 2)
     q.stop(grace=1.5)
@@ -147,7 +147,7 @@ def test_periodic_rescan_is_queued(make_queue: QueueFactory, store: SqlStore, mo
     from garrison.jobs.tasks import TASKS
 
     monkeypatch.setitem(TASKS, "rescan_all", "tests.jobs.handlers:noop")
-    q: ManagedQueue = make_queue(rescan_interval=0.5)
+    q: ManagedQueue = make_queue(rescan_interval=1)
     q.start()
     wait_for(lambda: q.counts()["done"] >= 2, timeout=30)
     q.stop()

@@ -109,13 +109,20 @@ def open_queue(
     """The queue for ``settings.database_url``: inline on SQLite (jobs run in this process), the
     PostgreSQL queue otherwise (``run_jobs``: this process works too, as ``garrison server worker`` does)."""
     opts = options or JobOptions()
-    # (the procrastinate queue for PostgreSQL comes next; until then the inline queue serves both)
+    if is_postgresql(settings.database_url):
+        from garrison.jobs.pg import PostgresQueue
+
+        return PostgresQueue(settings, store, opts, run_jobs=run_jobs)
     from garrison.jobs.inline import InlineQueue
 
     return InlineQueue(settings, store, opts, run_jobs=run_jobs)
 
 
 def prepare(database_url: str) -> None:
-    """Make the database ready for its queue, after the store's migrations: nothing on SQLite (the
-    ``jobs`` table is migration ``0004``). Safe to call at every start."""
-    return None
+    """Make the database ready for its queue, after the store's migrations: procrastinate's schema on
+    PostgreSQL (applied once; workers starting together wait for each other), nothing on SQLite (the
+    ``jobs`` table is migration ``0004``). Safe to call at every start; :func:`open_queue` calls it too."""
+    if is_postgresql(database_url):
+        from garrison.jobs.pg import prepare as prepare_pg
+
+        prepare_pg(database_url)

@@ -1,5 +1,5 @@
 """The inline job queue's table (the server's own database: SQLite, or PostgreSQL without procrastinate)
-and its repository.
+and its repository; the errors of the PostgreSQL queue's failed runs.
 
 One row per job, kept after it ends (``done`` or ``failed``, with its last error) until
 :meth:`SqlJobs.purge` removes old ones. A job is claimed by one worker at a time (``worker`` and
@@ -78,6 +78,35 @@ jobs = Table(
     Index("ix_jobs_queueing_lock", "queueing_lock"),
     Index("ix_jobs_task_created_at", "task", "created_at"),
 )
+
+
+# Every failed run's error, for the PostgreSQL queue (procrastinate keeps no error text): the job's
+# procrastinate id, the run (1 for the first) and the error; the inline queue keeps its last error on the row.
+job_errors = Table(
+    "job_errors",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(32), nullable=False, index=True),
+    Column("task", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", String(TIME), nullable=False),
+    Column("error", Text, nullable=False),
+)
+
+
+def add_error(conn: Connection, job_id: str, task: str, attempt: int, error: str, at: str) -> None:
+    conn.execute(insert(job_errors).values(job_id=job_id, task=task, attempt=attempt, at=at, error=error))
+
+
+def last_error(conn: Connection, job_id: str) -> str:
+    c = job_errors.c
+    q = select(c.error).where(c.job_id == job_id).order_by(c.attempt.desc(), c.id.desc()).limit(1)
+    found = conn.execute(q).scalar_one_or_none()
+    return "" if found is None else str(found)
+
+
+def purge_errors(conn: Connection, before: str) -> int:
+    return int(conn.execute(delete(job_errors).where(job_errors.c.at < before)).rowcount)
 
 
 @dataclass(frozen=True, slots=True)

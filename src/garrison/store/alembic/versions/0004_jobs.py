@@ -1,4 +1,4 @@
-"""the inline job queue's table (SQLite and PostgreSQL without procrastinate)
+"""the inline job queue's table (SQLite and PostgreSQL without procrastinate); the PostgreSQL queue's errors
 
 Revision ID: 0004
 Revises: 0003
@@ -42,7 +42,19 @@ def upgrade() -> None:
     op.create_index("ix_jobs_lock", "jobs", ["lock"])
     op.create_index("ix_jobs_queueing_lock", "jobs", ["queueing_lock"])
     op.create_index("ix_jobs_task_created_at", "jobs", ["task", "created_at"])
+    op.create_table(
+        "job_errors",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("job_id", sa.String(32), nullable=False),
+        sa.Column("task", sa.String(64), nullable=False),
+        sa.Column("attempt", sa.Integer, nullable=False),
+        sa.Column("at", sa.String(T), nullable=False),
+        sa.Column("error", sa.Text, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_job_errors"),
+    )
+    op.create_index("ix_job_errors_job_id", "job_errors", ["job_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("job_errors")
     op.drop_table("jobs")
