@@ -653,28 +653,48 @@ def _findings_of(report: ScanReport) -> list[FindingIn]:
     return [_finding_in(f, refs) for f in report.findings]
 
 
-def _notify_new(
-    store: Store, queue: Queue | None, digest: str, tags: Sequence[TagRecord], new: Sequence[FindingIn]
+def _notify(
+    store: Store,
+    queue: Queue | None,
+    digest: str,
+    tags: Sequence[TagRecord],
+    new: Sequence[FindingIn],
+    fixed: Sequence[StoredImageFinding] = (),
 ) -> None:
-    critical = [f for f in new if f.severity == "CRITICAL"]
-    if not critical:
-        return
+    """``image.findings.new`` for critical findings that appeared, ``image.findings.fixed`` for critical
+    ones gone (one event each per image)."""
     from garrison.services import notify
 
     names = [t.name for t in tags][:10]
-    title = f"{len(critical)} new critical finding{'s' * (len(critical) != 1)} in {names[0] if names else digest}"
-    data = {
-        "digest": digest,
-        "images": names,
-        "findings": [
-            {"kind": f.kind, "id": f.rule_id, "package": f.package, "installed": f.installed, "fixed": f.fixed_version}
-            for f in critical[:50]
-        ],
-    }
-    try:
-        notify.publish(store, queue, "image.findings.new", title, data)
-    except Exception as e:  # a notification problem must not undo stored results
-        log.warning("could not publish image.findings.new for %s: %s", digest, type(e).__name__)
+    where = names[0] if names else digest
+    for event, items in (
+        ("image.findings.new", [(f.kind, f.rule_id, f.package, f.installed, f.fixed_version, f.severity) for f in new]),
+        (
+            "image.findings.fixed",
+            [(f.kind, f.rule_id, f.package, f.installed, f.fixed_version, f.severity) for f in fixed],
+        ),
+    ):
+        critical = [x for x in items if x[5] == "CRITICAL"]
+        if not critical:
+            continue
+        what = "new critical finding" if event.endswith(".new") else "critical finding fixed"
+        title = f"{len(critical)} {what}{'s' * (len(critical) != 1)} in {where}".replace(
+            "finding fixeds", "findings fixed"
+        )
+        data = {
+            "severity": "CRITICAL",
+            "digest": digest,
+            "images": names,
+            "count": len(critical),
+            "findings": [
+                {"kind": k, "id": rid, "package": pkg, "installed": inst, "fixed": fix}
+                for k, rid, pkg, inst, fix, _ in critical[:50]
+            ],
+        }
+        try:
+            notify.publish(store, queue, event, title, data)
+        except Exception as e:  # a notification problem must not undo stored results
+            log.warning("could not publish %s for %s: %s", event, digest, type(e).__name__)
 
 
 def _fail(store: Store, scan_id: int, message: str) -> None:
@@ -748,7 +768,7 @@ def run_scan_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         }
         tx.audit.append(at, JOB_ACTOR, "scan.done", "scan", str(scan_id), "", detail)
         tags = image.tags
-    _notify_new(store, ctx.queue, digest, tags, merged.appeared)
+    _notify(store, ctx.queue, digest, tags, merged.appeared, merged.fixed)
 
 
 # --- rescans ------------------------------------------------------------------------------------------
@@ -850,7 +870,7 @@ def rescan(ctx: JobContext, *, force: bool = False) -> RescanResult:
         done += 1
         appeared += len(merged.appeared)
         fixed += len(merged.fixed)
-        _notify_new(store, ctx.queue, digest, tags, merged.appeared)
+        _notify(store, ctx.queue, digest, tags, merged.appeared, merged.fixed)
     at = now_iso()
     with store.transaction() as tx:
         tx.images.finish_rescan(run_id, done, aged, appeared, fixed, at)
