@@ -1,7 +1,8 @@
 """Harbor's pluggable scanner API: the answers' shapes checked against the spec's schemas (written out
 below from goharbor/pluggable-scanner-spec v1.1, api/spec/scanner-adapter-openapi-v1.1.yaml), the
 media-type negotiation, the roles and scopes, and hostile requests (wrong media types, bodies that are
-not JSON or not the spec's, oversized bodies): a clean 4xx in Harbor's error body, nothing written."""
+not JSON or not the spec's, oversized bodies): a clean 4xx in Harbor's error body, nothing written.
+The round trip with a real image in a real registry is test_harbor_e2e.py."""
 
 from __future__ import annotations
 
