@@ -328,7 +328,7 @@ def fill_alerts(url: str, n: int) -> None:
     from garrison.store import tables as t
     from garrison.store.db import open_engine
 
-    rows = data.alert_rows(n, _rule_catalogue())
+    rows = data.alert_rows(n, _rule_catalogue(), set(t.alerts.c.keys()))
     engine = open_engine(url)
     try:
         with engine.begin() as conn:
@@ -351,31 +351,17 @@ def analyze(url: str) -> None:
         engine.dispose()
 
 
-#: Fills the stores of the images and clusters parts when those are built; each returns the list paths
-#: to measure as (name, [path, ...]) or a reason to skip.
-Filler = Callable[[str, bool], "list[tuple[str, list[str]]] | str"]
-
-
-def image_lists(url: str, quick: bool) -> list[tuple[str, list[str]]] | str:
-    from bench import server_fill
-
-    return server_fill.fill_images(url, 100_000)
-
-
-def recommendation_lists(url: str, quick: bool) -> list[tuple[str, list[str]]] | str:
-    from bench import server_fill
-
-    return server_fill.fill_recommendations(url)
-
-
 def alert_lists() -> list[tuple[str, list[str]]]:
     since = (datetime.now(UTC) - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
     rules = [r[0] for r in _rule_catalogue()[:5]]
+    from garrison.store.records import AlertStatus
+
+    active = "active" if "active" in {s.value for s in AlertStatus} else "open"
     return [
         ("alerts: first page (100, no filter)", ["/api/v1/alerts"]),
         (
             "alerts: status and severity",
-            [f"/api/v1/alerts?status=open&severity={s}" for s in data.SEVERITIES],
+            [f"/api/v1/alerts?status={active}&severity={s}" for s in data.SEVERITIES],
         ),
         (
             "alerts: cluster, namespace, since",
@@ -398,8 +384,12 @@ def part_api(ctx: Ctx) -> None:
         t0 = time.perf_counter()
         fill_alerts(url, 10_000)
         lists = alert_lists()
-        for what, fill in (("images", image_lists), ("recommendations", recommendation_lists)):
-            got = fill(url, ctx.quick)
+        from bench import server_fill
+
+        for what, got in (
+            ("images", server_fill.fill_images(url, 100_000, ctx.work)),
+            ("recommendations", server_fill.fill_recommendations(url, ctx.work)),
+        ):
             if isinstance(got, str):
                 ctx.add(Skip("api", f"{what} ({kind}): {got}"))
             else:
@@ -504,10 +494,11 @@ def part_rescan(ctx: Ctx) -> None:
     from bench import server_fill
 
     reason = server_fill.rescan_missing()
-    if reason:
-        ctx.add(Skip("rescan", reason))
+    got = reason or server_fill.rescan(ctx.work / "rescan", 200 if ctx.quick else 1000)
+    if isinstance(got, str):
+        ctx.add(Skip("rescan", got))
         return
-    for row in server_fill.rescan(ctx.work / "rescan", 200 if ctx.quick else 1000):
+    for row in got:
         ctx.add(Row("rescan", *row))
 
 
@@ -515,10 +506,11 @@ def part_push(ctx: Ctx) -> None:
     from bench import server_fill
 
     reason = server_fill.push_missing()
-    if reason:
-        ctx.add(Skip("push", reason))
+    got = reason or server_fill.scan_on_push(ctx.work / "push", ctx.url("sqlite", "push"))
+    if isinstance(got, str):
+        ctx.add(Skip("push", got))
         return
-    for row in server_fill.scan_on_push(ctx.work / "push", ctx.url("sqlite", "push")):
+    for row in got:
         ctx.add(Row("push", *row))
 
 
@@ -562,7 +554,7 @@ def main() -> int:
                 try:
                     run(ctx)
                 except Exception as e:  # one part's failure must not hide the others' numbers
-                    ctx.add(Skip(part, f"FAILED: {type(e).__name__}: {e}"))
+                    ctx.add(Skip(part, f"FAILED: {type(e).__name__}: {str(e).splitlines()[0][:300]}"))
         if ctx.pg_missing:
             print(f"\n(PostgreSQL not measured: {ctx.pg_missing})")
         print(f"\n== summary ({time.perf_counter() - started:.0f} s)")

@@ -158,14 +158,20 @@ SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 CLUSTERS = ("prod-eu", "prod-us", "staging")
 
 
-def alert_rows(n: int, rules: list[tuple[str, str, str]], seed: int = 3) -> list[dict[str, Any]]:
+def alert_rows(n: int, rules: list[tuple[str, str, str]], columns: set[str], seed: int = 3) -> list[dict[str, Any]]:
     """``n`` rows for the ``alerts`` table as the audit webhook stores them (distinct fingerprints; rule,
     severity and priority from the real rule set; clusters, namespaces, users and last-seen times spread
-    over 30 days; a quarter dismissed). ``rules``: (name, severity, priority) of the loaded rules."""
+    over 30 days; most active, a fifth dismissed, some resolved). ``rules``: (name, severity, priority)
+    of the loaded rules; ``columns``: the table's columns (statuses the store has not got are left out)."""
     import hashlib
 
+    from garrison.store.records import AlertStatus
+
+    statuses = {s.value for s in AlertStatus}
+    active = "active" if "active" in statuses else "open"
     rng = random.Random(seed)
     now = datetime.now(UTC)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     rows = []
     for i in range(n):
         rule, severity, priority = rules[rng.randrange(len(rules))]
@@ -174,28 +180,34 @@ def alert_rows(n: int, rules: list[tuple[str, str, str]], seed: int = 3) -> list
         user = USERS[rng.randrange(len(USERS))]
         last = now - timedelta(seconds=rng.randrange(30 * 86400))
         first = last - timedelta(seconds=rng.randrange(86400))
-        count = 1 + int(rng.expovariate(0.2))
-        dismissed = rng.random() < 0.25
         name = f"web-{i}"
-        rows.append(
-            dict(
-                fingerprint=hashlib.sha256(f"bench-alert-{seed}-{i}".encode()).hexdigest(),
-                rule=rule,
-                severity=severity,
-                priority=priority,
-                source="k8s_audit",
-                output=f"{rule} (user={user} ns={ns} resource=pods name={name})",
-                cluster=cluster,
-                namespace=ns,
-                entities={"cluster": cluster, "namespace": ns, "user": user, "resource": "pods", "name": name},
-                count=count,
-                first_seen=first.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                last_seen=last.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                status="dismissed" if dismissed else "open",
-                dismissed_by="bench-admin" if dismissed else "",
-                dismissed_reason="accepted risk" if dismissed else "",
-                dismissed_at=now.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if dismissed else "",
-                updated_at=now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            )
+        row: dict[str, Any] = dict(
+            fingerprint=hashlib.sha256(f"bench-alert-{seed}-{i}".encode()).hexdigest(),
+            rule=rule,
+            severity=severity,
+            priority=priority,
+            source="k8s_audit",
+            output=f"{rule} (user={user} ns={ns} resource=pods name={name})",
+            cluster=cluster,
+            namespace=ns,
+            entities={"cluster": cluster, "namespace": ns, "user": user, "resource": "pods", "name": name},
+            count=1 + int(rng.expovariate(0.2)),
+            first_seen=first.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            last_seen=last.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            status=active,
+            updated_at=stamp,
+            dismissed_by="",
+            dismissed_reason="",
+            dismissed_at="",
+            resolved_by="",
+            resolved_reason="",
+            resolved_at="",
         )
+        roll = rng.random()
+        if roll < 0.2 and "dismissed" in statuses:
+            row |= dict(status="dismissed", dismissed_by="bench-admin", dismissed_reason="accepted risk")
+            row["dismissed_at"] = stamp
+        elif roll < 0.3 and "resolved" in statuses and "resolved_by" in columns:
+            row |= dict(status="resolved", resolved_by="bench-admin", resolved_reason="fixed", resolved_at=stamp)
+        rows.append({k: v for k, v in row.items() if k in columns})
     return rows

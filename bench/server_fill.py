@@ -1,15 +1,35 @@
 """The parts of the server benchmark that need the registry pillar (images, findings, rescans, scan on
 push) and the clusters pillar (recommendations): filling their tables, and the rescan and scan-on-push
-measurements. Each entry point first says (as a one-line reason) when what it needs is not built yet.
+measurements. Each entry point first says (as a one-line reason) when what it needs is not there.
+
+The stored images are one real scan replicated: the app test image (``tests/support/images.py``: Debian 12
+with python3, nodejs, old PyPI and npm packages) inventoried and matched against an advisory database built
+from the real OSV mirror (``tests/server/test_registry_support.py``: every record naming one of its packages,
+less three held out), giving its real SBOM and its ~200 real finding documents; each replica is a new
+manifest digest with its own repository and tag. Installing the database with the held-out records is the
+"database change" a rescan reacts to.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
 #: (what, value, unit, target, note) as the benchmark's rows take them.
 RowArgs = tuple[str, float | None, str, tuple[str, float] | None, str]
+#: A registry host no replica can be pulled from (proof that a rescan makes no registry traffic).
+NOWHERE = "registry.bench.invalid:5000"
 
 
 def _table(name: str) -> Any:
@@ -24,40 +44,236 @@ def _paths() -> set[str]:
     return openapi_paths()
 
 
-def fill_images(url: str, n_findings: int) -> list[tuple[str, list[str]]] | str:
-    """Images with ``n_findings`` findings in all; returns the list paths to measure, or why not."""
-    if _table("image_findings") is None or "/api/v1/images" not in _paths():
+def _registry_module() -> Any:
+    try:
+        return importlib.import_module("garrison.services.registry")
+    except ImportError:
+        return None
+
+
+@dataclass
+class RealScan:
+    """One real scan of the app test image against the held-out database."""
+
+    images: Any
+    dbs: Any
+    #: The scan's findings as the scan job stores them (``FindingIn``).
+    found: list[Any]
+    sbom: dict[str, Any]
+    image: Any
+    #: The held-out database's identity (what the stored findings were matched against).
+    identity: str
+
+
+_SCAN: list[RealScan] = []
+
+
+def real_scan(work: Path) -> RealScan | str:
+    """The scan (made once per run), or why it cannot be made here."""
+    if _SCAN:
+        return _SCAN[0]
+    reg = _registry_module()
+    if reg is None or not hasattr(reg, "_findings_of"):
+        return "no garrison.services.registry scan job yet (helper H1)"
+    from tests.support.images import images_ready, test_images
+    from tests.support.shared import have_vulndb
+
+    if not images_ready():
+        return "the test images are not built (python -m tests.support.images)"
+    if not have_vulndb("Debian", "PyPI", "npm"):
+        return "no offline OSV mirror in ../shared/vulndb"
+    from tests.server.test_registry_support import advisory_dbs
+
+    from garrison.config import Settings
+    from garrison.report.json_report import inventory_document
+    from garrison.services.scan import Scanner, ScanRequest, ScanService
+    from garrison.store.images import ImageIn
+    from garrison.store.records import now_iso
+
+    images = test_images()
+    dbs = advisory_dbs(images)
+    with ScanService(Settings(cache_dir=work / "scan-cache", db_path=str(dbs.held_out), offline=True)) as s:
+        inv = s.inventory(images.app_oci_ref)
+        report = s.scan_inventory(inv, ScanRequest(scanners=frozenset({Scanner.VULN})))
+        identity = reg.database_identity(s.database())
+    found = reg._findings_of(report)  # the scan job's own conversion (report → rows)
+    art = inv.artifact
+    image = ImageIn(art.digest, art.config_digest, art.architecture, inv.os.pretty_name if inv.os else "", 0)
+    scan = RealScan(images, dbs, found, inventory_document(inv, now_iso()), image, identity)
+    _SCAN.append(scan)
+    return scan
+
+
+def replica_digest(i: int) -> str:
+    return "sha256:" + hashlib.sha256(f"garrison-bench-image-{i}".encode()).hexdigest()
+
+
+def store_replicas(url: str, scan: RealScan, n_images: int, *, sboms: bool) -> list[str]:
+    """``n_images`` replicas of ``scan`` in the store at ``url``: images, tags (pushed now, from
+    :data:`NOWHERE`) and counts through the images repository; the findings (the bulk of the rows)
+    bulk-inserted as the scan job's ``merge_findings`` would have inserted them. Returns the digests."""
+    from dataclasses import replace
+
+    from sqlalchemy import insert
+
+    from garrison.store import images as si
+    from garrison.store.db import open_engine
+    from garrison.store.records import now_iso
+    from garrison.store.repos import SqlStore
+
+    engine = open_engine(url)
+    store = SqlStore(engine)
+    at = now_iso()
+    digests = [replica_digest(i) for i in range(n_images)]
+    try:
+        with store.transaction() as tx:
+            for i, d in enumerate(digests):
+                tx.images.put_image(replace(scan.image, digest=d, packages=len(scan.sbom["packages"])), at)
+                if sboms:
+                    tx.images.put_sbom(d, scan.sbom, at)
+                tx.images.see_tag(NOWHERE, f"team-{i % 30:02d}/service-{i}", f"1.{i % 7}.0", d, at, pushed=True)
+        rows: list[dict[str, Any]] = []
+
+        def flush() -> None:
+            with engine.begin() as conn:
+                conn.execute(insert(si.image_findings), rows)
+            rows.clear()
+
+        for d in digests:
+            for f in scan.found:
+                rows.append(
+                    dict(
+                        digest=d,
+                        fingerprint=f.fingerprint,
+                        kind=f.kind,
+                        rule_id=f.rule_id[:256],
+                        severity=f.severity,
+                        package=f.package[:512],
+                        installed=f.installed[:256],
+                        fixed_version=f.fixed_version[:512],
+                        has_fix=f.has_fix,
+                        status="open",
+                        first_seen=at,
+                        last_seen=at,
+                        fixed_at="",
+                        document=f.document,
+                    )
+                )
+            if len(rows) >= 5000:
+                flush()
+        if rows:
+            flush()
+        with store.transaction() as tx:
+            for d in digests:
+                tx.images.refresh_counts(d, scan.identity, at)
+    finally:
+        engine.dispose()
+    return digests
+
+
+# --- 2. the API lists ----------------------------------------------------------------------------------------
+
+
+def fill_images(url: str, n_findings: int, work: Path) -> list[tuple[str, list[str]]] | str:
+    """Images holding ``n_findings`` findings in all; the list paths to measure, or why not."""
+    if _table("image_findings") is None or "/api/v1/images/{digest}/findings" not in _paths():
         return "no images/findings store and API yet (helper H1)"
-    return "images fill not written yet"
+    scan = real_scan(work)
+    if isinstance(scan, str):
+        return scan
+    n_images = math.ceil(n_findings / max(1, len(scan.found)))
+    digests = store_replicas(url, scan, n_images, sboms=False)
+    some = digests[:: max(1, len(digests) // 8)][:8]
+    repos = [f"team-{i % 30:02d}/service-{i}" for i in range(0, n_images, max(1, n_images // 8))][:8]
+    per_image = [f"/api/v1/images/{d}/findings" for d in some]
+    return [
+        (f"images: first page ({n_images} images)", ["/api/v1/images"]),
+        ("images: severity=CRITICAL", ["/api/v1/images?severity=CRITICAL"]),
+        ("images: by repository", [f"/api/v1/images?repository={r}" for r in repos]),
+        (f"images/{{digest}}/findings: first page ({len(scan.found)} each)", per_image),
+        ("images/{digest}/findings: severity=HIGH", [p + "?severity=HIGH" for p in per_image]),
+        ("images/{digest}/findings: with a fix, page 2", [p + "?fixed=true&offset=100" for p in per_image]),
+    ]
 
 
-def fill_recommendations(url: str) -> list[tuple[str, list[str]]] | str:
+def fill_recommendations(url: str, work: Path) -> list[tuple[str, list[str]]] | str:
     if not any(p.endswith("/recommendations") for p in _paths()):
         return "no clusters/{id}/recommendations API yet (helper H3)"
     return "recommendations fill not written yet"
 
 
+# --- 4. rescans --------------------------------------------------------------------------------------------
+
+
 def rescan_missing() -> str:
-    import importlib
-
-    try:
-        registry = importlib.import_module("garrison.services.registry")
-    except ImportError:
+    reg = _registry_module()
+    if reg is None:
         return "no garrison.services.registry yet (helper H1)"
-    if not hasattr(registry, "run_rescan_job"):
-        return "no garrison.services.registry.run_rescan_job yet (helper H1)"
-    return "rescan measurement not written yet"
+    if not (hasattr(reg, "run_rescan_job") and hasattr(reg, "rescan_if_changed") and hasattr(reg, "rescan")):
+        return "no garrison.services.registry.run_rescan_job/rescan_if_changed yet (helper H1)"
+    return ""
 
 
-def rescan(work: Path, n: int) -> list[RowArgs]:
-    raise NotImplementedError
+def rescan(work: Path, n: int) -> list[RowArgs] | str:
+    """``n`` stored SBOMs (and their findings, matched against the held-out database) on SQLite; the
+    full database installed as ``db update`` does; ``rescan_if_changed`` must see the change; then the
+    rescan job's work, timed (wall and CPU: it runs on one core)."""
+    from tests.server.test_registry_support import install_db
+
+    from garrison.jobs import JobContext, open_queue
+    from garrison.services.settings import ServerSettings
+    from garrison.store.db import open_engine
+    from garrison.store.repos import SqlStore
+
+    reg = _registry_module()
+    scan = real_scan(work)
+    if isinstance(scan, str):
+        return scan
+    from bench.server_harness import prepare_database
+
+    url = f"sqlite:///{work / 'rescan.db'}"
+    prepare_database(url)
+    t0 = time.perf_counter()
+    store_replicas(url, scan, n, sboms=True)
+    fill = time.perf_counter() - t0
+    vulndb = work / "vulndb" / "garrison.db"
+    vulndb.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(scan.dbs.held_out, vulndb)
+    install_db(scan.dbs.all, vulndb)  # `garrison db update`: a new file renamed over the old one
+    settings = ServerSettings(data_dir=work / "data", database_url=url, vulndb=vulndb)
+    engine = open_engine(url)
+    try:
+        store = SqlStore(engine)
+        queue = open_queue(settings, store, run_jobs=False)
+        ctx = JobContext(store=store, queue=queue, settings=settings)
+        job = reg.rescan_if_changed(ctx)
+        if job is None:
+            return "rescan_if_changed saw no change after the database was replaced"
+        w0, c0 = time.perf_counter(), time.process_time()
+        result = reg.rescan(ctx)
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    finally:
+        engine.dispose()
+    per_1000 = cpu * 1000 / max(1, result.images)
+    note = (
+        f"{result.images} images rescanned in {wall:.1f} s wall, {cpu:.1f} s CPU; {result.appeared} findings "
+        f"appeared, {result.fixed} fixed; tags name {NOWHERE} (unresolvable: no pull possible); "
+        f"store filled in {fill:.0f} s"
+    )
+    return [(f"CPU seconds per 1,000 SBOMs (SQLite, {n} stored)", per_1000, "s", ("<=", 60.0), note)]
+
+
+# --- 5. scan on push ---------------------------------------------------------------------------------------
 
 
 def push_missing() -> str:
-    if not any(p.endswith("/notifications") for p in _paths()):
+    if not any(p.endswith("/notifications") and "registries" in p for p in _paths()):
         return "no registry notifications endpoint yet (helper H1)"
+    if shutil.which("docker-registry") is None or shutil.which("skopeo") is None:
+        return "docker-registry or skopeo is not installed"
+    return ""
+
+
+def scan_on_push(work: Path, url: str) -> list[RowArgs] | str:
+    """raise NotImplementedError"""
     return "scan-on-push measurement not written yet"
-
-
-def scan_on_push(work: Path, url: str) -> list[RowArgs]:
-    raise NotImplementedError
