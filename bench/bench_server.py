@@ -524,6 +524,10 @@ RUNNERS: dict[str, tuple[str, Callable[[Ctx], None]]] = {
 
 
 def main() -> int:
+    import warnings
+
+    # tests.server's fixtures import Starlette's TestClient, which warns about httpx; not the benchmark's concern.
+    warnings.filterwarnings("ignore", message=".*httpx.*", category=DeprecationWarning)
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
     ap.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {', '.join(PARTS)}")

@@ -247,6 +247,7 @@ def garrison_cmd(*args: str) -> list[str]:
 def clean_env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GARRISON_")}
     env["GARRISON_DATA_DIR"] = str(data_dir)
+    env["XDG_CACHE_HOME"] = str(data_dir / "cache")  # a cold layer cache, not the user's
     return env
 
 
