@@ -25,6 +25,9 @@ from garrison.store.images import FindingIn, ImageIn
 from garrison.store.records import now_iso
 
 pytestmark = needs_recorded
+#: The tests that only vary the engine's input run on SQLite alone; those that write the store (decisions,
+#: the audit log, image verdicts) run on PostgreSQL too.
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 JSON = {"Content-Type": "application/json"}
 IMAGE = "127.0.0.1:5000/shop/web:1.0"
@@ -132,6 +135,7 @@ def test_recorded_requests_over_tls_are_judged_and_recorded(webhook: Webhook) ->
     assert any("was never scanned by garrison" in w for w in web["warnings"]), "the default policy warns"
 
 
+@sqlite_only
 def test_privileged_pod_denied_with_a_reason_to_act_on(webhook: Webhook) -> None:
     r = webhook.post(review("create-pod-priv")).json()["response"]
     assert r["allowed"] is False and r["status"]["code"] == 403
@@ -159,6 +163,7 @@ def test_stored_critical_with_fix_verdict_denies(webhook: Webhook) -> None:
 
 
 @pytest.mark.parametrize(("action", "allowed"), [("deny", False), ("warn", True)])
+@sqlite_only
 def test_never_scanned_image_per_policy(webhook: Webhook, action: str, allowed: bool) -> None:
     webhook.policy(f"version: 1\ndeny: {{frameworks: [pss-baseline]}}\nimages: {{notScanned: {action}}}\n")
     _store_scan(webhook.server, 0, 0)
@@ -169,6 +174,7 @@ def test_never_scanned_image_per_policy(webhook: Webhook, action: str, allowed: 
     assert text in (r["warnings"][0] if allowed else r["status"]["message"])
 
 
+@sqlite_only
 def test_audit_mode_returns_warnings_and_records_would_be_denials(webhook: Webhook) -> None:
     webhook.policy("version: 1\nmode: audit\ndeny: {frameworks: [pss-baseline]}\n")
     r = webhook.post(review("create-pod-priv")).json()["response"]
@@ -196,6 +202,7 @@ def test_break_glass_allows_records_and_goes_to_the_audit_log(webhook: Webhook) 
     assert entry["detail"]["would_deny"][0].startswith("GAR-PSS-003")
 
 
+@sqlite_only
 def test_who_may_call_the_webhook(webhook: Webhook) -> None:
     s = webhook.server
     body = review("create-pod-priv")
@@ -218,6 +225,7 @@ def test_who_may_call_the_webhook(webhook: Webhook) -> None:
     assert d["cluster"] == "", "an admin's token speaks for no cluster"
 
 
+@sqlite_only
 def test_bad_bodies_are_refused_and_not_recorded(webhook: Webhook) -> None:
     r = webhook.post(b"{nope")
     assert r.status_code == 400 and "not JSON" in r.json()["error"]
@@ -230,6 +238,7 @@ def test_bad_bodies_are_refused_and_not_recorded(webhook: Webhook) -> None:
     assert webhook.decisions()["total"] == 0
 
 
+@sqlite_only
 def test_decisions_filters_and_pages(webhook: Webhook) -> None:
     before = now_iso()
     for name in NAMES:
