@@ -67,6 +67,33 @@ def test_rule_file_matches_schema(name: str, text: str) -> None:
     assert parse_control_file(text, name)  # and it compiles
 
 
+@pytest.mark.parametrize(("name", "text"), _rule_files(), ids=[n for n, _ in _rule_files()])
+def test_builtin_files_read_alike_by_ryaml_and_pyyaml(name: str, text: str) -> None:
+    # Built-in files are read with ryaml (YAML 1.2); a YAML 1.1 spelling (yes/no/on/off, octals)
+    # would read differently, and this fails first.
+    ryaml = pytest.importorskip("ryaml")
+    assert ryaml.loads(text) == yaml.safe_load(text)
+
+
+def test_every_builtin_control_compiles() -> None:
+    # Built-in checks compile on first use; every one of them must compile.
+    for c in builtin_controls():
+        assert c.checks, c.id
+        for chk in c.checks:
+            assert chk.fails
+
+
+def test_a_user_control_file_compiles_when_loaded() -> None:
+    from garrison.errors import InputError
+
+    bad = (
+        "version: '1'\nfamily: mine\ncontrols:\n  - {id: MY-1, title: t, severity: low, remediation: r, "
+        "kinds: [Pod], check: {fail: 'unknown_fn(spec)'}}\n"
+    )
+    with pytest.raises(InputError, match="unknown function or predicate unknown_fn"):
+        parse_control_file(bad, "mine.yaml")
+
+
 def test_control_ids_unique_and_prefixed_by_family() -> None:
     prefixes = {"pod-security": "GAR-PSS-", "workload": "GAR-WL-", "rbac": "GAR-RBAC-", "network": "GAR-NET-"}
     ids = [c.id for c in builtin_controls()]

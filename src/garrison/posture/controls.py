@@ -71,13 +71,26 @@ class Control:
     #: Tool → equivalent ids.
     equivalents: dict[str, tuple[str, ...]]
     params: dict[str, Any]
-    checks: tuple[Check, ...]
+    #: The check records as written (compiled into :attr:`checks` on first use).
+    check_records: tuple[dict[str, Any], ...]
     family: str
     #: The family file's version.
     version: str
     #: Where the control is defined (file name), for errors.
     origin: str = ""
     source: dict[str, Any] = field(default_factory=dict, repr=False, compare=False, hash=False)
+    _compiled: list[tuple[Check, ...]] = field(default_factory=list, repr=False, compare=False, hash=False)
+
+    @property
+    def checks(self) -> tuple[Check, ...]:
+        """The compiled checks. Built-in controls compile on first use (an assessment of manifests
+        never compiles the 180 Docker, Dockerfile and node-file controls); a user's control file is
+        compiled when it is loaded, so that its errors show at once (:func:`compile_control`)."""
+        if not self._compiled:
+            where = f"{self.origin}: control {self.id}"
+            compiler = _compiler()
+            self._compiled.append(tuple(_compile_check(c, compiler, where) for c in self.check_records))
+        return self._compiled[0]
 
     def check_for(self, version: tuple[int, int]) -> Check | None:
         """The check that applies at ``version`` (the latest range that holds it), or None."""
@@ -127,11 +140,16 @@ def _compile_check(raw: dict[str, Any], compiler: Compiler, where: str) -> Check
     )
 
 
+@cache
+def _compiler() -> Compiler:
+    return Compiler(PREDICATES)
+
+
 def compile_control(
-    raw: dict[str, Any], family: str, version: str, origin: str, compiler: Compiler | None = None
+    raw: dict[str, Any], family: str, version: str, origin: str, compiler: Compiler | None = None, *, lazy: bool = False
 ) -> Control:
-    """One control record → :class:`Control`. Raises :class:`InputError` naming the control."""
-    compiler = compiler or Compiler(PREDICATES)
+    """One control record → :class:`Control`. Raises :class:`InputError` naming the control; with
+    ``lazy`` (the built-in controls) the checks compile on first use instead of now."""
     cid = str(raw.get("id") or "?")
     where = f"{origin}: control {cid}"
     for key in ("id", "title", "severity", "remediation", "kinds"):
@@ -144,12 +162,13 @@ def compile_control(
     raw_checks = raw.get("checks") or ([raw["check"]] if raw.get("check") else [])
     if not raw_checks:
         raise InputError(f"{where}: needs 'check' or 'checks'")
-    checks = tuple(_compile_check(c, compiler, where) for c in raw_checks)
+    if not all(isinstance(c, dict) for c in raw_checks):
+        raise InputError(f"{where}: each check must be a mapping")
     frameworks = _refs(raw.get("frameworks"))
     unknown = set(frameworks) - set(FRAMEWORKS)
     if unknown:
         raise InputError(f"{where}: unknown framework {sorted(unknown)[0]!r}")
-    return Control(
+    control = Control(
         id=cid,
         title=str(raw["title"]),
         severity=severity,
@@ -160,28 +179,51 @@ def compile_control(
         frameworks=frameworks,
         equivalents=_refs(raw.get("equivalents")),
         params=dict(raw.get("params") or {}),
-        checks=checks,
+        check_records=tuple(raw_checks),
         family=family,
         version=version,
         origin=origin,
         source=raw,
     )
+    if not lazy:
+        control._compiled.append(tuple(_compile_check(c, compiler or _compiler(), where) for c in raw_checks))
+    return control
 
 
-def parse_control_file(text: str, origin: str) -> list[Control]:
-    """A family file's YAML → its compiled controls."""
+def _load_yaml(text: str, origin: str) -> Any:
     import yaml
 
     try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise InputError(f"{origin}: not valid YAML ({' '.join(str(exc).split())})") from None
+
+
+def _load_builtin_yaml(text: str, origin: str) -> Any:
+    """A built-in family file through ryaml when it is installed (a third of PyYAML's time, and no
+    PyYAML import on the way to an assessment); the tests check that both read every built-in file
+    alike (the files keep clear of YAML 1.1 spellings)."""
+    try:
+        import ryaml
+    except ImportError:
+        return _load_yaml(text, origin)
+    parser: Any = ryaml
+    return parser.loads(text)
+
+
+def parse_control_file(text: str, origin: str, *, builtin: bool = False) -> list[Control]:
+    """A family file's YAML → its controls (compiled now; a built-in file's on first use)."""
+    data = _load_builtin_yaml(text, origin) if builtin else _load_yaml(text, origin)
     if not isinstance(data, dict) or not isinstance(data.get("controls"), list):
         raise InputError(f"{origin}: expected a mapping with 'version', 'family' and 'controls'")
     family = str(data.get("family") or Path(origin).stem)
     version = str(data.get("version") or "")
-    compiler = Compiler(PREDICATES)
-    return [compile_control(c, family, version, origin, compiler) for c in data["controls"] if isinstance(c, dict)]
+    compiler = _compiler()
+    return [
+        compile_control(c, family, version, origin, compiler, lazy=builtin)
+        for c in data["controls"]
+        if isinstance(c, dict)
+    ]
 
 
 def _check_unique(controls: Sequence[Control]) -> None:
@@ -220,7 +262,7 @@ def builtin_controls() -> tuple[Control, ...]:
     """Every built-in control (all family files in ``rules/posture/``), compiled once per process."""
     out: list[Control] = []
     for name, text in builtin_files():
-        out.extend(parse_control_file(text, f"rules/posture/{name}"))
+        out.extend(parse_control_file(text, f"rules/posture/{name}", builtin=True))
     _check_unique(out)
     return tuple(out)
 

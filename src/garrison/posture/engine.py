@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -101,7 +101,7 @@ def _params_for(control: Control, params: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _candidates(control: Control, index: ResourceIndex, workloads: list[Resource]) -> Iterable[Resource]:
+def _candidates(control: Control, index: ResourceIndex, workloads: list[Resource]) -> Sequence[Resource]:
     if "*" in control.kinds:
         return index.resources
     out: list[Resource] = []
@@ -148,6 +148,9 @@ def evaluate(
     applicable: dict[tuple[str, str], int] = {}
     refs: dict[int, ObjectRef] = {}
     for control in controls:
+        candidates = _candidates(control, index, workloads)
+        if not candidates:
+            continue  # before check_for: a control no object can meet is never compiled
         check = control.check_for(ver)
         if check is None:
             continue
@@ -157,7 +160,7 @@ def evaluate(
         expected = check.expected or control.expected
         ctx = Ctx(index.resources[0] if index.resources else Resource({}), index, cparams)
         rule = rule_ref(control)
-        for r in _candidates(control, index, workloads):
+        for r in candidates:
             # One context per control, reset for each object (creating one per pair was measurable).
             ctx.resource = r
             ctx.scope = ("", r.obj)

@@ -73,6 +73,50 @@ class Ctx:
 
 Fn = Callable[[Ctx], Any]
 
+
+class Const:
+    """A compiled literal: callable like any compiled expression, and known at compile time, so that
+    comparisons, ``in`` and ``intersects`` against it are specialised once (a set for a list of
+    strings) instead of rebuilt for every object."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __call__(self, ctx: Ctx) -> Any:
+        return self.value
+
+
+def _str_set(fn: Fn) -> frozenset[str] | None:
+    """The strings of a literal list of strings (None for anything else)."""
+    if isinstance(fn, Const) and isinstance(fn.value, list) and all(type(x) is str for x in fn.value):
+        return frozenset(fn.value)
+    return None
+
+
+def _value_test(op: str, const: Any) -> Callable[[Any], bool] | None:
+    """``value OP const`` with the language's semantics, specialised for a literal (None: no
+    specialisation, take the generic test)."""
+    if op in ("==", "!="):
+        if type(const) is str:
+            eq: Callable[[Any], bool] = lambda a: a == const  # noqa: E731 - no bool equals a string
+        elif type(const) is bool:
+            eq = lambda a: a is const  # noqa: E731
+        elif type(const) is int:
+            eq = lambda a: a == const and a is not True and a is not False  # noqa: E731
+        else:
+            return None
+        return eq if op == "==" else (lambda a: not eq(a))
+    if op in ("in", "not in"):
+        members = _str_set(Const(const))
+        if members is None:
+            return None
+        has: Callable[[Any], bool] = lambda a: type(a) is str and a in members  # noqa: E731
+        return has if op == "in" else (lambda a: not has(a))
+    return None
+
+
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -118,6 +162,8 @@ def _order(op: str, a: Any, b: Any) -> bool:
 
 def truthy(v: Any, ctx: Ctx) -> bool:
     """Truth of a value; a path is true when one of its values is (that node becomes the witness)."""
+    if v is True or v is False:
+        return v
     if isinstance(v, Nodes):
         for node in v.items:
             if node[1]:
@@ -280,6 +326,16 @@ def _path_fn(base: str | None, steps: tuple[Any, ...]) -> Fn:
 
         return scoped
     read = VARIABLES[base]
+    if not steps:  # ``$containers``, ``@``: the variable's own nodes (read-only, so shared)
+
+        def whole_var(ctx: Ctx) -> Nodes:
+            start = read(ctx)
+            n = Nodes(start, start[0][0] if len(start) == 1 else f"${base}", steps)
+            if ctx.first is None:
+                ctx.first = start[0] if start else n
+            return n
+
+        return whole_var
 
     def from_var(ctx: Ctx) -> Nodes:
         start = read(ctx)
@@ -446,6 +502,15 @@ def _f_intersects(ctx: Ctx, args: list[Fn]) -> bool:
     return any(_contains(b, x) for x in a)
 
 
+def _intersects_literal(first: Fn, members: frozenset[str]) -> Fn:
+    """``intersects(x, ["a", "b"])``: the literal as a set, built once."""
+
+    def impl(ctx: Ctx) -> bool:
+        return any(type(x) is str and x in members for x in values(first(ctx)))
+
+    return impl
+
+
 def split_image(ref: str) -> tuple[str, str, str, str]:
     """(registry, repository, tag, digest) of an image reference, as the container runtime reads it:
     no registry means ``docker.io``; no tag and no digest means ``latest``."""
@@ -567,17 +632,17 @@ class Compiler:
     def _node(self, node: ast.expr, text: str) -> Fn:
         if isinstance(node, ast.Name | ast.Attribute | ast.Subscript):
             if isinstance(node, ast.Name) and node.id in _CONSTANTS:
-                const = _CONSTANTS[node.id]
-                return lambda ctx: const
+                return Const(_CONSTANTS[node.id])
             path = self._path(node, text)
             if path is None:
                 raise ExprError(f"{text!r}: cannot read {ast.unparse(node)!r} as a path")
             return path
         if isinstance(node, ast.Constant):
-            value = node.value
-            return lambda ctx: value
+            return Const(node.value)
         if isinstance(node, ast.List | ast.Tuple):
             items = [self._node(e, text) for e in node.elts]
+            if all(isinstance(i, Const) for i in items):
+                return _ConstList([plain(i.value) for i in items])  # type: ignore[attr-defined]
             return lambda ctx: [plain(i(ctx)) for i in items]
         if isinstance(node, ast.UnaryOp):
             inner = self._node(node.operand, text)
@@ -588,6 +653,11 @@ class Compiler:
             raise ExprError(f"{text!r}: unsupported operator")
         if isinstance(node, ast.BoolOp):
             parts = [self._node(v, text) for v in node.values]
+            if len(parts) == 2:
+                a, b = parts
+                if isinstance(node.op, ast.And):
+                    return lambda ctx: truthy(a(ctx), ctx) and truthy(b(ctx), ctx)
+                return lambda ctx: truthy(a(ctx), ctx) or truthy(b(ctx), ctx)
             if isinstance(node.op, ast.And):
                 return lambda ctx: all(truthy(p(ctx), ctx) for p in parts)
             return lambda ctx: any(truthy(p(ctx), ctx) for p in parts)
@@ -602,6 +672,9 @@ class Compiler:
                 impl, lo, hi = FUNCTIONS[name]
                 if not lo <= len(args) <= hi:
                     raise ExprError(f"{text!r}: {name}() takes {lo}{'' if lo == hi else f' to {hi}'} arguments")
+                members = _str_set(args[1]) if name == "intersects" else None
+                if members is not None:
+                    return _intersects_literal(args[0], members)
                 return lambda ctx: impl(ctx, args)
             if name in self.predicates:
                 pred = self.predicates[name]
@@ -630,6 +703,11 @@ class Compiler:
         else:
             raise ExprError(f"{text!r}: unsupported comparison")
         membership = isinstance(op, ast.In | ast.NotIn)
+        if isinstance(right, Const):
+            spelled = {ast.Eq: "==", ast.NotEq: "!=", ast.In: "in", ast.NotIn: "not in"}.get(type(op), "")
+            quick = _value_test(spelled, right.value) if spelled else None
+            if quick is not None:
+                return _compare_literal(left, quick)
 
         def compare(ctx: Ctx) -> bool:
             lv = left(ctx)
@@ -645,3 +723,27 @@ class Compiler:
             return test(lv, r)
 
         return compare
+
+
+class _ConstList(Const):
+    """A literal list (of literals): one list for every evaluation, never changed."""
+
+    __slots__ = ()
+
+
+def _compare_literal(left: Fn, test: Callable[[Any], bool]) -> Fn:
+    """``left OP literal``: the same existential semantics as the generic comparison, with the
+    literal's test built once."""
+
+    def compare(ctx: Ctx) -> bool:
+        lv = left(ctx)
+        if isinstance(lv, Nodes):
+            for n in lv.items:
+                if test(n[1]):
+                    if ctx.witness is None:
+                        ctx.witness = n
+                    return True
+            return False
+        return test(lv)
+
+    return compare

@@ -29,8 +29,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from garrison.errors import NotFoundError
 from garrison.posture.expr import Ctx, Fn, Nodes, plain
 from garrison.posture.resources import Resource
@@ -185,6 +183,8 @@ def scan_node(root: Path = Path("/")) -> tuple[list[Resource], list[str]]:
         resources.append(_node_file(name, role, file_info(path, name)))
         if role not in ("StaticPod", "KubeletConfiguration"):
             continue
+        import yaml  # here, not at the top: predicates import this module on every assessment
+
         try:
             with open(path, "rb") as fh:
                 data = fh.read(MAX_BYTES + 1)
