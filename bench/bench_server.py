@@ -435,11 +435,11 @@ def _check_review(load: data.AdmissionLoad, verdicts: dict[str, int]) -> Callabl
     return check
 
 
-def admission_run(ctx: Ctx, label: str, srv: h.Process, path: str, load: data.AdmissionLoad) -> None:
+def admission_run(ctx: Ctx, label: str, srv: h.Process, path: str, load: data.AdmissionLoad, token: str = "") -> None:
     rate = 200.0
     verdicts: dict[str, int] = {}
     cpu0 = srv.cpu()
-    res = h.open_loop(srv, "POST", path, load.bodies, rate, check=_check_review(load, verdicts))
+    res = h.open_loop(srv, "POST", path, load.bodies, rate, check=_check_review(load, verdicts), token=token)
     seconds = len(load.bodies) / rate
     cpu = (srv.cpu() - cpu0) / seconds
     lat = res.latency
@@ -471,7 +471,9 @@ def part_admission(ctx: Ctx) -> None:
 
 
 def main_server_admission(ctx: Ctx, load: data.AdmissionLoad) -> None:
-    """The main server's ``/admission/validate`` (over TLS, on the server's own database)."""
+    """The main server's ``/admission/validate`` over TLS on SQLite, called with a cluster agent's token as
+    the API server's webhook kubeconfig sends it: each review looks up the images' stored verdicts and
+    records its decision."""
     if "/admission/validate" not in h.openapi_paths():
         ctx.add(Skip("admission", "the main server has no /admission/validate yet (helper H5)"))
         return
@@ -480,11 +482,12 @@ def main_server_admission(ctx: Ctx, load: data.AdmissionLoad) -> None:
     d = ctx.work / "admission-main"
     made = self_signed(d / "tls.crt", d / "tls.key")
     url = ctx.url("sqlite", "admission")
-    h.prepare_database(url)
+    tokens = h.prepare_database(url)
     with h.serving(
         server_args(url, "--tls-cert", str(made.cert), "--tls-key", str(made.key)), d, tls_ca=made.ca
     ) as srv:
-        admission_run(ctx, "garrison server run /admission/validate", srv, "/admission/validate?timeout=5s", load)
+        path = "/admission/validate?timeout=5s"
+        admission_run(ctx, "garrison server run /admission/validate", srv, path, load, tokens.agent)
 
 
 # --- 4 and 5: rescans and scan on push -----------------------------------------------------------------------

@@ -379,6 +379,7 @@ def open_loop(
     *,
     connections: int = 16,
     check: Callable[[int, Answer], str] | None = None,
+    token: str = "",
 ) -> OpenLoopResult:
     """Send ``bodies`` at ``rate`` requests per second on a schedule fixed in advance (open loop: a slow
     answer does not delay the next request), over ``connections`` keep-alive connections opened and
@@ -393,7 +394,7 @@ def open_loop(
 
     def worker() -> None:
         nonlocal checked
-        client = Client(server)
+        client = Client(server, token)
         try:
             client.request(method, path, bodies[0])  # the connection and its TLS handshake, not measured
         finally:
