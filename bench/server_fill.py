@@ -197,9 +197,49 @@ def fill_images(url: str, n_findings: int, work: Path) -> list[tuple[str, list[s
 
 
 def fill_recommendations(url: str, work: Path) -> list[tuple[str, list[str]]] | str:
+    """Three clusters, each assessed from a snapshot of about 1,000 objects (the posture benchmark's
+    generated Helm-like applications: workloads with their pods' security contexts, services, roles…)
+    through the clusters service, as ``POST /clusters/{id}/snapshot`` does; the list paths to measure."""
     if not any(p.endswith("/recommendations") for p in _paths()):
         return "no clusters/{id}/recommendations API yet (helper H3)"
-    return "recommendations fill not written yet"
+    import json
+    import random
+
+    from bench.bench_posture import chart
+
+    from garrison.services import server as svc
+    from garrison.store.db import open_engine
+    from garrison.store.repos import SqlStore
+
+    clusters = importlib.import_module("garrison.services.clusters")
+    engine = open_engine(url)
+    objects = 0
+    try:
+        store = SqlStore(engine)
+        with store.transaction() as tx:
+            admin = tx.users.by_name("admin")
+        assert admin is not None
+        who = svc.Principal(admin, 0)
+        ids = ("prod-eu", "prod-us", "staging")
+        for n, cid in enumerate(ids):
+            clusters.create_cluster(store, None, cid)
+            rng = random.Random(100 + n)
+            items = [obj for i in range(95) for obj in chart(rng, i)]
+            objects += len(items)
+            body = json.dumps({"apiVersion": "v1", "kind": "List", "items": items}).encode()
+            clusters.post_snapshot(store, who, cid, body)
+    finally:
+        engine.dispose()
+    base = [f"/api/v1/clusters/{c}" for c in ids]
+    return [
+        (
+            f"clusters/{{id}}/recommendations ({objects // len(ids)} objects each)",
+            [b + "/recommendations" for b in base],
+        ),
+        ("clusters/{id}/recommendations: severity=HIGH", [b + "/recommendations?severity=HIGH" for b in base]),
+        ("clusters/{id}/findings: first page", [b + "/findings" for b in base]),
+        ("clusters/{id}/score", [b + "/score" for b in base]),
+    ]
 
 
 # --- 4. rescans --------------------------------------------------------------------------------------------
