@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import jsonschema
+import pytest
 from sqlalchemy import select
 from tests.server.conftest import Server
 
@@ -18,6 +19,8 @@ from garrison.services import harbor
 from garrison.store import tables
 
 H = "/harbor/api/v1"
+#: For tests of what does not depend on the database (negotiation, validation, roles): SQLite only.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 DIGEST = "sha256:" + "ab" * 32
 SCAN_TYPE = "application/vnd.scanner.adapter.scan.request+json; version=1.1"
 PULL_SECRET = "robot$harbor+scan:Sup3rSecretPullToken"
@@ -152,6 +155,7 @@ def _scans(server: Server) -> int:
 # --- metadata --------------------------------------------------------------------------------------
 
 
+@SQLITE_ONLY
 def test_metadata_answers_the_spec_shape_in_the_version_asked(server: Server) -> None:
     for accept, version in (("", "1.1"), ("*/*", "1.1"), (f"{harbor.METADATA}; version=1.0", "1.0")):
         r = server.client.get(f"{H}/metadata", headers={**server.headers("agent"), "Accept": accept})
@@ -176,6 +180,7 @@ def test_metadata_answers_the_spec_shape_in_the_version_asked(server: Server) ->
     check(ERROR, r.json())
 
 
+@SQLITE_ONLY
 def test_only_admins_and_agents_with_a_token(server: Server) -> None:
     assert server.client.get(f"{H}/metadata").status_code == 401
     assert server.client.get(f"{H}/metadata", headers={"Authorization": "Bearer garrison_nope"}).status_code == 401
@@ -247,6 +252,7 @@ HOSTILE: list[tuple[Any, str, int]] = [
 ]
 
 
+@SQLITE_ONLY
 def test_hostile_scan_requests_get_a_clean_error_and_store_nothing(server: Server) -> None:
     for body, ctype, status in HOSTILE:
         r = post_scan(server, body, content_type=ctype)
@@ -260,6 +266,7 @@ def test_hostile_scan_requests_get_a_clean_error_and_store_nothing(server: Serve
     assert _scans(server) == 0
 
 
+@SQLITE_ONLY
 def test_capabilities_naming_vulnerability_and_plain_json_are_accepted(server: Server) -> None:
     server.queue.stop(grace=5.0)
     body = {**scan_body(), "enabled_capabilities": [{"type": "vulnerability"}, {"type": "sbom"}]}
@@ -290,6 +297,7 @@ def test_reports_of_unknown_or_foreign_scans_are_404(server: Server) -> None:
     assert r.status_code == 404
 
 
+@SQLITE_ONLY
 def test_report_media_types_are_negotiated(server: Server) -> None:
     server.queue.stop(grace=5.0)
     scan_id = post_scan(server, scan_body()).json()["id"]

@@ -16,10 +16,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from tests.server.conftest import Server
+from tests.server.test_alerts import RECORDED, needs_recorded
 
 from garrison.services import notify, secretbox
 from garrison.services.settings import ServerSettings
 from garrison.store.notify import DeliveryStatus, notification_targets
+
+#: For tests of what does not depend on the database (validation, bodies, HTTP outcomes): SQLite only.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 SLACK_SECRET = "T0000000/B0000000/sekr1tSlackPathXXXXXXXXX"
 HEADER_SECRET = "hook-bearer-5ecret"
@@ -134,6 +138,7 @@ BAD_TARGETS: list[dict[str, Any]] = [
 ]
 
 
+@SQLITE_ONLY
 def test_bad_targets_are_refused_and_nothing_is_stored(server: Server) -> None:
     for fields in BAD_TARGETS:
         body = {"name": "bad", "kind": "webhook", "url": "http://127.0.0.1:9/", "events": ["alert.new"], **fields}
@@ -145,6 +150,7 @@ def test_bad_targets_are_refused_and_nothing_is_stored(server: Server) -> None:
         assert conn.execute(select(notification_targets)).first() is None
 
 
+@SQLITE_ONLY
 def test_names_are_unique_and_only_admins_change_targets(server: Server, receiver: Receiver) -> None:
     made = _create(server, url=receiver.url)
     again = server.client.post(
@@ -216,17 +222,22 @@ def test_a_delivery_gives_up_after_the_last_attempt(server: Server, receiver: Re
     assert again is not None and again.status is DeliveryStatus.FAILED and len(receiver.seen) == notify.ATTEMPTS
 
 
-@pytest.mark.parametrize(("answer", "error"), [(404, "answered 404"), (302, "redirects are not followed")])
-def test_refusals_are_not_retried(server: Server, receiver: Receiver, answer: int, error: str) -> None:
+@SQLITE_ONLY
+def test_refusals_are_not_retried(server: Server, receiver: Receiver) -> None:
     made = _create(server, url=receiver.url)
-    receiver.script[:] = [(answer, {"Location": receiver.url + "/elsewhere"})]
-    notify.publish(server.store, server.queue, "alert.new", "refused", {"severity": "CRITICAL"})
-    server.wait_jobs()
-    assert [s.path for s in receiver.seen] == ["/"]
-    (d,) = _deliveries(server, made["id"])
-    assert d["status"] == "failed" and d["attempts"] == 1 and d["http_status"] == answer and error in d["last_error"]
+    refusals = [(404, "answered 404"), (302, "redirects are not followed")]
+    for answer, _ in refusals:
+        receiver.script.append((answer, {"Location": receiver.url + "/elsewhere"}))
+        notify.publish(server.store, server.queue, "alert.new", "refused", {"severity": "CRITICAL"})
+        server.wait_jobs()
+    assert [s.path for s in receiver.seen] == ["/", "/"]
+    newest_first = _deliveries(server, made["id"])
+    for d, (answer, error) in zip(newest_first, reversed(refusals), strict=True):
+        assert d["status"] == "failed" and d["attempts"] == 1 and d["http_status"] == answer
+        assert error in d["last_error"]
 
 
+@SQLITE_ONLY
 def test_an_unreachable_target_is_retried_then_failed(server: Server) -> None:
     import socket
 
@@ -243,6 +254,7 @@ def test_an_unreachable_target_is_retried_then_failed(server: Server) -> None:
     assert done.http_status == 0 and done.last_error == f"127.0.0.1:{port}: ConnectError"
 
 
+@SQLITE_ONLY
 def test_slack_targets_get_an_incoming_webhook_body(server: Server, receiver: Receiver) -> None:
     made = _create(server, kind="slack", url=receiver.url + "/services/" + SLACK_SECRET, events=["image.findings.new"])
     data = {"severity": "CRITICAL", "image": "registry.local/web@sha256:ab", "new": {"CRITICAL": 2}, "note": "<b>&"}
@@ -282,6 +294,7 @@ def test_the_test_endpoint_sends_now_and_answers_the_outcome(server: Server, rec
     assert server.client.post("/api/v1/notifications/999/test", headers=server.headers("admin")).status_code == 404
 
 
+@SQLITE_ONLY
 def test_a_target_sealed_under_another_key_fails_loudly(server: Server, receiver: Receiver, tmp_path: Path) -> None:
     made = _create(server, url=receiver.url)
     with server.store.transaction() as tx:
@@ -301,3 +314,27 @@ def test_deleting_a_target_deletes_its_deliveries_and_their_jobs_end_quietly(
     server.client.delete(f"/api/v1/notifications/{made['id']}", headers=server.headers("admin"))
     assert notify.deliver(server.store, server.settings, d.id) is None
     assert receiver.seen == []
+
+
+@needs_recorded
+def test_recorded_audit_events_notify_their_new_alerts_once(server: Server, receiver: Receiver) -> None:
+    """The real publisher: the audit webhook fed the recorded events publishes ``alert.new`` for each new
+    alert; the target gets those at or above its severity, and nothing when the same events come again."""
+    made = _create(server, name="soc", url=receiver.url + "/soc", min_severity="HIGH")
+    events = [json.loads(line) for line in RECORDED.read_text().splitlines() if line.strip()]
+    body = {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": {}, "items": events}
+    r = server.client.post("/api/v1/events/k8s-audit", json=body, headers=server.headers("agent"))
+    assert r.status_code == 200 and r.json()["new_alerts"] > 0, r.text
+    server.wait_jobs()
+    alerts = server.client.get("/api/v1/alerts?limit=1000", headers=server.headers("admin")).json()["items"]
+    high = {a["id"] for a in alerts if a["severity"] in ("HIGH", "CRITICAL")}
+    assert high and len(alerts) <= 20  # within the per-request cap: one notification per new alert
+    assert {s.body["data"]["id"] for s in receiver.seen} == high and len(receiver.seen) == len(high)
+    for s in receiver.seen:
+        assert s.body["event"] == "alert.new" and s.body["data"]["severity"] in ("HIGH", "CRITICAL")
+        assert s.body["title"].startswith(f"[{s.body['data']['severity']}] {s.body['data']['rule']}")
+    assert {d["status"] for d in _deliveries(server, made["id"])} == {"delivered"}
+    again = server.client.post("/api/v1/events/k8s-audit", json=body, headers=server.headers("agent"))
+    assert again.status_code == 200 and again.json()["new_alerts"] == 0
+    server.wait_jobs()
+    assert len(receiver.seen) == len(high)
