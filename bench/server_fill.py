@@ -139,26 +139,29 @@ def store_replicas(url: str, scan: RealScan, n_images: int, *, sboms: bool) -> l
                 conn.execute(insert(si.image_findings), rows)
             rows.clear()
 
+        columns = set(si.image_findings.c.keys())
+        # The finding documents, rendered once (the store's FindingIn renders lazily in newer versions).
+        docs = [f.render() if hasattr(f, "render") else f.document for f in scan.found]
         for d in digests:
-            for f in scan.found:
-                rows.append(
-                    dict(
-                        digest=d,
-                        fingerprint=f.fingerprint,
-                        kind=f.kind,
-                        rule_id=f.rule_id[:256],
-                        severity=f.severity,
-                        package=f.package[:512],
-                        installed=f.installed[:256],
-                        fixed_version=f.fixed_version[:512],
-                        has_fix=f.has_fix,
-                        status="open",
-                        first_seen=at,
-                        last_seen=at,
-                        fixed_at="",
-                        document=f.document,
-                    )
+            for f, doc in zip(scan.found, docs, strict=True):
+                row = dict(
+                    digest=d,
+                    fingerprint=f.fingerprint,
+                    kind=f.kind,
+                    rule_id=f.rule_id[:256],
+                    severity=f.severity,
+                    package=f.package[:512],
+                    installed=f.installed[:256],
+                    fixed_version=f.fixed_version[:512],
+                    has_fix=f.has_fix,
+                    status="open",
+                    first_seen=at,
+                    last_seen=at,
+                    fixed_at="",
+                    document=doc,
+                    revision=getattr(f, "revision", ""),
                 )
+                rows.append({k: v for k, v in row.items() if k in columns})
             if len(rows) >= 5000:
                 flush()
         if rows:
