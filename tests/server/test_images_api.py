@@ -198,11 +198,13 @@ def _store_image(server: Server, digest: str, tag: str, findings: list[FindingIn
 
 def _vuln(fp: str, severity: str, fixed: str) -> FindingIn:
     doc = {"kind": "vulnerability", "fingerprint": fp, "severity": severity}
-    return FindingIn(fp, "vulnerability", f"CVE-{fp}", severity, "bash", "5.2", fixed, bool(fixed), doc)
+    return FindingIn(fp, "vulnerability", f"CVE-{fp}", severity, "bash", "5.2", fixed, bool(fixed), "r1", lambda: doc)
 
 
 def test_images_findings_filters_and_the_admission_verdict(server: Server) -> None:
-    secret = FindingIn("s1", "secret", "aws-access-key-id", "CRITICAL", "", "", "", False, {"kind": "secret"})
+    secret = FindingIn(
+        "s1", "secret", "aws-access-key-id", "CRITICAL", "", "", "", False, "r1", lambda: {"kind": "secret"}
+    )
     _store_image(server, D1, "1.0", [_vuln("a", "CRITICAL", "5.3"), _vuln("b", "CRITICAL", ""), _vuln("c", "LOW", "")])
     _store_image(server, D2, "2.0", [_vuln("d", "HIGH", "1"), secret])
     h = server.headers("security-reader")

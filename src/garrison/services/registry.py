@@ -103,6 +103,8 @@ MAX_EVENTS = 1000
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _URL = re.compile(r"^(https?)://([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])(:[0-9]{1,5})?/?$")
 MAX_REFERENCE = 1024
+#: SBOMs a rescan reads per transaction (each image's results are still committed on their own).
+RESCAN_BATCH = 50
 MAX_SECRET = 4096
 
 
@@ -630,26 +632,39 @@ def _inventory(reference: str, settings: Settings, header: str) -> Inventory:
         return scan_image(opened, (*declared_analyzers("image"), _secret_analyzer), settings, NO_PROGRESS)
 
 
-def _finding_in(f: Finding[Any], refs: Mapping[Any, str]) -> FindingIn:
+def _revision(f: Finding[Any], *extra: str) -> str:
+    """What changes a stored finding's document besides its times: the severity, the title (package,
+    version, id), the rule's version (an advisory's ``modified``) and ``extra`` (fixes, KEV…)."""
+    text = "\x1f".join((f.severity.name, f.title, f.rule.version, f.rule.title, *f.rule.aliases, *extra))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _finding_in(f: Finding[Any], refs: dict[Any, str]) -> FindingIn:
     from garrison.model.vuln import Vulnerability
     from garrison.report.json_report import finding_document
 
-    doc = finding_document(f, dict(refs))
+    def render() -> dict[str, Any]:
+        return finding_document(f, refs)
+
     if isinstance(f.detail, Vulnerability):
         v = f.detail
         fixed = ", ".join(v.fixed_versions)
+        rev = _revision(f, fixed, str(v.kev), str(v.advisory.cvss_score), refs.get(v.package, ""), *v.merged_ids)
         return FindingIn(
             f.fingerprint, "vulnerability", v.vulnerability_id, f.severity.name, v.package.name,
-            v.package.version, fixed, bool(v.fixed_versions), doc,
+            v.package.version, fixed, bool(v.fixed_versions), rev, render,
         )  # fmt: skip
-    return FindingIn(f.fingerprint, "secret", f.rule.id, f.severity.name, "", "", "", False, doc)
+    evidence = [str(x) for pair in f.evidence for x in pair]
+    return FindingIn(
+        f.fingerprint, "secret", f.rule.id, f.severity.name, "", "", "", False, _revision(f, *evidence), render
+    )
 
 
 def _findings_of(report: ScanReport) -> list[FindingIn]:
     from garrison.report.common import package_refs
     from garrison.report.json_report import sorted_packages
 
-    refs = package_refs(sorted_packages(report.inventory.packages))
+    refs = dict(package_refs(sorted_packages(report.inventory.packages)))
     return [_finding_in(f, refs) for f in report.findings]
 
 
@@ -855,22 +870,29 @@ def rescan(ctx: JobContext, *, force: bool = False) -> RescanResult:
         run_id = tx.images.add_rescan(identity, force, now_iso())
     request = ScanRequest(scanners=frozenset({Scanner.VULN}))
     appeared = fixed = done = 0
-    for digest in todo:
+    for start in range(0, len(todo), RESCAN_BATCH):
+        batch = todo[start : start + RESCAN_BATCH]
         with store.transaction() as tx:
-            doc = tx.images.sbom(digest)
-        if doc is None:
-            continue
-        report = svc.scan_inventory(inventory_of_document(doc), request)
-        found = _findings_of(report)
-        at = now_iso()
-        with store.transaction() as tx:
-            merged = tx.images.merge_findings(digest, found, ("vulnerability",), at, touch=False)
-            tx.images.refresh_counts(digest, identity, at)
-            tags = tx.images.tags_of([digest]).get(digest, ())
-        done += 1
-        appeared += len(merged.appeared)
-        fixed += len(merged.fixed)
-        _notify(store, ctx.queue, digest, tags, merged.appeared, merged.fixed)
+            docs = {d: tx.images.sbom(d) for d in batch}
+        for digest in batch:
+            doc = docs[digest]
+            if doc is None:
+                continue
+            report = svc.scan_inventory(inventory_of_document(doc), request)
+            found = _findings_of(report)
+            at = now_iso()
+            with store.transaction() as tx:
+                merged = tx.images.merge_findings(digest, found, ("vulnerability",), at, touch=False)
+                tx.images.refresh_counts(digest, identity, at, recount=merged.changed > 0)
+                critical = any(f.severity == "CRITICAL" for f in merged.appeared) or any(
+                    f.severity == "CRITICAL" for f in merged.fixed
+                )
+                tags = tx.images.tags_of([digest]).get(digest, ()) if critical else ()
+            done += 1
+            appeared += len(merged.appeared)
+            fixed += len(merged.fixed)
+            if critical:
+                _notify(store, ctx.queue, digest, tags, merged.appeared, merged.fixed)
     at = now_iso()
     with store.transaction() as tx:
         tx.images.finish_rescan(run_id, done, aged, appeared, fixed, at)

@@ -17,8 +17,8 @@ Why these shapes:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from sqlalchemy import (
@@ -141,6 +141,8 @@ image_findings = Table(
     Column("first_seen", String(TIME), nullable=False),
     Column("last_seen", String(TIME), nullable=False),
     Column("fixed_at", String(TIME), nullable=False, default=""),
+    # see FindingIn.revision
+    Column("revision", String(32), nullable=False, default=""),
     # the finding as garrison's JSON renders it (findings/v2 envelope with its kind's block)
     Column("document", JSON, nullable=False),
     UniqueConstraint("digest", "fingerprint", name="uq_image_findings_digest"),
@@ -297,7 +299,11 @@ class FindingIn:
     installed: str
     fixed_version: str
     has_fix: bool
-    document: dict[str, Any]
+    #: What tells two matches of one finding apart (severity, fixes, the advisory's version…): a finding
+    #: whose revision is unchanged keeps its stored document, so a rescan renders only what changed.
+    revision: str
+    #: Renders the finding's JSON document (called only for new and changed findings).
+    render: Callable[[], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,8 +429,9 @@ class ImageRepository(Protocol):
         fixed. ``touch``: set last seen of unchanged ones too (a full scan; a rescan only writes changes)."""
         ...
 
-    def refresh_counts(self, digest: str, db_identity: str | None, at: str) -> None:
-        """Recount the image's open findings (and record the database it was matched against)."""
+    def refresh_counts(self, digest: str, db_identity: str | None, at: str, *, recount: bool = True) -> None:
+        """Recount the image's open findings (``recount`` False: they did not change) and record the
+        database it was matched against."""
         ...
 
     def get_image(self, digest: str) -> ImageRecord | None: ...
@@ -504,8 +511,8 @@ def _image(r: Any, tags: tuple[TagRecord, ...] = ()) -> ImageRecord:
     )
 
 
-def _finding(r: Any) -> StoredImageFinding:
-    return StoredImageFinding(
+def _finding(r: Any, **override: Any) -> StoredImageFinding:
+    f = StoredImageFinding(
         id=r.id,
         digest=r.digest,
         fingerprint=r.fingerprint,
@@ -520,8 +527,9 @@ def _finding(r: Any) -> StoredImageFinding:
         first_seen=r.first_seen,
         last_seen=r.last_seen,
         fixed_at=r.fixed_at,
-        document=dict(r.document),
+        document=dict(override.pop("document")) if "document" in override else dict(r.document),
     )
+    return replace(f, **override) if override else f
 
 
 def _rescan(r: Any) -> RescanRecord:
@@ -760,15 +768,22 @@ class SqlImages:
     ) -> Merged:
         c = image_findings.c
         kinds = tuple(kinds)
-        stored = {r.fingerprint: r for r in self.conn.execute(select(image_findings).where(c.digest == digest))}
+        light = [col for col in image_findings.columns if col.name != "document"]
+        stored = {r.fingerprint: r for r in self.conn.execute(select(*light).where(c.digest == digest))}
         appeared: list[FindingIn] = []
         inserts: list[dict[str, Any]] = []
+        touched: list[int] = []
         changed = 0
         seen: set[str] = set()
         for f in found:
             if f.fingerprint in seen:
                 continue
             seen.add(f.fingerprint)
+            old = stored.get(f.fingerprint)
+            if old is not None and old.status == "open" and old.revision == f.revision:
+                if touch:
+                    touched.append(old.id)
+                continue
             cols = dict(
                 kind=f.kind,
                 rule_id=_cut(f.rule_id, 256),
@@ -777,48 +792,39 @@ class SqlImages:
                 installed=_cut(f.installed, 256),
                 fixed_version=_cut(f.fixed_version, 512),
                 has_fix=f.has_fix,
-                document=f.document,
+                revision=f.revision,
+                document=f.render(),
+                status="open",
+                last_seen=at,
+                fixed_at="",
             )
-            old = stored.get(f.fingerprint)
             if old is None:
                 appeared.append(f)
-                inserts.append(
-                    dict(
-                        digest=digest,
-                        fingerprint=f.fingerprint,
-                        status="open",
-                        first_seen=at,
-                        last_seen=at,
-                        fixed_at="",
-                    )
-                    | cols
-                )
+                inserts.append(dict(digest=digest, fingerprint=f.fingerprint, first_seen=at) | cols)
                 continue
-            reopened = old.status != "open"
-            if reopened:
-                appeared.append(f)
-            differs = reopened or any(getattr(old, k) != v for k, v in cols.items() if k != "document")
-            differs = differs or _without_times(old.document) != _without_times(f.document)
-            if differs or touch:
-                self.conn.execute(
-                    update(image_findings)
-                    .where(c.id == old.id)
-                    .values(status="open", fixed_at="", last_seen=at, **cols)
-                )
-                changed += int(differs)
+            if old.status != "open":
+                appeared.append(f)  # fixed once, back again
+            self.conn.execute(update(image_findings).where(c.id == old.id).values(**cols))
+            changed += 1
         if inserts:
             self.conn.execute(insert(image_findings), inserts)
+        for i in range(0, len(touched), 500):
+            self.conn.execute(update(image_findings).where(c.id.in_(touched[i : i + 500])).values(last_seen=at))
         fixed = [r for fp, r in stored.items() if fp not in seen and r.kind in kinds and r.status == "open"]
-        if fixed:
-            ids = [r.id for r in fixed]
-            for i in range(0, len(ids), 500):
-                self.conn.execute(
-                    update(image_findings).where(c.id.in_(ids[i : i + 500])).values(status="fixed", fixed_at=at)
-                )
-        return Merged(tuple(appeared), tuple(_finding(r) for r in fixed), changed + len(inserts) + len(fixed))
+        ids = [r.id for r in fixed]
+        for i in range(0, len(ids), 500):
+            self.conn.execute(
+                update(image_findings).where(c.id.in_(ids[i : i + 500])).values(status="fixed", fixed_at=at)
+            )
+        gone = tuple(_finding(r, document={}, status="fixed", fixed_at=at) for r in fixed)
+        return Merged(tuple(appeared), gone, changed + len(inserts) + len(fixed))
 
-    def refresh_counts(self, digest: str, db_identity: str | None, at: str) -> None:
+    def refresh_counts(self, digest: str, db_identity: str | None, at: str, *, recount: bool = True) -> None:
         c = image_findings.c
+        if not recount:
+            if db_identity is not None:
+                self.conn.execute(update(images).where(images.c.digest == digest).values(db_identity=db_identity))
+            return
         rows = self.conn.execute(
             select(c.severity, c.kind, c.has_fix, func.count())
             .where(c.digest == digest, c.status == "open")
@@ -935,7 +941,3 @@ class SqlImages:
             .where(rescans.c.id == rescan_id)
             .values(finished_at=at, images=images, aged_out=aged_out, appeared=appeared, fixed=fixed)
         )
-
-
-def _without_times(doc: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in doc.items() if k not in ("first_seen", "last_seen")}

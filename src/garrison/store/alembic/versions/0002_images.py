@@ -92,6 +92,7 @@ def upgrade() -> None:
         sa.Column("first_seen", sa.String(T), nullable=False),
         sa.Column("last_seen", sa.String(T), nullable=False),
         sa.Column("fixed_at", sa.String(T), nullable=False),
+        sa.Column("revision", sa.String(32), nullable=False),
         sa.Column("document", sa.JSON, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_image_findings"),
         sa.UniqueConstraint("digest", "fingerprint", name="uq_image_findings_digest"),
