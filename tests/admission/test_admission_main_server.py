@@ -73,15 +73,25 @@ def webhook(server: Server, tmp_path: Path) -> Iterator[Webhook]:
 def _store_scan(server: Server, critical_with_fix: int, secrets: int) -> None:
     """A finished scan of :data:`IMAGE` stored as the scan job stores one (image, tag, findings, counts)."""
     at = now_iso()
-    found = [
-        FindingIn(
-            f"vuln-{i}", "vulnerability", f"CVE-2026-{1000 + i}", "CRITICAL", "openssl", "3.0.1", "3.0.9", True, {}
+
+    def finding(key: str, kind: str, rule: str, severity: str, fixed: str) -> FindingIn:
+        return FindingIn(
+            fingerprint=key,
+            kind=kind,
+            rule_id=rule,
+            severity=severity,
+            package="openssl" if fixed else "",
+            installed="3.0.1" if fixed else "",
+            fixed_version=fixed,
+            has_fix=bool(fixed),
+            revision="1",
+            render=dict,
         )
-        for i in range(critical_with_fix)
+
+    found = [
+        finding(f"v{i}", "vulnerability", f"CVE-2026-{1000 + i}", "CRITICAL", "3.0.9") for i in range(critical_with_fix)
     ]
-    found += [
-        FindingIn(f"secret-{i}", "secret", "aws-access-key-id", "HIGH", "", "", "", False, {}) for i in range(secrets)
-    ]
+    found += [finding(f"s{i}", "secret", "aws-access-key-id", "HIGH", "") for i in range(secrets)]
     with server.store.transaction() as tx:
         tx.images.put_image(ImageIn(DIGEST, "sha256:" + "c0" * 32, "amd64", "Debian GNU/Linux 12", 88), at)
         tx.images.see_tag("127.0.0.1:5000", "shop/web", "1.0", DIGEST, at, pushed=True)

@@ -5,12 +5,17 @@ This is the services layer (it takes a :class:`~garrison.store.repos.Store`, as 
 ``garrison.services`` does); the rest of ``garrison.admission`` stays pure. The router
 (:mod:`garrison.server.admission`) calls these functions only.
 
-Every decision is recorded, whatever it was (allowed, denied, skipped for an excluded namespace), in
-one transaction; a request admitted by the break-glass annotation also writes an audit-log entry in the
-same transaction, so the two cannot disagree.
+Every decision is recorded, whatever it was (allowed, denied, skipped for an excluded namespace), by a
+:class:`DecisionRecorder` that writes many to a transaction; a request admitted by the break-glass
+annotation is written at once, with its audit-log entry in the same transaction, so the two cannot
+disagree and the admission is never answered before it is recorded.
 """
 
 from __future__ import annotations
+
+import logging
+import threading
+import time
 
 from garrison.admission.images import StoredVerdict
 from garrison.admission.policy import Policy
@@ -21,6 +26,8 @@ from garrison.services.server import Principal
 from garrison.store.admission import Decision, DecisionFilter, DecisionIn
 from garrison.store.records import Page, Role, normalize_iso, now_iso
 from garrison.store.repos import Store
+
+log = logging.getLogger("garrison.admission")
 
 #: The audit-log action of a break-glass use.
 BREAK_GLASS_ACTION = "admission.break-glass"
@@ -39,11 +46,84 @@ def verdicts_for(store: Store, req: AdmissionRequest, policy: Policy) -> dict[st
     return {image: image_verdict(store, image) for image in request_images(req)}
 
 
+class DecisionRecorder:
+    """Writes decisions to the store from one background thread, many to a transaction (group commit),
+    so that the webhook answers without waiting for the database's commit; a decision is in the store
+    a few milliseconds after its answer. At most ``capacity`` wait: past that a decision is written
+    before the answer (backpressure, nothing dropped). :meth:`flush` waits for everything submitted so
+    far (the decisions list calls it, so a process reads its own decisions; :meth:`close` at exit).
+
+    Break-glass decisions never wait here: :func:`review` writes them and their audit-log entry before
+    the webhook answers, so no break-glass admission can go unrecorded.
+    """
+
+    def __init__(self, store: Store, *, batch: int = 500, capacity: int = 10_000) -> None:
+        self.store = store
+        self.batch = batch
+        self.capacity = capacity
+        self._queue: list[DecisionIn] = []
+        self._cond = threading.Condition()
+        self._submitted = 0
+        self._written = 0
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def record(self, d: DecisionIn) -> None:
+        """Queue ``d`` (or write it now when the queue is full)."""
+        with self._cond:
+            if len(self._queue) < self.capacity and not self._closed:
+                self._queue.append(d)
+                self._submitted += 1
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="admission-decisions", daemon=True)
+                    self._thread.start()
+                self._cond.notify_all()
+                return
+        with self.store.transaction() as tx:
+            tx.admission.add(d)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every decision submitted so far is written; False when ``timeout`` passed first."""
+        with self._cond:
+            target = self._submitted
+            return self._cond.wait_for(lambda: self._written >= target, timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued and stop the thread."""
+        self.flush(timeout)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._queue) or self._closed)
+                if not self._queue:
+                    return
+                batch = self._queue[: self.batch]
+            try:
+                with self.store.transaction() as tx:
+                    for d in batch:
+                        tx.admission.add(d)
+            except Exception as exc:  # the database is away: keep them queued and try again
+                log.error("admission: cannot record %d decisions (%s); retrying", len(batch), type(exc).__name__)
+                time.sleep(1.0)
+                continue
+            with self._cond:
+                del self._queue[: len(batch)]
+                self._written += len(batch)
+                self._cond.notify_all()
+
+
 def review(
-    store: Store, who: Principal, body: bytes, policy: Policy
-) -> tuple[AdmissionRequest, Verdict, dict[str, object], Decision]:
+    store: Store, recorder: DecisionRecorder, who: Principal, body: bytes, policy: Policy
+) -> tuple[AdmissionRequest, Verdict, dict[str, object]]:
     """One AdmissionReview from the API server of ``who``'s cluster: (request, verdict, the response
-    document, the recorded decision). Raises :class:`~garrison.admission.review.BadReview`."""
+    document); the decision goes to ``recorder`` (a break-glass one is written, with its audit-log entry,
+    before this returns). Raises :class:`~garrison.admission.review.BadReview`."""
     req = parse_review(body, policy.max_request_bytes)
     verdict = decide(req, policy, verdicts_for(store, req, policy))
     doc = response(req.uid, verdict)
@@ -67,29 +147,31 @@ def review(
         dry_run=req.dry_run,
         skipped=verdict.skipped,
     )
+    if not verdict.break_glass:
+        recorder.record(d)
+        return req, verdict, doc
     with store.transaction() as tx:
         decision = tx.admission.add(d)
-        if verdict.break_glass:
-            tx.audit.append(
-                at,
-                who.user.name,
-                BREAK_GLASS_ACTION,
-                "admission",
-                str(decision.id),
-                verdict.break_glass,
-                {
-                    "cluster": cluster,
-                    "namespace": namespace,
-                    "kind": d.kind,
-                    "name": d.name,
-                    "operation": d.operation,
-                    "user": d.username,
-                    "uid": d.uid,
-                    "dry_run": d.dry_run,
-                    "would_deny": list(verdict.reasons),
-                },
-            )
-    return req, verdict, doc, decision
+        tx.audit.append(
+            at,
+            who.user.name,
+            BREAK_GLASS_ACTION,
+            "admission",
+            str(decision.id),
+            verdict.break_glass,
+            {
+                "cluster": cluster,
+                "namespace": namespace,
+                "kind": d.kind,
+                "name": d.name,
+                "operation": d.operation,
+                "user": d.username,
+                "uid": d.uid,
+                "dry_run": d.dry_run,
+                "would_deny": list(verdict.reasons),
+            },
+        )
+    return req, verdict, doc
 
 
 def _object_namespace(req: AdmissionRequest) -> str:
@@ -141,7 +223,10 @@ def decision_filter(
     )
 
 
-def list_decisions(store: Store, f: DecisionFilter, limit: int = 100, offset: int = 0) -> Page[Decision]:
-    """Recorded decisions, newest first."""
+def list_decisions(
+    store: Store, recorder: DecisionRecorder, f: DecisionFilter, limit: int = 100, offset: int = 0
+) -> Page[Decision]:
+    """Recorded decisions, newest first (this process's queued ones written first)."""
+    recorder.flush()
     with store.transaction() as tx:
         return tx.admission.list(f, limit, offset)

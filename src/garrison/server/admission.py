@@ -17,12 +17,14 @@ FastAPI, uvicorn and cryptography are imported here only: ``garrison scan`` neve
 
 from __future__ import annotations
 
+import atexit
 import base64
 import datetime as dt
 import ipaddress
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +155,21 @@ def webhook_caller(who: Annotated[Principal, Depends(principal)]) -> Principal:
     return who
 
 
+_RECORDERS = threading.Lock()
+
+
+def recorder_of(app: FastAPI) -> admission_svc.DecisionRecorder:
+    """The app's decision recorder (``app.state.admission_recorder``), made on first use over the app's
+    store and written out when the process exits."""
+    with _RECORDERS:
+        recorder = getattr(app.state, "admission_recorder", None)  # absent until the first decision
+        if not isinstance(recorder, admission_svc.DecisionRecorder):
+            recorder = admission_svc.DecisionRecorder(app.state.store)
+            app.state.admission_recorder = recorder
+            atexit.register(recorder.close)
+        return recorder
+
+
 def server_router() -> APIRouter:
     """The main server's ``POST /admission/validate``: a cluster's agent token (or an admin's), the
     images' stored verdicts, every decision recorded. The policy is ``app.state.admission_policy``."""
@@ -163,9 +180,10 @@ def server_router() -> APIRouter:
         policy: Policy = request.app.state.admission_policy
         store: Store = request.app.state.store
 
+        recorder = recorder_of(request.app)
+
         def judge(body: bytes) -> tuple[AdmissionRequest, Verdict, dict[str, Any]]:
-            req, verdict, doc, _ = admission_svc.review(store, who, body, policy)
-            return req, verdict, doc
+            return admission_svc.review(store, recorder, who, body, policy)
 
         return await _answer(request, policy, judge)
 
@@ -209,6 +227,7 @@ decisions = APIRouter(prefix="/admission", tags=["admission"])
 
 @decisions.get("/decisions", response_model=DecisionPage, summary="recorded admission decisions, newest first")
 def list_decisions(
+    request: Request,
     store: StoreDep,
     _: Annotated[Principal, Depends(allow(*READERS))],
     cluster: Annotated[str, Query(max_length=256)] = "",
@@ -228,7 +247,7 @@ def list_decisions(
     f = admission_svc.decision_filter(
         cluster, namespace, kind, name, operation, user, allowed, break_glass, uid, since, until
     )
-    page = admission_svc.list_decisions(store, f, limit, offset)
+    page = admission_svc.list_decisions(store, recorder_of(request.app), f, limit, offset)
     items = [DecisionOut.model_validate(d) for d in page.items]
     return DecisionPage(items=items, total=page.total, limit=limit, offset=offset)
 
