@@ -9,6 +9,7 @@ import pytest
 
 from garrison.cli.main import run
 from garrison.services import server as svc
+from garrison.services.settings import ServerSettings
 from garrison.store.db import default_url, migrate, open_engine
 from garrison.store.repos import SqlStore
 
@@ -98,3 +99,91 @@ def test_the_cli_does_not_import_the_server_stack_until_a_server_command_runs() 
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+# --- the server's settings: flags over GARRISON_* over the config file's server: keys ------------------
+
+
+def _settings(argv: list[str]) -> ServerSettings:
+    from garrison.cli.main import build_parser
+    from garrison.cli.server import server_settings
+
+    args = build_parser(argv).parse_args(argv)
+    settings: ServerSettings = server_settings(args)
+    return settings
+
+
+def test_settings_precedence_flags_env_config(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "db-path: /elsewhere/garrison.db\n"  # a scan setting: not the server's business
+        "server:\n"
+        "  listen: 0.0.0.0:9000\n"
+        "  log-format: json\n"
+        "  rescan_max_age_days: 30\n"
+        "  tls-hosts: [garrison.example, 10.0.0.5]\n"
+        "  shutdown-grace: 5\n"
+        "  lissen: 1.2.3.4:1\n"
+    )
+    monkeypatch.setenv("GARRISON_CONFIG", str(config))
+    s = _settings(["server", "run"])
+    assert s.listen == "0.0.0.0:9000" and s.log_format == "json" and s.rescan_max_age_days == 30
+    assert s.tls_hosts == ("garrison.example", "10.0.0.5") and s.shutdown_grace == 5.0
+    assert s.data_dir == data_dir and s.database_url == f"sqlite:///{data_dir / 'server.db'}"
+    assert s.vulndb is None and not s.tls_self_signed
+    assert "unknown server setting 'lissen' ignored (did you mean listen?)" in capsys.readouterr().err
+
+    monkeypatch.setenv("GARRISON_LOG_FORMAT", "text")
+    monkeypatch.setenv("GARRISON_LISTEN", "127.0.0.1:9001")
+    monkeypatch.setenv("GARRISON_TLS_SELF_SIGNED", "yes")
+    s = _settings(["server", "run", "--listen", "127.0.0.1:9002", "--tls-host", "a.example", "--tls-host", "b"])
+    assert s.log_format == "text" and s.listen == "127.0.0.1:9002" and s.tls_self_signed
+    assert s.tls_hosts == ("a.example", "b")
+
+    other = tmp_path / "other"
+    s = _settings(["server", "run", "--data-dir", str(other), "--vulndb", str(tmp_path / "v.db")])
+    assert s.data_dir == other and s.database_url == f"sqlite:///{other / 'server.db'}"  # follows the data dir
+    assert s.vulndb == tmp_path / "v.db"
+    monkeypatch.setenv("GARRISON_DATABASE_URL", "postgresql+psycopg://u:hunter2@db.example/garrison")
+    s = _settings(["server", "user", "add", "x", "--role", "agent"])
+    assert s.database_url.startswith("postgresql+psycopg://") and "hunter2" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--log-format", "xml"], {}, "invalid log_format from --log-format: 'xml' is not one of text, json"),
+        ([], {"GARRISON_RESCAN_MAX_AGE_DAYS": "0"}, "from GARRISON_RESCAN_MAX_AGE_DAYS: '0' is not between 1 and"),
+        ([], {"GARRISON_SHUTDOWN_GRACE": "soon"}, "invalid shutdown_grace from GARRISON_SHUTDOWN_GRACE"),
+        ([], {"GARRISON_TLS_SELF_SIGNED": "maybe"}, "is not a yes/no value"),
+        (["--listen", "nowhere"], {}, "HOST:PORT"),
+        (["--database", "postgres:hunter2@db"], {}, "invalid database_url from --database: the value given"),
+        (["--tls-self-signed", "--tls-cert", "c", "--tls-key", "k"], {}, "choose one"),
+    ],
+)
+def test_bad_settings_name_the_setting_and_where_it_came_from(
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    env: dict[str, str],
+    message: str,
+) -> None:
+    monkeypatch.setenv("GARRISON_CONFIG", "/dev/null")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert run(["server", "run", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "hunter2" not in err
+
+
+def test_a_bad_config_file_section(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("server: [listen]\n")
+    assert run(["--config", str(config), "server", "run"]) == 2
+    assert "'server' must be a mapping" in capsys.readouterr().err
+    config.write_text("server:\n  listen: 8080\n")
+    assert run(["server", "run", "--config", str(config)]) == 2
+    assert "(quote it in YAML)" in capsys.readouterr().err

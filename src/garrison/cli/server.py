@@ -203,6 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from garrison.jobs import open_queue
     from garrison.server import observe
     from garrison.server.app import create_app
     from garrison.services.runtime import RuntimeOptions, load_ruleset
@@ -225,10 +226,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     store = open_store(settings)
     ruleset = load_ruleset(RuntimeOptions(rule_files=settings.rules))
-    queue = _open_queue(settings, store)
+    queue = open_queue(settings, store)
     app = create_app(store, ruleset, queue=queue, settings=settings)
-    if queue is not None:
-        app.state.metrics.sources.append(observe.queue_gauges(queue.counts))
+    app.state.metrics.sources.append(observe.queue_gauges(queue.counts))
     config = uvicorn.Config(
         app,
         host=host,
@@ -245,33 +245,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     observe.event(
         f"serving {scheme}://{host}:{port}",
         database=describe(settings.database_url),
-        queue=type(queue).__name__ if queue is not None else "none",
+        queue=type(queue).__name__,
         log_format=settings.log_format,
     )
     with _signals() as received:
-        if queue is not None:
-            queue.start()
+        queue.start()
         try:
             server.run()
         finally:
-            if queue is not None:
-                queue.stop(settings.shutdown_grace)
+            queue.stop(settings.shutdown_grace)
             store.engine.dispose()
     observe.event("stopped", signal=",".join(received) or "none")
     return 0 if server.started else 1
-
-
-def _open_queue(settings: Any, store: Any) -> Any:
-    import logging
-
-    from garrison.jobs import open_queue
-    from garrison.server import observe
-
-    try:
-        return open_queue(settings, store)
-    except NotImplementedError:  # until garrison.jobs.open_queue lands: serve, but enqueueing routes answer 503
-        observe.event("no job queue yet: routes that enqueue work answer 503", logging.WARNING)
-        return None
 
 
 @contextmanager

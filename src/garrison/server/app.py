@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy.exc import DataError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -51,6 +52,11 @@ _STATUS: tuple[tuple[type[GarrisonError], int], ...] = (
 
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+#: The answer to a value the database cannot hold.
+UNSTORABLE = (
+    "invalid request: a value the database cannot store (a number out of range, a NUL character "
+    "or an unpaired surrogate in a string)"
+)
 #: The Prometheus text exposition format.
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -188,6 +194,26 @@ def create_app(
                 return _error(status, str(exc), headers)
         log.error("unexpected garrison error: %s", type(exc).__name__)
         return _error(500, "internal error")
+
+    async def _unstorable(_: Request, exc: Exception) -> JSONResponse:
+        # The database refused a value the caller sent (an id past 64 bits, a NUL character, an unpaired
+        # surrogate in a string): the transaction rolled back, nothing was written, and it is the
+        # request that is wrong. Any other database failure stays a 500.
+        cause = getattr(exc, "orig", None) or exc
+        if isinstance(exc, DataError) or isinstance(cause, OverflowError | UnicodeError | ValueError):
+            log.warning("refused a value the database cannot store: %s", type(cause).__name__)
+            return _error(422, UNSTORABLE)
+        log.error("internal error: %s", type(exc).__name__, exc_info=exc)
+        return _error(500, "internal error")
+
+    for kind in (StatementError, OverflowError, UnicodeError):
+        app.add_exception_handler(kind, _unstorable)
+
+    @app.exception_handler(RecursionError)
+    async def _too_deep(_: Request, exc: RecursionError) -> JSONResponse:
+        # A body nested thousands deep ([[[[…]]]]) exhausts the parser's recursion: the caller's fault.
+        log.warning("refused a body nested too deeply")
+        return _error(422, "invalid request: the document is nested too deeply")
 
     @app.exception_handler(Exception)
     async def _crash(_: Request, exc: Exception) -> JSONResponse:

@@ -131,7 +131,7 @@ def configure_logging(fmt: str = "text", level: int = logging.INFO, stream: Any 
 
 def event(message: str, level: int = logging.INFO, **fields: Any) -> None:
     """A server event (started, stopped, the certificate made…) with its fields."""
-    events.log(level, message, extra={"fields": {"event": message, **fields}})
+    events.log(level, message, extra={"fields": fields})
 
 
 # --- metrics -------------------------------------------------------------------------------------------
