@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -92,11 +93,12 @@ def test_harbor_scans_a_real_image_and_reports_what_the_cli_finds(
         assert waiting.status_code == 302 and int(waiting.headers["refresh-after"]) > 0
         assert scanner.get(report_url, headers={"Authorization": f"Bearer {other_token}"}).status_code == 404
         live.queue.start()
-
+        started = time.monotonic()
         done = wait_for(
             lambda: (r := scanner.get(report_url, headers=accept)).status_code != 302 and r, 180, "the report"
         )
         assert done.status_code == 200, done.text
+        print(f"\nHarbor scan: {time.monotonic() - started:.2f} s from the job's release to the report ({live.kind})")
         assert done.headers["content-type"] == harbor.REPORT_SECURITY
         doc = done.json()
         check(REPORT, doc)
