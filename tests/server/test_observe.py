@@ -81,6 +81,7 @@ def test_metrics_gauges_read_the_store(server: Server) -> None:
     by_status = {dict(labels)["status"]: v for (n, labels), v in after.items() if n == "garrison_alerts"}
     assert sum(by_status.values()) == out["alerts"] > 0
     assert by_status["dismissed"] == 0
+    assert after[("garrison_images", frozenset())] == 0
 
 
 def test_metrics_are_for_readers_only(server: Server) -> None:

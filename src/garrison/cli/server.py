@@ -36,6 +36,19 @@ SETTING_FLAGS: dict[str, tuple[str, str]] = {
     "rules": ("--rules", "Falco rule file for the audit webhook, loaded after garrison's own (repeatable)"),
 }
 _RUN_SETTINGS = tuple(SETTING_FLAGS)
+_METAVARS = {
+    "database_url": "URL",
+    "data_dir": "DIR",
+    "vulndb": "FILE",
+    "rescan_max_age_days": "DAYS",
+    "listen": "HOST:PORT",
+    "tls_cert": "FILE",
+    "tls_key": "FILE",
+    "tls_hosts": "NAME",
+    "log_format": "FORMAT",
+    "shutdown_grace": "SECONDS",
+    "rules": "FILE",
+}
 _REPEATABLE = ("tls_hosts", "rules")
 
 
@@ -48,7 +61,7 @@ def _setting_flags(p: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
     g = p.add_argument_group("settings (also GARRISON_<NAME> variables and the config file's server: keys)")
     for name in names:
         flag, helptext = SETTING_FLAGS[name]
-        metavar = "URL" if name == "database_url" else name.upper().removeprefix("TLS_")
+        metavar = _METAVARS.get(name, name.upper())
         if name == "tls_self_signed":
             g.add_argument(flag, dest=_dest(name), action="store_const", const="yes", default=None, help=helptext)
         elif name in _REPEATABLE:

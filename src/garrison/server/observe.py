@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from garrison.services.server import Principal
+from garrison.store.images import ImageFilter
 from garrison.store.records import AlertFilter, AlertStatus
 from garrison.store.repos import Store
 
@@ -209,7 +210,9 @@ def store_gauges(store: Store) -> GaugeSource:
             alerts: list[tuple[tuple[str, ...], float]] = [
                 ((s.value,), float(tx.alerts.list(AlertFilter(status=s.value), 1, 0).total)) for s in AlertStatus
             ]
+            images = float(tx.images.list_images(ImageFilter(), 1, 0).total)
         yield "garrison_alerts", "Stored alerts by status", ("status",), alerts
+        yield "garrison_images", "Images stored (by digest)", (), [((), images)]
 
     return read
 
