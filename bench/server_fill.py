@@ -114,7 +114,7 @@ def store_replicas(url: str, scan: RealScan, n_images: int, *, sboms: bool) -> l
     bulk-inserted as the scan job's ``merge_findings`` would have inserted them. Returns the digests."""
     from dataclasses import replace
 
-    from sqlalchemy import insert
+    from sqlalchemy import insert, literal, select
 
     from garrison.store import images as si
     from garrison.store.db import open_engine
@@ -132,40 +132,37 @@ def store_replicas(url: str, scan: RealScan, n_images: int, *, sboms: bool) -> l
                 if sboms:
                     tx.images.put_sbom(d, scan.sbom, at)
                 tx.images.see_tag(NOWHERE, f"team-{i % 30:02d}/service-{i}", f"1.{i % 7}.0", d, at, pushed=True)
-        rows: list[dict[str, Any]] = []
-
-        def flush() -> None:
-            with engine.begin() as conn:
-                conn.execute(insert(si.image_findings), rows)
-            rows.clear()
-
-        columns = set(si.image_findings.c.keys())
+        columns = [c.name for c in si.image_findings.columns if c.name != "id"]
         # The finding documents, rendered once (the store's FindingIn renders lazily in newer versions).
         docs = [f.render() if hasattr(f, "render") else f.document for f in scan.found]
-        for d in digests:
-            for f, doc in zip(scan.found, docs, strict=True):
-                row = dict(
-                    digest=d,
-                    fingerprint=f.fingerprint,
-                    kind=f.kind,
-                    rule_id=f.rule_id[:256],
-                    severity=f.severity,
-                    package=f.package[:512],
-                    installed=f.installed[:256],
-                    fixed_version=f.fixed_version[:512],
-                    has_fix=f.has_fix,
-                    status="open",
-                    first_seen=at,
-                    last_seen=at,
-                    fixed_at="",
-                    document=doc,
-                    revision=getattr(f, "revision", ""),
-                )
-                rows.append({k: v for k, v in row.items() if k in columns})
-            if len(rows) >= 5000:
-                flush()
-        if rows:
-            flush()
+        first = digests[0]
+        rows = []
+        for f, doc in zip(scan.found, docs, strict=True):
+            row = dict(
+                digest=first,
+                fingerprint=f.fingerprint,
+                kind=f.kind,
+                rule_id=f.rule_id[:256],
+                severity=f.severity,
+                package=f.package[:512],
+                installed=f.installed[:256],
+                fixed_version=f.fixed_version[:512],
+                has_fix=f.has_fix,
+                status="open",
+                first_seen=at,
+                last_seen=at,
+                fixed_at="",
+                document=doc,
+                revision=getattr(f, "revision", ""),
+            )
+            rows.append({k: v for k, v in row.items() if k in columns})
+        fc = si.image_findings.c
+        with engine.begin() as conn:
+            conn.execute(insert(si.image_findings), rows)
+            # The other replicas copied inside the database (no JSON through Python for each row).
+            for d in digests[1:]:
+                picked = [literal(d).label("digest") if c == "digest" else fc[c] for c in columns]
+                conn.execute(insert(si.image_findings).from_select(columns, select(*picked).where(fc.digest == first)))
         with store.transaction() as tx:
             for d in digests:
                 tx.images.refresh_counts(d, scan.identity, at)
