@@ -14,6 +14,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", _N): _READERS,
     ("POST", _N): frozenset({ADMIN}),
     ("GET", _N + "/{target_id}"): _READERS,
+    ("PATCH", _N + "/{target_id}"): frozenset({ADMIN}),
     ("DELETE", _N + "/{target_id}"): frozenset({ADMIN}),
     ("POST", _N + "/{target_id}/test"): frozenset({ADMIN}),
     ("GET", _N + "/{target_id}/deliveries"): _READERS,
@@ -21,6 +22,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
 #: A valid body per operation that takes one, so an allowed caller gets past validation.
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", _N): {"name": "matrix", "kind": "webhook", "url": "http://127.0.0.1:9/hook", "events": ["alert.new"]},
+    ("PATCH", _N + "/{target_id}"): {"enabled": False},
 }
 #: A value for each path parameter of these routes (default "999999").
 PARAMS: dict[str, str] = {}

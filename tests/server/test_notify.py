@@ -338,3 +338,54 @@ def test_recorded_audit_events_notify_their_new_alerts_once(server: Server, rece
     assert again.status_code == 200 and again.json()["new_alerts"] == 0
     server.wait_jobs()
     assert len(receiver.seen) == len(high)
+
+
+def test_a_target_is_changed_in_place_and_its_new_secrets_sealed(server: Server, receiver: Receiver) -> None:
+    made = _create(server, url="https://old.example.org/hook", headers={"X-Old": "old-secret"})
+    url = f"/api/v1/notifications/{made['id']}"
+    admin = server.headers("admin")
+    off = server.client.patch(url, json={"enabled": False, "min_severity": "critical"}, headers=admin)
+    assert off.status_code == 200, off.text
+    assert off.json()["enabled"] is False and off.json()["min_severity"] == "CRITICAL"
+    assert notify.publish(server.store, server.queue, "alert.new", "paused", {"severity": "CRITICAL"}) == 0
+    moved = server.client.patch(
+        url,
+        json={
+            "enabled": True,
+            "url": receiver.url + "/new",
+            "headers": {"X-New": HEADER_SECRET},
+            "events": ["alert.new"],
+        },
+        headers=admin,
+    )
+    assert moved.status_code == 200 and moved.json()["host"] == receiver.url.split("//")[1]
+    assert moved.json()["header_names"] == ["X-New"] and HEADER_SECRET not in moved.text
+    assert notify.publish(server.store, server.queue, "alert.new", "moved", {"severity": "CRITICAL"}) == 1
+    server.wait_jobs()
+    (got,) = receiver.seen
+    assert got.path == "/new" and got.headers["x-new"] == HEADER_SECRET and "x-old" not in got.headers
+    dropped = server.client.patch(url, json={"headers": {}}, headers=admin)
+    assert dropped.json()["header_names"] == []
+    _create(server, name="other", url=receiver.url)
+    assert server.client.patch(url, json={"name": "other"}, headers=admin).status_code == 409
+    bad_patches: list[dict[str, Any]] = [
+        {"url": "gopher://x"},
+        {"events": []},
+        {"min_severity": "LOUD"},
+        {"kind": "slack"},
+        {"name": " "},
+    ]
+    for bad in bad_patches:
+        assert server.client.patch(url, json=bad, headers=admin).status_code == 422, bad
+    assert server.client.patch("/api/v1/notifications/999", json={"enabled": True}, headers=admin).status_code == 404
+    assert (
+        server.client.patch(url, json={"enabled": False}, headers=server.headers("security-admin")).status_code == 403
+    )
+    audit = server.client.get("/api/v1/audit-log", headers=admin).json()["items"]
+    updates = [e for e in audit if e["action"] == "notification.update"]
+    assert [e["detail"]["changed"] for e in updates] == [
+        ["headers"],
+        ["enabled", "events", "headers", "url"],
+        ["enabled", "min_severity"],
+    ]
+    assert HEADER_SECRET not in json.dumps(audit) and "old-secret" not in json.dumps(audit)

@@ -57,6 +57,20 @@ class NotificationIn(BaseModel):
     enabled: bool = True
 
 
+class NotificationPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=128)
+    url: str | None = Field(default=None, min_length=1, max_length=svc.MAX_URL, description="replaces the URL (sealed)")
+    headers: dict[str, str] | None = Field(
+        default=None, max_length=svc.MAX_HEADERS, description="replace every extra header ({} drops them; sealed)"
+    )
+    events: list[Literal["image.findings.new", "image.findings.fixed", "alert.new"]] | None = Field(
+        default=None, min_length=1, max_length=3
+    )
+    min_severity: str | None = Field(default=None, max_length=16)
+    enabled: bool | None = None
+
+
 class NotificationOut(_Out):
     id: int
     name: str
@@ -140,6 +154,21 @@ def create_notification(store: StoreDep, settings: SettingsDep, who: Admin, body
 @notifications.get("/{target_id}", response_model=NotificationOut, summary="one notification target")
 def get_notification(store: StoreDep, _: Reader, target_id: int) -> NotificationOut:
     return _out(svc.get_target(store, target_id))
+
+
+@notifications.patch("/{target_id}", response_model=NotificationOut, summary="change a target (admin)")
+def update_notification(
+    store: StoreDep, settings: SettingsDep, who: Admin, target_id: int, body: NotificationPatch
+) -> NotificationOut:
+    change = svc.TargetChange(
+        name=body.name,
+        url=body.url,
+        headers=body.headers,
+        events=tuple(body.events) if body.events is not None else None,
+        min_severity=body.min_severity,
+        enabled=body.enabled,
+    )
+    return _out(svc.update_target(store, settings, who, target_id, change))
 
 
 @notifications.delete(

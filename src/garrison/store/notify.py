@@ -162,6 +162,11 @@ class NotificationRepository(Protocol):
         """The enabled targets subscribed to ``event``."""
         ...
 
+    def update_target(self, target_id: int, values: dict[str, Any]) -> NotificationTarget | None:
+        """Change some of: name, host, url_sealed, header_names, headers_sealed, events, min_severity,
+        enabled. Raises :class:`TargetNameTaken`."""
+        ...
+
     def delete_target(self, target_id: int) -> bool:
         """Delete the target and its deliveries; False when there is none."""
         ...
@@ -260,6 +265,23 @@ class SqlNotifications:
         t = notification_targets
         rows = self.conn.execute(select(t).where(t.c.enabled.is_(True)).order_by(t.c.id))
         return [target for target in map(_target, rows) if event in target.events]
+
+    def update_target(self, target_id: int, values: dict[str, Any]) -> NotificationTarget | None:
+        t = notification_targets
+        row = dict(values)
+        for key in ("header_names", "events"):
+            if key in row:
+                row[key] = list(row[key])
+        if "name" in row:
+            taken = self.conn.execute(select(t.c.id).where(t.c.name == row["name"], t.c.id != target_id)).first()
+            if taken is not None:
+                raise TargetNameTaken(f"a notification target named {row['name']!r} exists")
+        if row:
+            try:
+                self.conn.execute(update(t).where(t.c.id == target_id).values(**row))
+            except IntegrityError:  # renamed at the same moment by another request
+                raise TargetNameTaken(f"a notification target named {row.get('name')!r} exists") from None
+        return self.get_target(target_id)
 
     def delete_target(self, target_id: int) -> bool:
         d = notification_deliveries
