@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from tests.jobs.handlers import TEST_TASKS
 from tests.server.conftest import database_url, pg_cluster  # noqa: F401 - fixtures used here
+from tests.support.procs import die_with_parent
 
 from garrison.jobs import JobOptions, ManagedQueue, open_queue, prepare
 from garrison.jobs.tasks import TASKS
@@ -24,6 +25,7 @@ from garrison.store.repos import SqlStore
 ROOT = Path(__file__).resolve().parents[2]
 #: Quick retries and heartbeats, so the tests see them happen.
 FAST = JobOptions(concurrency=3, retry_base=0.1, retry_max=0.5, heartbeat=0.3, stale_after=3.0, rescan_interval=0)
+# (worker processes keep the 1 s heartbeat every process has; their jobs are taken back after 3 s)
 
 
 @pytest.fixture(autouse=True)
@@ -69,12 +71,14 @@ def make_queue(store: SqlStore, settings: ServerSettings) -> Iterator[QueueFacto
 class Worker:
     """A ``garrison server worker`` process (its standard error is kept in a file)."""
 
-    def __init__(self, database_url: str, tmp: Path, *flags: str) -> None:  # noqa: F811
+    def __init__(self, database_url: str, tmp: Path, *flags: str, env: dict[str, str] | None = None) -> None:  # noqa: F811
         self.log = tmp / f"worker-{os.urandom(3).hex()}.log"
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "GARRISON_DATA_DIR": str(tmp / "data")}
+        full = {**os.environ, "PYTHONPATH": str(ROOT), "GARRISON_DATA_DIR": str(tmp / "data"), **(env or {})}
         cmd = [sys.executable, "-m", "tests.jobs.run_worker", "--database", database_url, *flags]
         with self.log.open("wb") as err:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+            self.proc = subprocess.Popen(
+                cmd, cwd=ROOT, env=full, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=die_with_parent
+            )
 
     @property
     def pid(self) -> int:
@@ -95,13 +99,13 @@ class Worker:
 
 @pytest.fixture
 def workers(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Worker]]:  # noqa: F811
-    """``workers(*flags)`` starts a worker process on the test's database; all are killed at the end."""
+    """``workers(*flags, env=None)`` starts a worker process on the test's database (quick heartbeats: its
+    jobs are taken back 3 s after it stops beating); all are killed at the end."""
     started: list[Worker] = []
 
-    def start(*flags: str) -> Worker:
-        w = Worker(
-            database_url, tmp_path, "--heartbeat", "0.3", "--stalled-after", "3", "--rescan-interval", "0", *flags
-        )
+    def start(*flags: str, env: dict[str, str] | None = None) -> Worker:
+        quick = ("--stalled-after", "3", "--rescan-interval", "0")
+        w = Worker(database_url, tmp_path, *quick, *flags, env=env)
         started.append(w)
         return w
 

@@ -10,7 +10,9 @@ stale). Progress goes to standard error.
 from __future__ import annotations
 
 import argparse
-import sys
+
+#: The shortest ``--stalled-after``: three heartbeats of every worker (they all beat each second).
+MIN_STALLED_AFTER = 3.0
 
 
 def _seconds(text: str) -> float:
@@ -63,13 +65,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="take back the jobs of a worker whose heartbeat is this old: killed, frozen or its machine gone "
         f"(default {d.stale_after:g})",
     )
-    p.add_argument(
-        "--heartbeat",
-        type=_seconds,
-        default=d.heartbeat,
-        metavar="SECONDS",
-        help=f"seconds between this worker's heartbeats (default {d.heartbeat:g}; keep it well under --stalled-after)",
-    )
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -77,54 +72,56 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from garrison.cli.server import open_store, server_settings
     from garrison.errors import UsageError
     from garrison.jobs import JobOptions, is_postgresql, open_queue, prepare
-    from garrison.services.settings import ServerSettings
-    from garrison.store.db import data_dir, default_url, describe, migrate, open_engine
-    from garrison.store.repos import SqlStore
+    from garrison.server import observe
+    from garrison.store.db import describe
 
-    if args.heartbeat <= 0 or args.heartbeat >= args.stalled_after:
-        raise UsageError("--heartbeat must be above 0 and below --stalled-after")
-    url = args.database or default_url()
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    engine = open_engine(url)
-    migrate(engine)
-    prepare(url)
-    settings = ServerSettings(data_dir=data_dir(), database_url=url)
+    if args.stalled_after < MIN_STALLED_AFTER:
+        # Every worker beats each JobOptions.heartbeat (1 s); a shorter limit would take jobs from live ones.
+        raise UsageError(f"--stalled-after: at least {MIN_STALLED_AFTER:g} s")
+    settings = server_settings(args)
+    observe.configure_logging(settings.log_format, logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
+    logging.getLogger("procrastinate").setLevel(logging.WARNING)  # our own lines say what each job did
+    store = open_store(settings)
+    prepare(settings.database_url)
     options = JobOptions(
         concurrency=args.concurrency,
-        heartbeat=args.heartbeat,
         stale_after=args.stalled_after,
         rescan_interval=args.rescan_interval,
     )
-    queue = open_queue(settings, SqlStore(engine), run_jobs=True, options=options)
-    kind = "PostgreSQL queue" if is_postgresql(url) else "inline queue (SQLite)"
-    print(f"garrison: worker on {describe(url)} ({kind}), {args.concurrency} at once", file=sys.stderr)
+    try:
+        queue = open_queue(settings, store, run_jobs=True, options=options)
+    except ValueError as e:  # a periodic interval procrastinate's cron cannot say
+        raise UsageError(f"--rescan-interval: {e}") from None
+    kind = "PostgreSQL queue" if is_postgresql(settings.database_url) else "inline queue (SQLite)"
+    observe.event(
+        f"worker on {describe(settings.database_url)} ({kind})",
+        concurrency=args.concurrency,
+        grace=args.grace,
+        rescan_interval=args.rescan_interval,
+    )
 
     stop = threading.Event()
 
     def _signalled(signum: int, _frame: object) -> None:
         if stop.is_set():
-            print("garrison: worker: second signal, stopping now", file=sys.stderr)
+            observe.event("second signal: stopping now", logging.WARNING)
             raise SystemExit(1)
-        print(
-            f"garrison: worker: {signal.Signals(signum).name}, finishing running jobs (up to {args.grace:g} s)",
-            file=sys.stderr,
-        )
+        name = signal.Signals(signum).name
+        observe.event(f"{name}: finishing running jobs (up to {args.grace:g} s), taking no new ones")
         stop.set()
 
-    signal.signal(signal.SIGTERM, _signalled)
-    signal.signal(signal.SIGINT, _signalled)
+    previous = {s: signal.signal(s, _signalled) for s in (signal.SIGTERM, signal.SIGINT)}
     queue.start()
     try:
         while not stop.wait(1.0):
             pass
     finally:
         queue.stop(grace=args.grace)
-        engine.dispose()
-    print("garrison: worker stopped", file=sys.stderr)
+        store.engine.dispose()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    observe.event("worker stopped")
     return 0

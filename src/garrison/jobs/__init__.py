@@ -85,9 +85,13 @@ class JobOptions:
     #: Seconds before the first retry; each further retry waits twice as long, at most ``retry_max``.
     retry_base: float = 2.0
     retry_max: float = 600.0
-    #: Seconds between a worker's heartbeats, and since the last one after which its jobs are taken
-    #: back (it stopped without saying so: killed, frozen, its machine gone).
-    heartbeat: float = 5.0
+    #: Seconds between a worker's heartbeats (also how often it looks for other workers' stalled jobs,
+    #: and how long an idle inline worker sleeps at most). One value for every process: a worker takes
+    #: back the jobs of another whose last heartbeat is older than ``stale_after``, so that must stay
+    #: several heartbeats long (``garrison server worker`` only sets ``stale_after``, at least 3 s).
+    heartbeat: float = 1.0
+    #: Seconds since a worker's last heartbeat after which its jobs are taken back (it stopped without
+    #: saying so: killed, frozen, its machine gone).
     stale_after: float = 30.0
     #: Seconds between two periodic ``rescan_all`` jobs (0: none).
     rescan_interval: float = 3600.0
