@@ -128,6 +128,8 @@ BAD_TARGETS: list[dict[str, Any]] = [
     {"headers": {"X-A": "one\r\nInjected: yes"}},
     {"headers": {"Bad Name": "v"}},
     {"headers": {"Host": "elsewhere"}},
+    {"headers": {"X-Garrison-Event": "forged"}},
+    {"headers": {"X-Token": "a", "x-token": "b"}},
     {"headers": {f"X-{i}": "v" for i in range(9)}},
     {"events": ["image.pushed"]},
     {"events": []},

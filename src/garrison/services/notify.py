@@ -58,7 +58,7 @@ MAX_HEADER_VALUE = 4096
 #: its top-level scalars and says ``"truncated": true``).
 MAX_TITLE = 1024
 MAX_DATA = 64 * 1024
-#: Headers an admin may not set: they are the request's own.
+#: Headers an admin may not set: they are the request's own (and ``X-Garrison-*``).
 _RESERVED_HEADERS = frozenset({"host", "content-type", "content-length", "transfer-encoding", "connection"})
 _TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
@@ -112,8 +112,10 @@ def _headers(headers: Mapping[str, str]) -> dict[str, str]:
     for name, value in headers.items():
         if not name or len(name) > 128 or not set(name) <= _TOKEN_CHARS:
             raise InputError(f"header name {name[:64]!r}: letters, digits and !#$%&'*+-.^_`|~ only")
-        if name.lower() in _RESERVED_HEADERS:
+        if name.lower() in _RESERVED_HEADERS or name.lower().startswith("x-garrison-"):
             raise InputError(f"header {name}: set by garrison itself")
+        if any(name.lower() == other.lower() for other in out):
+            raise InputError(f"header {name}: given twice")
         if len(value) > MAX_HEADER_VALUE or any(ch in "\r\n\0" or not ch.isprintable() for ch in value):
             raise InputError(f"header {name}: a value of printable characters (at most {MAX_HEADER_VALUE})")
         out[name] = value
