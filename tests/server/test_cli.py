@@ -187,3 +187,53 @@ def test_a_bad_config_file_section(data_dir: Path, tmp_path: Path, capsys: pytes
     config.write_text("server:\n  listen: 8080\n")
     assert run(["server", "run", "--config", str(config)]) == 2
     assert "(quote it in YAML)" in capsys.readouterr().err
+
+
+# --- the self-signed certificate: made once, kept, never over a file that is not ours ---------------------
+
+
+def test_self_signed_is_made_once_and_remade_only_when_ours(tmp_path: Path) -> None:
+    import ssl
+
+    from garrison.errors import UsageError
+    from garrison.server.tls import ensure_self_signed, fingerprint_of, names_for
+
+    hosts = names_for("127.0.0.1")
+    assert hosts == ("127.0.0.1", "localhost", "::1")
+    first = ensure_self_signed(tmp_path, hosts)
+    assert first.made and first.key.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "tls").stat().st_mode & 0o777 == 0o700
+    assert first.fingerprint == fingerprint_of(first.ca.read_bytes())
+    ctx = ssl.create_default_context(cafile=str(first.ca))
+    ctx.load_cert_chain(first.cert, first.key)  # the key matches the certificate
+
+    again = ensure_self_signed(tmp_path, hosts)
+    assert not again.made and again.fingerprint == first.fingerprint
+    assert set(again.hosts) == set(hosts)
+
+    wider = ensure_self_signed(tmp_path, names_for("127.0.0.1", ("garrison.example",)))  # ours: made again
+    assert wider.made and wider.fingerprint != first.fingerprint and "garrison.example" in wider.hosts
+    assert sorted(p.name for p in (tmp_path / "tls").iterdir()) == [
+        "ca.crt",
+        "made-by-garrison.json",
+        "server.crt",
+        "server.key",
+    ]
+
+    wider.cert.write_text(wider.cert.read_text() + "\n")  # edited since: no longer ours
+    with pytest.raises(UsageError, match="server.crt exists and was not made by garrison"):
+        ensure_self_signed(tmp_path, names_for("10.0.0.1"))
+    wider.cert.unlink()
+    wider.cert.symlink_to(tmp_path / "elsewhere.crt")
+    with pytest.raises(UsageError, match="was not made by garrison"):
+        ensure_self_signed(tmp_path, hosts)
+
+
+def test_self_signed_names_for_a_wildcard_address() -> None:
+    import socket
+
+    from garrison.server.tls import names_for
+
+    names = names_for("0.0.0.0", ("garrison.example",))
+    assert names[0] == socket.gethostname() and "garrison.example" in names and "127.0.0.1" in names
+    assert "0.0.0.0" not in names
