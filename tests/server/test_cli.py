@@ -221,7 +221,7 @@ def test_self_signed_is_made_once_and_remade_only_when_ours(tmp_path: Path) -> N
     ]
 
     wider.cert.write_text(wider.cert.read_text() + "\n")  # edited since: no longer ours
-    with pytest.raises(UsageError, match="server.crt exists and was not made by garrison"):
+    with pytest.raises(UsageError, match=r"server\.crt exists and was not made by garrison"):
         ensure_self_signed(tmp_path, names_for("10.0.0.1"))
     wider.cert.unlink()
     wider.cert.symlink_to(tmp_path / "elsewhere.crt")
