@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -544,9 +545,12 @@ def _scan_service(settings: Settings) -> ScanService:
 
 
 def _base_settings(server: ServerSettings, **kw: Any) -> Settings:
+    """The scan settings of the server's jobs: the layer cache in the server's data folder (each worker
+    machine keeps its own), the advisory database of ``server.vulndb`` else the CLI's default one."""
     from garrison.config import Settings
 
-    return Settings(db_path=str(server.vulndb) if server.vulndb else "", **kw)
+    db = server.vulndb or Settings().database_file
+    return Settings(cache_dir=Path(server.data_dir) / "cache", db_path=str(db), **kw)
 
 
 def database_identity(db: AdvisoryDB) -> str:
