@@ -30,6 +30,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    case,
     delete,
     func,
     insert,
@@ -39,6 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from garrison.model.common import Severity
 from garrison.store.records import Page
 from garrison.store.tables import TIME, metadata
 
@@ -654,43 +656,53 @@ class SqlClusters:
         c = cluster_findings.c
         conds = self._where(cluster_id, f)
         open_objects = func.count(func.distinct(_open_object()))
+        rank = func.max(c.rank)
         grouped = (
-            select(c.control_id, func.max(c.rank).label("rank"), open_objects.label("objects"))
+            select(
+                c.control_id,
+                rank.label("rank"),
+                open_objects.label("objects"),
+                func.sum(case((c.exempted.is_(False), 1), else_=0)).label("open"),
+                func.count().label("all"),
+                func.min(c.title).label("title"),
+                func.min(c.remediation).label("remediation"),
+            )
             .where(and_(*conds))
             .group_by(c.control_id)
         )
-        total = _count(self.conn, grouped)
+        total = _count(self.conn, select(c.control_id).where(and_(*conds)).group_by(c.control_id))
         rows = list(
             self.conn.execute(
-                grouped.order_by(func.max(c.rank).desc(), open_objects.desc(), c.control_id).limit(limit).offset(offset)
+                grouped.order_by(rank.desc(), open_objects.desc(), c.control_id).limit(limit).offset(offset)
             )
         )
         ids = [r.control_id for r in rows]
-        detail: dict[str, list[Any]] = {i: [] for i in ids}
+        objects: dict[str, tuple[set[str], set[str], set[str]]] = {i: (set(), set(), set()) for i in ids}
         if ids:
-            q = select(
-                c.control_id, c.title, c.severity, c.rank, c.remediation, c.object, c.namespace, c.exempted
-            ).where(and_(*conds, c.control_id.in_(ids)))
-            for r in self.conn.execute(q):
-                detail[r.control_id].append(r)
+            q = (
+                select(c.control_id, c.object, c.namespace, c.exempted)
+                .where(and_(*conds, c.control_id.in_(ids)))
+                .distinct()
+            )
+            for cid, obj, ns, exempted in self.conn.execute(q):
+                open_objs, exempt_objs, namespaces = objects[cid]
+                (exempt_objs if exempted else open_objs).add(obj)
+                namespaces.add(ns)
         out = []
-        for cid in ids:
-            ds = detail[cid]
-            first = max(ds, key=lambda r: r.rank)
-            open_objs = {r.object for r in ds if not r.exempted}
-            exempt_objs = {r.object for r in ds if r.exempted} - open_objs
+        for r in rows:
+            open_objs, exempt_objs, namespaces = objects[r.control_id]
             out.append(
                 Recommendation(
-                    control_id=cid,
-                    title=first.title,
-                    severity=first.severity,
-                    rank=first.rank,
-                    remediation=first.remediation,
+                    control_id=r.control_id,
+                    title=r.title,
+                    severity=Severity(int(r.rank)).name,
+                    rank=int(r.rank),
+                    remediation=r.remediation,
                     objects=tuple(sorted(open_objs)),
-                    findings=sum(1 for r in ds if not r.exempted),
-                    exempted_objects=tuple(sorted(exempt_objs)),
-                    exempted=sum(1 for r in ds if r.exempted),
-                    namespaces=tuple(sorted({r.namespace for r in ds})),
+                    findings=int(r.open),
+                    exempted_objects=tuple(sorted(exempt_objs - open_objs)),
+                    exempted=int(r.all) - int(r.open),
+                    namespaces=tuple(sorted(namespaces)),
                 )
             )
         return Page(tuple(out), total, limit, offset)
@@ -785,7 +797,7 @@ class SqlClusters:
 
 def _open_object() -> Any:
     """The object of an open finding, NULL for an exempted one (COUNT DISTINCT skips NULLs)."""
-    from sqlalchemy import case, null
+    from sqlalchemy import null
 
     c = cluster_findings.c
     return case((c.exempted.is_(False), c.object), else_=null())
