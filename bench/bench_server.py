@@ -260,7 +260,7 @@ def stored_alerts(url: str) -> tuple[int, int]:
 
 
 def part_ingest(ctx: Ctx) -> None:
-    n = 20_000 if ctx.quick else 60_000
+    n = 15_000 if ctx.quick else 40_000
     load = data.audit_batches(n)
     sizes = [body.count(b'"kind":"Event",') for body in load.bodies]
     print(
@@ -388,7 +388,7 @@ def alert_lists() -> list[tuple[str, list[str]]]:
 
 
 def part_api(ctx: Ctx) -> None:
-    n_req = 100 if ctx.quick else 200
+    n_req = 100 if ctx.quick else 150
     for kind in ctx.databases():
         url = ctx.url(kind, "api")
         tokens = h.prepare_database(url)

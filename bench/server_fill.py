@@ -129,7 +129,7 @@ def store_replicas(url: str, scan: RealScan, n_images: int, *, sboms: bool) -> l
         with store.transaction() as tx:
             for i, d in enumerate(digests):
                 tx.images.put_image(replace(scan.image, digest=d, packages=len(scan.sbom["packages"])), at)
-                if sboms:
+                if sboms and i == 0:
                     tx.images.put_sbom(d, scan.sbom, at)
                 tx.images.see_tag(NOWHERE, f"team-{i % 30:02d}/service-{i}", f"1.{i % 7}.0", d, at, pushed=True)
         columns = [c.name for c in si.image_findings.columns if c.name != "id"]
@@ -160,7 +160,12 @@ def store_replicas(url: str, scan: RealScan, n_images: int, *, sboms: bool) -> l
         with engine.begin() as conn:
             conn.execute(insert(si.image_findings), rows)
             # The other replicas copied inside the database (no JSON through Python for each row).
+            sc = si.sboms.c
             for d in digests[1:]:
+                if sboms:
+                    cols = [c.name for c in si.sboms.columns]
+                    picked_sbom = [literal(d).label("digest") if c == "digest" else sc[c] for c in cols]
+                    conn.execute(insert(si.sboms).from_select(cols, select(*picked_sbom).where(sc.digest == first)))
                 picked = [literal(d).label("digest") if c == "digest" else fc[c] for c in columns]
                 conn.execute(insert(si.image_findings).from_select(columns, select(*picked).where(fc.digest == first)))
         with store.transaction() as tx:
