@@ -71,6 +71,14 @@ def test_real_daemon_good_and_bad_containers(
     (tmp_path / "ctx").mkdir()
     (tmp_path / "ctx" / "Dockerfile").write_text(f"FROM {image}\nUSER 10001:10001\nHEALTHCHECK CMD true\n")
     dockerd.cli("build", "-q", "-t", "garrison/good:1", str(tmp_path / "ctx"))
+    # A build with the benchmark's section-4 mistakes, as its history shows them (4.7, 4.9, 4.10).
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "hello.txt").write_text("hello\n")
+    (tmp_path / "bad" / "Dockerfile").write_text(
+        f"FROM {image}\nARG API_TOKEN=s3cr3t\nENV DB_PASSWORD=changeme\nADD hello.txt /hello.txt\n"
+        'RUN true || apt-get update\nRUN test -n "$API_TOKEN"\n'
+    )
+    dockerd.cli("build", "-q", "-t", "garrison/badbuild:1", str(tmp_path / "bad"))
     # Created, not started: port bindings are recorded but nothing listens on the host.
     dockerd.cli(
         "create", "--name", "bad", "--cap-add", "SYS_ADMIN", "--pid", "host", "--ipc", "host", "--uts", "host",
@@ -102,6 +110,9 @@ def test_real_daemon_good_and_bad_containers(
         # The hardened container passes everything but the root exec session (5.24).
         assert found["good"] == {"5.24"}
         assert found.get("garrison/good:1", set()) == set() and found[image] == {"4.1", "4.6"}
+        assert found["garrison/badbuild:1"] == {"4.1", "4.6", "4.7", "4.9", "4.10"}
+        bad_image = next(r for r in loaded.resources if r.name == "garrison/badbuild:1")
+        assert bad_image.obj["History"][-1]["buildArgs"] == [{"name": "API_TOKEN", "value": "s3cr3t"}]
         # The loopback test daemon's own settings: iptables off (2.4) is a finding, as the benchmark says.
         assert {"2.4", "2.14", "2.15"} <= found[daemon.name]
         # The same through the CLI, the socket given by --docker-host.
@@ -290,12 +301,53 @@ GOOD_CONTAINER = container_resource(
     },
     [{"Privileged": False, "ProcessConfig": {"user": "10001"}}],
 )
-BAD_IMAGE = {"kind": "DockerImage", "metadata": {"name": "bad:1"}, "Config": {"User": ""}}
-GOOD_IMAGE = {
-    "kind": "DockerImage",
-    "metadata": {"name": "good:1"},
-    "Config": {"User": "app", "Healthcheck": {"Test": ["CMD", "true"]}},
-}
+
+
+#: The base image's first step: its root file system archive (not reported by 4.9).
+BASE_ADD = "/bin/sh -c #(nop) ADD file:4b03b5f551e3fbdf47ec609712007327828f7530cc3455c43bbcdcaf449a75a9 in / "
+
+
+def _image(name: str, config: dict, history: list) -> dict:  # type: ignore[type-arg]
+    from garrison.posture.docker_host import image_resource
+
+    return image_resource({"Id": f"sha256:{name}", "RepoTags": [name], "Config": config}, history)
+
+
+BAD_IMAGE = _image(
+    "bad:1",
+    {"User": "", "Env": ["PATH=/usr/bin", "DB_PASSWORD=changeme"]},
+    [  # newest first, as GET /images/{id}/history answers
+        {"CreatedBy": "RUN |1 API_TOKEN=s3cr3t /bin/sh -c ./fetch # buildkit"},
+        {"CreatedBy": "ADD app.tar.gz /srv # buildkit"},
+        {"CreatedBy": "RUN /bin/sh -c apt-get update # buildkit"},
+        {"CreatedBy": BASE_ADD},
+    ],
+)
+GOOD_IMAGE = _image(
+    "good:1",
+    {"User": "app", "Healthcheck": {"Test": ["CMD", "true"]}, "Env": ["PATH=/usr/bin", "DB_PASSWORD_FILE=/run/s/db"]},
+    [
+        {"CreatedBy": "COPY app /srv # buildkit"},
+        {"CreatedBy": "RUN /bin/sh -c apt-get update && apt-get install -y --no-install-recommends curl # buildkit"},
+        {"CreatedBy": BASE_ADD},
+    ],
+)
+
+
+def test_image_history_and_env_findings_do_not_echo_secrets() -> None:
+    got = {
+        (f.detail.control_id, f.detail.path, f.detail.actual)
+        for f in assess(
+            [_res(BAD_IMAGE)], [c for c in _controls() if c.id in ("GAR-DKR-071", "GAR-DKR-072", "GAR-DKR-073")]
+        )
+    }
+    assert got == {
+        ("GAR-DKR-071", "History[1].CreatedBy", '"RUN /bin/sh -c apt-get update # buildkit"'),
+        ("GAR-DKR-072", "History[2].CreatedBy", '"ADD app.tar.gz /srv # buildkit"'),
+        ("GAR-DKR-073", "EnvVars[1].name", '"DB_PASSWORD"'),
+        ("GAR-DKR-073", "History[3].buildArgs[0].name", '"API_TOKEN"'),
+    }
+    assert not any("changeme" in a or "s3cr3t" in a for _, _, a in got)
 
 
 def _fired(docs: list) -> set[str]:  # type: ignore[type-arg]

@@ -71,6 +71,7 @@ GOOD_APISERVER = _manifest(
     "--encryption-provider-config=/etc/kubernetes/enc.yaml",
     "--tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
     "--service-account-extend-token-expiration=false",
+    "--request-timeout=300s",
 )
 
 
@@ -219,7 +220,8 @@ def test_node_root_modes_and_owners(tmp_path: Path) -> None:
         os.chown(pki / "ca.crt", 1234, 0)
     loaded = load_source(f"node:{tmp_path}")
     kinds = sorted(r.kind for r in loaded.resources)
-    assert kinds == ["KubeletConfiguration", "NodeFile", "NodeFile", "NodeFile", "NodeFile", "NodeFile", "Pod", "Pod"]
+    # Five files, and ca.crt again as the kubelet's client CA (the configuration names none: kubeadm's default).
+    assert kinds == ["KubeletConfiguration", *["NodeFile"] * 6, "Pod", "Pod"]
     found = assess(loaded.resources, _controls("control-plane", "kubelet"))
     by_ref = {c.id: c.frameworks["cis-kubernetes"][0] for c in _controls("control-plane", "kubelet")}
     got = sorted(
@@ -233,6 +235,7 @@ def test_node_root_modes_and_owners(tmp_path: Path) -> None:
     ]
     if os.geteuid() == 0:
         expected.append(("1.1.19", "/etc/kubernetes/pki/ca.crt", '"1234:root"'))
+        expected.append(("4.1.8", "/etc/kubernetes/pki/ca.crt", '"1234:root"'))
     assert got == sorted(expected)
     assert "4.2.4" in {by_ref[f.detail.control_id] for f in found if f.detail.object.kind == "KubeletConfiguration"}
     # The hardened static pods read from the node pass every flag control.
@@ -268,6 +271,7 @@ GOOD_ETCD = _manifest(
     "--peer-cert-file=/etc/kubernetes/pki/etcd/peer.crt",
     "--peer-key-file=/etc/kubernetes/pki/etcd/peer.key",
     "--peer-client-cert-auth=true",
+    "--trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt",
 )
 BAD_PODS = [
     _manifest(
@@ -279,10 +283,11 @@ BAD_PODS = [
         "--service-account-lookup=false",
         "--tls-cipher-suites=TLS_RSA_WITH_RC4_128_SHA",
         "--audit-log-maxage=7",
+        "--request-timeout=1h",
     ),
     _manifest("kube-controller-manager", "--feature-gates=RotateKubeletServerCertificate=false"),
     _manifest("kube-scheduler"),
-    _manifest("etcd", "--auto-tls=true", "--peer-auto-tls=true"),
+    _manifest("etcd", "--auto-tls=true", "--peer-auto-tls=true", "--trusted-ca-file=/etc/kubernetes/pki/ca.crt"),
 ]
 GOOD_KUBELET = {
     "apiVersion": "kubelet.config.k8s.io/v1beta1",
@@ -319,17 +324,41 @@ def _node_files(mode: str, owner: str, key_mode: str, cert_mode: str) -> list[di
                 "file": {"path": "/" + rel, "mode": mode, "owner": owner},
             }
         )
-    for name, role, m in (("ca.key", "PKIKey", key_mode), ("ca.crt", "PKICertificate", cert_mode)):
-        path = f"/etc/kubernetes/pki/{name}"
+    good = mode == "0600"
+    for path, role, m, own in (
+        ("/etc/kubernetes/pki/ca.key", "PKIKey", key_mode, owner),
+        ("/etc/kubernetes/pki/ca.crt", "PKICertificate", cert_mode, owner),
+        ("/etc/kubernetes/pki/ca.crt", "KubeletClientCAFile", cert_mode, owner),
+        ("/etc/cni/net.d/10-calico.conflist", "CNIFile", mode, owner),
+        ("/etc/kubernetes/proxy.conf", "ProxyKubeconfigFile", mode, owner),
+        # The benchmark wants the etcd data directory owned by etcd:etcd (not root).
+        ("/var/lib/etcd", "EtcdDataDir", "0700" if good else "0755", "etcd:etcd" if good else owner),
+    ):
         out.append(
             {
                 "kind": "NodeFile",
                 "metadata": {"name": path},
                 "role": role,
-                "file": {"path": path, "mode": m, "owner": owner},
+                "file": {"path": path, "mode": m, "owner": own},
             }
         )
     return out
+
+
+def _kubelet_flags(**flags: str) -> dict:  # type: ignore[type-arg]
+    files = ["/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"]
+    return {"kind": "KubeletFlags", "metadata": {"name": "kubelet"}, "flags": flags, "files": files}
+
+
+def _encryption(*first: str) -> dict:  # type: ignore[type-arg]
+    return {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "EncryptionConfiguration",
+        "resources": [
+            {"resources": ["secrets"], "providers": [{p: {}} for p in first]},
+            {"resources": ["configmaps"], "providers": [{"aescbc": {"keys": []}}, {"identity": {}}]},
+        ],
+    }
 
 
 GOOD_NODE = [
@@ -340,12 +369,20 @@ GOOD_NODE = [
     GOOD_KUBELET,
     {**PROXY, "metricsBindAddress": "127.0.0.1:10249"},
     *_node_files("0600", "root:root", "0600", "0644"),
+    _kubelet_flags(kubeconfig="/etc/kubernetes/kubelet.conf", **{"event-qps": "50"}),
+    {**GOOD_KUBELET, "eventRecordQPS": 0},
+    _encryption("aescbc", "identity"),
 ]
 BAD_NODE = [
     *BAD_PODS,
+    # A second API server (HA control plane) whose client CA etcd also trusts (2.7).
+    _manifest("kube-apiserver", "--client-ca-file=/etc/kubernetes/pki/ca.crt"),
     BAD_KUBELET,
     {**PROXY, "metricsBindAddress": "0.0.0.0:10249"},
     *_node_files("0666", "kube:kube", "0644", "0666"),
+    _kubelet_flags(**{"hostname-override": "node-7", "event-qps": "-1"}),
+    {**BAD_KUBELET, "eventRecordQPS": -5},
+    _encryption("identity", "aescbc"),
 ]
 
 
@@ -367,3 +404,78 @@ def test_findings_report_the_flag_word_or_the_missing_flag() -> None:
     assert got["1.2.1"] == ("spec.containers[0].command[1]", '"true"')
     assert got["1.2.11"] == ("spec.containers[0].command[2]", '"NodeRestriction"')
     assert got["1.2.16"] == ("flag(audit-log-path)", "null")
+
+
+def test_node_root_files_named_by_other_files(tmp_path: Path) -> None:
+    # CNI files, the etcd data directory from etcd's --data-dir, the encryption configuration from the
+    # API server's flag, kube-proxy's kubeconfig, the kubelet's client CA from its configuration and
+    # the kubelet's flags from its systemd unit and kubeadm-flags.env: all found on a real tree.
+    manifests = tmp_path / "etc/kubernetes/manifests"
+    manifests.mkdir(parents=True)
+    api = _manifest("kube-apiserver", "--encryption-provider-config=/etc/kubernetes/enc.yaml")
+    (manifests / "kube-apiserver.yaml").write_text(yaml.safe_dump(api))
+    etcd = _manifest("etcd", "--data-dir=/var/lib/etcd-data")
+    (manifests / "etcd.yaml").write_text(yaml.safe_dump(etcd))
+    (tmp_path / "etc/kubernetes/enc.yaml").write_text(yaml.safe_dump(_encryption("identity", "aescbc")))
+    (tmp_path / "var/lib/etcd-data").mkdir(parents=True)
+    os.chmod(tmp_path / "var/lib/etcd-data", 0o755)
+    cni = tmp_path / "etc/cni/net.d"
+    cni.mkdir(parents=True)
+    (cni / "10-flannel.conflist").write_text("{}")
+    os.chmod(cni / "10-flannel.conflist", 0o644)
+    (tmp_path / "etc/kubernetes/proxy.conf").write_text("apiVersion: v1\n")
+    os.chmod(tmp_path / "etc/kubernetes/proxy.conf", 0o644)
+    kubelet = tmp_path / "var/lib/kubelet"
+    kubelet.mkdir(parents=True)
+    config = {**GOOD_KUBELET, "authentication": {"x509": {"clientCAFile": "/etc/kubernetes/pki/kubelet-ca.crt"}}}
+    (kubelet / "config.yaml").write_text(yaml.safe_dump(config))
+    os.chmod(kubelet / "config.yaml", 0o600)
+    (tmp_path / "etc/kubernetes/pki").mkdir()
+    (tmp_path / "etc/kubernetes/pki/kubelet-ca.crt").write_text("c")
+    os.chmod(tmp_path / "etc/kubernetes/pki/kubelet-ca.crt", 0o666)
+    (kubelet / "kubeadm-flags.env").write_text(
+        'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///run/containerd/containerd.sock '
+        '--hostname-override=worker-7"\n'
+    )
+    dropin = tmp_path / "etc/systemd/system/kubelet.service.d"
+    dropin.mkdir(parents=True)
+    (dropin / "10-kubeadm.conf").write_text(
+        "[Service]\n"
+        'Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"\n'
+        "EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env\n"
+        "ExecStart=\n"
+        "ExecStart=/usr/bin/kubelet $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS --event-qps=-1\n"
+    )
+    loaded = load_source(f"node:{tmp_path}")
+    flags = next(r for r in loaded.resources if r.kind == "KubeletFlags")
+    assert flags.obj["flags"]["hostname-override"] == "worker-7"
+    assert flags.obj["flags"]["config"] == "/var/lib/kubelet/config.yaml"
+    by_ref = {c.id: c.frameworks["cis-kubernetes"][0] for c in _controls("control-plane", "kubelet")}
+    got = {
+        (by_ref[f.detail.control_id], f.detail.object.name or f.detail.object.kind, f.detail.path)
+        for f in assess(loaded.resources, _controls("control-plane", "kubelet"))
+    }
+    assert ("1.1.9", "/etc/cni/net.d/10-flannel.conflist", "file.mode") in got
+    assert ("1.1.11", "/var/lib/etcd-data", "file.mode") in got
+    assert ("1.2.28", "EncryptionConfiguration", "resources[0].providers[0].identity") in got
+    assert ("4.1.3", "/etc/kubernetes/proxy.conf", "file.mode") in got
+    assert ("4.1.7", "/etc/kubernetes/pki/kubelet-ca.crt", "file.mode") in got
+    assert ("4.2.7", "kubelet", 'flags["hostname-override"]') in got
+    assert ("4.2.8", "kubelet", 'flags["event-qps"]') in got
+    # Only the resource that is wrong: the configmaps entry starts with aescbc.
+    assert not any(r == "1.2.28" and "resources[1]" in p for r, _, p in got)
+
+
+def test_node_root_refuses_paths_outside_the_root(tmp_path: Path) -> None:
+    manifests = tmp_path / "etc/kubernetes/manifests"
+    manifests.mkdir(parents=True)
+    (manifests / "etcd.yaml").write_text(yaml.safe_dump(_manifest("etcd", "--data-dir=/../../etc")))
+    loaded = load_source(f"node:{tmp_path}")
+    assert any("not a path under the node's root" in w for w in loaded.warnings)
+    assert not any(r.obj.get("role") == "EtcdDataDir" for r in loaded.resources)
+
+
+def test_go_durations() -> None:
+    d = nodefiles.duration_seconds
+    assert (d("300s"), d("1m30s"), d("1.5h"), d("0"), d("250ms")) == (300.0, 90.0, 5400.0, 0.0, 0.25)
+    assert d("5") is None and d("1x") is None and d("") is None

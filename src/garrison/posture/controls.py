@@ -45,6 +45,9 @@ class Check:
 
     fails: tuple[tuple[str, Fn], ...]
     for_each: Fn | None = None
+    #: Per condition (same order as ``fails``): the elements that condition visits on its own (a
+    #: ``{for, fail}`` item), or None to use the check's ``for`` (or the object).
+    visits: tuple[Fn | None, ...] = ()
     when: Fn | None = None
     since: tuple[int, int] = (0, 0)
     until: tuple[int, int] = (999, 999)
@@ -123,7 +126,20 @@ def _compile_check(raw: dict[str, Any], compiler: Compiler, where: str) -> Check
     fails_raw = raw.get("fail")
     texts = fails_raw if isinstance(fails_raw, list) else [fails_raw]
     try:
-        fails = tuple((str(t), compiler.compile(str(t))) for t in texts if t)
+        fails_list: list[tuple[str, Fn]] = []
+        visits_list: list[Fn | None] = []
+        for t in texts:
+            if isinstance(t, dict):
+                if raw.get("for"):
+                    raise InputError(f"{where}: a condition with its own 'for' cannot be in a check with 'for'")
+                if not t.get("for") or not t.get("fail") or set(t) - {"for", "fail"}:
+                    raise InputError(f"{where}: a condition mapping needs exactly 'for' and 'fail'")
+                fails_list.append((str(t["fail"]), compiler.compile(str(t["fail"]))))
+                visits_list.append(compiler.compile(str(t["for"])))
+            elif t:
+                fails_list.append((str(t), compiler.compile(str(t))))
+                visits_list.append(None)
+        fails = tuple(fails_list)
         for_each = compiler.compile(str(raw["for"])) if raw.get("for") else None
         when = compiler.compile(str(raw["when"])) if raw.get("when") else None
     except ExprError as exc:
@@ -133,6 +149,7 @@ def _compile_check(raw: dict[str, Any], compiler: Compiler, where: str) -> Check
     return Check(
         fails=fails,
         for_each=for_each,
+        visits=tuple(visits_list) if any(v is not None for v in visits_list) else (),
         when=when,
         since=parse_version(raw["since"]) if raw.get("since") else (0, 0),
         until=parse_version(raw["until"]) if raw.get("until") else (999, 999),

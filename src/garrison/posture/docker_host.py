@@ -342,10 +342,60 @@ def container_resource(inspect: Mapping[str, Any], execs: Sequence[Mapping[str, 
     return doc
 
 
-def image_resource(inspect: Mapping[str, Any]) -> dict[str, Any]:
-    """A ``DockerImage`` resource from ``docker image inspect``."""
+def _env_vars(env: Any) -> list[dict[str, str]]:
+    """``Config.Env`` (``NAME=value`` strings) as ``{name, value}`` records, so that a check can test
+    the name and report it without echoing the value (a secret)."""
+    out = []
+    for item in env if isinstance(env, list) else []:
+        name, _, value = str(item).partition("=")
+        out.append({"name": name, "value": value})
+    return out
+
+
+def _build_args(created_by: str) -> list[dict[str, str]]:
+    """The build arguments a ``RUN`` step saw, from history's ``|2 A=b C=d /bin/sh -c …`` prefix
+    (``RUN |2 …`` from BuildKit)."""
+    created_by = created_by.removeprefix("RUN ")
+    if not created_by.startswith("|"):
+        return []
+    head, _, rest = created_by[1:].partition(" ")
+    if not head.isdigit():
+        return []
+    out = []
+    for word in rest.split(" ")[: int(head)]:
+        name, eq, value = word.partition("=")
+        if eq:
+            out.append({"name": name, "value": value})
+    return out
+
+
+def history_records(history: Any) -> list[dict[str, Any]]:
+    """``GET /images/{id}/history`` (newest first) as the image's build steps, oldest first, each
+    with its ``index`` (0 = the base image's first step), ``CreatedBy`` and the build arguments it saw."""
+    steps = [h for h in history if isinstance(h, dict)] if isinstance(history, list) else []
+    out = []
+    for i, h in enumerate(reversed(steps)):
+        created_by = str(h.get("CreatedBy") or "")
+        out.append(
+            {
+                "index": i,
+                "CreatedBy": created_by,
+                "Created": h.get("Created"),
+                "Size": h.get("Size"),
+                "buildArgs": _build_args(created_by),
+            }
+        )
+    return out
+
+
+def image_resource(inspect: Mapping[str, Any], history: Any = None) -> dict[str, Any]:
+    """A ``DockerImage`` resource from ``docker image inspect`` (and ``docker history``: ``History``,
+    oldest step first; ``EnvVars``: ``Config.Env`` split into names and values)."""
     tags = inspect.get("RepoTags") or []
     doc = dict(inspect)
+    config = inspect.get("Config")
+    doc["EnvVars"] = _env_vars(config.get("Env") if isinstance(config, dict) else None)
+    doc["History"] = history_records(history)
     doc.update(
         {
             "apiVersion": "garrison.dev/v1",
@@ -431,7 +481,12 @@ def read_host(settings: Settings, host: str = "", config_path: str = "") -> Dock
             except SourceError as exc:
                 out.warnings.append(f"image {iid[:19]}: {exc}")
                 continue
-            out.resources.append(image_resource(inspect))
+            try:
+                history = _get(client, f"/images/{quote(iid, safe='')}/history", what)
+            except SourceError as exc:  # the image is still assessed, without its build steps
+                out.warnings.append(f"image {iid[:19]}: history: {exc}")
+                history = []
+            out.resources.append(image_resource(inspect, history))
     return out
 
 

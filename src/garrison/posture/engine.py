@@ -24,7 +24,7 @@ from typing import Any
 from garrison.model.common import Finding, RuleId, RuleRef
 from garrison.model.posture import Misconfiguration, ObjectRef, misconfiguration_finding
 from garrison.posture.controls import LATEST, Control, parse_version
-from garrison.posture.expr import Ctx, Nodes, resolve, truthy
+from garrison.posture.expr import Ctx, Fn, Node, Nodes, resolve, truthy
 from garrison.posture.resources import WORKLOAD, Resource, ResourceIndex
 
 #: Longest ``actual`` value kept in a finding (a whole container spec is not evidence).
@@ -131,6 +131,65 @@ def _container_name(scope_path: str, value: Any) -> str:
     return ""
 
 
+@dataclass(slots=True)
+class _Emitter:
+    """Builds one control's findings (what they share is computed once per control)."""
+
+    control: Control
+    expected: str
+    frameworks: tuple[str, ...]
+    equivalents: tuple[str, ...]
+    rule: RuleRef
+    refs: dict[int, ObjectRef]
+    ctx: Ctx
+
+    def __call__(self, r: Resource, scope: Node) -> Finding[Misconfiguration]:
+        ctx, control = self.ctx, self.control
+        found = ctx.witness or ctx.first
+        w = resolve(found) if found is not None else (scope[0], None)
+        ref = self.refs.get(id(r))
+        if ref is None:
+            ref = self.refs[id(r)] = object_ref(r)
+        path = w[0] or scope[0]
+        if r.kind == "Dockerfile":  # the instruction's own line, not the file's first
+            at = line_at(r.obj, path)
+            if at and at != ref.line:
+                ref = replace(ref, line=at)
+        m = Misconfiguration(
+            control_id=control.id,
+            title=control.title,
+            severity=control.severity,
+            object=ref,
+            path=path,
+            actual=_actual(w[1]),
+            expected=self.expected,
+            remediation=control.remediation,
+            family=control.family,
+            container=_container_name(scope[0], scope[1]),
+            frameworks=self.frameworks,
+            equivalents=self.equivalents,
+            context=tuple(sorted(ctx.notes.items())),
+        )
+        return misconfiguration_finding(m, rule=self.rule)
+
+
+def _visit_pairs(
+    ctx: Ctx, r: Resource, scopes: list[Node], fails: tuple[tuple[str, Fn], ...], visits: tuple[Fn | None, ...]
+) -> list[tuple[Node, Fn]]:
+    """(scope, condition) in evaluation order when some condition has its own ``for``: that condition
+    at each element it visits (one finding per offending container), the others at every scope."""
+    out: list[tuple[Node, Fn]] = []
+    for (_text, fn), visit in zip(fails, visits, strict=True):
+        if visit is None:
+            out.extend((scope, fn) for scope in scopes)
+            continue
+        ctx.scope = ("", r.obj)
+        ctx.witness = ctx.first = None
+        got = visit(ctx)
+        out.extend((scope, fn) for scope in (got.items if isinstance(got, Nodes) else []))
+    return out
+
+
 def evaluate(
     resources: Sequence[Resource],
     controls: Sequence[Control],
@@ -160,56 +219,41 @@ def evaluate(
         expected = check.expected or control.expected
         ctx = Ctx(index.resources[0] if index.resources else Resource({}), index, cparams)
         rule = rule_ref(control)
+        when, for_each, fails, visits = check.when, check.for_each, check.fails, check.visits
+        per_ns: dict[str, int] = {}
+
+        finding = _Emitter(control, expected, fw, eq, rule, refs, ctx)
+
         for r in candidates:
             # One context per control, reset for each object (creating one per pair was measurable).
             ctx.resource = r
-            ctx.scope = ("", r.obj)
             ctx.witness = ctx.first = None
             if ctx.notes:
                 ctx.notes = {}
-            if check.when is not None and not truthy(check.when(ctx), ctx):
-                continue
-            key = (control.id, r.namespace)
-            applicable[key] = applicable.get(key, 0) + 1
-            if check.for_each is not None:
+            if when is not None:
+                ctx.scope = ("", r.obj)
+                if not truthy(when(ctx), ctx):
+                    continue
+            per_ns[r.namespace] = per_ns.get(r.namespace, 0) + 1
+            if for_each is not None:
+                ctx.scope = ("", r.obj)
                 ctx.witness = ctx.first = None
-                got = check.for_each(ctx)
+                got = for_each(ctx)
                 scopes = got.items if isinstance(got, Nodes) else []
             else:
                 scopes = [("", r.obj)]
-            for scope in scopes:
-                for _text, fn in check.fails:
-                    ctx.scope = scope
-                    ctx.witness = None
-                    ctx.first = None
-                    if not truthy(fn(ctx), ctx):
-                        continue
-                    found = ctx.witness or ctx.first
-                    w = resolve(found) if found is not None else (scope[0], None)
-                    ref = refs.get(id(r))
-                    if ref is None:
-                        ref = refs[id(r)] = object_ref(r)
-                    path = w[0] or scope[0]
-                    if r.kind == "Dockerfile":  # the instruction's own line, not the file's first
-                        at = line_at(r.obj, path)
-                        if at and at != ref.line:
-                            ref = replace(ref, line=at)
-                    m = Misconfiguration(
-                        control_id=control.id,
-                        title=control.title,
-                        severity=control.severity,
-                        object=ref,
-                        path=path,
-                        actual=_actual(w[1]),
-                        expected=expected,
-                        remediation=control.remediation,
-                        family=control.family,
-                        container=_container_name(scope[0], scope[1]),
-                        frameworks=fw,
-                        equivalents=eq,
-                        context=tuple(sorted(ctx.notes.items())),
-                    )
-                    findings.append(misconfiguration_finding(m, rule=rule))
+            if visits:
+                pairs = _visit_pairs(ctx, r, scopes, fails, visits)
+            else:
+                pairs = [(scope, fn) for scope in scopes for _text, fn in fails]
+            for scope, fn in pairs:
+                ctx.scope = scope
+                ctx.witness = None
+                ctx.first = None
+                if truthy(fn(ctx), ctx):
+                    findings.append(finding(r, scope))
+        for ns, n in per_ns.items():
+            applicable[(control.id, ns)] = applicable.get((control.id, ns), 0) + n
     return Evaluation(tuple(findings), applicable)
 
 

@@ -120,11 +120,20 @@ def _value_test(op: str, const: Any) -> Callable[[Any], bool] | None:
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+#: key → its path suffix when it is not a name (``["x/y"]``), or "" for a name; filled as keys are met.
+_SUFFIX: dict[str, str] = {}
+
+
 def join(base: str, key: str) -> str:
     """The JSON path of ``key`` under ``base`` (``a.b``, or ``a["x/y"]`` for keys that are not names)."""
-    if _IDENT.match(key):
-        return f"{base}.{key}" if base else key
-    return f"{base}[{json.dumps(key)}]"
+    suffix = _SUFFIX.get(key)
+    if suffix is None:
+        suffix = "" if _IDENT.match(key) else f"[{json.dumps(key)}]"
+        if len(_SUFFIX) < 100_000:  # bounded: keys come from the input
+            _SUFFIX[key] = suffix
+    if suffix:
+        return base + suffix
+    return f"{base}.{key}" if base else key
 
 
 def _is_num(v: Any) -> bool:
@@ -315,6 +324,31 @@ def _walker(steps: tuple[Any, ...]) -> Callable[[list[Node]], list[Node]]:
 def _path_fn(base: str | None, steps: tuple[Any, ...]) -> Fn:
     """A compiled path: ``base`` is a variable name, or None for the current scope."""
     walk = _walker(steps)
+    if base is None and steps and all(type(k) is str and k is not _STAR for k in steps):
+        keys: tuple[str, ...] = steps
+        tail = "".join(f".{k}" if _IDENT.match(k) else f"[{json.dumps(k)}]" for k in keys)
+        head = tail[1:] if tail.startswith(".") else tail
+
+        def scoped_keys(ctx: Ctx) -> Nodes:
+            # The most common path of all (``securityContext.privileged`` under a container), inlined.
+            p, v = ctx.scope
+            items: list[Node] = []
+            if v is not None:
+                if type(v) is Entry:
+                    items = _walk([(p, v)], steps)
+                else:
+                    for k in keys:
+                        v = v.get(k) if type(v) is dict or isinstance(v, dict) else None
+                        if v is None:
+                            break
+                    if v is not None:
+                        items = [(p + tail if p else head, v)]
+            n = Nodes(items, p, steps)
+            if ctx.first is None:
+                ctx.first = items[0] if items else n
+            return n
+
+        return scoped_keys
     if base is None:
 
         def scoped(ctx: Ctx) -> Nodes:

@@ -56,6 +56,27 @@ NODE_FILES: Mapping[str, str] = {
 }
 #: The most a node file may hold (bounds memory on a wrong path).
 MAX_BYTES = 2 * 1024 * 1024
+#: kube-proxy kubeconfig files (kube-bench's ``proxy.kubeconfig`` list and default, relative to the root).
+PROXY_KUBECONFIGS = (
+    "etc/kubernetes/proxy.conf",
+    "etc/kubernetes/kubelet-kubeconfig",
+    "etc/kubernetes/ssl/kubecfg-kube-proxy.yaml",
+    "var/lib/kube-proxy/kubeconfig.conf",
+    "var/lib/kube-proxy/kubeconfig",
+)
+#: Where the kubelet's CNI configuration lives (its ``--cni-conf-dir`` default) and CNI plugins keep state.
+CNI_DIRS = ("etc/cni/net.d", "var/lib/cni/networks")
+#: Files that give the kubelet its command-line flags on a kubeadm node (systemd drop-in, then the
+#: environment files it names).
+KUBELET_FLAG_FILES = (
+    "etc/systemd/system/kubelet.service.d/10-kubeadm.conf",
+    "usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf",
+    "var/lib/kubelet/kubeadm-flags.env",
+    "etc/default/kubelet",
+    "etc/sysconfig/kubelet",
+)
+#: Most files read below a CNI directory (bounds the walk on a wrong root).
+MAX_CNI_FILES = 1000
 
 
 def flag_words(container_path: str, container: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
@@ -148,6 +169,60 @@ def p_flag_list(ctx: Ctx, args: list[Fn]) -> Nodes:
     return Nodes([(found[0], v) for v in found[1].split(",") if v], f"flag_list({name})")
 
 
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(text: str) -> float | None:
+    """A Go duration (``300s``, ``1m30s``, ``1h``, ``0``) in seconds; None when it is not one."""
+    import re
+
+    t = text.strip()
+    if t in ("0", "+0", "-0"):
+        return 0.0
+    parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", t)
+    sign = -1.0 if t.startswith("-") else 1.0
+    body = t.lstrip("+-")
+    if not parts or "".join(n + u for n, u in parts) != body:
+        return None
+    return sign * sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
+def p_duration_seconds(ctx: Ctx, args: list[Fn]) -> Nodes:
+    """``duration_seconds(p)``: each Go duration value of ``p`` (a flag such as ``--request-timeout``)
+    in seconds, at its own path; values that are not durations yield nothing."""
+    got = args[0](ctx)
+    items = got.items if isinstance(got, Nodes) else [("", got)]
+    out = []
+    for path, value in items:
+        secs = duration_seconds(value) if isinstance(value, str) else None
+        if secs is not None:
+            out.append((path, secs))
+    return Nodes(out, got.where() if isinstance(got, Nodes) else "")
+
+
+def p_component_flag(ctx: Ctx, args: list[Fn]) -> Nodes:
+    """``component_flag("kube-apiserver", "client-ca-file")``: a flag of *other* control-plane static
+    pods in the same assessment, one value per pod of that component (an HA control plane has several
+    API servers; 2.7 compares etcd's CA with theirs); nothing when none sets it."""
+    component, name = str(plain(args[0](ctx))), str(plain(args[1](ctx)))
+
+    def build() -> dict[str, list[tuple[str, dict[str, tuple[str, str]]]]]:
+        out: dict[str, list[tuple[str, dict[str, tuple[str, str]]]]] = {}
+        for r in ctx.index.of_kind("Pod"):
+            for c in r.containers():
+                prog = program(c.spec)
+                if prog:
+                    out.setdefault(prog, []).append((r.source or r.name, flag_words(c.path, c.spec)))
+                    break
+        return out
+
+    table: dict[str, list[tuple[str, dict[str, tuple[str, str]]]]] = ctx.index.memo("nodefiles.component_flags", build)
+    nodes = [
+        (f"{where}:{flags[name][0]}", flags[name][1]) for where, flags in table.get(component, []) if name in flags
+    ]
+    return Nodes(nodes, f"component_flag({component}, {name})")
+
+
 # ------------------------------------------------------------------------------------- node:ROOT
 
 
@@ -203,7 +278,154 @@ def scan_node(root: Path = Path("/")) -> tuple[list[Resource], list[str]]:
                 name = "/" + str(path.relative_to(root))
                 role = "PKIKey" if path.suffix == ".key" else "PKICertificate"
                 resources.append(_node_file(name, role, file_info(path, name)))
+    scan_more(root, resources, warnings)
     return resources, warnings
+
+
+def _text(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
+    except OSError:
+        return None
+    return data.decode("utf-8", "replace") if len(data) <= MAX_BYTES else None
+
+
+def _env_words(text: str) -> list[str]:
+    """The flag words of a systemd unit (``Environment="NAME=--a=b --c"`` values and ``ExecStart=``
+    words) or of an environment file (``NAME="--a=b"`` lines); ``$VAR`` references are dropped."""
+    import shlex
+
+    words: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";", "[", "EnvironmentFile=")):
+            continue
+        exec_start = line.startswith("ExecStart=")
+        if exec_start or line.startswith("Environment="):
+            line = line.partition("=")[2]
+        try:
+            parts = shlex.split(line)
+        except ValueError:
+            continue
+        for part in parts:
+            if exec_start:
+                if part.startswith("-"):
+                    words.append(part)
+                continue
+            _name, eq, value = part.partition("=")
+            if eq:
+                words.extend(value.split())
+    return words
+
+
+def kubelet_flags(root: Path) -> tuple[dict[str, Any], list[str]] | None:
+    """The kubelet's command-line flags as its kubeadm systemd unit gives them (drop-in
+    ``Environment=`` and ``ExecStart=``, ``kubeadm-flags.env``, ``/etc/default/kubelet``), and the
+    files read; None when there is none of them."""
+    words: list[str] = []
+    read: list[str] = []
+    for rel in KUBELET_FLAG_FILES:
+        text = _text(root / rel)
+        if text is None:
+            continue
+        read.append("/" + rel)
+        words.extend(_env_words(text))
+    if not read:
+        return None
+    return dict(parse_flags(["kubelet", *words])), read
+
+
+def _kubelet_client_ca(root: Path, resources: list[Resource], flags: Mapping[str, Any]) -> str:
+    """The kubelet's client CA file: its ``--client-ca-file`` flag, else the configuration's
+    ``authentication.x509.clientCAFile``, else kubeadm's (kube-bench's) default."""
+    if flags.get("client-ca-file"):
+        return str(flags["client-ca-file"])
+    for r in resources:
+        if r.kind == "KubeletConfiguration":
+            auth = r.obj.get("authentication")
+            x509 = auth.get("x509") if isinstance(auth, dict) else None
+            if isinstance(x509, dict) and x509.get("clientCAFile"):
+                return str(x509["clientCAFile"])
+    return "/etc/kubernetes/pki/ca.crt"
+
+
+def _static_flag(resources: list[Resource], component: str, name: str) -> str:
+    for r in resources:
+        if r.kind != "Pod":
+            continue
+        for c in r.containers():
+            if program(c.spec) == component:
+                found = flag_words(c.path, c.spec).get(name)
+                return found[1] if found else ""
+    return ""
+
+
+def _under(root: Path, path: str) -> Path:
+    """``path`` (absolute on the node) below ``root``, refusing ``..`` that would leave it."""
+    rel = Path(path.lstrip("/"))
+    if ".." in rel.parts:
+        raise ValueError(path)
+    return root / rel
+
+
+def scan_more(root: Path, resources: list[Resource], warnings: list[str]) -> None:
+    """The files the benchmark names through other files' contents: CNI configuration (1.1.9,
+    1.1.10), the etcd data directory from etcd's ``--data-dir`` (1.1.11, 1.1.12), the API server's
+    encryption configuration (1.2.28), the kube-proxy kubeconfig (4.1.3, 4.1.4), the kubelet's client
+    CA file (4.1.7, 4.1.8) and the kubelet's own command-line flags (4.2.7, 4.2.8)."""
+    for rel in CNI_DIRS:
+        base = root / rel
+        if not base.is_dir():
+            continue
+        for n, path in enumerate(sorted(p for p in base.rglob("*") if p.is_file() and not p.is_symlink())):
+            if n >= MAX_CNI_FILES:
+                warnings.append(f"/{rel}: more than {MAX_CNI_FILES} files, the rest not assessed")
+                break
+            name = "/" + str(path.relative_to(root))
+            resources.append(_node_file(name, "CNIFile", file_info(path, name)))
+    etcd_dir = _static_flag(resources, "etcd", "data-dir") or "/var/lib/etcd"
+    try:
+        data_dir = _under(root, etcd_dir)
+        if data_dir.is_dir():
+            resources.append(_node_file(etcd_dir, "EtcdDataDir", file_info(data_dir, etcd_dir)))
+    except ValueError:
+        warnings.append(f"etcd --data-dir {etcd_dir!r}: not a path under the node's root, not assessed")
+    enc = _static_flag(resources, "kube-apiserver", "encryption-provider-config")
+    if enc:
+        import yaml
+
+        try:
+            text = _text(_under(root, enc))
+            doc = yaml.safe_load(text) if text is not None else None
+        except (ValueError, yaml.YAMLError):
+            doc = None
+        if isinstance(doc, dict) and doc.get("kind"):
+            resources.append(Resource(obj=doc, source=enc, line=1))
+        elif text is not None:
+            warnings.append(f"{enc}: not an encryption configuration, not assessed")
+    for rel in PROXY_KUBECONFIGS:
+        if (root / rel).is_file():
+            name = "/" + rel
+            resources.append(_node_file(name, "ProxyKubeconfigFile", file_info(root / rel, name)))
+    found = kubelet_flags(root)
+    flags: Mapping[str, Any] = found[0] if found else {}
+    if found:
+        doc = {
+            "apiVersion": "garrison.dev/v1",
+            "kind": "KubeletFlags",
+            "metadata": {"name": "kubelet"},
+            "flags": found[0],
+            "files": found[1],
+        }
+        resources.append(Resource(obj=doc, source=found[1][0]))
+    ca = _kubelet_client_ca(root, resources, flags)
+    try:
+        ca_path = _under(root, ca)
+        if ca_path.is_file():
+            resources.append(_node_file(ca, "KubeletClientCAFile", file_info(ca_path, ca)))
+    except ValueError:
+        warnings.append(f"kubelet client CA {ca!r}: not a path under the node's root, not assessed")
 
 
 def load(rest: str, options: Mapping[str, Any]) -> Loaded:

@@ -188,5 +188,7 @@ PREDICATES: dict[str, Impl] = registry(
         ("component", nodefiles.p_component),
         ("flag", nodefiles.p_flag),
         ("flag_list", nodefiles.p_flag_list),
+        ("component_flag", nodefiles.p_component_flag),
+        ("duration_seconds", nodefiles.p_duration_seconds),
     ]
 )
