@@ -1,35 +1,46 @@
 """The garrison server's benchmark (issue 9, "Performance"): every measurement against its target, in one run.
 
-    .venv/bin/python bench/bench_server.py            # everything, about 4 minutes on 2 cores
-    .venv/bin/python bench/bench_server.py --quick    # smaller sizes, about a minute
+    .venv/bin/python bench/bench_server.py            # everything: about 5 minutes on an idle 2-core machine
+    .venv/bin/python bench/bench_server.py --quick    # smaller sizes, about 2 minutes
     .venv/bin/python bench/bench_server.py --only ingest,api   # some parts (ingest, api, admission, rescan, push)
+    .venv/bin/python bench/bench_server.py --keep     # keep the work folder (the servers' logs)
 
 Everything runs against real parts on loopback: ``garrison server run`` and ``garrison admission serve`` as
-subprocesses (their own CPU measured from ``/proc``), a private PostgreSQL 15 cluster started for the run
-(``fsync`` on; removed afterwards), SQLite files in a temporary folder, Debian's ``docker-registry``, skopeo.
+subprocesses (their CPU read from ``/proc``), a private PostgreSQL 15 cluster started for the run (``fsync``
+on, unlike the tests' cluster; removed afterwards), SQLite files in a temporary folder, Debian's
+``docker-registry``, skopeo, the test images of ``tests/support/images.py`` and advisory databases built
+from the OSV mirror in ``../shared/vulndb`` (``tests/server/test_registry_support.py``).
 
 1. **Alert ingestion** (target ≥ 5,000 events/s into PostgreSQL; SQLite for comparison): the 129 audit events
    recorded from a real kube-apiserver, replayed round after round with new audit IDs and times and their
    own namespace, user, source address and object names (so rules match many objects: new alerts, and the
    same object again: folded into a stored one), in ``EventList`` batches of 100-400 events POSTed to
-   ``/api/v1/events/k8s-audit`` by an agent token over 4 keep-alive connections (kube-apiserver's batching
-   webhook backend sends batches concurrently). Checked afterwards in the database: every match is
-   counted in a stored alert (the sum of the alerts' counts equals the matches the server reported).
+   ``/api/v1/events/k8s-audit`` by a cluster agent's token over 4 keep-alive connections (kube-apiserver's
+   batching webhook backend sends batches concurrently). Checked in the database afterwards: the stored
+   alerts' counts add up to the matches the server reported. Also printed: events per CPU second of the
+   server process, the ceiling of the one server process on an idle core, which other load does not change.
 2. **API p99 latency** (target ≤ 50 ms) of the main lists with 10,000 alerts and 100,000 image findings
-   stored (bulk-inserted into the server's tables; ANALYZE run on PostgreSQL as autovacuum would): one
-   request at a time on a keep-alive connection with a security-reader token, several filter values per list.
+   stored, plus three clusters assessed from ~1,000-object snapshots: one request at a time on a keep-alive
+   connection with a security-reader token, several filter values per list. Filling: alerts and findings
+   bulk-inserted into the server's tables (the findings are one real scan of the app test image, replicated
+   per digest), images, tags and counts through the images repository, clusters through their service;
+   ANALYZE on PostgreSQL, as autovacuum would.
 3. **Admission p99** (target ≤ 20 ms) at 200 requests/s over TLS: the recorded AdmissionReview requests
-   with fresh uids, open loop (requests sent on a fixed schedule whatever the answers; latency from the
-   scheduled time) over 16 keep-alive connections whose TLS handshakes happen before the clock starts;
-   every answer must be 200 and echo its request's uid. ``garrison admission serve``, and the main
-   server's ``/admission/validate`` when it has one.
+   with fresh uids, open loop (sent on a fixed schedule whatever the answers; latency from the scheduled
+   time) over 16 keep-alive connections whose TLS handshakes happen before the clock starts; every answer
+   must be 200 and echo its request's uid. ``garrison admission serve`` (no store), and the main server's
+   ``/admission/validate`` with a cluster agent's token (image verdicts looked up, decisions recorded).
 4. **Rescan** of 1,000 stored SBOMs after an advisory-database change (target ≤ 60 s per core, no registry
-   traffic) through ``garrison.services.registry.run_rescan_job``.
-5. **Scan on push**: skopeo pushes the test image to a registry whose notifications go to the server; the
-   time until its findings are listed by the API, against ``garrison scan image`` of the same image.
+   traffic): SBOMs and findings matched against a database without three advisories; the full database
+   installed as ``db update`` does; ``rescan_if_changed`` must notice; the rescan's work timed (CPU and wall).
+   The replicas' tags name an unresolvable registry, so a pull would fail.
+5. **Scan on push**: skopeo pushes the app test image to a ``docker-registry`` whose notifications go to
+   ``garrison server run`` (SQLite, inline queue); the time from the push until ``GET /api/v1/images/{digest}``
+   answers, against ``garrison scan image`` of the same image from the same registry (both cold).
 
-A part whose pieces are not built yet (or whose tools are missing) prints one line saying why and is skipped.
-The client runs on the same machine: on 2 cores it takes CPU from the server, so the numbers are a floor.
+A part whose pieces are missing prints one line saying why and is skipped; a part that fails prints the error
+and the others still run. The load average is printed around each part: the client runs on the same machine
+and takes CPU from the server, and on a machine running other work the latencies say more about that work.
 """
 
 from __future__ import annotations
