@@ -154,3 +154,34 @@ def test_text_format_and_redaction_of_odd_records() -> None:
     assert "gAAAAAB" not in text and "[sealed secret redacted]" in text
     assert "garrison.server: stopped signal=SIGTERM\n" in text
     assert "empty=" not in text
+
+
+def test_registry_credentials_reach_no_log_line(server: Server, logs: io.StringIO) -> None:
+    """A registry with a password and a token, a scan of it that fails (the job logs its error): neither
+    the credentials nor their sealed form in the store appear in any line."""
+    from sqlalchemy import select
+
+    from garrison.store.images import registries
+
+    password, token = "hunter2-registry-password", "registry-static-token-0123456789"
+    body = {"name": "private", "url": "http://127.0.0.1:1", "username": "robot", "password": password}
+    r = server.client.post("/api/v1/registries", json=body, headers=server.headers("admin"))
+    assert r.status_code == 201, r.text
+    body = {"name": "other", "url": "http://127.0.0.1:2", "token": token}
+    assert server.client.post("/api/v1/registries", json=body, headers=server.headers("admin")).status_code == 201
+    scan = server.client.post(
+        "/api/v1/scans", json={"reference": "127.0.0.1:1/private/app:1"}, headers=server.headers("admin")
+    )
+    assert scan.status_code in (200, 201, 202), scan.text
+    server.wait_jobs()
+    with server.store.engine.connect() as conn:
+        sealed = [row.credentials for row in conn.execute(select(registries.c.credentials))]
+    assert len(sealed) == 2 and all(sealed)
+    # The server's own HTTP client (registry pulls, webhook deliveries) logs no URL: a Slack webhook's
+    # path is its secret.
+    logging.getLogger("httpx").info("HTTP Request: POST https://hooks.slack.com/services/T0/B0/sekrit")
+    text = logs.getvalue()
+    assert "sekrit" not in text
+    assert "POST /api/v1/scans" in text and '"logger": "garrison.jobs"' in text  # the job ran and logged
+    for secret in (password, token, *sealed):
+        assert secret not in text

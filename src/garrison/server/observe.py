@@ -127,6 +127,10 @@ def configure_logging(fmt: str = "text", level: int = logging.INFO, stream: Any 
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("alembic").setLevel(max(level, logging.WARNING))  # a line per migration plugin otherwise
+    # The HTTP client logs each request's URL at INFO: a Slack webhook's path is its secret, a registry
+    # URL may carry a user. Its warnings still show.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
     return handler
 
 
