@@ -165,3 +165,46 @@ def test_push_scan_findings_then_rescans(
     for text in responses:
         assert PASSWORD not in text and hook_token not in text
     assert PASSWORD not in caplog.text and hook_token not in caplog.text
+
+
+def test_a_server_restart_during_a_burst_scans_every_pushed_image_once(
+    database_url: str, ruleset: RuleSet, test_images: Any, registry_factory: Any, tmp_path: Path
+) -> None:
+    """The server stops while images are pushed: distribution keeps re-sending the events it could not
+    deliver, the restarted server (same database, same port) takes them, and each digest has one scan."""
+    from tests.support.registry import free_port
+
+    dbs = advisory_dbs(test_images)
+    port = free_port()
+    data = tmp_path / "data"
+    with live_server(database_url, ruleset, data, dbs.all, port=port) as live, live.client() as c:
+        admin = live.admin
+        created = c.post("/api/v1/registries", json={"name": "burst", "url": "http://127.0.0.1:1"}).json()
+        rid, hook = created["registry"]["id"], created["notification_token"]["secret"]
+        reg = registry_factory(
+            "plain",
+            notify_url=f"{live.url}/api/v1/registries/{rid}/notifications",
+            notify_headers={"Authorization": [f"Bearer {hook}"]},
+        )
+        c.patch(f"/api/v1/registries/{rid}", json={"url": f"http://{reg.host}"})
+        first = reg.push(test_images.debian_oci_ref, "burst/debian:12")
+        wait_for(lambda: c.get("/api/v1/scans", params={"digest": first}).json()["total"], 60, "the first scan")
+    # The server is down: these pushes' notifications fail and distribution keeps them.
+    pushed = [
+        first,
+        reg.push(test_images.app_oci_ref, "burst/app:1"),
+        reg.push(test_images.app_oci_zstd_ref, "burst/app:2"),
+    ]
+    pushed.append(reg.push(test_images.app_oci_ref, "burst/app:again"))  # a digest already pushed: one scan
+    with live_server(database_url, ruleset, data, dbs.all, port=port, admin=admin) as live, live.client() as c:
+
+        def all_done() -> bool:
+            scans = c.get("/api/v1/scans", params={"limit": 100}).json()["items"]
+            return {s["digest"] for s in scans if s["status"] == "done"} >= set(pushed)
+
+        wait_for(all_done, 180, "every pushed image scanned")
+        live.wait_jobs()
+        scans = c.get("/api/v1/scans", params={"limit": 100}).json()["items"]
+        assert sorted(s["digest"] for s in scans) == sorted(set(pushed))
+        assert all(s["status"] == "done" for s in scans)
+        assert c.get("/api/v1/images").json()["total"] == 3

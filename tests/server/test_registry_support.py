@@ -146,16 +146,25 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(database_url: str, ruleset: RuleSet, data_dir: Path, vulndb: Path) -> Iterator[LiveServer]:
-    """A migrated database with an admin, its running queue, and the app on ``127.0.0.1:<free port>``."""
+def live_server(
+    database_url: str,
+    ruleset: RuleSet,
+    data_dir: Path,
+    vulndb: Path,
+    *,
+    port: int | None = None,
+    admin: str | None = None,
+) -> Iterator[LiveServer]:
+    """A migrated database with an admin (made unless ``admin`` names one's token: a restart), its
+    running queue, and the app on ``127.0.0.1:<port>`` (a free one by default)."""
     engine = open_engine(database_url)
     migrate(engine)
     store = SqlStore(engine)
-    admin = svc.init_admin(store).secret
+    admin = admin or svc.init_admin(store).secret
     settings = ServerSettings(data_dir=data_dir, database_url=database_url, vulndb=vulndb)
     queue = open_queue(settings, store, options=TEST_JOB_OPTIONS)
     queue.start()
-    port = free_port()
+    port = port or free_port()
     app = create_app(store, ruleset, queue=queue, settings=settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
