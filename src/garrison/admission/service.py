@@ -49,7 +49,7 @@ def verdicts_for(store: Store, req: AdmissionRequest, policy: Policy) -> dict[st
 class DecisionRecorder:
     """Writes decisions to the store from one background thread, many to a transaction (group commit),
     so that the webhook answers without waiting for the database's commit; a decision is in the store
-    a few milliseconds after its answer. At most ``capacity`` wait: past that a decision is written
+    within ``linger`` (50 ms) of its answer. At most ``capacity`` wait: past that a decision is written
     before the answer (backpressure, nothing dropped). :meth:`flush` waits for everything submitted so
     far (the decisions list calls it, so a process reads its own decisions; :meth:`close` at exit).
 
@@ -57,15 +57,19 @@ class DecisionRecorder:
     the webhook answers, so no break-glass admission can go unrecorded.
     """
 
-    def __init__(self, store: Store, *, batch: int = 500, capacity: int = 10_000) -> None:
+    def __init__(self, store: Store, *, batch: int = 500, capacity: int = 10_000, linger: float = 0.05) -> None:
         self.store = store
         self.batch = batch
         self.capacity = capacity
+        #: Seconds the writer waits after the first queued decision for more to join its transaction.
+        self.linger = linger
         self._queue: list[DecisionIn] = []
         self._cond = threading.Condition()
         self._submitted = 0
         self._written = 0
         self._closed = False
+        #: Callers waiting in :meth:`flush` (the writer does not linger for them).
+        self._flushing = 0
         self._thread: threading.Thread | None = None
 
     def record(self, d: DecisionIn) -> None:
@@ -86,7 +90,12 @@ class DecisionRecorder:
         """Wait until every decision submitted so far is written; False when ``timeout`` passed first."""
         with self._cond:
             target = self._submitted
-            return self._cond.wait_for(lambda: self._written >= target, timeout)
+            self._flushing += 1
+            self._cond.notify_all()
+            try:
+                return self._cond.wait_for(lambda: self._written >= target, timeout)
+            finally:
+                self._flushing -= 1
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued and stop the thread."""
@@ -103,11 +112,17 @@ class DecisionRecorder:
                 self._cond.wait_for(lambda: bool(self._queue) or self._closed)
                 if not self._queue:
                     return
+                # Let more join this transaction (one commit for many), unless a flush or close waits.
+                deadline = time.monotonic() + self.linger
+                while len(self._queue) < self.batch and not self._closed and not self._flushing:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
                 batch = self._queue[: self.batch]
             try:
                 with self.store.transaction() as tx:
-                    for d in batch:
-                        tx.admission.add(d)
+                    tx.admission.add_many(batch)
             except Exception as exc:  # the database is away: keep them queued and try again
                 log.error("admission: cannot record %d decisions (%s); retrying", len(batch), type(exc).__name__)
                 time.sleep(1.0)

@@ -139,7 +139,7 @@ def router(policy: Policy) -> APIRouter:
     return r
 
 
-def webhook_caller(who: Annotated[Principal, Depends(principal)]) -> Principal:
+async def webhook_caller(who: Annotated[Principal, Depends(principal)]) -> Principal:
     """The API server calling the main server's webhook: it sends the token of the webhook's kubeconfig
     (``AdmissionConfiguration``), which must be an agent's scoped to a cluster (the decisions are
     recorded for that cluster) or an admin's. The app's middleware resolved the token before the body

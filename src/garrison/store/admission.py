@@ -7,6 +7,7 @@ filters of ``GET /api/v1/admission/decisions``. Created by migration ``0005``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -144,10 +145,34 @@ def _decision(r: Any) -> Decision:
     )
 
 
+def _values(d: DecisionIn) -> dict[str, Any]:
+    return dict(
+        at=d.at,
+        cluster=d.cluster,
+        namespace=d.namespace,
+        kind=d.kind,
+        name=d.name,
+        operation=d.operation,
+        username=d.username,
+        allowed=d.allowed,
+        mode=d.mode,
+        reasons=list(d.reasons),
+        warnings=list(d.warnings),
+        break_glass=d.break_glass,
+        uid=d.uid,
+        dry_run=d.dry_run,
+        skipped=d.skipped,
+    )
+
+
 class AdmissionRepository(Protocol):
     """Admission decisions: added, listed; never changed."""
 
     def add(self, d: DecisionIn) -> Decision: ...
+    def add_many(self, ds: Sequence[DecisionIn]) -> int:
+        """Insert many in one statement (the recorder's batches); how many."""
+        ...
+
     def get(self, decision_id: int) -> Decision | None: ...
     def list(self, f: DecisionFilter, limit: int, offset: int) -> Page[Decision]:
         """Newest first."""
@@ -159,26 +184,15 @@ class SqlAdmission:
         self.conn = conn
 
     def add(self, d: DecisionIn) -> Decision:
-        values = dict(
-            at=d.at,
-            cluster=d.cluster,
-            namespace=d.namespace,
-            kind=d.kind,
-            name=d.name,
-            operation=d.operation,
-            username=d.username,
-            allowed=d.allowed,
-            mode=d.mode,
-            reasons=list(d.reasons),
-            warnings=list(d.warnings),
-            break_glass=d.break_glass,
-            uid=d.uid,
-            dry_run=d.dry_run,
-            skipped=d.skipped,
-        )
+        values = _values(d)
         pk = self.conn.execute(insert(admission_decisions).values(**values)).inserted_primary_key
         assert pk is not None
         return Decision(id=int(pk[0]), **{**values, "reasons": d.reasons, "warnings": d.warnings})  # type: ignore[arg-type]
+
+    def add_many(self, ds: Sequence[DecisionIn]) -> int:
+        if ds:
+            self.conn.execute(insert(admission_decisions), [_values(d) for d in ds])
+        return len(ds)
 
     def get(self, decision_id: int) -> Decision | None:
         t = admission_decisions
