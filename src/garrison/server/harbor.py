@@ -2,10 +2,10 @@
 with ``Authorization: Bearer <token>``; see docs/harbor.md).
 
 The caller is an admin or an agent (a registry's own: it scans that registry only); the app's
-Authenticate middleware resolves the token for this prefix as for ``/api/v1``. Answers carry the
-spec's media types, and errors its body, ``{"error": {"message": …}}`` (401 and 403 from the role
-check keep garrison's own). :data:`ROUTERS` are mounted at the root by :mod:`.app` (they carry their
-own prefix)."""
+Authenticate middleware resolves the token for this prefix as for ``/api/v1`` (its 401 has garrison's
+error body). Answers carry the spec's media types, and errors (403 included) its body,
+``{"error": {"message": …}}``, which Harbor shows. :data:`ROUTERS` are mounted at the root by
+:mod:`.app` (they carry their own prefix)."""
 
 from __future__ import annotations
 
@@ -15,17 +15,26 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from garrison.server.auth import StoreDep, allow
+from garrison.server.auth import StoreDep, principal
 from garrison.services import harbor as svc
 from garrison.services.server import Principal
 from garrison.store.records import Role
 
 PREFIX = "/harbor/api/v1"
-Caller = Annotated[Principal, Depends(allow(Role.ADMIN, Role.AGENT))]
+#: Who may call (the role is checked in each route, so that a 403 has Harbor's error body too).
+CALLERS = (Role.ADMIN, Role.AGENT)
+Caller = Annotated[Principal, Depends(principal)]
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": {"message": message}}, status_code=status, media_type=svc.ERROR)
+
+
+def _refused(who: Principal) -> JSONResponse | None:
+    """Harbor's 403 for a role other than admin or agent; None for those."""
+    if who.role in CALLERS:
+        return None
+    return _error(403, f"role {who.role.value} may not do this (allowed: admin, agent)")
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -49,7 +58,9 @@ harbor = APIRouter(prefix=PREFIX, tags=["harbor"])
     response_class=JSONResponse,
     responses={200: {"content": {f"{svc.METADATA}; version=1.1": {"schema": {"type": "object"}}}}},
 )
-def metadata(request: Request, _: Caller) -> Response:
+def metadata(request: Request, who: Caller) -> Response:
+    if refused := _refused(who):
+        return refused
     try:
         media_type = svc.metadata_type(request.headers.get("accept", ""))
     except svc.HarborError as e:
@@ -77,6 +88,8 @@ def metadata(request: Request, _: Caller) -> Response:
     },
 )
 async def accept_scan(request: Request, store: StoreDep, who: Caller) -> Response:
+    if refused := _refused(who):
+        return refused
     queue = request.app.state.queue
     settings = request.app.state.settings
     try:
@@ -105,6 +118,8 @@ async def accept_scan(request: Request, store: StoreDep, who: Caller) -> Respons
     },
 )
 def get_report(request: Request, store: StoreDep, who: Caller, scan_request_id: str) -> Response:
+    if refused := _refused(who):
+        return refused
     try:
         media_type = svc.report_type(request.headers.get("accept", ""))
         state = svc.get_report(store, who, scan_request_id)
