@@ -37,6 +37,7 @@ from tests.support.registry import free_port
 
 from garrison.cli.main import run
 from garrison.services import server as svc
+from garrison.store.admission import DecisionFilter
 from garrison.store.db import migrate, open_engine
 from garrison.store.repos import SqlStore
 
@@ -259,6 +260,27 @@ def test_break_glass_through_kubectl_is_recorded(cluster: Cluster) -> None:
     )
 
 
+def test_kubectl_apply_of_a_deployment_with_a_privileged_template(cluster: Cluster) -> None:
+    pod = _manifest("api", privileged=True)
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "api", "namespace": "shop"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "api"}},
+            "template": {"metadata": {"labels": {"app": "api"}}, "spec": pod["spec"]},
+        },
+    }
+    r = cluster.apply(deployment, "deploy")
+    assert r.returncode == 1
+    error = r.stderr.splitlines()[-1]
+    assert "denied the request: garrison denied CREATE of Deployment shop/api: 1 control failed" in error
+    assert "spec.template.spec.containers[0].securityContext.privileged is true" in error
+    (call,) = cluster.api.calls
+    assert call.body["request"]["kind"] == {"group": "apps", "version": "v1", "kind": "Deployment"}
+
+
 def test_excluded_namespaces_are_never_sent(cluster: Cluster) -> None:
     m = _manifest("sys", privileged=True)
     m["metadata"]["namespace"] = "kube-system"
@@ -283,6 +305,12 @@ def test_failure_policy_when_the_webhook_is_down(cluster: Cluster) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "pod/down2 created", "Ignore admits while the webhook is down"
     assert [c.error != "" for c in cluster.api.calls] == [True, True]
+    # Every decision the server answered before it stopped is in its database (written out at exit).
+    engine = open_engine(f"sqlite:///{cluster.tmp / 'data' / 'server.db'}")
+    with SqlStore(engine).transaction() as tx:
+        names = sorted(d.name for d in tx.admission.list(DecisionFilter(), 100, 0).items)
+    engine.dispose()
+    assert names == ["api", "debug", "priv", "web"]
     assert json.dumps(cluster.api.objects[("pods", "shop", "down2")]["spec"]["containers"][0]["securityContext"]) == (
         '{"privileged": true}'
     )
