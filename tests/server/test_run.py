@@ -146,7 +146,6 @@ def _ca_fingerprint(pem: bytes) -> str:
 
 
 def test_self_signed_tls_verified_against_the_printed_ca(env: dict[str, str], tmp_path: Path) -> None:
-    assert _garrison("server", "init", env=env).returncode == 0
     port = free_port()
     flags = ("--listen", f"127.0.0.1:{port}", "--tls-self-signed", "--log-format", "json")
     fingerprints = []
@@ -175,7 +174,6 @@ def test_self_signed_tls_verified_against_the_printed_ca(env: dict[str, str], tm
 
 
 def test_self_signed_never_replaces_a_file_that_is_not_ours(env: dict[str, str], tmp_path: Path) -> None:
-    assert _garrison("server", "init", env=env).returncode == 0
     folder = tmp_path / "data" / "tls"
     folder.mkdir(parents=True)
     theirs = folder / "server.crt"
@@ -187,7 +185,6 @@ def test_self_signed_never_replaces_a_file_that_is_not_ours(env: dict[str, str],
 
 
 def test_server_run_over_tls_with_a_given_certificate(env: dict[str, str], tmp_path: Path) -> None:
-    assert _garrison("server", "init", env=env).returncode == 0
     ca = make_ca(tmp_path)
     leaf = make_leaf(ca, tmp_path, "server")
     port = free_port()
