@@ -25,11 +25,17 @@ from garrison.store import tables
 pytestmark = [pytest.mark.slow, needs_mirror]
 
 
+_ORACLE: dict[tuple[Path, str], set[str]] = {}
+
+
 def _fingerprints(db: Path, ref: str, cache: Path) -> set[str]:
-    """What the CLI's pipeline finds in the image with this database (the oracle for the server)."""
-    with ScanService(Settings(cache_dir=cache, db_path=str(db), offline=True)) as s:
-        report = s.scan(ref, ScanRequest(scanners=frozenset({Scanner.VULN})))
-    return {f.fingerprint for f in report.findings}
+    """What the CLI's pipeline finds in the image with this database (the oracle for the server;
+    computed once per database and image for every test of the session)."""
+    if (db, ref) not in _ORACLE:
+        with ScanService(Settings(cache_dir=cache, db_path=str(db), offline=True)) as s:
+            report = s.scan(ref, ScanRequest(scanners=frozenset({Scanner.VULN})))
+        _ORACLE[db, ref] = {f.fingerprint for f in report.findings}
+    return set(_ORACLE[db, ref])
 
 
 def _findings(c: httpx.Client, digest: str, **params: Any) -> list[dict[str, Any]]:
@@ -190,12 +196,9 @@ def test_a_server_restart_during_a_burst_scans_every_pushed_image_once(
         first = reg.push(test_images.debian_oci_ref, "burst/debian:12")
         wait_for(lambda: c.get("/api/v1/scans", params={"digest": first}).json()["total"], 60, "the first scan")
     # The server is down: these pushes' notifications fail and distribution keeps them.
-    pushed = [
-        first,
-        reg.push(test_images.app_oci_ref, "burst/app:1"),
-        reg.push(test_images.app_oci_zstd_ref, "burst/app:2"),
-    ]
+    pushed = [first, reg.push(test_images.app_oci_ref, "burst/app:1")]
     pushed.append(reg.push(test_images.app_oci_ref, "burst/app:again"))  # a digest already pushed: one scan
+    pushed.append(reg.push(test_images.debian_oci_ref, "burst/debian:again"))
     with live_server(database_url, ruleset, data, dbs.all, port=port, admin=admin) as live, live.client() as c:
 
         def all_done() -> bool:
@@ -207,4 +210,4 @@ def test_a_server_restart_during_a_burst_scans_every_pushed_image_once(
         scans = c.get("/api/v1/scans", params={"limit": 100}).json()["items"]
         assert sorted(s["digest"] for s in scans) == sorted(set(pushed))
         assert all(s["status"] == "done" for s in scans)
-        assert c.get("/api/v1/images").json()["total"] == 3
+        assert c.get("/api/v1/images").json()["total"] == 2

@@ -111,12 +111,12 @@ def test_registry_credentials_and_bearer_authorization(
 def test_a_second_run_doubles_nothing_and_the_sbom_is_the_inventory(
     ctx: JobContext, registry_plain: Registry, test_images: Any, tmp_path: Path
 ) -> None:
-    digest = registry_plain.push(test_images.app_oci_ref, "garrison/app:7")
+    digest = registry_plain.push(test_images.debian_oci_ref, "garrison/debian:7")
     reg.create_registry(ctx.store, ctx.settings, None, "plain", f"http://{registry_plain.host}")
-    first = _scan(ctx, registry_plain.ref("garrison/app:7"))
+    first = _scan(ctx, registry_plain.ref("garrison/debian:7"))
     assert first.status == "done", first.error
     counts = {t: _rows(ctx, t) for t in ("images", "sboms", "image_tags", "image_findings")}
-    assert counts["images"] == counts["sboms"] == counts["image_tags"] == 1 and counts["image_findings"] > 100
+    assert counts["images"] == counts["sboms"] == counts["image_tags"] == 1 and counts["image_findings"] > 10
     findings = reg.image_findings(ctx.store, digest, limit=1000)
     # The queue runs the job again (its worker died after the results were committed but before it
     # said so): the scan is done, nothing happens. Forced through once more: the same rows, updated.
@@ -136,7 +136,7 @@ def test_a_second_run_doubles_nothing_and_the_sbom_is_the_inventory(
     assert doc is not None
     stored = reg.inventory_of_document(doc)
     with ScanService(Settings(cache_dir=tmp_path / "cache", offline=True)) as s:
-        direct = s.inventory(test_images.app_oci_ref)
+        direct = s.inventory(test_images.debian_oci_ref)
     key = lambda p: (p.type.value, p.name, p.version, p.locations)  # noqa: E731
     assert sorted(stored.packages, key=key) == sorted(direct.packages, key=key)
     assert stored.os == direct.os
