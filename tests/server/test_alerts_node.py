@@ -1,4 +1,4 @@
-"""Alerts from node sensors (posted by garrison's own webhook sink, as ``garrison runtime node --webhook``
+"""Alerts from node sensors (posted by garrison's own webhook sink, as ``garrison runtime sensor --webhook``
 does), the ``resolved`` status and its return to ``active`` when the alert happens again, and the
 ``alert.new`` notification of new alerts (delivered to a real HTTP receiver on loopback)."""
 

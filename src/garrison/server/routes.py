@@ -153,7 +153,7 @@ def _ingested(r: svc.Ingested) -> IngestOut:
 @events.post(
     "/node",
     response_model=IngestOut,
-    summary='a node sensor\'s alerts: {"alerts": [alert, …]} as `garrison runtime node --webhook` posts them',
+    summary='a node sensor\'s alerts: {"alerts": [alert, …]} as `garrison runtime sensor --webhook` posts them',
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}},
 )
 async def node_events(

@@ -561,7 +561,10 @@ def create_exemption(
         expires=expires.strip(),
     )
     doc = json.dumps({"exemptions": [_exemption_entry(e)]})
-    (parsed,) = parse_exemptions(doc, "exemption", [c.id for c in builtin_controls()])
+    try:
+        (parsed,) = parse_exemptions(doc, "exemption", [c.id for c in builtin_controls()])
+    except InputError as err:  # the file parser names the entry: here there is one, the request
+        raise InputError(str(err).removeprefix("exemption exemption 1: ")) from None
     if parsed.expires is not None:
         e = ExemptionIn(
             e.cluster, e.controls, e.namespaces, e.resources, e.selector, e.reason, parsed.expires.isoformat()

@@ -543,7 +543,7 @@ def _node_alert(raw: Any, where: str, cluster: str) -> Alert:
 
 
 def ingest_node(store: Store, who: Principal, body: bytes, cluster: str = "", queue: Queue | None = None) -> Ingested:
-    """Alerts of a node sensor (``garrison runtime node --webhook URL``: ``{"alerts": [alert, …]}``),
+    """Alerts of a node sensor (``garrison runtime sensor --webhook URL``: ``{"alerts": [alert, …]}``),
     folded like the audit webhook's (same fingerprints, suppression rules, notifications) for the
     poster's cluster. The whole body is checked before anything is stored: one bad alert refuses all."""
     cluster = _scope(who, cluster)
