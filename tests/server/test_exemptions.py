@@ -153,6 +153,17 @@ def test_bad_exemptions_are_refused_with_the_clis_messages(server: Server) -> No
         ({"controls": [], "reason": "none"}, "controls"),
         ({"controls": ["GAR-PSS-001"], "reason": "x", "expires": "soon"}, "YYYY-MM-DD"),
         ({"controls": ["GAR-PSS-001"], "reason": "x", "selector": ["app"]}, "selector"),
+        ({"controls": ["GAR-PSS-001"], "reason": "x", "selector": {"matchLabel": {"app": "a"}}}, "matchLabel"),
+        ({"controls": ["GAR-PSS-001"], "reason": "x", "selector": {}}, "every object"),
+        ({"controls": ["*"], "reason": "x", "selector": {"matchLabels": {"app": 1}}}, "matchLabels"),
+        (
+            {"controls": ["*"], "reason": "x", "selector": {"matchExpressions": [{"key": "a", "operator": "Bogus"}]}},
+            "operator",
+        ),
+        (
+            {"controls": ["*"], "reason": "x", "selector": {"matchExpressions": [{"key": "a", "operator": "In"}]}},
+            "need values",
+        ),
         ({"controls": ["GAR-PSS-001"], "reason": "x", "cluster": "../prod"}, "cluster"),
         ({"controls": ["GAR-PSS-001"], "reason": "x", "namespaces": [""]}, "namespaces"),
         ({"controls": ["GAR-PSS-001"], "reason": "x", "unknown": 1}, "unknown"),
