@@ -167,6 +167,9 @@ def test_stored_critical_with_fix_verdict_denies(webhook: Webhook) -> None:
     )
     (d,) = webhook.decisions(allowed="false")["items"]
     assert d["reasons"] == [msg.split("(1) ", 1)[1]]
+    # By digest, as a pinned image names it: the same stored verdict.
+    pinned = webhook.post(_pod(f"127.0.0.1:5000/shop/web@{DIGEST}")).json()["response"]
+    assert pinned["allowed"] is False and "2 critical vulnerabilities with a fix" in pinned["status"]["message"]
     # The same policy, an image whose stored scan is clean: allowed.
     _store_scan(webhook.server, critical_with_fix=0, secrets=0)  # a rescan fixed them
     assert webhook.post(_pod()).json()["response"]["allowed"] is True
