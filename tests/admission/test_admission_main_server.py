@@ -274,6 +274,7 @@ def test_decisions_filters_and_pages(webhook: Webhook) -> None:
     assert webhook.decisions(uid="dry-run-uid")["items"][0]["dry_run"] is True
     assert webhook.decisions(cluster="prod", since=before)["total"] == len(NAMES) + 2
     assert webhook.decisions(cluster="other")["total"] == 0
+    assert webhook.decisions(namespace="shop' OR '1'='1")["total"] == 0, "filters are values, never SQL"
     assert webhook.decisions(until="2000-01-01T00:00:00Z")["total"] == 0
     first = webhook.decisions(limit=3)
     second = webhook.decisions(limit=3, offset=3)
