@@ -126,13 +126,14 @@ def test_notifications_queue_one_scan_per_pushed_manifest(server: Server) -> Non
     scan = server.client.get(f"/api/v1/scans/{out['queued'][0]}", headers=server.headers("security-reader")).json()
     assert scan["reference"] == f"127.0.0.1:1/team/app@{D1}" and scan["source"] == "push"
     assert scan["requested_by"] == "registry-hub"
-    # distribution sends the envelope again (it thought the first failed): nothing new is queued.
-    again = _post(server, rid, token, [_event("push", D1, "1.0")]).json()
-    assert again["queued"] == [] and again["duplicates"] == 1
     server.wait_jobs()
     scans = server.client.get("/api/v1/scans", params={"digest": D1}, headers=server.headers("admin")).json()
     assert scans["total"] == 1
     assert scans["items"][0]["status"] == "failed" and "127.0.0.1:1" in scans["items"][0]["error"]
+    # Pushed again after its scan failed: scanned again (a done scan would hold it off for the burst window).
+    again = _post(server, rid, token, [_event("push", D1, "1.0")]).json()
+    assert len(again["queued"]) == 1 and again["duplicates"] == 0
+    server.wait_jobs()
 
 
 def test_notifications_refuse_other_tokens_and_bad_bodies(server: Server) -> None:
@@ -180,7 +181,8 @@ def test_scan_requests_are_validated(server: Server) -> None:
         assert r.status_code in (404, 422), (body, r.text)
     assert _counts(server) == before
     r = server.client.post("/api/v1/scans", json={"reference": "127.0.0.1:1/team/app:2", "registry_id": rid}, headers=h)
-    assert r.status_code == 202 and r.json()["status"] == "queued" and r.json()["requested_by"] == "security-admin"
+    assert r.status_code == 202 and r.json()["requested_by"] == "security-admin"
+    assert r.json()["status"] in ("queued", "running", "failed")  # its job may have started already
     assert server.client.get("/api/v1/scans/424242", headers=h).status_code == 404
     assert server.client.get("/api/v1/scans", params={"status": "bogus"}, headers=h).status_code == 422
     server.wait_jobs()

@@ -538,8 +538,10 @@ def _scan_service(settings: Settings) -> ScanService:
     with _services_lock:
         svc = _services.get(key)
         if svc is None:
+            # Not closed here: a job still scanning with the old database keeps its service (and so the
+            # old file, open) until it ends; the last reference going closes it.
             for old_key in [k for k in _services if k[0] == key[0]]:
-                _services.pop(old_key).close()
+                del _services[old_key]
             svc = _services[key] = ScanService(settings)
         return svc
 
@@ -716,9 +718,10 @@ def _notify(
             log.warning("could not publish %s for %s: %s", event, digest, type(e).__name__)
 
 
-def _fail(store: Store, scan_id: int, message: str) -> None:
+def _fail(store: Store, scan_id: int, message: str, *, final: bool) -> None:
+    """Mark the scan failed; ``final`` (no retry will come) also drops its sealed authorization."""
     with store.transaction() as tx:
-        tx.images.finish_scan(scan_id, "failed", "", message, {}, now_iso())
+        tx.images.finish_scan(scan_id, "failed", "", message, {}, now_iso(), drop_authorization=final)
         tx.audit.append(now_iso(), JOB_ACTOR, "scan.fail", "scan", str(scan_id), message[:500])
 
 
@@ -749,11 +752,11 @@ def run_scan_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         report = svc.scan_inventory(inv, ScanRequest(scanners=frozenset({Scanner.VULN, Scanner.SECRET})))
         identity = database_identity(svc.database())
     except GarrisonError as e:
-        _fail(store, scan_id, str(e))
+        _fail(store, scan_id, str(e), final=True)
         log.info("scan %d of %s failed: %s", scan_id, scan.reference, type(e).__name__)
         return
     except Exception as e:
-        _fail(store, scan_id, f"internal error: {type(e).__name__}")
+        _fail(store, scan_id, f"internal error: {type(e).__name__}", final=False)
         raise
     art = inv.artifact
     digest = art.digest or scan.digest

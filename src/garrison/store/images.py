@@ -400,13 +400,25 @@ class ImageRepository(Protocol):
     def scan_authorization(self, scan_id: int) -> str: ...
     def set_scan_job(self, scan_id: int, job_id: str) -> None: ...
     def start_scan(self, scan_id: int, at: str) -> ScanRecord | None: ...
-    def finish_scan(self, scan_id: int, status: str, digest: str, error: str, counts: dict[str, int], at: str) -> None:
-        """Done or failed; the sealed authorization is dropped (it was for this pull only)."""
+    def finish_scan(
+        self,
+        scan_id: int,
+        status: str,
+        digest: str,
+        error: str,
+        counts: dict[str, int],
+        at: str,
+        *,
+        drop_authorization: bool = True,
+    ) -> None:
+        """Done or failed; the sealed authorization is dropped (it was for this pull only) unless a retry
+        still needs it."""
         ...
 
     def list_scans(self, status: str, digest: str, limit: int, offset: int) -> PageOf: ...
     def pending_scan_of(self, digest: str, since: str) -> ScanRecord | None:
-        """A scan of ``digest`` queued or running, or created at or after ``since`` (the burst window)."""
+        """A scan of ``digest`` queued or running, or done and requested at or after ``since`` (the burst
+        window; a failed one does not stop a new push from being scanned)."""
         ...
 
     # images, tags, SBOMs, findings
@@ -650,11 +662,21 @@ class SqlImages:
         )
         return self.get_scan(scan_id)
 
-    def finish_scan(self, scan_id: int, status: str, digest: str, error: str, counts: dict[str, int], at: str) -> None:
+    def finish_scan(
+        self,
+        scan_id: int,
+        status: str,
+        digest: str,
+        error: str,
+        counts: dict[str, int],
+        at: str,
+        *,
+        drop_authorization: bool = True,
+    ) -> None:
         values: dict[str, Any] = dict(status=status, error=_cut(error, 4000), counts=counts, finished_at=at)
         if digest:
             values["digest"] = digest
-        if status == "done":
+        if drop_authorization:
             values["authorization"] = ""
         self.conn.execute(update(scans).where(scans.c.id == scan_id).values(**values))
 
@@ -671,7 +693,10 @@ class SqlImages:
             select(scans)
             .where(
                 scans.c.digest == digest,
-                or_(scans.c.status.in_(("queued", "running")), scans.c.created_at >= since),
+                or_(
+                    scans.c.status.in_(("queued", "running")),
+                    and_(scans.c.status == "done", scans.c.created_at >= since),
+                ),
             )
             .order_by(scans.c.id.desc())
         ).first()
