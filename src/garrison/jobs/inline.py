@@ -18,11 +18,12 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from garrison.jobs import JobContext, JobInfo, JobOptions
 from garrison.jobs import tasks as task_table
@@ -72,12 +73,24 @@ def _later(seconds: float) -> str:
     return iso_of(datetime.now(UTC) + timedelta(seconds=seconds))
 
 
-def _engine_of(store: Store, settings: ServerSettings) -> Engine:
+def engine_of(store: Store, settings: ServerSettings) -> Engine:
+    """The store's engine (a SqlStore's own), else one on ``settings.database_url``."""
     if isinstance(store, SqlStore):
         return store.engine
     from garrison.store.db import open_engine
 
     return open_engine(settings.database_url)
+
+
+def reader_of(engine: Engine) -> Engine:
+    """An engine for the queue's reads (counts for ``/metrics``, a job's state, the next due time). On
+    SQLite the store's engine begins every transaction ``IMMEDIATE``, taking the write lock even to read;
+    this one reads without a transaction, which in WAL mode never waits for a writer."""
+    if engine.dialect.name != "sqlite":
+        return engine
+    from sqlalchemy import create_engine
+
+    return create_engine(engine.url, connect_args={"check_same_thread": False})
 
 
 class InlineQueue:
@@ -89,7 +102,9 @@ class InlineQueue:
         self.store = store
         self.options = options
         self.run_jobs = run_jobs
-        self.engine = _engine_of(store, settings)
+        self.engine = engine_of(store, settings)
+        self._reader = reader_of(self.engine)
+        self._db_lock = threading.Lock()
         self.worker = worker_id()
         self._context = JobContext(store=store, queue=self, settings=settings)
         self._wake = threading.Condition()
@@ -100,6 +115,13 @@ class InlineQueue:
         self._started_at = now_iso()
         self._purged_at = 0.0
 
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction; the queue's threads (and this process's producers) take turns on a lock
+        of their own instead of polling for SQLite's, which a busy neighbour can keep from them."""
+        with self._db_lock, self.engine.begin() as conn:
+            yield conn
+
     # --- producing -------------------------------------------------------------------------------
 
     def enqueue(
@@ -107,7 +129,7 @@ class InlineQueue:
     ) -> str:
         if task not in task_table.TASKS:
             raise ValueError(f"unknown task {task!r} (known: {', '.join(sorted(task_table.TASKS))})")
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             job_id, new = SqlJobs(conn).add(
                 task, payload, lock or "", queueing_lock or "", self.options.max_attempts, now_iso()
             )
@@ -118,13 +140,13 @@ class InlineQueue:
         return str(job_id)
 
     def counts(self) -> dict[str, int]:
-        with self.engine.begin() as conn:
+        with self._reader.connect() as conn:
             return {s.value: n for s, n in SqlJobs(conn).counts().items()}
 
     def job(self, job_id: str) -> JobInfo | None:
         if not job_id.isdigit():
             return None
-        with self.engine.begin() as conn:
+        with self._reader.connect() as conn:
             j = SqlJobs(conn).get(int(job_id))
         return None if j is None else JobInfo(str(j.id), j.task, j.status.value, j.attempts, j.last_error)
 
@@ -156,7 +178,7 @@ class InlineQueue:
         with self._running_lock:
             cut = dict(self._running)
         if cut:
-            with self.engine.begin() as conn:
+            with self._write() as conn:
                 jobs = SqlJobs(conn)
                 for job_id in cut:
                     jobs.release(job_id, self.worker)
@@ -167,7 +189,7 @@ class InlineQueue:
     def recover(self) -> tuple[list[int], list[int]]:
         """Take back the jobs of workers that are gone (see the module's docstring)."""
         stale = _later(-self.options.stale_after)
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             jobs = SqlJobs(conn)
             dead = []
             for worker, beat in jobs.running_workers().items():
@@ -207,7 +229,7 @@ class InlineQueue:
 
     def _claim(self) -> Job | None:
         with self._running_lock:  # registered before the claim commits: stop() never misses a job
-            with self.engine.begin() as conn:
+            with self._write() as conn:
                 job = SqlJobs(conn).claim(self.worker, now_iso())
             if job is not None:
                 self._running[job.id] = job.task
@@ -216,7 +238,7 @@ class InlineQueue:
     def _idle_wait(self) -> float:
         """Seconds to sleep when nothing is due: until the next retry is due, at most one heartbeat
         (jobs queued by other processes are seen that late)."""
-        with self.engine.begin() as conn:
+        with self._reader.connect() as conn:
             due = SqlJobs(conn).next_due()
         wait = self.options.heartbeat
         if due is not None:
@@ -238,7 +260,7 @@ class InlineQueue:
             except Exception as e:
                 self._settle(job, error_text(e), retry=job.attempts < job.max_attempts)
                 return
-            with self.engine.begin() as conn:
+            with self._write() as conn:
                 kept = SqlJobs(conn).finish(job.id, self.worker, now_iso())
             if kept:
                 log.info("job %d %s: done in %.2f s", job.id, job.task, time.monotonic() - began)
@@ -249,7 +271,7 @@ class InlineQueue:
                 self._running.pop(job.id, None)
 
     def _settle(self, job: Job, error: str, *, retry: bool) -> None:
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             jobs = SqlJobs(conn)
             if retry:
                 wait = self.options.backoff(job.attempts)
@@ -265,13 +287,13 @@ class InlineQueue:
         """Heartbeats, taking back dead workers' jobs, the periodic rescan, purging old jobs."""
         while not self._stopping.wait(self.options.heartbeat):
             try:
-                with self.engine.begin() as conn:
+                with self._write() as conn:
                     SqlJobs(conn).beat(self.worker, now_iso())
                 self.recover()
                 self._periodic()
                 if time.monotonic() - self._purged_at > 3600:
                     self._purged_at = time.monotonic()
-                    with self.engine.begin() as conn:
+                    with self._write() as conn:
                         gone = SqlJobs(conn).purge(_later(-self.options.keep_days * 86400))
                     if gone:
                         log.info(
@@ -286,7 +308,7 @@ class InlineQueue:
         every = self.options.rescan_interval
         if every <= 0:
             return
-        with self.engine.begin() as conn:
+        with self._reader.connect() as conn:
             last = SqlJobs(conn).latest(RESCAN_TASK)
         since = last.created_at if last is not None else self._started_at
         if since <= _later(-every):

@@ -32,10 +32,10 @@ from sqlalchemy.engine import make_url
 
 from garrison.jobs import JobContext, JobInfo, JobOptions
 from garrison.jobs import tasks as task_table
-from garrison.jobs.inline import RESCAN_TASK, _engine_of, error_text
+from garrison.jobs.inline import RESCAN_TASK, engine_of, error_text
 from garrison.services.settings import ServerSettings
 from garrison.store import jobs as job_store
-from garrison.store.records import now_iso
+from garrison.store.records import iso_of, now_iso
 from garrison.store.repos import Store
 
 log = logging.getLogger("garrison.jobs")
@@ -131,7 +131,7 @@ class PostgresQueue:
         self.store = store
         self.options = options
         self.run_jobs = run_jobs
-        self.engine: Engine = _engine_of(store, settings)
+        self.engine: Engine = engine_of(store, settings)
         self.cron = cron_for(options.rescan_interval) if options.rescan_interval > 0 else ""
         self._conninfo = conninfo(settings.database_url)
         prepare(settings.database_url)
@@ -314,12 +314,31 @@ class PostgresQueue:
         log.info("job %d %s: done in %.2f s", job_id, name, time.monotonic() - began)
 
     async def _recover_forever(self, app: Any) -> None:
+        """Each heartbeat: take back stalled jobs. Each hour: remove finished jobs (and run errors) older
+        than :attr:`~garrison.jobs.JobOptions.keep_days`."""
+        purged = 0.0
         while True:
             try:
                 await self._recover(app)
+                if time.monotonic() - purged > 3600:
+                    purged = time.monotonic()
+                    await self._purge(app)
             except Exception as e:  # the database is away: the next round tries again
-                log.error("job queue: looking for stalled jobs: %s", error_text(e))
+                log.error("job queue upkeep: %s", error_text(e))
             await asyncio.sleep(self.options.heartbeat)
+
+    async def _purge(self, app: Any) -> None:
+        hours = max(1, int(self.options.keep_days * 24))
+        await app.job_manager.delete_old_jobs(
+            nb_hours=hours, queue=QUEUE, include_failed=True, include_cancelled=True, include_aborted=True
+        )
+        before = iso_of(datetime.now(UTC) - timedelta(hours=hours))
+
+        def errors() -> int:
+            with self.engine.begin() as conn:
+                return job_store.purge_errors(conn, before)
+
+        await asyncio.to_thread(errors)
 
     async def _recover(self, app: Any) -> None:
         """Queue again (or fail, after their last attempt) the jobs of workers whose heartbeat stopped."""
