@@ -19,6 +19,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from garrison.model.common import Finding, RuleId, RuleRef
@@ -41,6 +42,12 @@ class Evaluation:
 
 
 def _actual(value: Any) -> str:
+    # Scalars (nearly every witness) without building an encoder: the same text json.dumps writes.
+    if type(value) is str:
+        text = encode_basestring(value)
+        return text if len(text) <= MAX_ACTUAL else text[: MAX_ACTUAL - 1] + "…"
+    if value is True or value is False or value is None or type(value) is int:
+        return "true" if value is True else "false" if value is False else "null" if value is None else repr(value)
     try:
         text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
     except (TypeError, ValueError, RecursionError):
@@ -168,7 +175,7 @@ class _Emitter:
             container=_container_name(scope[0], scope[1]),
             frameworks=self.frameworks,
             equivalents=self.equivalents,
-            context=tuple(sorted(ctx.notes.items())),
+            context=tuple(sorted(ctx.notes.items())) if ctx.notes else (),
         )
         return misconfiguration_finding(m, rule=self.rule)
 
@@ -243,15 +250,18 @@ def evaluate(
             else:
                 scopes = [("", r.obj)]
             if visits:
-                pairs = _visit_pairs(ctx, r, scopes, fails, visits)
-            else:
-                pairs = [(scope, fn) for scope in scopes for _text, fn in fails]
-            for scope, fn in pairs:
-                ctx.scope = scope
-                ctx.witness = None
-                ctx.first = None
-                if truthy(fn(ctx), ctx):
-                    findings.append(finding(r, scope))
+                for scope, fn in _visit_pairs(ctx, r, scopes, fails, visits):
+                    ctx.scope = scope
+                    ctx.witness = ctx.first = None
+                    if truthy(fn(ctx), ctx):
+                        findings.append(finding(r, scope))
+                continue
+            for scope in scopes:
+                for _text, fn in fails:
+                    ctx.scope = scope
+                    ctx.witness = ctx.first = None
+                    if truthy(fn(ctx), ctx):
+                        findings.append(finding(r, scope))
         for ns, n in per_ns.items():
             applicable[(control.id, ns)] = applicable.get((control.id, ns), 0) + n
     return Evaluation(tuple(findings), applicable)

@@ -371,6 +371,32 @@ def _path_fn(base: str | None, steps: tuple[Any, ...]) -> Fn:
 
         return whole_var
 
+    if all(type(k) is str and k is not _STAR for k in steps):
+        vkeys: tuple[str, ...] = steps
+        vtail = "".join(f".{k}" if _IDENT.match(k) else f"[{json.dumps(k)}]" for k in vkeys)
+        vhead = vtail[1:] if vtail.startswith(".") else vtail
+
+        def var_keys(ctx: Ctx) -> Nodes:
+            # ``$pod.securityContext.runAsUser``: plain keys from a variable, the walk inlined.
+            start = read(ctx)
+            items: list[Node] = []
+            for p, v in start:
+                if type(v) is Entry:
+                    items.extend(_walk([(p, v)], steps))
+                    continue
+                for k in vkeys:
+                    v = v.get(k) if isinstance(v, dict) else None
+                    if v is None:
+                        break
+                if v is not None:
+                    items.append((p + vtail if p else vhead, v))
+            n = Nodes(items, start[0][0] if len(start) == 1 else f"${base}", steps)
+            if ctx.first is None:
+                ctx.first = items[0] if items else n
+            return n
+
+        return var_keys
+
     def from_var(ctx: Ctx) -> Nodes:
         start = read(ctx)
         n = Nodes(walk(start), start[0][0] if len(start) == 1 else f"${base}", steps)

@@ -282,11 +282,8 @@ def _pyyaml_all(text: str, docs: list[tuple[int, str]]) -> list[Any] | None:
 
 
 def _first_content_line(doc: str, line: int) -> int:
-    for i, text in enumerate(doc.split("\n", 200)):
-        s = text.strip()
-        if s and not s.startswith("#"):
-            return line + i
-    return line
+    m = _CONTENT.search(doc)
+    return line + doc.count("\n", 0, m.start()) if m else line
 
 
 def _add(out: Loaded, value: Any, source: str, line: int, index: int, cluster: str) -> None:

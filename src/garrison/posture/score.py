@@ -120,6 +120,7 @@ def compute(
         target = accepted if s.suppression.by in ACCEPTED else failing
         target.setdefault((m2.control_id, m2.object.namespace), set()).add(_object_id(m2))
     by_id = {c.id: c for c in controls}
+    in_fw = {c.id: [fw for fw in FRAMEWORKS if c.in_framework(fw)] for c in controls}
     overall = _Acc()
     frameworks: dict[str, _Acc] = {}
     namespaces: dict[str, _Acc] = {}
@@ -132,9 +133,8 @@ def compute(
         w = WEIGHTS[control.severity]
         overall.add(w, n, len(fail_set), len(ok_set))
         namespaces.setdefault(ns or CLUSTER_SCOPED, _Acc()).add(w, n, len(fail_set), len(ok_set))
-        for fw in FRAMEWORKS:
-            if control.in_framework(fw):
-                frameworks.setdefault(fw, _Acc()).add(w, n, len(fail_set), len(ok_set))
+        for fw in in_fw[cid]:
+            frameworks.setdefault(fw, _Acc()).add(w, n, len(fail_set), len(ok_set))
     return Score(
         overall.result(),
         {k: frameworks[k].result() for k in FRAMEWORKS if k in frameworks},

@@ -496,12 +496,11 @@ def _dump_findings(doc: dict[str, Any], out: IO[str]) -> None:
         out.write(f"  {json.dumps(key)}: ")
         if isinstance(value, list) and value and key in ("findings", "suppressed", "recommendations"):
             out.write("[\n")
-            out.write(
-                ",\n".join(
-                    "    " + (item if isinstance(item, _Encoded) else json.dumps(item, ensure_ascii=False))
-                    for item in value
-                )
-            )
+            sep = "    "
+            for item in value:  # one write per finding: no second copy of a 30 MB document in memory
+                out.write(sep)
+                out.write(item if isinstance(item, _Encoded) else json.dumps(item, ensure_ascii=False))
+                sep = ",\n    "
             out.write("\n  ]")
         else:
             out.write(json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  "))

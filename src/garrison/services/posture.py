@@ -96,8 +96,17 @@ def _drop_owned(resources: list[Resource]) -> tuple[list[Resource], int]:
     return kept, dropped
 
 
-def _meta(resources: Sequence[Resource]) -> dict[tuple[str, str, str, str, int], ObjectMeta]:
-    return {(r.kind, r.namespace, r.name, r.source, r.document): (r.labels, r.annotations) for r in resources}
+def _meta(
+    resources: Sequence[Resource], findings: Sequence[Finding[Misconfiguration]]
+) -> dict[tuple[str, str, str, str, int], ObjectMeta]:
+    """Labels and annotations of the objects that have findings (the only ones exemptions look at)."""
+    wanted = {(o.kind, o.namespace, o.name, o.source, o.document) for o in (f.detail.object for f in findings)}
+    out: dict[tuple[str, str, str, str, int], ObjectMeta] = {}
+    for r in resources:
+        key = (r.kind, r.namespace, r.name, r.source, r.document)
+        if key in wanted:
+            out[key] = (r.labels, r.annotations)
+    return out
 
 
 def _sort_key(f: Finding[Any]) -> tuple[Any, ...]:
@@ -125,7 +134,7 @@ def assess(sources: Sequence[str], options: PostureOptions | None = None) -> Pos
     resources, owned = _drop_owned(loaded.resources)
 
     ev = evaluate(resources, controls, options.params, version=version)
-    ex = apply_exemptions(ev.findings, exemptions, _meta(resources), known_ids, options.today)
+    ex = apply_exemptions(ev.findings, exemptions, _meta(resources, ev.findings), known_ids, options.today)
     sup = suppress(ex.kept, suppress_opts)
     suppressed: tuple[Suppressed[Any], ...] = (*ex.exempted, *sup.suppressed)
     score = compute(controls, ev.applicable, sup.kept, suppressed)
