@@ -237,3 +237,12 @@ def test_self_signed_names_for_a_wildcard_address() -> None:
     names = names_for("0.0.0.0", ("garrison.example",))
     assert names[0] == socket.gethostname() and "garrison.example" in names and "127.0.0.1" in names
     assert "0.0.0.0" not in names
+
+
+def test_a_bare_postgresql_url_means_psycopg_3() -> None:
+    from garrison.store.db import open_engine
+
+    for url in ("postgresql://garrison@127.0.0.1:1/garrison", "postgres://garrison@127.0.0.1:1/garrison"):
+        engine = open_engine(url)  # no connection is made yet
+        assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
+        engine.dispose()

@@ -70,6 +70,10 @@ def open_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+    if parsed.drivername in ("postgresql", "postgres"):
+        # A bare postgresql:// (as libpq and the docs write it) means psycopg 3, the driver of the
+        # postgres extra, not SQLAlchemy's default psycopg2.
+        parsed = parsed.set(drivername="postgresql+psycopg")
     try:
         return create_engine(parsed, pool_pre_ping=True)
     except ModuleNotFoundError as e:
