@@ -1,6 +1,8 @@
-"""``garrison server``: ``init``, ``run``, ``user add`` and ``token create|revoke`` — thin, one
-:mod:`garrison.services.server` call each. The server's packages (FastAPI, SQLAlchemy, uvicorn: the
-``garrison[server]`` extra) are imported inside the commands only.
+"""``garrison server``: ``init``, ``run``, ``worker`` (:mod:`garrison.cli.worker`), ``user add`` and
+``token create|revoke`` — thin, one service call each. Every command builds its
+:class:`~garrison.services.settings.ServerSettings` through :func:`server_settings` (flags over
+``GARRISON_*`` over the config file's ``server:`` keys). The server's packages (FastAPI, SQLAlchemy,
+uvicorn: the ``garrison[server]`` extra) are imported inside the commands only.
 
 A new token is printed alone on standard output (so ``TOKEN=$(garrison server init)`` captures it);
 everything else goes to standard error.
