@@ -1,5 +1,5 @@
 """``garrison server``: ``init``, ``run``, ``worker`` (:mod:`garrison.cli.worker`), ``user add`` and
-``token create|revoke`` — thin, one service call each. Every command builds its
+``token create|revoke`` — thin, one service call each. The commands of this module build their
 :class:`~garrison.services.settings.ServerSettings` through :func:`server_settings` (flags over
 ``GARRISON_*`` over the config file's ``server:`` keys). The server's packages (FastAPI, SQLAlchemy,
 uvicorn: the ``garrison[server]`` extra) are imported inside the commands only.
