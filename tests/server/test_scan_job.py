@@ -159,3 +159,18 @@ def test_agents_scan_only_their_registry(ctx: JobContext) -> None:
     with pytest.raises(svc.Forbidden):
         reg.request_scan(ctx.store, ctx.queue, me.user.name, "docker.io/library/a:1", principal=me)
     assert other.id != rec.id
+
+
+def test_two_requests_of_one_digest_pull_once(ctx: JobContext, registry_plain: Registry, test_images: Any) -> None:
+    """Two notifications of one digest racing past each other (PostgreSQL's read committed lets both
+    record a scan): the job lock runs them one after the other, and the second takes the first's results
+    instead of pulling again — its reference names a host that would refuse the pull."""
+    digest = registry_plain.push(test_images.debian_oci_ref, "garrison/debian:race")
+    reg.create_registry(ctx.store, ctx.settings, None, "plain", f"http://{registry_plain.host}")
+    one = reg.request_scan(ctx.store, ctx.queue, "a", f"{registry_plain.host}/garrison/debian@{digest}")
+    two = reg.request_scan(ctx.store, ctx.queue, "b", f"127.0.0.1:1/garrison/debian@{digest}")
+    reg.run_scan_job(ctx, {"scan_id": one.id})
+    reg.run_scan_job(ctx, {"scan_id": two.id})
+    first, second = reg.get_scan(ctx.store, one.id), reg.get_scan(ctx.store, two.id)
+    assert first.status == second.status == "done", (first.error, second.error)
+    assert second.counts == first.counts and second.counts

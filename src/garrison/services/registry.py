@@ -739,6 +739,14 @@ def run_scan_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         scan = tx.images.get_scan(scan_id)
         if scan is None or scan.status == "done":
             return  # deleted, or a re-run of a job that finished
+        fresh = tx.images.done_scan_since(scan.digest, scan.created_at, scan_id) if scan.digest else None
+        if fresh is not None:
+            # Another request of the same digest (two notifications racing on PostgreSQL) was scanned
+            # after this one was asked for: its results are this one's too, no second pull.
+            at = now_iso()
+            tx.images.finish_scan(scan_id, "done", scan.digest, "", fresh.counts, at)
+            tx.audit.append(at, JOB_ACTOR, "scan.done", "scan", str(scan_id), "", {"same_as": fresh.id})
+            return
         tx.images.start_scan(scan_id, now_iso())
         registry = tx.images.get_registry(scan.registry_id) if scan.registry_id is not None else None
         creds_sealed = tx.images.registry_credentials(registry.id) if registry else ""

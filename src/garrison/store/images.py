@@ -421,6 +421,10 @@ class ImageRepository(Protocol):
         window; a failed one does not stop a new push from being scanned)."""
         ...
 
+    def done_scan_since(self, digest: str, since: str, exclude: int) -> ScanRecord | None:
+        """Another scan of ``digest`` that finished ``done`` at or after ``since``."""
+        ...
+
     # images, tags, SBOMs, findings
     def put_image(self, image: ImageIn, at: str) -> None: ...
     def put_sbom(self, digest: str, document: dict[str, Any], at: str) -> None: ...
@@ -700,6 +704,12 @@ class SqlImages:
             )
             .order_by(scans.c.id.desc())
         ).first()
+        return None if r is None else _scan(r)
+
+    def done_scan_since(self, digest: str, since: str, exclude: int) -> ScanRecord | None:
+        c = scans.c
+        q = select(scans).where(c.digest == digest, c.status == "done", c.finished_at >= since, c.id != exclude)
+        r = self.conn.execute(q.order_by(c.id.desc())).first()
         return None if r is None else _scan(r)
 
     # -- images, tags, SBOMs --
