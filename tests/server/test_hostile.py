@@ -266,3 +266,30 @@ def test_a_body_over_the_limit_streamed_in_chunks_is_413(server: Server, limit: 
     )
     assert r.status_code == 413 and r.json()["status"] == 413
     assert _dump(server) == before
+
+
+def test_a_database_gone_is_503_not_500(tmp_path: Any, ruleset: Any) -> None:
+    """The database file replaced by an empty one under a running app: a request answers 503 ``database
+    unavailable`` (the caller may retry), not 500, and not 401 (its token was not refused, only unchecked)."""
+    from fastapi.testclient import TestClient
+
+    from garrison.server.app import create_app
+    from garrison.store.db import migrate, open_engine
+    from garrison.store.repos import SqlStore
+
+    db = tmp_path / "server.db"
+    engine = open_engine(f"sqlite:///{db}")
+    migrate(engine)
+    store = SqlStore(engine)
+    token = svc.init_admin(store).secret
+    with TestClient(create_app(store, ruleset)) as client:
+        headers = {"Authorization": f"Bearer {token}"}
+        assert client.get("/api/v1/alerts", headers=headers).status_code == 200
+        engine.dispose()
+        for f in tmp_path.glob("server.db*"):
+            f.unlink()
+        db.write_bytes(b"")  # an empty database: no tables
+        r = client.get("/api/v1/alerts", headers=headers)
+        assert r.status_code == 503 and r.json() == {"error": "database unavailable", "status": 503}
+        assert client.get("/healthz").status_code == 200
+    engine.dispose()

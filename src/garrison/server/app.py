@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from sqlalchemy.exc import DataError, StatementError
+from sqlalchemy.exc import DataError, OperationalError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -90,6 +90,10 @@ class Authenticate:
             who = await run_in_threadpool(svc.authenticate, store, secret.strip())
         except svc.Unauthenticated as e:
             await _error(401, str(e), _CHALLENGE)(scope, receive, send)
+            return
+        except OperationalError as e:  # the token cannot be checked: not the caller's fault, nor a 401
+            log.error("database unavailable: %s", type(e.orig).__name__)
+            await _error(503, "database unavailable")(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = who
         await self.app(scope, receive, send)
@@ -199,10 +203,13 @@ def create_app(
         # The database refused a value the caller sent (an id past 64 bits, a NUL character, an unpaired
         # surrogate in a string): the transaction rolled back, nothing was written, and it is the
         # request that is wrong. Any other database failure stays a 500.
-        cause = getattr(exc, "orig", None) or exc
+        cause = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
         if isinstance(exc, DataError) or isinstance(cause, OverflowError | UnicodeError | ValueError):
             log.warning("refused a value the database cannot store: %s", type(cause).__name__)
             return _error(422, UNSTORABLE)
+        if isinstance(exc, OperationalError):  # down, unreachable, or locked past the busy timeout
+            log.error("database unavailable: %s", type(cause).__name__)
+            return _error(503, "database unavailable")
         log.error("internal error: %s", type(exc).__name__, exc_info=exc)
         return _error(500, "internal error")
 
