@@ -23,6 +23,8 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/images"): _READERS,
     ("GET", "/api/v1/images/{digest}"): _READERS,
     ("GET", "/api/v1/images/{digest}/findings"): _READERS,
+    ("POST", "/api/v1/rescans"): frozenset({ADMIN, SEC_ADMIN}),
+    ("GET", "/api/v1/rescans"): _READERS,
 }
 #: A valid body per operation that takes one, so an allowed caller gets past validation.
 BODIES: dict[tuple[str, str], Any] = {

@@ -137,23 +137,23 @@ def test_push_scan_findings_then_rescans(
         expected_new = _fingerprints(dbs.all, test_images.app_oci_ref, cache) - {f["fingerprint"] for f in vulns}
         assert expected_new
         install_db(dbs.all, vulndb)
-        live.queue.enqueue("rescan_all", {}, lock="rescan")
+        assert c.post("/api/v1/rescans", json={}).status_code == 202
         live.wait_jobs()
         now_open = _findings(c, digest, kind="vulnerability")
         appeared = {f["fingerprint"] for f in now_open} - {f["fingerprint"] for f in vulns}
         assert appeared == expected_new
+        run = c.get("/api/v1/rescans").json()["items"][0]
+        assert (run["images"], run["appeared"], run["fixed"], run["forced"]) == (1, len(expected_new), 0, False)
         assert all(f["first_seen"] > scan["finished_at"] for f in now_open if f["fingerprint"] in appeared)
         assert c.get("/api/v1/scans", params={"digest": digest}).json()["total"] == 1  # no new scan, no pull
 
         # Unchanged database: nothing to do. The held-out database again: those findings are fixed.
-        with live.store.engine.connect() as conn:
-            runs = len(list(conn.execute(select(tables.metadata.tables["rescans"]))))
-        live.queue.enqueue("rescan_all", {}, lock="rescan")
+        runs = c.get("/api/v1/rescans").json()["total"]
+        assert c.post("/api/v1/rescans", json={}).status_code == 202
         live.wait_jobs()
-        with live.store.engine.connect() as conn:
-            assert len(list(conn.execute(select(tables.metadata.tables["rescans"])))) == runs
+        assert c.get("/api/v1/rescans").json()["total"] == runs
         install_db(dbs.held_out, vulndb)
-        live.queue.enqueue("rescan_all", {}, lock="rescan")
+        assert c.post("/api/v1/rescans", json={}).status_code == 202
         live.wait_jobs()
         gone = _findings(c, digest, kind="vulnerability", status="fixed")
         assert {f["fingerprint"] for f in gone} == expected_new

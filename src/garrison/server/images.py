@@ -192,6 +192,35 @@ class ImageFindingPage(BaseModel):
     offset: int
 
 
+class RescanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    force: bool = Field(default=False, description="rescan even when the advisory database is unchanged")
+
+
+class RescanQueuedOut(BaseModel):
+    job_id: str = Field(description="the queued rescan job (one waiting at most: asking again returns it)")
+    force: bool
+
+
+class RescanOut(_Out):
+    id: int
+    db_identity: str = Field(description="the advisory database matched against (schema, build, sources)")
+    forced: bool
+    started_at: str
+    finished_at: str = Field(description='"" while running, or when cut short (the next run resumes)')
+    images: int
+    aged_out: int = Field(description="images skipped: neither pushed, pulled nor scanned for rescan_max_age_days")
+    appeared: int
+    fixed: int
+
+
+class RescanPage(BaseModel):
+    items: list[RescanOut]
+    total: int
+    limit: int
+    offset: int
+
+
 def _image(r: reg.ImageRecord) -> ImageOut:
     repos = sorted({f"{t.registry}/{t.repository}" for t in r.tags})
     return ImageOut(
@@ -236,6 +265,7 @@ def _finding(f: reg.StoredImageFinding) -> ImageFindingOut:
 registries = APIRouter(prefix="/registries", tags=["registries"])
 scans = APIRouter(prefix="/scans", tags=["scans"])
 images = APIRouter(prefix="/images", tags=["images"])
+rescans = APIRouter(prefix="/rescans", tags=["rescans"])
 
 
 @registries.get("", response_model=RegistryPage, summary="configured registries")
@@ -387,4 +417,18 @@ def image_findings(
     return ImageFindingPage(items=[_finding(f) for f in page.items], total=page.total, limit=limit, offset=offset)
 
 
-ROUTERS: list[APIRouter] = [registries, scans, images]
+@rescans.post("", response_model=RescanQueuedOut, status_code=202, summary="queue a rescan of the stored SBOMs")
+def request_rescan(store: StoreDep, queue: QueueDep, who: Scanner, body: RescanIn | None = None) -> RescanQueuedOut:
+    force = bool(body and body.force)
+    return RescanQueuedOut(job_id=reg.request_rescan(store, queue, who.user.name, force=force), force=force)
+
+
+@rescans.get("", response_model=RescanPage, summary="rescan runs, newest first")
+def list_rescans(store: StoreDep, _: Reader, limit: Limit = 100, offset: Offset = 0) -> RescanPage:
+    page = reg.list_rescans(store, limit, offset)
+    return RescanPage(
+        items=[RescanOut.model_validate(r) for r in page.items], total=page.total, limit=limit, offset=offset
+    )
+
+
+ROUTERS: list[APIRouter] = [registries, scans, images, rescans]

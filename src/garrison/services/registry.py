@@ -35,6 +35,7 @@ from garrison.store.images import (
     ImageIn,
     ImageRecord,
     RegistryRecord,
+    RescanRecord,
     ScanRecord,
     StoredImageFinding,
     TagRecord,
@@ -71,7 +72,9 @@ __all__ = [
     "image_verdict",
     "list_images",
     "list_registries",
+    "list_rescans",
     "list_scans",
+    "request_rescan",
     "request_scan",
     "rescan_if_changed",
     "run_rescan_job",
@@ -859,7 +862,7 @@ def rescan_if_changed(ctx: JobContext) -> str | None:
         todo, _ = tx.images.rescan_candidates(since, identity, False)
     if not todo:
         return None
-    return ctx.queue.enqueue(RESCAN_TASK, {}, lock="rescan")
+    return ctx.queue.enqueue(RESCAN_TASK, {}, lock="rescan", queueing_lock=RESCAN_TASK)
 
 
 def rescan(ctx: JobContext, *, force: bool = False) -> RescanResult:
@@ -915,6 +918,24 @@ def rescan(ctx: JobContext, *, force: bool = False) -> RescanResult:
         tx.audit.append(at, JOB_ACTOR, "rescan.done", "rescan", str(run_id), "", detail)
     log.info("rescan %d: %d images, %d findings appeared, %d fixed, %d aged out", run_id, done, appeared, fixed, aged)
     return RescanResult(identity, False, done, aged, appeared, fixed)
+
+
+def request_rescan(store: Store, queue: Queue, who: str, *, force: bool = False) -> str:
+    """Queue a rescan now (``POST /rescans``); the job's id. One waits at most: asking again while one
+    waits returns that one."""
+    at = now_iso()
+    job_id = str(queue.enqueue(RESCAN_TASK, {"force": force}, lock="rescan", queueing_lock=RESCAN_TASK))
+    with store.transaction() as tx:
+        tx.audit.append(at, who, "rescan.request", "rescan", job_id, "", {"force": force})
+    return job_id
+
+
+def list_rescans(store: Store, limit: int = 100, offset: int = 0) -> Page[RescanRecord]:
+    """Rescan runs, newest first (a run cut short has no ``finished_at``)."""
+    _bounds(limit, offset)
+    with store.transaction() as tx:
+        p = tx.images.list_rescans(limit, offset)
+    return _page(p.items, p.total, limit, offset)
 
 
 def run_rescan_job(ctx: JobContext, payload: dict[str, Any]) -> None:

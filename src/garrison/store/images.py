@@ -466,6 +466,10 @@ class ImageRepository(Protocol):
 
     # rescan runs
     def last_rescan(self) -> RescanRecord | None: ...
+    def list_rescans(self, limit: int, offset: int) -> PageOf:
+        """Newest first."""
+        ...
+
     def add_rescan(self, db_identity: str, forced: bool, at: str) -> int: ...
     def finish_rescan(self, rescan_id: int, images: int, aged_out: int, appeared: int, fixed: int, at: str) -> None: ...
 
@@ -962,6 +966,10 @@ class SqlImages:
     def last_rescan(self) -> RescanRecord | None:
         r = self.conn.execute(select(rescans).where(rescans.c.finished_at != "").order_by(rescans.c.id.desc())).first()
         return None if r is None else _rescan(r)
+
+    def list_rescans(self, limit: int, offset: int) -> PageOf:
+        rows, total = self._page(select(rescans), [rescans.c.id.desc()], limit, offset)
+        return PageOf(tuple(_rescan(r) for r in rows), total)
 
     def add_rescan(self, db_identity: str, forced: bool, at: str) -> int:
         pk = self.conn.execute(
