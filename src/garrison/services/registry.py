@@ -6,6 +6,11 @@ The routers, the Harbor adapter, admission and the job handlers call these funct
 one transaction with its audit-log entry. Nothing here logs a credential: registry credentials and
 ``Authorization`` headers are sealed with :mod:`garrison.services.secretbox` the moment they arrive and
 unsealed only inside the scan job that pulls with them.
+
+The engines (sources, inventory, matching, the report renderers) are imported inside the functions
+that run them: every API process imports this module for its routes, and only the processes that run
+scan and rescan jobs need the scanners (the job table loads handlers the same way, see
+:mod:`garrison.jobs.tasks`).
 """
 
 from __future__ import annotations
@@ -620,8 +625,6 @@ def _inventory(reference: str, settings: Settings, header: str) -> Inventory:
     """Pull ``reference`` once through garrison's registry source (manifest and every blob digest-verified
     while streaming) and walk each layer once for packages and secrets."""
     global _secret_analyzer
-    import httpx
-
     from garrison import net
     from garrison.inventory.registry import declared_analyzers
     from garrison.inventory.scan import scan_image
