@@ -333,3 +333,16 @@ def test_media_type_parsing() -> None:
     assert harbor.parse_media_type("garbage").essence == ""
     assert harbor.parse_media_type("a b/c").essence == ""
     assert harbor.report_type("application/vnd.scanner.adapter.vuln.report.harbor+json") == harbor.REPORT_HARBOR
+
+
+def test_cvss_vectors_become_preferred_cvss_and_harbors_vendor_attribute() -> None:
+    """Scores are the vectors' base scores (9.8 and 7.5 are the values NVD publishes for these vectors);
+    v4 has no place in ``preferred_cvss``; an unknown prefix is skipped; the first vector of a version wins."""
+    v3 = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
+    v2 = "AV:N/AC:L/Au:N/C:P/I:P/A:P"
+    v4 = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"
+    preferred, entry = harbor._cvss([v4, "CVSS:9.9/X", v3, "CVSS:3.0/AV:L/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N", v2])
+    assert preferred == {"vector_v3": v3, "score_v3": 9.8, "vector_v2": v2, "score_v2": 7.5}
+    assert entry["V3Vector"] == v3 and entry["V3Score"] == 9.8 and entry["V2Score"] == 7.5
+    assert entry["V4Vector"] == v4 and "score_v4" not in preferred
+    assert harbor._cvss([]) == ({}, {})

@@ -359,33 +359,33 @@ def _harbor_severity(name: str) -> str:
     return _HARBOR_SEVERITY[_severity(name)]
 
 
-def _cvss(vectors: list[str], score: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(``preferred_cvss``, the ``CVSS`` vendor attribute's entry) from the advisory's vectors."""
+def _cvss(vectors: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(``preferred_cvss``, the ``CVSS`` vendor attribute's entry) from the advisory's first vector of
+    each version, with its base score. v4 has no place in ``preferred_cvss``: it goes to the attribute
+    only (``V4Vector``, ``V4Score``)."""
     from garrison.vulndb.osv import cvss_score
 
     preferred: dict[str, Any] = {}
     entry: dict[str, Any] = {}
     for vector in vectors:
-        if vector.startswith("CVSS:3.") and "vector_v3" not in preferred:
-            preferred["vector_v3"] = vector
-            v3 = cvss_score("CVSS_V3", vector)
-            if v3 is not None:
-                preferred["score_v3"] = v3
-        elif not vector.startswith("CVSS:") and "vector_v2" not in preferred:
-            preferred["vector_v2"] = vector
-            v2 = cvss_score("CVSS_V2", vector)
-            if v2 is not None:
-                preferred["score_v2"] = v2
-    if "score_v3" not in preferred and score is not None and "vector_v2" not in preferred:
-        preferred["score_v3"] = score  # a score without a v2/v3 vector (v4, or a bare number)
-    for key, attr in (
-        ("score_v3", "V3Score"),
-        ("vector_v3", "V3Vector"),
-        ("score_v2", "V2Score"),
-        ("vector_v2", "V2Vector"),
-    ):
-        if key in preferred:
-            entry[attr] = preferred[key]
+        if vector.startswith("CVSS:4."):
+            kind, version = "CVSS_V4", "4"
+        elif vector.startswith("CVSS:3."):
+            kind, version = "CVSS_V3", "3"
+        elif not vector.startswith("CVSS:"):
+            kind, version = "CVSS_V2", "2"
+        else:
+            continue
+        if f"V{version}Vector" in entry:
+            continue
+        score = cvss_score(kind, vector)
+        entry[f"V{version}Vector"] = vector
+        if score is not None:
+            entry[f"V{version}Score"] = score
+        if version != "4":
+            preferred[f"vector_v{version}"] = vector
+            if score is not None:
+                preferred[f"score_v{version}"] = score
     return preferred, entry
 
 
@@ -396,7 +396,7 @@ def vulnerability_item(f: StoredImageFinding) -> dict[str, Any]:
     rule: dict[str, Any] = doc.get("rule") or {}
     subject: dict[str, Any] = doc.get("subject") or {}
     links = [u for u in [rule.get("url", ""), *v.get("references", [])] if isinstance(u, str) and u]
-    preferred, cvss_entry = _cvss([x for x in v.get("cvss_vectors", []) if isinstance(x, str)], v.get("cvss_score"))
+    preferred, cvss_entry = _cvss([x for x in v.get("cvss_vectors", []) if isinstance(x, str)])
     item: dict[str, Any] = {
         "id": f.rule_id,
         "package": f.package,
