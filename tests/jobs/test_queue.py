@@ -153,3 +153,20 @@ def test_periodic_rescan_is_queued(make_queue: QueueFactory, store: SqlStore, mo
     q.stop()
     # One waits at most: a queueing lock keeps the periodic job from piling up.
     assert q.counts()["queued"] <= 1
+
+
+def test_a_job_left_queued_by_a_stop_is_not_recorded_by_its_old_run(make_queue: QueueFactory, store: SqlStore) -> None:
+    q = make_queue(concurrency=1)
+    job = q.enqueue("test_sleep", {"key": "slow", "seconds": 1.5})
+    q.start()
+    wait_for(lambda: runs(store, "test.start"))
+    q.stop(grace=0)
+    wait_for(lambda: runs(store))  # the old run got to its end in its thread…
+    time.sleep(0.5)
+    info = q.job(job)
+    assert info is not None and info.status == "queued" and info.attempts == 0  # …and that changed nothing
+    nxt = make_queue()
+    nxt.start()
+    wait_idle(nxt, 30)
+    info = q.job(job)
+    assert info is not None and info.status == "done" and info.attempts == 1

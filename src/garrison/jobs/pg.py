@@ -44,6 +44,8 @@ log = logging.getLogger("garrison.jobs")
 QUEUE = "garrison"
 #: The advisory lock ``prepare`` holds while it looks for and applies procrastinate's schema.
 PREPARE_LOCK = 0x6A6F6275
+#: Event loops that ``stop`` had to leave with jobs running.
+_ABANDONED: list[asyncio.AbstractEventLoop] = []
 #: procrastinate's states → the queue protocol's.
 STATES = {
     "todo": "queued",
@@ -147,6 +149,7 @@ class PostgresQueue:
         self._ready = threading.Event()
         self._running: set[int] = set()
         self._running_lock = threading.Lock()
+        self._abandoned = False
 
     # --- producing -------------------------------------------------------------------------------
 
@@ -199,6 +202,7 @@ class PostgresQueue:
         if not self.run_jobs or self._thread is not None:
             return
         self._ready.clear()
+        self._abandoned = False
         self._thread = threading.Thread(target=self._serve, name="garrison-jobs-pg", daemon=True)
         self._thread.start()
         if not self._ready.wait(30):
@@ -217,6 +221,10 @@ class PostgresQueue:
         loop.call_soon_threadsafe(main.cancel)
         thread.join(max(0.0, grace) + 1.0)
         if thread.is_alive():
+            # The handlers still running cannot be interrupted (threads); stop the worker's loop, so that
+            # procrastinate never records their end, and put their jobs back for another worker.
+            self._abandoned = True
+            loop.call_soon_threadsafe(loop.stop)
             with self._running_lock:
                 cut = sorted(self._running)
             self._release(cut)
@@ -246,9 +254,15 @@ class PostgresQueue:
         except asyncio.CancelledError:  # stopped while it was starting
             pass
         except Exception as e:
-            log.error("job queue: the worker stopped: %s", error_text(e))
+            if not self._abandoned:  # (else: stop() stopped the loop on purpose)
+                log.error("job queue: the worker stopped: %s", error_text(e))
         finally:
-            loop.close()
+            if self._abandoned:
+                # Its tasks never end; kept (not closed, not collected) so that nothing half-done runs
+                # or complains while this process, about to exit, finishes.
+                _ABANDONED.append(loop)
+            else:
+                loop.close()
 
     async def _work(self) -> None:
         import procrastinate
