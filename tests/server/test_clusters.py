@@ -379,3 +379,31 @@ def test_the_job_is_safe_to_run_again(server: Server) -> None:
     assert again is not None and again.status == "done" and again.findings == a["findings"]
     assert get(server, "/clusters/prod/findings")["total"] == a["findings"]
     assert csvc.run_assessment(server.store, 987654) is None
+
+
+@needs_recorded
+def test_secret_values_in_a_snapshot_are_not_kept(server: Server) -> None:
+    """The snapshot waits in the database for its job and is deleted with the results; the findings name
+    the field (an env var's name, a key), never its value."""
+    from sqlalchemy import select
+
+    from garrison.store import tables
+
+    _, agent = register(server)
+    value = "hunter2-" + "q7Zx" * 6
+    body = snapshot()
+    web = next(o for o in body["items"] if o["kind"] == "Deployment")
+    web["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "DB_PASSWORD", "value": value}]
+    body["items"].append(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "s", "namespace": "shop"},
+            "stringData": {"k": value},
+        }
+    )
+    a = post_snapshot(server, "prod", agent, body)
+    assert any(x["path"].endswith(".name") for x in get(server, "/clusters/prod/findings", limit=1000)["items"])
+    with server.store.engine.connect() as conn:
+        dump = repr([list(conn.execute(select(t))) for t in tables.metadata.sorted_tables])
+    assert a["findings"] > 0 and "DB_PASSWORD" in dump and value not in dump
