@@ -42,7 +42,7 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # --- logs ----------------------------------------------------------------------------------------------
 
 _SECRETS = (
-    (re.compile(r"garrison_[A-Za-z0-9_-]{4,}"), "garrison_[redacted]"),
+    (re.compile(r"garrison_[A-Za-z0-9_-]{16,}"), "garrison_[redacted]"),  # a token: 43 random characters
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [redacted]"),
     (re.compile(r"gAAAAA[A-Za-z0-9_=-]{20,}"), "[sealed secret redacted]"),
     (re.compile(r"(://[^/\s:@]*):[^/\s@]+@"), r"\1:[redacted]@"),
