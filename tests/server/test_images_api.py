@@ -235,3 +235,18 @@ def test_images_findings_filters_and_the_admission_verdict(server: Server) -> No
     assert v2 is not None and (v2.high, v2.secrets, v2.critical) == (1, 1, 1)
     assert reg.image_verdict(server.store, "127.0.0.1:1/team/app:never") is None
     assert reg.image_verdict(server.store, "not a reference at all") is None
+
+
+def test_findings_come_most_severe_first(server: Server) -> None:
+    _store_image(server, D1, "1.0", [_vuln("l", "LOW", ""), _vuln("c", "CRITICAL", ""), _vuln("m", "MEDIUM", "")])
+    _store_image(server, D1, "1.0", [_vuln("h", "HIGH", ""), _vuln("u", "UNKNOWN", ""), _vuln("c", "CRITICAL", "")])
+    page = server.client.get(f"/api/v1/images/{D1}/findings", params={"status": "all"}, headers=server.headers("admin"))
+    items = page.json()["items"]
+    assert [(f["severity"], f["status"]) for f in items] == [
+        ("CRITICAL", "open"),
+        ("HIGH", "open"),
+        ("MEDIUM", "fixed"),
+        ("LOW", "fixed"),
+        ("UNKNOWN", "open"),
+    ]
+    assert all(f["fixed_at"] for f in items if f["status"] == "fixed")

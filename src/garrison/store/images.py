@@ -35,6 +35,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    case,
     delete,
     func,
     insert,
@@ -928,7 +929,9 @@ class SqlImages:
             conds.append(c.status == f.status)
         if f.has_fix is not None:
             conds.append(c.has_fix.is_(f.has_fix))
-        order = [c.kind.desc(), c.severity, c.package, c.rule_id, c.id]
+        # vulnerabilities first, the most severe first, then by package and id
+        rank = case({name: i for i, name in enumerate(SEVERITIES)}, value=c.severity, else_=len(SEVERITIES))
+        order = [c.kind.desc(), rank, c.package, c.rule_id, c.id]
         rows, total = self._page(select(image_findings).where(*conds), order, limit, offset)
         return PageOf(tuple(_finding(r) for r in rows), total)
 
