@@ -178,10 +178,8 @@ def prepare_snapshot(body: bytes) -> tuple[bytes, int]:
         raise InputError("the snapshot is empty")
     if stripped.startswith(("{", "[")):
         try:
-            doc = json.loads(text)
-        except RecursionError:
-            raise InputError("the snapshot is nested too deep") from None
-        except json.JSONDecodeError as e:
+            doc = orjson.loads(text)
+        except orjson.JSONDecodeError as e:  # also nesting deeper than orjson's limit (1024)
             raise InputError(f"the snapshot is not valid JSON ({e.msg} at line {e.lineno})") from None
         docs = doc if isinstance(doc, list) else [doc]
         if not all(isinstance(d, dict) for d in docs):

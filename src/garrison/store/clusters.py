@@ -12,6 +12,7 @@ the secure score over time). A snapshot waiting for its ``assess_cluster`` job i
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -615,7 +616,11 @@ class SqlClusters:
         assert cl is not None
         if assessment_id > cl.assessment_id:  # an older job finishing late does not replace a newer result
             self.conn.execute(delete(cluster_findings).where(cluster_findings.c.cluster_id == a.cluster_id))
-            rows = [dict(cluster_id=a.cluster_id, assessment_id=assessment_id, **_fields(f)) for f in findings]
+            names = _FINDING_FIELDS
+            rows = [
+                {"cluster_id": a.cluster_id, "assessment_id": assessment_id, **{n: getattr(f, n) for n in names}}
+                for f in findings
+            ]
             for i in range(0, len(rows), 1000):
                 self.conn.execute(insert(cluster_findings), rows[i : i + 1000])
             self.conn.execute(
@@ -793,6 +798,10 @@ class SqlClusters:
 
     def delete_suppression(self, suppression_id: int) -> None:
         self.conn.execute(delete(suppressions).where(suppressions.c.id == suppression_id))
+
+
+#: The columns a :class:`FindingIn` fills (looked up once: a snapshot has tens of thousands of findings).
+_FINDING_FIELDS = tuple(f.name for f in dataclasses.fields(FindingIn))
 
 
 def _open_object() -> Any:
