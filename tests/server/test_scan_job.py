@@ -174,3 +174,45 @@ def test_two_requests_of_one_digest_pull_once(ctx: JobContext, registry_plain: R
     first, second = reg.get_scan(ctx.store, one.id), reg.get_scan(ctx.store, two.id)
     assert first.status == second.status == "done", (first.error, second.error)
     assert second.counts == first.counts and second.counts
+
+
+def test_a_pushed_index_is_its_platforms_images(ctx: JobContext, registry_plain: Registry) -> None:
+    """skopeo --all pushes each platform's manifest (by digest) and then the index (by tag), and
+    distribution notifies each push: every platform image is stored under its own digest, and the tag
+    (pushed as the index) ends up naming the image of the server's platform, which admission looks up."""
+    import json as _json
+
+    from tests.support.images import MULTIARCH_TAG, multiarch_image
+    from tests.support.registry import fetch_manifest
+
+    index_digest = registry_plain.push(f"oci:{multiarch_image()}:{MULTIARCH_TAG}", "garrison/multi:v1", all_images=True)
+    index = fetch_manifest(registry_plain, "garrison/multi", "v1").json()
+    children = {m["platform"]["architecture"]: m["digest"] for m in index["manifests"]}
+    rec, tok = reg.create_registry(ctx.store, ctx.settings, None, "multi", f"http://{registry_plain.host}")
+    agent = svc.authenticate(ctx.store, tok.secret)
+    child = "application/vnd.oci.image.manifest.v1+json"
+    events = [
+        {"action": "push", "target": {"mediaType": child, "repository": "garrison/multi", "digest": d}}
+        for d in children.values()
+    ]
+    events.append(
+        {
+            "action": "push",
+            "target": {
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "repository": "garrison/multi",
+                "digest": index_digest,
+                "tag": "v1",
+            },
+        }
+    )
+    out = reg.handle_notifications(ctx.store, ctx.queue, agent, rec.id, _json.dumps({"events": events}).encode())
+    assert len(out.queued) == 3
+    for scan_id in out.queued:
+        reg.run_scan_job(ctx, {"scan_id": scan_id})
+        assert reg.get_scan(ctx.store, scan_id).status == "done", reg.get_scan(ctx.store, scan_id).error
+    stored = {i.digest: i for i in reg.list_images(ctx.store).items}
+    assert set(stored) == set(children.values())
+    assert {stored[d].architecture for d in children.values()} == {"amd64", "arm64"}
+    verdict = reg.image_verdict(ctx.store, f"{registry_plain.host}/garrison/multi:v1")
+    assert verdict is not None and verdict.digest == children["amd64"]
