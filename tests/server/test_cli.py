@@ -246,3 +246,15 @@ def test_a_bare_postgresql_url_means_psycopg_3() -> None:
         engine = open_engine(url)  # no connection is made yet
         assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
         engine.dispose()
+
+
+def test_run_refuses_a_bad_admission_policy_before_listening(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("controls: [no-such-control]\n")
+    assert run(["server", "run", "--admission-policy", str(policy), "--listen", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert str(policy) in err and "serving" not in err
+    assert run(["server", "run", "--admission-policy", str(tmp_path / "missing.yaml")]) == 2
+    assert "no such file" in capsys.readouterr().err

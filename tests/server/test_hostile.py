@@ -77,6 +77,15 @@ def _dump(server: Server) -> dict[str, list[str]]:
         return {t.name: sorted(repr(tuple(r)) for r in conn.execute(select(t))) for t in tables.metadata.sorted_tables}
 
 
+def _settle(server: Server) -> None:
+    """What an accepted request set going finishes now, not during the next comparison: its jobs, and the
+    admission decisions the recorder writes in the background."""
+    from garrison.server.admission import recorder_of
+
+    server.wait_jobs()
+    recorder_of(server.client.app).flush()  # type: ignore[arg-type]
+
+
 def _operations(server: Server) -> Iterator[tuple[str, str, dict[str, Any]]]:
     doc = server.client.get("/openapi.json").json()
     for path, ops in sorted(doc["paths"].items()):
@@ -151,7 +160,7 @@ class Walk:
             assert _dump(self.server) == before, f"{what}: answered {r.status_code} but wrote"
         else:
             self.accepted.append(f"{what}: {r.status_code}")
-            self.server.wait_jobs()  # what it queued runs now, not during the next comparison
+            _settle(self.server)
         return r
 
 
@@ -293,3 +302,26 @@ def test_a_database_gone_is_503_not_500(tmp_path: Any, ruleset: Any) -> None:
         assert r.status_code == 503 and r.json() == {"error": "database unavailable", "status": 503}
         assert client.get("/healthz").status_code == 200
     engine.dispose()
+
+
+def test_the_admission_webhook_takes_reviews_up_to_the_policy_limit(server: Server) -> None:
+    """A recorded AdmissionReview grown past the management routes' 64 KiB (a large annotation, as a big
+    ``last-applied-configuration`` makes it) is judged; past the policy's ``maxRequestBytes`` it is a 413."""
+    from tests.support.shared import shared_path
+
+    recorded = shared_path("k8s", "recorded", "admission", "create-pod-priv.json")
+    if not recorded.is_file():
+        pytest.skip(f"no recorded AdmissionReview at {recorded}")
+    review = json.loads(recorded.read_text())["body"]
+    review["request"]["object"]["metadata"].setdefault("annotations", {})["big"] = "x" * (200 * 1024)
+    headers = {**server.headers("admin"), "Content-Type": "application/json"}
+    r = server.client.post("/admission/validate?timeout=10s", content=json.dumps(review), headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["response"]["uid"] == review["request"]["uid"]
+    limit = server.client.app.state.admission_policy.max_request_bytes  # type: ignore[attr-defined]
+    review["request"]["object"]["metadata"]["annotations"]["big"] = "x" * limit
+    _settle(server)
+    before = _dump(server)
+    r = server.client.post("/admission/validate", content=json.dumps(review), headers=headers)
+    assert r.status_code == 413 and r.json()["status"] == 413
+    assert _dump(server) == before

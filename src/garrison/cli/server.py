@@ -36,6 +36,7 @@ SETTING_FLAGS: dict[str, tuple[str, str]] = {
     "log_format": ("--log-format", "text (default) or json: one object a line"),
     "shutdown_grace": ("--shutdown-grace", "seconds a shutdown waits for requests and jobs (default 30)"),
     "rules": ("--rules", "Falco rule file for the audit webhook, loaded after garrison's own (repeatable)"),
+    "admission_policy": ("--admission-policy", "the admission webhook's policy (YAML; default: the packaged one)"),
 }
 _RUN_SETTINGS = tuple(SETTING_FLAGS)
 _METAVARS = {
@@ -50,6 +51,7 @@ _METAVARS = {
     "log_format": "FORMAT",
     "shutdown_grace": "SECONDS",
     "rules": "FILE",
+    "admission_policy": "FILE",
 }
 _REPEATABLE = ("tls_hosts", "rules")
 
@@ -218,6 +220,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from garrison.admission.policy import load_policy
     from garrison.jobs import open_queue
     from garrison.server import observe
     from garrison.server.app import create_app
@@ -239,10 +242,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             sha256=tls.fingerprint,
             hosts=",".join(tls.hosts),
         )
+    policy = load_policy(settings.admission_policy)  # a bad policy fails here, before anything listens
     store = open_store(settings)
     ruleset = load_ruleset(RuntimeOptions(rule_files=settings.rules))
     queue = open_queue(settings, store)
     app = create_app(store, ruleset, queue=queue, settings=settings)
+    app.state.admission_policy = policy
     app.state.metrics.sources.append(observe.queue_gauges(queue.counts))
     config = uvicorn.Config(
         app,

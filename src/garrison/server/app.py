@@ -38,6 +38,8 @@ MAX_EVENT_BODY = DEFAULT_MAX_BODY
 EVENT_PATHS = frozenset({f"{API}/events/k8s-audit", f"{API}/events/node"})
 #: Routes that take a cluster snapshot (``kubectl get … -A -o json``): the events' body limit too.
 SNAPSHOT_PATHS = re.compile(rf"{API}/clusters/[^/]+/snapshot")
+#: The admission webhook (its body limit is the policy's).
+ADMISSION_PATH = "/admission/validate"
 #: Paths outside ``/api/v1`` that need a token all the same.
 AUTHENTICATED_PATHS = frozenset({"/metrics", "/admission/validate"})
 
@@ -114,6 +116,8 @@ class BodyLimit:
             return
         path = scope["path"]
         limit = self.max_events if path in EVENT_PATHS or SNAPSHOT_PATHS.fullmatch(path) else self.max_json
+        if path == ADMISSION_PATH:  # the policy's maxRequestBytes: an UPDATE review carries two objects
+            limit = scope["app"].state.admission_policy.max_request_bytes
         headers = dict(scope.get("headers") or ())
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):

@@ -49,6 +49,8 @@ class ServerSettings:
     shutdown_grace: float = 30.0
     #: Falco rule files for the audit webhook, loaded after garrison's own.
     rules: tuple[Path, ...] = ()
+    #: The admission webhook's policy (YAML, see docs/admission.md; None: the packaged default).
+    admission_policy: Path | None = None
 
     @property
     def sqlite(self) -> bool:
@@ -233,6 +235,6 @@ def check(s: ServerSettings) -> None:
 
 def check_files(s: ServerSettings) -> None:
     """The files serving needs are there (checked by ``garrison server run``, not by every command)."""
-    for f in (s.tls_cert, s.tls_key, *s.rules):
+    for f in (s.tls_cert, s.tls_key, s.admission_policy, *s.rules):
         if f is not None and not f.is_file():
             raise SettingError(f"{f}: no such file")
