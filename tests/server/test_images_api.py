@@ -250,3 +250,23 @@ def test_findings_come_most_severe_first(server: Server) -> None:
         ("UNKNOWN", "open"),
     ]
     assert all(f["fixed_at"] for f in items if f["status"] == "fixed")
+
+
+def test_a_deleted_registry_can_be_added_again_and_its_old_token_stays_dead(server: Server) -> None:
+    first = _registry(server)
+    rid, old_token = first["registry"]["id"], first["notification_token"]["secret"]
+    assert server.client.delete(f"/api/v1/registries/{rid}", headers=server.headers("admin")).status_code == 200
+    again = _registry(server)
+    new_token = again["notification_token"]["secret"]
+    assert again["registry"]["agent_user_id"] == first["registry"]["agent_user_id"]  # the same identity
+    new_id = again["registry"]["id"]
+    assert _post(server, new_id, old_token, []).status_code == 401
+    assert _post(server, new_id, new_token, []).status_code == 200
+    # A user of that name that is not a deleted registry's identity is not taken over.
+    server.client.post(
+        "/api/v1/users", json={"name": "registry-squat", "role": "agent"}, headers=server.headers("admin")
+    )
+    r = server.client.post(
+        "/api/v1/registries", json={"name": "squat", "url": "https://s.example"}, headers=server.headers("admin")
+    )
+    assert r.status_code == 409

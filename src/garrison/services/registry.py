@@ -245,15 +245,25 @@ def create_registry(
         if tx.images.registry_by_name(name) is not None:
             raise Refused(f"a registry named {name!r} exists")
         rid = tx.images.add_registry(name, full_url, host, sealed, scan_on_push, at)
-        try:
-            agent = tx.users.add(f"registry-{name}", Role.AGENT, at, f"registry:{name}")
-        except Conflict as e:
-            raise Refused(str(e)) from None
+        agent_name, scope = f"registry-{name}", f"registry:{name}"
+        old = tx.users.by_name(agent_name)
+        if old is not None and old.disabled and old.role is Role.AGENT and old.cluster == scope:
+            # The identity of a deleted registry of this name (users stay for the audit log): enabled
+            # again; its old tokens were revoked with the registry, a new one is issued below.
+            reused = tx.users.set_disabled(old.id, False)
+            assert reused is not None
+            agent = reused
+            tx.audit.append(at, actor, "user.enable", "user", str(agent.id), "registry re-created")
+        else:
+            try:
+                agent = tx.users.add(agent_name, Role.AGENT, at, scope)
+            except Conflict as e:
+                raise Refused(str(e)) from None
+            tx.audit.append(at, actor, "user.create", "user", str(agent.id), "", {"name": agent.name, "role": "agent"})
         tx.images.set_registry_agent(rid, agent.id)
         new = svc.issue_token(tx, agent, "notifications", None, at)
         detail = {"name": name, "url": full_url, "has_credentials": bool(creds), "scan_on_push": scan_on_push}
         tx.audit.append(at, actor, "registry.create", "registry", str(rid), "", detail)
-        tx.audit.append(at, actor, "user.create", "user", str(agent.id), "", {"name": agent.name, "role": "agent"})
         tx.audit.append(at, actor, "token.create", "token", str(new.token.id), "", {"user": agent.name})
         rec = tx.images.get_registry(rid)
         assert rec is not None
@@ -333,6 +343,11 @@ def delete_registry(store: Store, who: Principal | None, registry_id: int) -> Re
         if rec.agent_user_id is not None:
             tx.users.set_disabled(rec.agent_user_id, True)
             tx.audit.append(at, actor, "user.disable", "user", str(rec.agent_user_id), "registry deleted")
+            tokens = tx.tokens.list(rec.agent_user_id, 1000, 0).items
+            for tok in tokens:
+                if not tok.revoked_at:
+                    tx.tokens.revoke(tok.id, at)
+                    tx.audit.append(at, actor, "token.revoke", "token", str(tok.id), "registry deleted")
         tx.audit.append(at, actor, "registry.delete", "registry", str(registry_id), "", {"name": rec.name})
         return rec
 
