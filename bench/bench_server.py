@@ -1,7 +1,7 @@
 """The garrison server's benchmark (issue 9, "Performance"): every measurement against its target, in one run.
 
-    .venv/bin/python bench/bench_server.py            # everything: about 5 minutes on an idle 2-core machine
-    .venv/bin/python bench/bench_server.py --quick    # smaller sizes, about 2 minutes
+    .venv/bin/python bench/bench_server.py            # everything: ~5 min on an idle 2-core machine (10 at load 10)
+    .venv/bin/python bench/bench_server.py --quick    # smaller sizes: ~3 min idle, 6 at load 10
     .venv/bin/python bench/bench_server.py --only ingest,api   # some parts (ingest, api, admission, rescan, push)
     .venv/bin/python bench/bench_server.py --keep     # keep the work folder (the servers' logs)
 
