@@ -214,7 +214,7 @@ def test_server_restart_during_a_burst_every_image_scanned_once(
     registry_factory: Any,
     tmp_path: Path,
 ) -> None:
-    n, before, while_down = 8, 3, 2
+    n, before, while_down = 6, 2, 2
     vulndb = _vulndb(test_images, tmp_path)
     env = {**os.environ, "GARRISON_DATA_DIR": str(tmp_path / "data"), "GARRISON_VULNDB": str(vulndb)}
     refs = _burst_images(test_images, tmp_path, n)
