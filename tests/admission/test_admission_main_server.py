@@ -18,9 +18,9 @@ from tests.admission.serving import serve_tls
 from tests.server.conftest import Server
 
 from garrison.admission.policy import BREAK_GLASS, parse_policy
-from garrison.admission.service import BREAK_GLASS_ACTION
 from garrison.server.admission import self_signed
 from garrison.services import server as svc
+from garrison.services.admission import BREAK_GLASS_ACTION
 from garrison.store.images import FindingIn, ImageIn
 from garrison.store.records import now_iso
 

@@ -8,7 +8,7 @@ import threading
 import pytest
 from tests.server.conftest import Server
 
-from garrison.admission.service import DecisionRecorder
+from garrison.services.admission import DecisionRecorder
 from garrison.store.admission import DecisionFilter, DecisionIn
 from garrison.store.records import now_iso
 

@@ -2,7 +2,7 @@
 
 - :func:`server_router`, mounted on the main server (``garrison server run``): the API server
   authenticates with a cluster agent's bearer token (or an admin's), the images' stored verdicts are
-  consulted and every decision is recorded (:mod:`garrison.admission.service`); the decisions are listed
+  consulted and every decision is recorded (:mod:`garrison.services.admission`); the decisions are listed
   at ``GET /api/v1/admission/decisions`` (:data:`API_ROUTERS`, readers);
 - :func:`router`, the standalone ``garrison admission serve`` (uvicorn): no store, no token, the pure
   engine only (:func:`garrison.admission.review.handle`), meant for a private network or a sidecar.
@@ -35,11 +35,11 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from garrison.admission import service as admission_svc
 from garrison.admission.policy import Policy
 from garrison.admission.policy import default_policy as default_policy  # the main server's, for app.py
 from garrison.admission.review import AdmissionRequest, BadReview, Verdict, handle
 from garrison.server.auth import READERS, StoreDep, allow, principal
+from garrison.services import admission as admission_svc
 from garrison.services.server import Principal
 from garrison.store.records import Role
 from garrison.store.repos import Store
