@@ -640,13 +640,20 @@ class Compiler:
 
     def __init__(self, predicates: dict[str, Impl]) -> None:
         self.predicates = predicates
+        #: text → compiled closure: the same condition in several controls or version ranges compiles
+        #: once (closures keep no state; everything they read is in the context).
+        self._memo: dict[str, Fn] = {}
 
     def compile(self, text: str) -> Fn:
+        got = self._memo.get(text)
+        if got is not None:
+            return got
         try:
             tree = ast.parse(_rewrite(text.strip()), mode="eval")
         except SyntaxError as exc:
             raise ExprError(f"{text!r}: {exc.msg}") from None
-        return self._node(tree.body, text)
+        got = self._memo[text] = self._node(tree.body, text)
+        return got
 
     def _path(self, node: ast.expr, text: str) -> Fn | None:
         steps: list[Any] = []

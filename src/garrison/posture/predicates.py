@@ -64,13 +64,23 @@ def _subjects(b: Resource) -> list[Any]:
 def p_bindings(ctx: Ctx, args: list[Fn]) -> Nodes:
     """``bindings()``: the RoleBindings and ClusterRoleBindings that grant this Role or ClusterRole, as
     nodes; the subjects they bind are noted on the finding (``bound to``)."""
-    found = _bindings_of(ctx)
-    if found:
-        subjects = sorted({_subject_text(s) for b in found for s in _subjects(b)})
-        ctx.notes["bound to"] = ", ".join(subjects[:20]) + (f" (+{len(subjects) - 20})" if len(subjects) > 20 else "")
-        ctx.notes["bindings"] = ", ".join(
-            sorted(f"{b.kind}/{b.namespace + '/' if b.namespace else ''}{b.name}" for b in found)[:20]
-        )
+    # Once per role and assessment: the sixteen RBAC controls all ask for the same role's bindings.
+    cache: dict[int, tuple[list[Resource], dict[str, str]]] = ctx.index.memo("rbac.bindings.of", dict)
+    got = cache.get(id(ctx.resource))
+    if got is None:
+        found = _bindings_of(ctx)
+        notes: dict[str, str] = {}
+        if found:
+            subjects = sorted({_subject_text(s) for b in found for s in _subjects(b)})
+            more = f" (+{len(subjects) - 20})" if len(subjects) > 20 else ""
+            notes["bound to"] = ", ".join(subjects[:20]) + more
+            notes["bindings"] = ", ".join(
+                sorted(f"{b.kind}/{b.namespace + '/' if b.namespace else ''}{b.name}" for b in found)[:20]
+            )
+        got = cache[id(ctx.resource)] = (found, notes)
+    found, notes = got
+    if notes:
+        ctx.notes.update(notes)
     return Nodes([(f"{b.kind}/{b.name}", b.obj) for b in found], "bindings()")
 
 
