@@ -18,7 +18,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -108,6 +108,7 @@ class InlineQueue:
         self.worker = worker_id()
         self._context = JobContext(store=store, queue=self, settings=settings)
         self._wake = threading.Condition()
+        self._queued = 0  # jobs this process queued: a worker that saw none claimable does not sleep past one
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._running: dict[int, str] = {}  # job id → task, the jobs this process runs now
@@ -136,6 +137,7 @@ class InlineQueue:
         if new:
             log.debug("job %d queued: %s", job_id, task)
             with self._wake:
+                self._queued += 1
                 self._wake.notify()
         return str(job_id)
 
@@ -209,11 +211,14 @@ class InlineQueue:
                 failed,
             )
             with self._wake:
+                self._queued += 1
                 self._wake.notify_all()
         return requeued, failed
 
     def _work(self) -> None:
         while not self._stopping.is_set():
+            with self._wake:
+                seen = self._queued
             try:
                 job = self._claim()
             except Exception as e:  # the database is away: wait and ask again
@@ -221,9 +226,14 @@ class InlineQueue:
                 self._stopping.wait(self.options.heartbeat)
                 continue
             if job is None:
+                try:
+                    wait = self._idle_wait()
+                except Exception as e:
+                    log.error("job queue: cannot read the queue: %s", error_text(e))
+                    wait = self.options.heartbeat
                 with self._wake:
-                    if not self._stopping.is_set():
-                        self._wake.wait(self._idle_wait())
+                    if not self._stopping.is_set() and self._queued == seen:
+                        self._wake.wait(wait)
                 continue
             self._run(job)
 
@@ -260,8 +270,7 @@ class InlineQueue:
             except Exception as e:
                 self._settle(job, error_text(e), retry=job.attempts < job.max_attempts)
                 return
-            with self._write() as conn:
-                kept = SqlJobs(conn).finish(job.id, self.worker, now_iso())
+            kept = self._record(job, lambda jobs: jobs.finish(job.id, self.worker, now_iso()))
             if kept:
                 log.info("job %d %s: done in %.2f s", job.id, job.task, time.monotonic() - began)
             else:
@@ -270,18 +279,30 @@ class InlineQueue:
             with self._running_lock:
                 self._running.pop(job.id, None)
 
+    def _record(self, job: Job, change: Callable[[SqlJobs], bool]) -> bool:
+        """Write a run's outcome, trying again while the database is away (a job whose end is not written
+        stays ``running`` under this worker until it is: taken back only once this process is gone)."""
+        while True:
+            try:
+                with self._write() as conn:
+                    return change(SqlJobs(conn))
+            except Exception as e:
+                if self._stopping.is_set():
+                    log.error("job %d %s: its end could not be written: %s", job.id, job.task, error_text(e))
+                    return False
+                log.error("job %d %s: writing its end: %s; trying again", job.id, job.task, error_text(e))
+                self._stopping.wait(self.options.heartbeat)
+
     def _settle(self, job: Job, error: str, *, retry: bool) -> None:
-        with self._write() as conn:
-            jobs = SqlJobs(conn)
-            if retry:
-                wait = self.options.backoff(job.attempts)
-                jobs.retry(job.id, self.worker, error, _later(wait))
-                log.warning(
-                    "job %d %s: attempt %d failed (%s); again in %.0f s", job.id, job.task, job.attempts, error, wait
-                )
-            else:
-                jobs.fail(job.id, self.worker, error, now_iso())
-                log.error("job %d %s: failed after %d attempt(s): %s", job.id, job.task, job.attempts, error)
+        if retry:
+            wait = self.options.backoff(job.attempts)
+            self._record(job, lambda jobs: jobs.retry(job.id, self.worker, error, _later(wait)))
+            log.warning(
+                "job %d %s: attempt %d failed (%s); again in %.0f s", job.id, job.task, job.attempts, error, wait
+            )
+        else:
+            self._record(job, lambda jobs: jobs.fail(job.id, self.worker, error, now_iso()))
+            log.error("job %d %s: failed after %d attempt(s): %s", job.id, job.task, job.attempts, error)
 
     def _upkeep(self) -> None:
         """Heartbeats, taking back dead workers' jobs, the periodic rescan, purging old jobs."""
