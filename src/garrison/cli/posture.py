@@ -133,11 +133,22 @@ def cmd_posture(args: argparse.Namespace) -> int:
             "daemon_config": args.daemon_config,
         },
     )
-    report = api.assess(tuple(args.sources), options)
-    from garrison.report import report_renderer
+    import gc
 
-    with open_output(target) as out:
-        report_renderer(args.format).render(report, out)  # type: ignore[arg-type]
+    # One assessment, then the process ends: the cyclic collector would only re-scan the millions of
+    # parsed objects (the documents hold no cycles) each time the findings allocate (~10% of a
+    # 10,000-object run). Restored afterwards for callers that run the command in-process.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        report = api.assess(tuple(args.sources), options)
+        from garrison.report import report_renderer
+
+        with open_output(target) as out:
+            report_renderer(args.format).render(report, out)  # type: ignore[arg-type]
+    finally:
+        if was_enabled:
+            gc.enable()
     if args.format != "table" or target.mode != "stdout":  # the table prints them itself
         for w in report.all_warnings()[:20]:
             print(f"garrison: warning: {w}", file=sys.stderr)
