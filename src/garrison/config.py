@@ -167,6 +167,10 @@ def default_config_file() -> Path:
     return Path.home() / ".config/garrison/config.yaml"
 
 
+#: Sections of the config file that other commands read (``server:`` — ``garrison server``'s settings).
+_SECTIONS = frozenset({"server"})
+
+
 def _read_config_file(path: Path, origin: str, warnings: list[str]) -> dict[str, Any]:
     """The settings in a config file, validated. ``warnings`` collects unknown keys."""
     import difflib
@@ -191,6 +195,8 @@ def _read_config_file(path: Path, origin: str, warnings: list[str]) -> dict[str,
     values: dict[str, Any] = {}
     for key, raw in data.items():
         name = str(key).replace("-", "_")
+        if name in _SECTIONS:
+            continue  # read by the command it belongs to (garrison server: cli/server.py)
         if name not in _NAMES:
             close = difflib.get_close_matches(name, _NAMES, n=1)
             hint = f" (did you mean {close[0].replace('_', '-')}?)" if close else ""

@@ -171,3 +171,13 @@ def test_database_and_cache_paths_must_be_what_they_are_used_as(tmp_path: Path) 
     (tmp_path / "file").write_text("")
     with pytest.raises(SettingError, match=r"invalid cache_dir from GARRISON_CACHE_DIR: .* is not a directory"):
         load_settings(environ={"GARRISON_CONFIG": os.devnull, "GARRISON_CACHE_DIR": str(tmp_path / "file")})
+
+
+def test_the_server_section_is_not_an_unknown_setting(tmp_path: Path) -> None:
+    """``server:`` holds ``garrison server``'s settings: the scanning commands neither read nor warn about it."""
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("server:\n  listen: 127.0.0.1:9000\nmirror: file:///srv/osv\nservr: {}\n")
+    warnings: list[str] = []
+    s = load_settings(cfg, environ={}, warnings=warnings)
+    assert s.mirror == "file:///srv/osv"
+    assert len(warnings) == 1 and "unknown setting 'servr'" in warnings[0]
