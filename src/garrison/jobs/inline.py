@@ -34,8 +34,10 @@ from garrison.store.repos import SqlStore, Store
 
 log = logging.getLogger("garrison.jobs")
 
-#: The periodic rescan's task (and its queueing lock: one waiting at most).
+#: The periodic rescan's task (and its queueing lock: one waiting at most), and its lock: the one
+#: services.registry's rescans take, so that two rescans never run at once.
 RESCAN_TASK = "rescan_all"
+RESCAN_LOCK = "rescan"
 #: Longest last error kept with a job.
 MAX_ERROR = 2000
 
@@ -333,5 +335,5 @@ class InlineQueue:
             last = SqlJobs(conn).latest(RESCAN_TASK)
         since = last.created_at if last is not None else self._started_at
         if since <= _later(-every):
-            job_id = self.enqueue(RESCAN_TASK, {}, queueing_lock=RESCAN_TASK)
+            job_id = self.enqueue(RESCAN_TASK, {}, lock=RESCAN_LOCK, queueing_lock=RESCAN_TASK)
             log.info("job queue: periodic %s queued (job %s)", RESCAN_TASK, job_id)

@@ -32,7 +32,7 @@ from sqlalchemy.engine import make_url
 
 from garrison.jobs import JobContext, JobInfo, JobOptions
 from garrison.jobs import tasks as task_table
-from garrison.jobs.inline import RESCAN_TASK, engine_of, error_text
+from garrison.jobs.inline import RESCAN_LOCK, RESCAN_TASK, engine_of, error_text
 from garrison.services.settings import ServerSettings
 from garrison.store import jobs as job_store
 from garrison.store.records import iso_of, now_iso
@@ -277,7 +277,9 @@ class PostgresQueue:
         for name in task_table.TASKS:
             registered = app.task(name=name, queue=QUEUE, pass_context=True, retry=retry)(self._runner(name))
             if name == RESCAN_TASK and self.cron:
-                app.periodic(cron=self.cron, periodic_id="garrison-rescan", queueing_lock=RESCAN_TASK)(registered)
+                app.periodic(
+                    cron=self.cron, periodic_id="garrison-rescan", lock=RESCAN_LOCK, queueing_lock=RESCAN_TASK
+                )(registered)
         async with app.open_async():
             recovery = asyncio.create_task(self._recover_forever(app))
             self._ready.set()
