@@ -136,3 +136,38 @@ def test_broken_objects_never_crash() -> None:
         "exists($pod.volumes[*].hostPath)",
     ):
         assert ev(text, broken)[0] is False
+
+
+def test_inlined_walks_yield_what_the_generic_walk_yields() -> None:
+    # The specialised walkers (plain keys, keys around one [*]) are a speed-up of expr._walk: same
+    # nodes, same paths, same order, on lists with nulls, keys that are not names, several starts.
+    from garrison.posture import expr
+
+    star = expr._STAR
+    obj = {
+        "spec": {
+            "containers": [
+                {"name": "a", "ports": [{"hostPort": 80}, None, {"containerPort": 1}], "env": {"x/y": {"v": 1}}},
+                None,
+                {"name": "b", "ports": [{"hostPort": 0}], "env": {"k": {"v": None}, "j": {"v": 2}}},
+            ],
+            "m": {"a.b": [1, None, 2]},
+        }
+    }
+    starts = [("", obj), ("$x", {"spec": {"containers": [{"ports": [{"hostPort": 9}]}]}}), ("p", 5)]
+    cases = [
+        ("spec", "containers", star),
+        ("spec", "containers", star, "ports"),
+        ("spec", "containers", star, "env"),
+        ("spec", "m", "a.b", star),
+        ("spec", "m", star),
+        (star,),
+        ("spec", "missing", star, "x"),
+    ]
+    for steps in cases:
+        walk = expr._walker(steps)
+        assert walk(starts) == expr._walk(starts, steps), steps
+    entry = expr.Entry(key="k", value={"ports": [{"hostPort": 1}]})
+    assert expr._walker(("value", "ports", star))([("a.b", entry)]) == expr._walk(
+        [("a.b", entry)], ("value", "ports", star)
+    )

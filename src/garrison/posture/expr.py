@@ -295,9 +295,56 @@ VARIABLES: dict[str, Callable[[Ctx], list[Node]]] = {
 }
 
 
+def _one_star(steps: tuple[Any, ...], star: int) -> Callable[[list[Node]], list[Node]]:
+    """``a.b[*].c.d`` with one wildcard (the usual one: ``capabilities.add[*]``, ``ports[*].hostPort``,
+    ``env[*].valueFrom.secretKeyRef``, ``verbs[*]``): the keys on both sides followed inline; the same
+    nodes, in the same order, as :func:`_walk`."""
+    keys: tuple[str, ...] = steps[:star]
+    after: tuple[str, ...] = steps[star + 1 :]
+    tail = "".join(f".{k}" if _IDENT.match(k) else f"[{json.dumps(k)}]" for k in keys)
+    head = tail[1:] if tail.startswith(".") else tail
+    after_tail = "".join(f".{k}" if _IDENT.match(k) else f"[{json.dumps(k)}]" for k in after)
+
+    def walk(start: list[Node]) -> list[Node]:
+        out: list[Node] = []
+        for p, v in start:
+            if type(v) is Entry:
+                out.extend(_walk([(p, v)], steps))
+                continue
+            for k in keys:
+                v = v.get(k) if isinstance(v, dict) else None
+                if v is None:
+                    break
+            if v is None:
+                continue
+            base = p + tail if p else head
+            if isinstance(v, list):
+                elems = [(f"{base}[{i}]", x) for i, x in enumerate(v) if x is not None]
+            elif isinstance(v, dict):
+                elems = [(join(base, str(k)), x) for k, x in v.items() if x is not None]
+            else:
+                continue
+            if not after:
+                out.extend(elems)
+                continue
+            for ep, x in elems:
+                for k in after:
+                    x = x.get(k) if isinstance(x, dict) else None
+                    if x is None:
+                        break
+                if x is not None:
+                    out.append((ep + after_tail if ep else after_tail.lstrip("."), x))
+        return out
+
+    return walk
+
+
 def _walker(steps: tuple[Any, ...]) -> Callable[[list[Node]], list[Node]]:
     """The walk for ``steps``: plain keys (the common case) follow the dicts and build each path once
     at the end; anything else (wildcards, indexes, entries) takes :func:`_walk`."""
+    stars = [i for i, k in enumerate(steps) if k is _STAR]
+    if len(stars) == 1 and all(type(k) is str for k in steps):
+        return _one_star(steps, stars[0])
     if not all(isinstance(k, str) and k is not _STAR for k in steps):
         return lambda start: _walk(start, steps)
     keys: tuple[str, ...] = steps
