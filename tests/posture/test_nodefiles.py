@@ -444,8 +444,12 @@ def test_node_root_files_named_by_other_files(tmp_path: Path) -> None:
         'Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"\n'
         "EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env\n"
         "ExecStart=\n"
-        "ExecStart=/usr/bin/kubelet $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS --event-qps=-1\n"
+        "ExecStart=/usr/bin/kubelet $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS --event-qps=-1"
+        " --cni-conf-dir=/opt/cni/conf\n"
     )
+    (tmp_path / "opt/cni/conf").mkdir(parents=True)
+    (tmp_path / "opt/cni/conf/00-custom.conf").write_text("{}")
+    os.chmod(tmp_path / "opt/cni/conf/00-custom.conf", 0o600)
     loaded = load_source(f"node:{tmp_path}")
     flags = next(r for r in loaded.resources if r.kind == "KubeletFlags")
     assert flags.obj["flags"]["hostname-override"] == "worker-7"
@@ -456,6 +460,8 @@ def test_node_root_files_named_by_other_files(tmp_path: Path) -> None:
         for f in assess(loaded.resources, _controls("control-plane", "kubelet"))
     }
     assert ("1.1.9", "/etc/cni/net.d/10-flannel.conflist", "file.mode") in got
+    # The kubelet's own --cni-conf-dir is read too (a 0600 file there: no 1.1.9 finding, but assessed).
+    assert any(r.obj.get("role") == "CNIFile" and r.name == "/opt/cni/conf/00-custom.conf" for r in loaded.resources)
     assert ("1.1.11", "/var/lib/etcd-data", "file.mode") in got
     assert ("1.2.28", "EncryptionConfiguration", "resources[0].providers[0].identity") in got
     assert ("4.1.3", "/etc/kubernetes/proxy.conf", "file.mode") in got

@@ -374,7 +374,14 @@ def scan_more(root: Path, resources: list[Resource], warnings: list[str]) -> Non
     1.1.10), the etcd data directory from etcd's ``--data-dir`` (1.1.11, 1.1.12), the API server's
     encryption configuration (1.2.28), the kube-proxy kubeconfig (4.1.3, 4.1.4), the kubelet's client
     CA file (4.1.7, 4.1.8) and the kubelet's own command-line flags (4.2.7, 4.2.8)."""
-    for rel in CNI_DIRS:
+    found = kubelet_flags(root)
+    flags: Mapping[str, Any] = found[0] if found else {}
+    cni_dirs = list(CNI_DIRS)
+    if flags.get("cni-conf-dir"):  # kube-bench reads the kubelet's flag first (older kubelets)
+        custom = str(flags["cni-conf-dir"]).strip("/")
+        if ".." not in Path(custom).parts and custom not in cni_dirs:
+            cni_dirs.insert(0, custom)
+    for rel in cni_dirs:
         base = root / rel
         if not base.is_dir():
             continue
@@ -408,8 +415,6 @@ def scan_more(root: Path, resources: list[Resource], warnings: list[str]) -> Non
         if (root / rel).is_file():
             name = "/" + rel
             resources.append(_node_file(name, "ProxyKubeconfigFile", file_info(root / rel, name)))
-    found = kubelet_flags(root)
-    flags: Mapping[str, Any] = found[0] if found else {}
     if found:
         doc = {
             "apiVersion": "garrison.dev/v1",
