@@ -121,7 +121,7 @@ def create_cluster(
 
 
 def list_clusters(store: Store, limit: int = 100, offset: int = 0) -> Page[Cluster]:
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         return tx.clusters.list_clusters(limit, offset)
 
 
@@ -133,7 +133,7 @@ def _get(tx: Repositories, cluster_id: str) -> Cluster:
 
 
 def get_cluster(store: Store, cluster_id: str) -> Cluster:
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         return _get(tx, cluster_id)
 
 
@@ -432,13 +432,13 @@ def run_assessment_job(ctx: JobContext, payload: dict[str, Any]) -> None:
 
 
 def list_assessments(store: Store, cluster_id: str, limit: int = 100, offset: int = 0) -> Page[Assessment]:
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         _get(tx, cluster_id)
         return tx.clusters.list_assessments(cluster_id, limit, offset)
 
 
 def get_assessment(store: Store, cluster_id: str, assessment_id: int) -> Assessment:
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         a = tx.clusters.get_assessment(assessment_id)
     if a is None or a.cluster_id != cluster_id:
         raise NotFound(f"no assessment {assessment_id} of cluster {cluster_id!r}")
@@ -478,7 +478,7 @@ def finding_filter(
 def list_findings(
     store: Store, cluster_id: str, f: FindingFilter, limit: int = 100, offset: int = 0
 ) -> Page[ClusterFinding]:
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         _get(tx, cluster_id)
         return tx.clusters.findings(cluster_id, f, limit, offset)
 
@@ -486,7 +486,7 @@ def list_findings(
 def recommendations(
     store: Store, cluster_id: str, f: FindingFilter, limit: int = 100, offset: int = 0
 ) -> tuple[Cluster, Page[Recommendation]]:
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         c = _get(tx, cluster_id)
         return c, tx.clusters.recommendations(cluster_id, f, limit, offset)
 
@@ -514,7 +514,7 @@ def score(
     if framework and framework not in FRAMEWORKS:
         raise InputError(f"unknown framework {framework!r}; known: {', '.join(FRAMEWORKS)}")
     scope, name = ("framework", framework) if framework else ("namespace", namespace) if namespace else ("overall", "")
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         c = _get(tx, cluster_id)
         current = tx.clusters.scores(c.assessment_id) if c.assessment_id else []
         history = tx.clusters.score_history(cluster_id, scope, name, limit, offset)
@@ -609,12 +609,12 @@ def create_exemption(
 
 
 def list_exemptions(store: Store, cluster: str = "", limit: int = 100, offset: int = 0) -> Page[StoredExemption]:
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         return tx.clusters.list_exemptions(cluster or None, limit, offset)
 
 
 def get_exemption(store: Store, exemption_id: int) -> StoredExemption:
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         e = tx.clusters.get_exemption(exemption_id)
     if e is None:
         raise NotFound(f"no exemption {exemption_id}")
@@ -682,12 +682,12 @@ def create_suppression(
 
 
 def list_suppressions(store: Store, limit: int = 100, offset: int = 0) -> Page[SuppressionRule]:
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         return tx.clusters.list_suppressions(limit, offset)
 
 
 def get_suppression(store: Store, suppression_id: int) -> SuppressionRule:
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         s = tx.clusters.get_suppression(suppression_id)
     if s is None:
         raise NotFound(f"no suppression {suppression_id}")

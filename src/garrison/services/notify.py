@@ -228,12 +228,12 @@ def update_target(
 
 
 def list_targets(store: Store, limit: int = 100, offset: int = 0) -> Page[NotificationTarget]:
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         return tx.notifications.list_targets(limit, offset)
 
 
 def get_target(store: Store, target_id: int) -> NotificationTarget:
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         found = tx.notifications.get_target(target_id)
     if found is None:
         raise svc.NotFound(f"no notification target {target_id}")
@@ -258,7 +258,7 @@ def list_deliveries(
 ) -> Page[Delivery]:
     if status and status not in {s.value for s in DeliveryStatus}:
         raise InputError(f"status {status[:32]!r}: one of {', '.join(s.value for s in DeliveryStatus)}")
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         if tx.notifications.get_target(target_id) is None:
             raise svc.NotFound(f"no notification target {target_id}")
         return tx.notifications.list_deliveries(target_id, status, limit, offset)

@@ -271,7 +271,7 @@ def create_registry(
 
 
 def get_registry(store: Store, registry_id: int) -> RegistryRecord:
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         rec = tx.images.get_registry(registry_id)
     if rec is None:
         raise NotFound(f"no registry {registry_id}")
@@ -280,7 +280,7 @@ def get_registry(store: Store, registry_id: int) -> RegistryRecord:
 
 def list_registries(store: Store, limit: int = 100, offset: int = 0) -> Page[RegistryRecord]:
     _bounds(limit, offset)
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         p = tx.images.list_registries(limit, offset)
     return _page(p.items, p.total, limit, offset)
 
@@ -428,7 +428,7 @@ def _enqueue(store: Store, queue: Queue, scan: ScanRecord) -> ScanRecord:
 
 
 def get_scan(store: Store, scan_id: int) -> ScanRecord:
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         rec = tx.images.get_scan(scan_id)
     if rec is None:
         raise NotFound(f"no scan {scan_id}")
@@ -441,7 +441,7 @@ def list_scans(store: Store, status: str = "", digest: str = "", limit: int = 10
     _bounds(limit, offset)
     if status and status not in SCAN_STATUSES:
         raise InputError(f"status {status!r}: one of {', '.join(SCAN_STATUSES)}")
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         p = tx.images.list_scans(status, digest, limit, offset)
     return _page(p.items, p.total, limit, offset)
 
@@ -951,7 +951,7 @@ def request_rescan(store: Store, queue: Queue, who: str, *, force: bool = False)
 def list_rescans(store: Store, limit: int = 100, offset: int = 0) -> Page[RescanRecord]:
     """Rescan runs, newest first (a run cut short has no ``finished_at``)."""
     _bounds(limit, offset)
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         p = tx.images.list_rescans(limit, offset)
     return _page(p.items, p.total, limit, offset)
 
@@ -969,13 +969,13 @@ def list_images(
 ) -> Page[ImageRecord]:
     _bounds(limit, offset)
     f = ImageFilter(registry.strip().lower(), repository.strip(), _severity(severity))
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         p = tx.images.list_images(f, limit, offset)
     return _page(p.items, p.total, limit, offset)
 
 
 def get_image(store: Store, digest: str) -> ImageRecord:
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         rec = tx.images.get_image(digest.strip().lower())
     if rec is None:
         raise NotFound(f"no image {digest[:80]}")
@@ -1001,7 +1001,7 @@ def image_findings(
         raise InputError("status: open or fixed")
     f = FindingFilter(kind, _severity(severity), status, has_fix)
     digest = digest.strip().lower()
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         if tx.images.get_image(digest) is None:
             raise NotFound(f"no image {digest[:80]}")
         p = tx.images.findings(digest, f, limit, offset)
@@ -1023,7 +1023,7 @@ def image_verdict(store: Store, image: str) -> ImageVerdict | None:
         except UsageError:
             return None
         digest = ref.digest
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         if not digest and ref is not None:
             digest = tx.images.digest_of_tag(ref.host.lower(), ref.repository, ref.tag) or ""
         rec = tx.images.get_image(digest) if digest else None

@@ -162,7 +162,7 @@ def init_admin(store: Store, name: str = "admin") -> NewToken:
 
 
 def list_users(store: Store, limit: int = 100, offset: int = 0) -> Page[User]:
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         return tx.users.list(limit, offset)
 
 
@@ -216,7 +216,7 @@ def authenticate(store: Store, secret: str) -> Principal:
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 256:
         raise Unauthenticated("invalid token")
     digest = hash_token(secret)
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         found = tx.tokens.by_hash(digest)
         if found is None or not hmac.compare_digest(found[1], digest):
             raise Unauthenticated("invalid token")
@@ -231,7 +231,7 @@ def authenticate(store: Store, secret: str) -> Principal:
 
 def list_tokens(store: Store, who: Principal, limit: int = 100, offset: int = 0) -> Page[Token]:
     """One's own tokens; an admin sees everyone's."""
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         return tx.tokens.list(None if who.role is Role.ADMIN else who.user.id, limit, offset)
 
 
@@ -302,12 +302,12 @@ def alert_filter(
 
 
 def list_alerts(store: Store, f: AlertFilter, limit: int = 100, offset: int = 0) -> Page[StoredAlert]:
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         return tx.alerts.list(f, limit, offset)
 
 
 def get_alert(store: Store, alert_id: int) -> StoredAlert:
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         a = tx.alerts.get(alert_id)
     if a is None:
         raise NotFound(f"no alert {alert_id}")
@@ -412,12 +412,13 @@ def fold_alerts(
     at = now_iso()
     with store.transaction() as tx:
         rules = tx.clusters.active_suppressions(at)
-        folded: list[tuple[AlertIn, Folded]] = []
-        caught: dict[int, int] = {}
+        items = []
         for a in alerts:
             rule = suppression_for(a, rules)
-            f = tx.alerts.fold(a, at, (rule.id, rule.reason) if rule else None)
-            folded.append((a, f))
+            items.append((a, (rule.id, rule.reason) if rule else None))
+        folded = list(zip(alerts, tx.alerts.fold_many(items, at), strict=True))
+        caught: dict[int, int] = {}
+        for _, f in folded:
             if f.caught_by:
                 caught[f.caught_by] = caught.get(f.caught_by, 0) + 1
         for rid, n in caught.items():
@@ -435,7 +436,12 @@ def _notify_new(store: Store, queue: Queue | None, new: Sequence[tuple[AlertIn, 
     A failure to queue a notification never undoes or fails the ingestion: it is logged."""
     from garrison.services import notify
 
+    if not new:
+        return
     try:
+        with store.transaction(readonly=True) as tx:
+            if not tx.notifications.subscribed("alert.new"):
+                return  # nobody listens: no transaction per alert to find that out
         for a, f in new[:MAX_NOTIFY]:
             where = "/".join(x for x in (a.cluster, a.namespace) if x)
             title = f"[{a.severity}] {a.rule}" + (f" in {where}" if where else "")
@@ -563,5 +569,5 @@ def ingest_node(store: Store, who: Principal, body: bytes, cluster: str = "", qu
 
 
 def list_audit_log(store: Store, limit: int = 100, offset: int = 0) -> Page[AuditEntry]:
-    with store.transaction() as tx:
+    with store.transaction(readonly=True) as tx:
         return tx.audit.list(limit, offset)

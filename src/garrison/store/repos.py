@@ -33,6 +33,9 @@ from garrison.store.records import (
     User,
 )
 
+#: The execution option that marks a read-only transaction (``store.db``'s SQLite ``begin`` hook reads it).
+READONLY = "garrison_readonly"
+
 
 class Conflict(Exception):
     """A unique key is taken (a user name)."""
@@ -91,6 +94,10 @@ class AlertRepository(Protocol):
         dismisses an active or resolved one; without it a resolved alert that happens again is active."""
         ...
 
+    def fold_many(self, items: Sequence[tuple[AlertIn, tuple[int, str] | None]], at: str) -> list[Folded]:
+        """:meth:`fold` of each (alert, dismiss), in as few statements as it can, in one lock order."""
+        ...
+
     def get(self, alert_id: int) -> StoredAlert | None: ...
     def list(self, f: AlertFilter, limit: int, offset: int) -> Page[StoredAlert]:
         """Newest ``last_seen`` first."""
@@ -111,8 +118,12 @@ class Repositories(Protocol):
 
 
 class Store(Protocol):
-    def transaction(self) -> AbstractContextManager[Repositories]:
-        """The four repositories in one transaction (committed on leaving, rolled back on an error)."""
+    def transaction(self, *, readonly: bool = False) -> AbstractContextManager[Repositories]:
+        """The repositories in one transaction (committed on leaving, rolled back on an error).
+
+        ``readonly``: the transaction only reads. On SQLite it then takes no write lock (WAL lets it read
+        while another writes), so token checks and lists do not queue behind writers; on PostgreSQL it is
+        ``READ ONLY``, so a write in it is an error rather than a surprise."""
         ...
 
     def ping(self) -> None: ...
@@ -272,8 +283,28 @@ class SqlAlerts:
         self.conn = conn
 
     def fold(self, alert: AlertIn, at: str, dismiss: tuple[int, str] | None = None) -> Folded:
-        # One statement on both databases (SQLite and PostgreSQL spell the upsert alike): concurrent
-        # batches of the same alert add their counts, never lose one.
+        return self.fold_many([(alert, dismiss)], at)[0]
+
+    def fold_many(self, items: Sequence[tuple[AlertIn, tuple[int, str] | None]], at: str) -> list[Folded]:
+        # One upsert statement per suppression rule involved (most batches: one), its rows in fingerprint
+        # order: concurrent batches then lock the rows they share in the same order (no deadlock), and
+        # concurrent batches of the same alert add their counts, never lose one. SQLite and PostgreSQL
+        # spell the upsert alike. A fingerprint twice in one call is folded one at a time (one statement
+        # may not touch a row twice).
+        if len({a.fingerprint for a, _ in items}) != len(items):
+            return [self._fold_group([item], at)[0] for item in items]
+        order = sorted(range(len(items)), key=lambda i: items[i][0].fingerprint)
+        groups: dict[tuple[int, str] | None, list[int]] = {}
+        for i in order:
+            groups.setdefault(items[i][1], []).append(i)
+        out: dict[int, Folded] = {}
+        for members in groups.values():
+            for i, folded in zip(members, self._fold_group([items[i] for i in members], at), strict=True):
+                out[i] = folded
+        return [out[i] for i in range(len(items))]
+
+    def _fold_group(self, items: Sequence[tuple[AlertIn, tuple[int, str] | None]], at: str) -> list[Folded]:
+        """Fold alerts sharing one ``dismiss`` (and distinct fingerprints) with one statement."""
         dialect = self.conn.dialect.name
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -286,31 +317,41 @@ class SqlAlerts:
         else:
             raise NotImplementedError(f"alerts upsert on {dialect}")
         c = t.alerts.c
-        before = self.conn.execute(select(c.status).where(c.fingerprint == alert.fingerprint)).first()
+        dismiss = items[0][1]
+        fingerprints = [a.fingerprint for a, _ in items]
+        before: dict[str, str] = {}
+        for n in range(0, len(fingerprints), 500):
+            chunk = fingerprints[n : n + 500]
+            for fp, status in self.conn.execute(select(c.fingerprint, c.status).where(c.fingerprint.in_(chunk))):
+                before[fp] = status
         by, why = (f"suppression:{dismiss[0]}", dismiss[1]) if dismiss else ("", "")
         target = AlertStatus.DISMISSED.value if dismiss else AlertStatus.ACTIVE.value
-        stmt = upsert(t.alerts).values(
-            fingerprint=alert.fingerprint,
-            rule=alert.rule,
-            severity=alert.severity,
-            priority=alert.priority,
-            source=alert.source,
-            output=alert.output,
-            cluster=alert.cluster,
-            namespace=alert.namespace,
-            entities=alert.entities,
-            count=alert.count,
-            first_seen=alert.first_seen,
-            last_seen=alert.last_seen,
-            status=target,
-            dismissed_by=by,
-            dismissed_reason=why,
-            dismissed_at=at if dismiss else "",
-            updated_at=at,
-            resolved_by="",
-            resolved_reason="",
-            resolved_at="",
-        )
+        rows = [
+            {
+                "fingerprint": alert.fingerprint,
+                "rule": alert.rule,
+                "severity": alert.severity,
+                "priority": alert.priority,
+                "source": alert.source,
+                "output": alert.output,
+                "cluster": alert.cluster,
+                "namespace": alert.namespace,
+                "entities": alert.entities,
+                "count": alert.count,
+                "first_seen": alert.first_seen,
+                "last_seen": alert.last_seen,
+                "status": target,
+                "dismissed_by": by,
+                "dismissed_reason": why,
+                "dismissed_at": at if dismiss else "",
+                "updated_at": at,
+                "resolved_by": "",
+                "resolved_reason": "",
+                "resolved_at": "",
+            }
+            for alert, _ in items
+        ]
+        stmt = upsert(t.alerts).values(rows)
         new = stmt.excluded
         # Which stored statuses this fold changes: a suppression dismisses active and resolved alerts;
         # otherwise a resolved alert that happens again is active again. A dismissed one stays dismissed.
@@ -336,19 +377,24 @@ class SqlAlerts:
                 "dismissed_at": changed(new.dismissed_at, c.dismissed_at),
             }
         stmt = stmt.on_conflict_do_update(index_elements=[c.fingerprint], set_=set_).returning(
-            c.id, c.status, c.dismissed_by
+            c.fingerprint, c.id, c.status, c.dismissed_by
         )
-        row = self.conn.execute(stmt).one()
-        status = AlertStatus(row.status)
-        caught = (
-            dismiss[0]
-            if dismiss
-            and status is AlertStatus.DISMISSED
-            and row.dismissed_by == by
-            and (before is None or before.status != AlertStatus.DISMISSED.value)
-            else 0
-        )
-        return Folded(int(row.id), before is None, status, caught)
+        got = {r.fingerprint: r for r in self.conn.execute(stmt)}
+        out = []
+        for fp in fingerprints:
+            row = got[fp]
+            status = AlertStatus(row.status)
+            was = before.get(fp)
+            caught = (
+                dismiss[0]
+                if dismiss
+                and status is AlertStatus.DISMISSED
+                and row.dismissed_by == by
+                and (was is None or was != AlertStatus.DISMISSED.value)
+                else 0
+            )
+            out.append(Folded(int(row.id), was is None, status, caught))
+        return out
 
     def get(self, alert_id: int) -> StoredAlert | None:
         r = self.conn.execute(select(t.alerts).where(t.alerts.c.id == alert_id)).first()
@@ -412,8 +458,15 @@ class SqlStore:
         self.engine = engine
 
     @contextmanager
-    def transaction(self) -> Iterator[Repositories]:
-        with self.engine.begin() as conn:
+    def transaction(self, *, readonly: bool = False) -> Iterator[Repositories]:
+        if not readonly:
+            with self.engine.begin() as conn:
+                yield SqlRepositories(conn)
+            return
+        options: dict[str, Any] = {READONLY: True}
+        if self.engine.dialect.name == "postgresql":
+            options["postgresql_readonly"] = True
+        with self.engine.connect().execution_options(**options) as conn, conn.begin():
             yield SqlRepositories(conn)
 
     def ping(self) -> None:
