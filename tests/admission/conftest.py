@@ -3,4 +3,13 @@ main server."""
 
 from __future__ import annotations
 
-from tests.server.conftest import database_url, pg_cluster, ruleset, server  # noqa: F401 - fixtures used here
+from tests.server.conftest import (  # noqa: F401 - fixtures used here
+    database_url,
+    db_kind,
+    pg_cluster,
+    pg_seed,
+    ruleset,
+    seeded,
+    server,
+    sqlite_seed,
+)

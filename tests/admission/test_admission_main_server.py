@@ -27,7 +27,7 @@ from garrison.store.records import now_iso
 pytestmark = needs_recorded
 #: The tests that only vary the engine's input run on SQLite alone; those that write the store (decisions,
 #: the audit log, image verdicts) run on PostgreSQL too.
-sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+sqlite_only = pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 
 JSON = {"Content-Type": "application/json"}
 IMAGE = "127.0.0.1:5000/shop/web:1.0"

@@ -12,7 +12,7 @@ from garrison.services.admission import DecisionRecorder
 from garrison.store.admission import DecisionFilter, DecisionIn
 from garrison.store.records import now_iso
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+pytestmark = pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 
 
 def _decision(i: int) -> DecisionIn:

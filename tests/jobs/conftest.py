@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from tests.jobs.handlers import TEST_TASKS
-from tests.server.conftest import database_url, pg_cluster  # noqa: F401 - fixtures used here
+from tests.server.conftest import database_url, db_kind, pg_cluster  # noqa: F401 - fixtures used here
 from tests.support.procs import die_with_parent
 
 from garrison.jobs import JobOptions, ManagedQueue, open_queue, prepare

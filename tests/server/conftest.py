@@ -1,10 +1,18 @@
 """A server over a fresh database per test — SQLite, and PostgreSQL (a private cluster, ``slow``) when
 ``initdb`` and psycopg are here — one user (and token) per role, the runtime rules loaded once, and the
 real job queue of that database (started: its jobs run while the test runs; ``server.wait_jobs()``
-waits for them)."""
+waits for them).
+
+The server's database is a copy of one seeded once per session (migrated by the real migrations, the
+job queue's schema applied, the users made through the services): a copy of the SQLite file, a
+``CREATE DATABASE … TEMPLATE`` on PostgreSQL. Migrating and seeding each test's database took 1.5 to 3 s
+a test; a copy takes milliseconds (SQLite) or about 0.3 s (PostgreSQL). ``database_url`` stays an empty
+database, for the tests of the migrations themselves."""
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -83,23 +91,93 @@ def pg_cluster() -> Iterator[str]:
 
 
 @pytest.fixture(params=DATABASES)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def db_kind(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` or ``postgresql``: the one parameter of every database fixture (a test that needs only
+    one says ``@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)``)."""
+    kind: str = request.param
+    return kind
+
+
+@pytest.fixture
+def database_url(db_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database (not migrated)."""
-    if request.param == "sqlite":
+    if db_kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'server.db'}"
         return
     with postgres.database(request.getfixturevalue("pg_cluster")) as url:
         yield url
 
 
+@dataclass(frozen=True)
+class Seed:
+    """A database migrated and seeded once per session: the SQLite file, or the PostgreSQL template's name."""
+
+    where: str
+    #: role name → bearer token of the seeded users.
+    tokens: dict[str, str]
+
+
+def _seed(url: str) -> dict[str, str]:
+    """Migrate the empty database at ``url``, apply the queue's schema, make one user per role."""
+    engine = open_engine(url)
+    try:
+        migrate(engine)
+        if engine.dialect.name == "postgresql":
+            from garrison.jobs.pg import prepare
+
+            prepare(url)
+        store = SqlStore(engine)
+        tokens = {"admin": svc.init_admin(store).secret}
+        for role in (Role.SECURITY_ADMIN, Role.SECURITY_READER, Role.AGENT):
+            tokens[role.value] = svc.create_user(store, svc.CLI_ACTOR, role.value, role.value)[1].secret
+    finally:
+        engine.dispose()
+    return tokens
+
+
+@pytest.fixture(scope="session")
+def sqlite_seed(tmp_path_factory: pytest.TempPathFactory) -> Seed:
+    path = tmp_path_factory.mktemp("seed") / "server.db"
+    return Seed(str(path), _seed(f"sqlite:///{path}"))
+
+
+@pytest.fixture(scope="session")
+def pg_seed(pg_cluster: str) -> Iterator[Seed]:
+    from sqlalchemy import create_engine, text
+
+    name = f"seed{os.getpid()}"
+    admin = create_engine(f"{pg_cluster}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" STRATEGY FILE_COPY'))
+        yield Seed(name, _seed(f"{pg_cluster}/{name}"))
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
 @pytest.fixture
-def server(database_url: str, ruleset: RuleSet, tmp_path: Path) -> Iterator[Server]:
+def seeded(db_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """(URL, tokens) of a fresh copy of the session's seeded database."""
+    if db_kind == "sqlite":
+        seed: Seed = request.getfixturevalue("sqlite_seed")
+        path = tmp_path / "server.db"
+        # The backup API copies the database as a reader sees it (the WAL's pages included).
+        with sqlite3.connect(seed.where) as src, sqlite3.connect(path) as dst:
+            src.backup(dst)
+        yield f"sqlite:///{path}", dict(seed.tokens)
+        return
+    seed = request.getfixturevalue("pg_seed")
+    with postgres.database(request.getfixturevalue("pg_cluster"), template=seed.where) as url:
+        yield url, dict(seed.tokens)
+
+
+@pytest.fixture
+def server(seeded: tuple[str, dict[str, str]], ruleset: RuleSet, tmp_path: Path) -> Iterator[Server]:
+    database_url, tokens = seeded
     engine = open_engine(database_url)
-    migrate(engine)
     store = SqlStore(engine)
-    tokens = {"admin": svc.init_admin(store).secret}
-    for role in (Role.SECURITY_ADMIN, Role.SECURITY_READER, Role.AGENT):
-        tokens[role.value] = svc.create_user(store, svc.CLI_ACTOR, role.value, role.value)[1].secret
     settings = ServerSettings(data_dir=tmp_path / "data", database_url=database_url)
     queue = open_queue(settings, store, options=TEST_JOB_OPTIONS)
     queue.start()

@@ -74,8 +74,9 @@ def cluster() -> Iterator[str]:
 
 
 @contextmanager
-def database(base: str) -> Iterator[str]:
-    """A fresh, empty database in the cluster at ``base``; dropped afterwards."""
+def database(base: str, template: str = "") -> Iterator[str]:
+    """A fresh database in the cluster at ``base`` (empty, or a copy of the database ``template``);
+    dropped afterwards."""
     from sqlalchemy import create_engine, text
 
     name = f"t{os.getpid()}_{next(_names)}"
@@ -83,7 +84,8 @@ def database(base: str) -> Iterator[str]:
     try:
         with admin.connect() as conn:
             # FILE_COPY: for a near-empty template, about twice as fast as the default WAL_LOG.
-            conn.execute(text(f'CREATE DATABASE "{name}" STRATEGY FILE_COPY'))
+            copy = f' TEMPLATE "{template}"' if template else ""
+            conn.execute(text(f'CREATE DATABASE "{name}"{copy} STRATEGY FILE_COPY'))
         yield f"{base}/{name}"
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))

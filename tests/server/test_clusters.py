@@ -28,7 +28,7 @@ needs_recorded = pytest.mark.skipif(
 )
 #: For tests of what is refused before any row is written (or of parsing alone), one database is enough;
 #: the tests of what the store computes run on both.
-SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+SQLITE_ONLY = pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 LISTS = ("list-deployments.json", "list-pods-limit1.json", "list-pods-continue.json", "list-clusterrolebindings.json")
 CREATED = {
     "Pod",

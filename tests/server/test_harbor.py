@@ -20,7 +20,7 @@ from garrison.store import tables
 
 H = "/harbor/api/v1"
 #: For tests of what does not depend on the database (negotiation, validation, roles): SQLite only.
-SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+SQLITE_ONLY = pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 DIGEST = "sha256:" + "ab" * 32
 SCAN_TYPE = "application/vnd.scanner.adapter.scan.request+json; version=1.1"
 PULL_SECRET = "robot$harbor+scan:Sup3rSecretPullToken"

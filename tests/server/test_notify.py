@@ -24,7 +24,7 @@ from garrison.store.notify import DeliveryStatus, notification_deliveries, notif
 
 #: For tests of what does not depend on the database (validation, bodies, HTTP outcomes, retries): SQLite
 #: only. What the store does (targets, deliveries and their attempts, changes, deletes) runs on both.
-SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+SQLITE_ONLY = pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 
 SLACK_SECRET = "T0000000/B0000000/sekr1tSlackPathXXXXXXXXX"
 HEADER_SECRET = "hook-bearer-5ecret"
