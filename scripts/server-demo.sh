@@ -29,7 +29,7 @@ if [ -z "${GARRISON_MIRROR:-}" ] && [ -d ../shared/vulndb/osv ]; then
 fi
 events="${AUDIT_EVENTS:-../shared/k8s/recorded/audit-events.jsonl}"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-step() { printf '\n$ %s\n' "$*"; }
+step() { printf '\n+ %s\n' "$*"; }
 api() {  # api TOKEN METHOD PATH [JSON]: one request to the server; the body on stdout, the status on fd 3
   local token=$1 method=$2 path=$3 body=${4:-}
   curl -sS -o "$work/answer" -w '%{http_code}' -X "$method" "$S$path" -H "Authorization: Bearer $token" \
