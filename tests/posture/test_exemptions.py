@@ -95,6 +95,10 @@ def test_expired_exemption_no_longer_applies_and_says_so(tmp_path: Path) -> None
     assert ("calico-node", "GAR-PSS-002") not in _open(_run(tmp_path, text, dt.date(2026, 12, 1)))
 
 
+#: An exemption of every control, to which the cases below add a selector.
+_ALL = "exemptions:\n  - controls: ['*']\n    reason: r\n"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -103,6 +107,11 @@ def test_expired_exemption_no_longer_applies_and_says_so(tmp_path: Path) -> None
         ("exemptions:\n  - reason: r\n", "needs 'controls'"),
         ("exemptions:\n  - controls: ['*']\n    reason: r\n    expires: soon\n", "YYYY-MM-DD"),
         ("exemptions: {a: 1}\n", "'exemptions' list"),
+        # A selector that would select every object (and so exempt the whole cluster) is refused.
+        (_ALL + "    selector: {matchLabel: {a: b}}\n", "unknown key 'matchLabel'"),
+        (_ALL + "    selector: {}\n", "empty selector"),
+        (_ALL + "    selector: {matchLabels: {v: 2}}\n", "matchLabels: a mapping"),
+        (_ALL + "    selector:\n      matchExpressions: [{key: a, operator: In}]\n", "In and NotIn need values"),
     ],
 )
 def test_bad_exemption_files_are_errors(tmp_path: Path, text: str, message: str) -> None:

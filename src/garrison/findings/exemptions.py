@@ -111,8 +111,7 @@ def parse_exemptions(text: str, origin: str, known_controls: Iterable[str]) -> t
         if not reason:
             raise InputError(f"{where}: needs a 'reason'")
         selector = entry.get("selector")
-        if selector is not None and not isinstance(selector, dict):
-            raise InputError(f"{where}: 'selector' must be a label selector mapping")
+        check_selector(selector, f"{where}: selector")
         out.append(
             Exemption(
                 controls=controls,
@@ -224,3 +223,36 @@ def apply_exemptions(
         else:
             exempted.append(Suppressed(f, why))
     return ExemptionResult(tuple(kept), tuple(exempted), tuple(warnings + cache.warnings))
+
+
+_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+def check_selector(sel: Any, where: str = "selector") -> None:
+    """A label selector as Kubernetes defines it, or None; InputError otherwise. Strict on purpose: a
+    selector with a mistyped key (``matchLabel``) or none at all would select every object and so
+    exempt the whole cluster."""
+    if sel is None:
+        return
+    if not isinstance(sel, dict):
+        raise InputError(f"{where}: a label selector (matchLabels, matchExpressions)")
+    unknown = set(sel) - {"matchLabels", "matchExpressions"}
+    if unknown:
+        raise InputError(f"{where}: unknown key {sorted(map(str, unknown))[0]!r} (matchLabels, matchExpressions)")
+    labels = sel.get("matchLabels", {})
+    if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise InputError(f"{where}.matchLabels: a mapping of label names to values (strings)")
+    exprs = sel.get("matchExpressions", [])
+    if not isinstance(exprs, list):
+        raise InputError(f"{where}.matchExpressions: a list")
+    for i, e in enumerate(exprs):
+        at = f"{where}.matchExpressions[{i}]"
+        if not isinstance(e, dict) or not isinstance(e.get("key"), str) or e.get("operator") not in _OPERATORS:
+            raise InputError(f"{at}: {{key, operator ({', '.join(_OPERATORS)}), values}}")
+        values = e.get("values", [])
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise InputError(f"{at}.values: a list of strings")
+        if (e["operator"] in ("In", "NotIn")) != bool(values):
+            raise InputError(f"{at}: In and NotIn need values, Exists and DoesNotExist take none")
+    if not labels and not exprs:
+        raise InputError(f"{where}: an empty selector would select every object; leave it out instead")

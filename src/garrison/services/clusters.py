@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from garrison.errors import GarrisonError, InputError
+from garrison.findings.exemptions import check_selector
 from garrison.jobs import JobContext, Queue
 from garrison.model.common import Severity
 from garrison.model.posture import Misconfiguration
@@ -531,36 +532,6 @@ def _str_list(value: Sequence[str], what: str) -> list[str]:
     return out
 
 
-_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
-
-
-def _check_selector(sel: dict[str, Any] | None) -> None:
-    """A label selector as Kubernetes defines it. Stricter than the exemptions file's reader: there an
-    unknown key (``matchLabel``) selects every object, which would exempt the whole cluster."""
-    if sel is None:
-        return
-    unknown = set(sel) - {"matchLabels", "matchExpressions"}
-    if unknown:
-        raise InputError(f"selector: unknown key {sorted(unknown)[0]!r} (matchLabels, matchExpressions)")
-    labels = sel.get("matchLabels", {})
-    if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
-        raise InputError("selector.matchLabels: a mapping of label names to values (strings)")
-    exprs = sel.get("matchExpressions", [])
-    if not isinstance(exprs, list):
-        raise InputError("selector.matchExpressions: a list")
-    for i, e in enumerate(exprs):
-        where = f"selector.matchExpressions[{i}]"
-        if not isinstance(e, dict) or not isinstance(e.get("key"), str) or e.get("operator") not in _OPERATORS:
-            raise InputError(f"{where}: {{key, operator ({', '.join(_OPERATORS)}), values}}")
-        values = e.get("values", [])
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise InputError(f"{where}.values: a list of strings")
-        if (e["operator"] in ("In", "NotIn")) != bool(values):
-            raise InputError(f"{where}: In and NotIn need values, Exists and DoesNotExist take none")
-    if not labels and not exprs:
-        raise InputError("selector: an empty selector would select every object; leave it out instead")
-
-
 def create_exemption(
     store: Store,
     who: Principal,
@@ -579,7 +550,7 @@ def create_exemption(
     from garrison.findings.exemptions import parse_exemptions
     from garrison.posture.controls import builtin_controls
 
-    _check_selector(selector)
+    check_selector(selector)
     e = ExemptionIn(
         cluster=_cluster_id(cluster) if cluster else "",
         controls=_str_list(controls, "controls"),
