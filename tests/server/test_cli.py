@@ -149,6 +149,9 @@ def test_settings_precedence_flags_env_config(
     monkeypatch.setenv("GARRISON_DATABASE_URL", "postgresql+psycopg://u:hunter2@db.example/garrison")
     s = _settings(["server", "user", "add", "x", "--role", "agent"])
     assert s.database_url.startswith("postgresql+psycopg://") and "hunter2" not in repr(s)
+    monkeypatch.setenv("GARRISON_JOB_CONCURRENCY", "4")
+    s = _settings(["server", "run", "--rescan-interval", "600"])
+    assert (s.job_concurrency, s.rescan_interval, s.stalled_after) == (4, 600.0, 30.0)
 
 
 @pytest.mark.parametrize(
@@ -161,6 +164,8 @@ def test_settings_precedence_flags_env_config(
         (["--listen", "nowhere"], {}, "HOST:PORT"),
         (["--database", "postgres:hunter2@db"], {}, "invalid database_url from --database: the value given"),
         (["--tls-self-signed", "--tls-cert", "c", "--tls-key", "k"], {}, "choose one"),
+        (["--job-concurrency", "0"], {}, "invalid job_concurrency from --job-concurrency: '0' is not between 1"),
+        ([], {"GARRISON_STALLED_AFTER": "1"}, "from GARRISON_STALLED_AFTER: '1' is not between 3 and"),
     ],
 )
 def test_bad_settings_name_the_setting_and_where_it_came_from(

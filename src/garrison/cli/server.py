@@ -37,6 +37,9 @@ SETTING_FLAGS: dict[str, tuple[str, str]] = {
     "shutdown_grace": ("--shutdown-grace", "seconds a shutdown waits for requests and jobs (default 30)"),
     "rules": ("--rules", "Falco rule file for the audit webhook, loaded after garrison's own (repeatable)"),
     "admission_policy": ("--admission-policy", "the admission webhook's policy (YAML; default: the packaged one)"),
+    "job_concurrency": ("--job-concurrency", "jobs run at once by this process (default 2)"),
+    "rescan_interval": ("--rescan-interval", "seconds between periodic rescans of stored SBOMs (3600; 0: none)"),
+    "stalled_after": ("--stalled-after", "take back a dead worker's jobs after this many seconds (30; at least 3)"),
 }
 _RUN_SETTINGS = tuple(SETTING_FLAGS)
 _METAVARS = {
@@ -52,6 +55,9 @@ _METAVARS = {
     "shutdown_grace": "SECONDS",
     "rules": "FILE",
     "admission_policy": "FILE",
+    "job_concurrency": "N",
+    "rescan_interval": "SECONDS",
+    "stalled_after": "SECONDS",
 }
 _REPEATABLE = ("tls_hosts", "rules")
 
@@ -221,7 +227,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from garrison.admission.policy import load_policy
-    from garrison.jobs import open_queue
+    from garrison.jobs import JobOptions, open_queue
     from garrison.server import observe
     from garrison.server.app import create_app
     from garrison.services.runtime import RuntimeOptions, load_ruleset
@@ -245,7 +251,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     policy = load_policy(settings.admission_policy)  # a bad policy fails here, before anything listens
     store = open_store(settings)
     ruleset = load_ruleset(RuntimeOptions(rule_files=settings.rules))
-    queue = open_queue(settings, store)
+    options = JobOptions(
+        concurrency=settings.job_concurrency,
+        rescan_interval=settings.rescan_interval,
+        stale_after=settings.stalled_after,
+    )
+    try:
+        queue = open_queue(settings, store, options=options)
+    except ValueError as e:  # a periodic interval procrastinate's cron cannot say
+        raise UsageError(f"--rescan-interval: {e}") from None
     app = create_app(store, ruleset, queue=queue, settings=settings)
     app.state.admission_policy = policy
     app.state.metrics.sources.append(observe.queue_gauges(queue.counts))

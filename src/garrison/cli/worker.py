@@ -39,9 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--concurrency",
         type=_count,
-        default=d.concurrency,
+        default=None,
         metavar="N",
-        help=f"jobs run at once (default {d.concurrency})",
+        help=f"jobs run at once (default: the job_concurrency setting, {d.concurrency})",
     )
     p.add_argument(
         "--grace",
@@ -53,17 +53,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rescan-interval",
         type=_seconds,
-        default=d.rescan_interval,
+        default=None,
         metavar="SECONDS",
-        help=f"queue a rescan of every stored SBOM this often (default {d.rescan_interval:g}; 0: never)",
+        help="queue a rescan of every stored SBOM this often (default: the rescan_interval setting, "
+        f"{d.rescan_interval:g}; 0: never)",
     )
     p.add_argument(
         "--stalled-after",
         type=_seconds,
-        default=d.stale_after,
+        default=None,
         metavar="SECONDS",
         help="take back the jobs of a worker whose heartbeat is this old: killed, frozen or its machine gone "
-        f"(default {d.stale_after:g})",
+        f"(default: the stalled_after setting, {d.stale_after:g})",
     )
 
 
@@ -78,7 +79,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from garrison.server import observe
     from garrison.store.db import describe
 
-    if args.stalled_after < MIN_STALLED_AFTER:
+    if args.stalled_after is not None and args.stalled_after < MIN_STALLED_AFTER:
         # Every worker beats each JobOptions.heartbeat (1 s); a shorter limit would take jobs from live ones.
         raise UsageError(f"--stalled-after: at least {MIN_STALLED_AFTER:g} s")
     settings = server_settings(args)
@@ -86,10 +87,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logging.getLogger("procrastinate").setLevel(logging.WARNING)  # our own lines say what each job did
     store = open_store(settings)
     prepare(settings.database_url)
+    # The flags over the settings (GARRISON_JOB_CONCURRENCY, the config file's server: keys, …).
     options = JobOptions(
-        concurrency=args.concurrency,
-        stale_after=args.stalled_after,
-        rescan_interval=args.rescan_interval,
+        concurrency=args.concurrency if args.concurrency is not None else settings.job_concurrency,
+        stale_after=args.stalled_after if args.stalled_after is not None else settings.stalled_after,
+        rescan_interval=args.rescan_interval if args.rescan_interval is not None else settings.rescan_interval,
     )
     try:
         queue = open_queue(settings, store, run_jobs=True, options=options)
@@ -98,9 +100,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     kind = "PostgreSQL queue" if is_postgresql(settings.database_url) else "inline queue (SQLite)"
     observe.event(
         f"worker on {describe(settings.database_url)} ({kind})",
-        concurrency=args.concurrency,
+        concurrency=options.concurrency,
         grace=args.grace,
-        rescan_interval=args.rescan_interval,
+        rescan_interval=options.rescan_interval,
     )
 
     stop = threading.Event()

@@ -51,6 +51,13 @@ class ServerSettings:
     rules: tuple[Path, ...] = ()
     #: The admission webhook's policy (YAML, see docs/admission.md; None: the packaged default).
     admission_policy: Path | None = None
+    #: Jobs ``garrison server run`` runs at once (scans, rescans, deliveries, assessments).
+    job_concurrency: int = 2
+    #: Seconds between two periodic rescans of every stored SBOM (0: none; a rescan of an unchanged
+    #: advisory database does nothing, so this is how soon a ``garrison db update`` is picked up).
+    rescan_interval: float = 3600.0
+    #: Seconds after its last heartbeat that another process takes a dead worker's jobs back.
+    stalled_after: float = 30.0
 
     @property
     def sqlite(self) -> bool:
@@ -63,6 +70,9 @@ SECRET_FIELDS = frozenset({"database_url"})
 _RANGES: dict[str, tuple[float, float]] = {
     "rescan_max_age_days": (1, 36_500),
     "shutdown_grace": (0, 3600),
+    "job_concurrency": (1, 256),
+    "rescan_interval": (0, 31_536_000),
+    "stalled_after": (3, 86_400),
 }
 _CHOICES: dict[str, tuple[str, ...]] = {"log_format": LOG_FORMATS}
 _TRUE = ("1", "true", "yes", "on")
