@@ -21,7 +21,7 @@ from garrison.admission.images import StoredVerdict
 from garrison.admission.policy import Policy
 from garrison.admission.review import AdmissionRequest, Verdict, decide, parse_review, request_images, response
 from garrison.errors import InputError
-from garrison.services.registry import image_verdict
+from garrison.services.registry import image_verdicts
 from garrison.services.server import Principal
 from garrison.store.admission import Decision, DecisionFilter, DecisionIn
 from garrison.store.records import Page, Role, normalize_iso, now_iso
@@ -43,7 +43,8 @@ def verdicts_for(store: Store, req: AdmissionRequest, policy: Policy) -> dict[st
     of the policy needs the store (so no lookup is made)."""
     if not policy.images.needs_verdicts:
         return None
-    return {image: image_verdict(store, image) for image in request_images(req)}
+    verdicts: dict[str, StoredVerdict | None] = {**image_verdicts(store, request_images(req))}
+    return verdicts
 
 
 class DecisionRecorder:

@@ -1011,24 +1011,45 @@ def image_findings(
 def image_verdict(store: Store, image: str) -> ImageVerdict | None:
     """The stored verdict of ``image``: a digest (``sha256:…``), ``repo@sha256:…`` or a
     ``[registry/]repository:tag`` reference (Docker Hub rules for short names). None when never scanned."""
+    return image_verdicts(store, [image])[image]
+
+
+def image_verdicts(store: Store, images: Iterable[str]) -> dict[str, ImageVerdict | None]:
+    """:func:`image_verdict` of each image, read in one transaction (an admission review asks for every
+    container's image at once)."""
     from garrison.sources.reference import RegistryRef, parse_registry_ref
 
-    text = image.strip()
-    ref: RegistryRef | None = None
-    if text.startswith(("sha256:", "sha512:")):
-        digest = text.lower()
-    else:
+    wanted: dict[str, tuple[str, RegistryRef | None] | None] = {}
+    for image in images:
+        text = image.strip()
+        if text.startswith(("sha256:", "sha512:")):
+            wanted[image] = (text.lower(), None)
+            continue
         try:
             ref = parse_registry_ref(text)
         except UsageError:
-            return None
-        digest = ref.digest
+            wanted[image] = None  # not a reference: never scanned
+            continue
+        wanted[image] = (ref.digest, ref)
+    out: dict[str, ImageVerdict | None] = {}
     with store.transaction(readonly=True) as tx:
-        if not digest and ref is not None:
-            digest = tx.images.digest_of_tag(ref.host.lower(), ref.repository, ref.tag) or ""
-        rec = tx.images.get_image(digest) if digest else None
-    if rec is None:
-        return None
-    return ImageVerdict(
-        rec.digest, rec.last_scanned_at, rec.counts["CRITICAL"], rec.counts["HIGH"], rec.critical_with_fix, rec.secrets
-    )
+        for image, what in wanted.items():
+            rec = None
+            if what is not None:
+                digest, tagged = what
+                if not digest and tagged is not None:
+                    digest = tx.images.digest_of_tag(tagged.host.lower(), tagged.repository, tagged.tag) or ""
+                rec = tx.images.get_image(digest) if digest else None
+            out[image] = (
+                None
+                if rec is None
+                else ImageVerdict(
+                    rec.digest,
+                    rec.last_scanned_at,
+                    rec.counts["CRITICAL"],
+                    rec.counts["HIGH"],
+                    rec.critical_with_fix,
+                    rec.secrets,
+                )
+            )
+    return out
