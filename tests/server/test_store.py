@@ -90,6 +90,25 @@ def test_alert_fold_adds_counts_and_widens_times(database_url: str) -> None:
     engine.dispose()
 
 
+def test_fold_many_folds_a_batch_in_one_go_and_a_fingerprint_twice_one_at_a_time(server: Server) -> None:
+    """A batch's alerts are folded together (results in the batch's order, whatever the lock order); an
+    alert twice in one batch (two aggregates with one fingerprint) adds both counts."""
+
+    def alert(fp: str, count: int) -> AlertIn:
+        t = "2026-01-02T00:00:00.000000Z"
+        return AlertIn(fp, "R", "HIGH", "Warning", "k8s_audit", "out", "c", "ns", {"namespace": "ns"}, count, t, t)
+
+    with server.store.transaction() as tx:
+        first = tx.alerts.fold_many([(alert("fp-b", 1), None), (alert("fp-a", 2), None)], now_iso())
+        again = tx.alerts.fold_many(
+            [(alert("fp-c", 1), None), (alert("fp-b", 4), None), (alert("fp-c", 5), None)], now_iso()
+        )
+        stored = {a.fingerprint: a.count for a in tx.alerts.list(AlertFilter(), 10, 0).items}
+    assert [f.new for f in first] == [True, True] and first[0].id != first[1].id
+    assert [f.new for f in again] == [True, False, False] and again[0].id == again[2].id and again[1].id == first[0].id
+    assert stored == {"fp-a": 2, "fp-b": 5, "fp-c": 6}
+
+
 def test_a_failed_change_leaves_no_audit_entry(server: Server) -> None:
     before = svc.list_audit_log(server.store).total
     r = server.client.post("/api/v1/users", json={"name": "admin", "role": "agent"}, headers=server.headers("admin"))

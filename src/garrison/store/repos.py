@@ -291,9 +291,10 @@ class SqlAlerts:
         # concurrent batches of the same alert add their counts, never lose one. SQLite and PostgreSQL
         # spell the upsert alike. A fingerprint twice in one call is folded one at a time (one statement
         # may not touch a row twice).
-        if len({a.fingerprint for a, _ in items}) != len(items):
-            return [self._fold_group([item], at)[0] for item in items]
         order = sorted(range(len(items)), key=lambda i: items[i][0].fingerprint)
+        if len({a.fingerprint for a, _ in items}) != len(items):
+            one = {i: self._fold_group([items[i]], at)[0] for i in order}  # still in fingerprint order
+            return [one[i] for i in range(len(items))]
         groups: dict[tuple[int, str] | None, list[int]] = {}
         for i in order:
             groups.setdefault(items[i][1], []).append(i)
