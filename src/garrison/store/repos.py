@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, Select, and_, case, func, insert, select, update
@@ -289,20 +289,39 @@ class SqlAlerts:
         # One upsert statement per suppression rule involved (most batches: one), its rows in fingerprint
         # order: concurrent batches then lock the rows they share in the same order (no deadlock), and
         # concurrent batches of the same alert add their counts, never lose one. SQLite and PostgreSQL
-        # spell the upsert alike. A fingerprint twice in one call is folded one at a time (one statement
-        # may not touch a row twice).
-        order = sorted(range(len(items)), key=lambda i: items[i][0].fingerprint)
-        if len({a.fingerprint for a, _ in items}) != len(items):
-            one = {i: self._fold_group([items[i]], at)[0] for i in order}  # still in fingerprint order
-            return [one[i] for i in range(len(items))]
+        # spell the upsert alike. One statement may not touch a row twice, so the alerts of a batch that
+        # share a fingerprint (two aggregates of one subject: common in real batches) are merged first,
+        # as folding them one after the other would: counts added, first and last seen widened; the
+        # later ones then report what a second fold reports (not new, caught by no rule).
+        slot: dict[str, int] = {}
+        merged: list[tuple[AlertIn, tuple[int, str] | None]] = []
+        owner: list[tuple[int, bool]] = []
+        for alert, dismiss in items:
+            j = slot.get(alert.fingerprint)
+            if j is None:
+                slot[alert.fingerprint] = len(merged)
+                owner.append((len(merged), True))
+                merged.append((alert, dismiss))
+                continue
+            kept, kept_dismiss = merged[j]
+            merged[j] = (
+                replace(
+                    kept,
+                    count=kept.count + alert.count,
+                    first_seen=min(kept.first_seen, alert.first_seen),
+                    last_seen=max(kept.last_seen, alert.last_seen),
+                ),
+                kept_dismiss,
+            )
+            owner.append((j, False))
         groups: dict[tuple[int, str] | None, list[int]] = {}
-        for i in order:
-            groups.setdefault(items[i][1], []).append(i)
-        out: dict[int, Folded] = {}
+        for i in sorted(range(len(merged)), key=lambda i: merged[i][0].fingerprint):
+            groups.setdefault(merged[i][1], []).append(i)
+        done: dict[int, Folded] = {}
         for members in groups.values():
-            for i, folded in zip(members, self._fold_group([items[i] for i in members], at), strict=True):
-                out[i] = folded
-        return [out[i] for i in range(len(items))]
+            for i, folded in zip(members, self._fold_group([merged[i] for i in members], at), strict=True):
+                done[i] = folded
+        return [done[j] if first else replace(done[j], new=False, caught_by=0) for j, first in owner]
 
     def _fold_group(self, items: Sequence[tuple[AlertIn, tuple[int, str] | None]], at: str) -> list[Folded]:
         """Fold alerts sharing one ``dismiss`` (and distinct fingerprints) with one statement."""
