@@ -27,7 +27,7 @@ from sqlalchemy import (
     select,
 )
 
-from garrison.store.records import Page
+from garrison.store.records import Page, as_tuple, record_of
 from garrison.store.tables import TIME, metadata
 
 admission_decisions = Table(
@@ -125,24 +125,7 @@ class DecisionFilter:
 
 
 def _decision(r: Any) -> Decision:
-    return Decision(
-        id=int(r.id),
-        at=r.at,
-        cluster=r.cluster,
-        namespace=r.namespace,
-        kind=r.kind,
-        name=r.name,
-        operation=r.operation,
-        username=r.username,
-        allowed=bool(r.allowed),
-        mode=r.mode,
-        reasons=tuple(r.reasons or ()),
-        warnings=tuple(r.warnings or ()),
-        break_glass=r.break_glass,
-        uid=r.uid,
-        dry_run=bool(r.dry_run),
-        skipped=r.skipped,
-    )
+    return record_of(Decision, r, id=int, allowed=bool, dry_run=bool, reasons=as_tuple, warnings=as_tuple)
 
 
 def _values(d: DecisionIn) -> dict[str, Any]:

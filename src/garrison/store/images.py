@@ -44,6 +44,7 @@ from sqlalchemy import (
     update,
 )
 
+from garrison.store.records import record_of
 from garrison.store.tables import TIME, metadata
 
 #: ``sha256:`` and 64 hex digits, with room for sha512.
@@ -490,25 +491,11 @@ def _registry(r: Any) -> RegistryRecord:
 
 
 def _scan(r: Any) -> ScanRecord:
-    return ScanRecord(
-        id=r.id,
-        reference=r.reference,
-        registry_id=r.registry_id,
-        digest=r.digest,
-        status=r.status,
-        error=r.error,
-        requested_by=r.requested_by,
-        source=r.source,
-        created_at=r.created_at,
-        started_at=r.started_at,
-        finished_at=r.finished_at,
-        counts=dict(r.counts or {}),
-        job_id=r.job_id,
-    )
+    return record_of(ScanRecord, r, counts=lambda v: dict(v or {}))
 
 
 def _tag(r: Any) -> TagRecord:
-    return TagRecord(r.registry, r.repository, r.tag, r.digest, r.first_seen, r.last_seen, r.last_pushed, r.last_pulled)
+    return record_of(TagRecord, r)
 
 
 def _counts(r: Any) -> dict[str, int]:
@@ -554,9 +541,7 @@ def _finding(r: Any, **override: Any) -> StoredImageFinding:
 
 
 def _rescan(r: Any) -> RescanRecord:
-    return RescanRecord(
-        r.id, r.db_identity, bool(r.forced), r.started_at, r.finished_at, r.images, r.aged_out, r.appeared, r.fixed
-    )
+    return record_of(RescanRecord, r, forced=bool)
 
 
 def _cut(text: str, n: int) -> str:

@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
+from garrison.store.records import record_of
 from garrison.store.tables import TIME, metadata
 
 #: The PostgreSQL advisory lock that serializes claims (an arbitrary constant: "garrison jobs").
@@ -129,23 +130,7 @@ class Job:
 
 
 def _job(r: Any) -> Job:
-    return Job(
-        id=int(r.id),
-        task=r.task,
-        payload=dict(r.payload),
-        lock=r.lock,
-        queueing_lock=r.queueing_lock,
-        status=JobStatus(r.status),
-        attempts=int(r.attempts),
-        max_attempts=int(r.max_attempts),
-        run_after=r.run_after,
-        last_error=r.last_error,
-        created_at=r.created_at,
-        started_at=r.started_at,
-        finished_at=r.finished_at,
-        worker=r.worker,
-        heartbeat=r.heartbeat,
-    )
+    return record_of(Job, r, id=int, payload=dict, status=JobStatus, attempts=int, max_attempts=int)
 
 
 class JobRepository(Protocol):

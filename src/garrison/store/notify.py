@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from garrison.store.records import Page
+from garrison.store.records import Page, as_tuple, record_of
 from garrison.store.tables import TIME, metadata
 
 
@@ -185,37 +185,11 @@ class NotificationRepository(Protocol):
 
 
 def _target(r: Any) -> NotificationTarget:
-    return NotificationTarget(
-        id=r.id,
-        name=r.name,
-        kind=r.kind,
-        host=r.host,
-        url_sealed=r.url_sealed,
-        header_names=tuple(r.header_names or ()),
-        headers_sealed=r.headers_sealed,
-        events=tuple(r.events or ()),
-        min_severity=r.min_severity,
-        enabled=bool(r.enabled),
-        created_by=r.created_by,
-        created_at=r.created_at,
-    )
+    return record_of(NotificationTarget, r, header_names=as_tuple, events=as_tuple, enabled=bool)
 
 
 def _delivery(r: Any) -> Delivery:
-    return Delivery(
-        id=r.id,
-        target_id=r.target_id,
-        event=r.event,
-        title=r.title,
-        data=dict(r.data or {}),
-        status=DeliveryStatus(r.status),
-        attempts=r.attempts,
-        http_status=r.http_status,
-        last_error=r.last_error,
-        created_at=r.created_at,
-        updated_at=r.updated_at,
-        delivered_at=r.delivered_at,
-    )
+    return record_of(Delivery, r, data=lambda v: dict(v or {}), status=DeliveryStatus)
 
 
 class SqlNotifications:

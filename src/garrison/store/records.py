@@ -3,12 +3,26 @@ fixed width (``2026-12-01T22:44:22.318065Z``), so that they sort as text on ever
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+_R = TypeVar("_R")
+
+
+def record_of(cls: type[_R], r: Any, **convert: Callable[[Any], Any]) -> _R:
+    """A record from a row whose columns are named like the record's fields (``convert`` turns a column's
+    stored form into the field's type): one mapping for every table instead of a field list per record."""
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    return cls(**{n: convert[n](getattr(r, n)) if n in convert else getattr(r, n) for n in names})
+
+
+def as_tuple(value: Any) -> tuple[Any, ...]:
+    """A JSON list column (None for none) as the record's tuple: a ``convert`` of :func:`record_of`."""
+    return tuple(value or ())
 
 
 class Role(StrEnum):

@@ -7,10 +7,10 @@ transaction, so a change and its audit-log entry are committed together or not a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import fields, replace
-from typing import Any, Protocol, TypeVar
+from dataclasses import replace
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, Select, and_, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +31,7 @@ from garrison.store.records import (
     StoredAlert,
     Token,
     User,
+    record_of,
 )
 
 #: The execution option that marks a read-only transaction (``store.db``'s SQLite ``begin`` hook reads it).
@@ -138,30 +139,20 @@ def _page(conn: Connection, query: Select[Any], order: Sequence[Any], limit: int
     return rows, int(total)
 
 
-_R = TypeVar("_R")
-
-
-def _record(cls: type[_R], r: Any, **convert: Callable[[Any], Any]) -> _R:
-    """A record from a row whose columns are named like the record's fields (``convert`` turns a column's
-    stored form into the field's type): one mapping for every table instead of a field list per record."""
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    return cls(**{n: convert[n](getattr(r, n)) if n in convert else getattr(r, n) for n in names})
-
-
 def _user(r: Any) -> User:
-    return _record(User, r, role=Role, disabled=bool)
+    return record_of(User, r, role=Role, disabled=bool)
 
 
 def _token(r: Any) -> Token:
-    return _record(Token, r)
+    return record_of(Token, r)
 
 
 def _entry(r: Any) -> AuditEntry:
-    return _record(AuditEntry, r, detail=dict)
+    return record_of(AuditEntry, r, detail=dict)
 
 
 def _alert(r: Any) -> StoredAlert:
-    return _record(StoredAlert, r, entities=dict, status=AlertStatus)
+    return record_of(StoredAlert, r, entities=dict, status=AlertStatus)
 
 
 class SqlUsers:
