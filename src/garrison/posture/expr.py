@@ -419,24 +419,12 @@ def _path_fn(base: str | None, steps: tuple[Any, ...]) -> Fn:
         return whole_var
 
     if all(type(k) is str and k is not _STAR for k in steps):
-        vkeys: tuple[str, ...] = steps
-        vtail = "".join(f".{k}" if _IDENT.match(k) else f"[{json.dumps(k)}]" for k in vkeys)
-        vhead = vtail[1:] if vtail.startswith(".") else vtail
+        keys_walk = _walker(steps)  # plain keys: the dict-following walk, paths built once
 
         def var_keys(ctx: Ctx) -> Nodes:
-            # ``$pod.securityContext.runAsUser``: plain keys from a variable, the walk inlined.
+            # ``$pod.securityContext.runAsUser``: plain keys from a variable.
             start = read(ctx)
-            items: list[Node] = []
-            for p, v in start:
-                if type(v) is Entry:
-                    items.extend(_walk([(p, v)], steps))
-                    continue
-                for k in vkeys:
-                    v = v.get(k) if isinstance(v, dict) else None
-                    if v is None:
-                        break
-                if v is not None:
-                    items.append((p + vtail if p else vhead, v))
+            items = keys_walk(start)
             n = Nodes(items, start[0][0] if len(start) == 1 else f"${base}", steps)
             if ctx.first is None:
                 ctx.first = items[0] if items else n
