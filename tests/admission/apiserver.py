@@ -45,6 +45,7 @@ import httpx
 import yaml
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from tests.posture.k8s_server import status  # the one Status body of the loopback API servers
 from tests.support.shared import shared_path
 
 RECORDED_API = shared_path("k8s", "recorded", "api")
@@ -60,22 +61,6 @@ GROUP_FILES = {
 
 def _recorded(name: str) -> Any:
     return json.loads((RECORDED_API / name).read_text(encoding="utf-8"))
-
-
-def status(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A ``Status`` body as kube-apiserver writes it (the recorded key order)."""
-    body: dict[str, Any] = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-    }
-    if details is not None:
-        body["details"] = details
-    body["code"] = code
-    return body
 
 
 @dataclass(frozen=True)
