@@ -136,6 +136,12 @@ def join(base: str, key: str) -> str:
     return f"{base}.{key}" if base else key
 
 
+def _tail(keys: tuple[str, ...]) -> str:
+    """The JSON path suffix of plain ``keys`` (``.a.b``, ``["x/y"]`` for a key that is not a name), as
+    :func:`join` would build it key by key: compiled walks build it once instead of once a node."""
+    return "".join(f".{k}" if _IDENT.match(k) else f"[{json.dumps(k)}]" for k in keys)
+
+
 def _is_num(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
@@ -301,9 +307,9 @@ def _one_star(steps: tuple[Any, ...], star: int) -> Callable[[list[Node]], list[
     nodes, in the same order, as :func:`_walk`."""
     keys: tuple[str, ...] = steps[:star]
     after: tuple[str, ...] = steps[star + 1 :]
-    tail = "".join(f".{k}" if _IDENT.match(k) else f"[{json.dumps(k)}]" for k in keys)
+    tail = _tail(keys)
     head = tail[1:] if tail.startswith(".") else tail
-    after_tail = "".join(f".{k}" if _IDENT.match(k) else f"[{json.dumps(k)}]" for k in after)
+    after_tail = _tail(after)
 
     def walk(start: list[Node]) -> list[Node]:
         out: list[Node] = []
@@ -348,7 +354,7 @@ def _walker(steps: tuple[Any, ...]) -> Callable[[list[Node]], list[Node]]:
     if not all(isinstance(k, str) and k is not _STAR for k in steps):
         return lambda start: _walk(start, steps)
     keys: tuple[str, ...] = steps
-    tail = "".join(f".{k}" if _IDENT.match(k) else f"[{json.dumps(k)}]" for k in keys)
+    tail = _tail(keys)
     head = tail[1:] if tail.startswith(".") else tail
 
     def walk(start: list[Node]) -> list[Node]:
@@ -373,7 +379,7 @@ def _path_fn(base: str | None, steps: tuple[Any, ...]) -> Fn:
     walk = _walker(steps)
     if base is None and steps and all(type(k) is str and k is not _STAR for k in steps):
         keys: tuple[str, ...] = steps
-        tail = "".join(f".{k}" if _IDENT.match(k) else f"[{json.dumps(k)}]" for k in keys)
+        tail = _tail(keys)
         head = tail[1:] if tail.startswith(".") else tail
 
         def scoped_keys(ctx: Ctx) -> Nodes:
