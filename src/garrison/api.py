@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from garrison.config import Settings
-from garrison.model import Inventory
 from garrison.progress import NO_PROGRESS, Progress
 
 if TYPE_CHECKING:
     from garrison.model.common import Finding
+    from garrison.model.inventory import Inventory
     from garrison.report.model import ScanReport
     from garrison.services.scan import ScanRequest
     from garrison.vulndb.store import DBStatus

@@ -43,8 +43,9 @@ from typing import Any
 
 from garrison.errors import InputError
 from garrison.model.common import Finding, FindingKind, Severity, Suppressed, Suppression
-from garrison.model.ecosystem import from_purl_type
-from garrison.model.vuln import Vulnerability
+
+# The vulnerability model and the ecosystem table are imported by the steps that need them (a package
+# rule, --ignore-unfixed): the other pillars suppress their findings without loading them.
 
 SUPPRESSING_STATUSES = frozenset({"not_affected", "fixed"})
 KNOWN_STATUSES = SUPPRESSING_STATUSES | {"affected", "under_investigation"}
@@ -142,6 +143,8 @@ def parse_severities(text: str) -> frozenset[Severity]:
 def _norm_name(ptype: str, name: str) -> str:
     """The registry's identity of a name (the ecosystem table's normalizer): ``Django`` and ``django``
     are one PyPI project, ``serde_json`` and ``serde-json`` one crate."""
+    from garrison.model.ecosystem import from_purl_type
+
     t = from_purl_type(ptype)
     return t.ecosystem.normalize(name) if t is not None else name
 
@@ -172,6 +175,8 @@ def purl_matches(pattern: str, package_purl: str) -> bool:
 
 
 def _package_matches(pattern: str, f: Finding[Any]) -> bool:
+    from garrison.model.vuln import Vulnerability
+
     if pattern.startswith("pkg:"):
         return purl_matches(pattern, f.subject.package)
     names = {f.subject.package_name}
@@ -368,8 +373,11 @@ def _vex_verdict(statements: tuple[VexStatement, ...], f: Finding[Any]) -> VexSt
 
 def _why(f: Finding[Any], opts: SuppressOptions) -> Suppression | None:
     """The first step that suppresses ``f``, in a fixed order: the view flags, then recorded decisions."""
-    if opts.ignore_unfixed and isinstance(f.detail, Vulnerability) and not f.detail.fixed_versions:
-        return Suppression("unfixed", "no fixed version yet", origin="--ignore-unfixed")
+    if opts.ignore_unfixed:
+        from garrison.model.vuln import Vulnerability
+
+        if isinstance(f.detail, Vulnerability) and not f.detail.fixed_versions:
+            return Suppression("unfixed", "no fixed version yet", origin="--ignore-unfixed")
     if opts.severities is not None and f.severity not in opts.severities:
         return Suppression("severity", f"severity {f.severity.name} not selected", origin="--severity")
     for rule in opts.ignore_rules:

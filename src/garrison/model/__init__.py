@@ -6,11 +6,8 @@ never mutated (use :func:`dataclasses.replace`).
 
 from typing import TYPE_CHECKING, Any
 
-from garrison.model.artifact import Artifact, LayerInfo, SourceKind
-from garrison.model.inventory import Inventory
-from garrison.model.package import OSInfo, Package, PackageType
-
 if TYPE_CHECKING:
+    from garrison.model.artifact import Artifact, LayerInfo, SourceKind
     from garrison.model.common import (
         ClusterId,
         Digest,
@@ -26,11 +23,18 @@ if TYPE_CHECKING:
         Suppressed,
         Suppression,
     )
+    from garrison.model.inventory import Inventory
+    from garrison.model.package import OSInfo, Package, PackageType
     from garrison.model.secret import Secret, secret_finding
     from garrison.model.vuln import Advisory, MatchDetail, Vulnerability, vulnerability_finding
 
-#: Imported on first use: an inventory (``garrison sbom``) never needs the findings model.
+#: Imported on first use: an inventory (``garrison sbom``) never needs the findings model, and importing
+#: one module of the package (``garrison.model.common`` for ``garrison posture``) runs this file first,
+#: so it must not pull in the inventory model either.
 _LAZY = {
+    **dict.fromkeys(("Artifact", "LayerInfo", "SourceKind"), "artifact"),
+    "Inventory": "inventory",
+    **dict.fromkeys(("OSInfo", "Package", "PackageType"), "package"),
     **dict.fromkeys(
         (
             "ClusterId",

@@ -15,7 +15,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import Generic, NewType, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NewType, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 #: The stable identity of a finding within its artifact or cluster (see :attr:`Finding.fingerprint`).
 FindingId = NewType("FindingId", str)
@@ -237,3 +240,11 @@ class Suppressed(Generic[D]):
     finding: Finding[D]
     #: The decision that set it aside.
     suppression: Suppression
+
+
+def severity_counts(findings: Iterable[Finding[Any]]) -> dict[Severity, int]:
+    """Findings per severity, every severity present (highest first), for summaries."""
+    c: dict[Severity, int] = {}
+    for f in findings:
+        c[f.severity] = c.get(f.severity, 0) + 1
+    return {s: c.get(s, 0) for s in sorted(Severity, reverse=True)}

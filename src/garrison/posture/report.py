@@ -8,10 +8,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from garrison.model.common import Finding, Severity, Suppressed
+from garrison.model.common import Finding, Severity, Suppressed, severity_counts
 from garrison.model.posture import Misconfiguration
 from garrison.posture.score import Score
-from garrison.report.model import severity_counts
 
 
 @dataclass(frozen=True, slots=True)

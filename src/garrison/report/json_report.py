@@ -45,13 +45,14 @@ line; packages by type, name and version, so that output is diff-able.
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from typing import IO, TYPE_CHECKING, Any
 
-from garrison.model import Artifact, Inventory, OSInfo, Package
 from garrison.report.common import package_refs, timestamp, tool_version, write_json
 
 if TYPE_CHECKING:
+    from garrison.model import Artifact, Inventory, OSInfo, Package
     from garrison.model.common import Finding, Subject, Suppressed
     from garrison.model.secret import Secret
     from garrison.model.vuln import Vulnerability
@@ -460,8 +461,6 @@ class _LineWriter:
 
 
 def _findings_document(report: FindingsReport, *, encoded: bool) -> dict[str, Any]:
-    from garrison.report.model import severity_counts
-
     doc: dict[str, Any] = {
         "schema": FINDINGS_SCHEMA,
         "generator": {"name": "garrison", "version": tool_version(report.tool_version)},
@@ -478,7 +477,7 @@ def _findings_document(report: FindingsReport, *, encoded: bool) -> dict[str, An
         doc["suppressed"] = [_suppressed(s, {}) for s in report.suppressed]
     doc["summary"] = {
         "findings": len(report.findings),
-        "by_severity": {s.name: n for s, n in severity_counts(report.findings).items()},
+        "by_severity": {s.name: n for s, n in report.counts().items()},
         "by_kind": dict(Counter(f.kind.value for f in report.findings)),
         "suppressed": len(report.suppressed),
     }
@@ -509,9 +508,10 @@ def _dump_findings(doc: dict[str, Any], out: IO[str]) -> None:
 
 
 def render(report: FindingsReport, out: IO[str]) -> None:
-    from garrison.report.model import ScanReport
-
-    if isinstance(report, ScanReport):
+    # No ScanReport exists unless its module was imported: a posture or runtime report does not load the
+    # scan model (and the inventory model behind it) just to be told it is not one.
+    model = sys.modules.get("garrison.report.model")
+    if model is not None and isinstance(report, model.ScanReport):
         _dump(scan_document(report), out)
     else:
         _dump_findings(_findings_document(report, encoded=True), out)

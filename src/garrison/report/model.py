@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from garrison.model import Inventory
-from garrison.model.common import Finding, FindingKind, Severity, Suppressed
+from garrison.model.common import Finding, FindingKind, Severity, Suppressed, severity_counts
 from garrison.model.secret import Secret
 from garrison.model.vuln import Vulnerability
 
@@ -69,12 +68,6 @@ class FindingsReport(Protocol):
     def extra(self) -> dict[str, Any]:
         """Top-level keys of the pillar's own for the JSON document (a score, resources assessed…)."""
         ...
-
-
-def severity_counts(findings: tuple[Finding[Any], ...]) -> dict[Severity, int]:
-    """Findings per severity, every severity present (highest first), for summaries."""
-    c = Counter(f.severity for f in findings)
-    return {s: c.get(s, 0) for s in sorted(Severity, reverse=True)}
 
 
 @dataclass(frozen=True, slots=True)
