@@ -85,15 +85,11 @@ class Misconfiguration:
     context: tuple[tuple[str, str], ...] = ()
 
 
-def misconfiguration_finding(
-    m: Misconfiguration, *, version: str = "", url: str = "", rule: RuleRef | None = None
-) -> Finding[Misconfiguration]:
-    """The shared envelope around ``m``: the rule is the control (``rule`` when the caller built it
-    once for many findings), the subject the object (a host subject for host-level objects), the
-    evidence the path, the actual and the expected value."""
-    o = m.object
+def misconfiguration_subject(o: ObjectRef, container: str = "") -> Subject:
+    """The envelope's subject for a finding on ``o`` (and one of its containers): the object, or a host
+    subject for host-level objects. One per (object, container) serves all of its findings."""
     kind = SubjectKind.HOST if o.host and not o.namespace and not o.api_version else SubjectKind.RESOURCE
-    subject = Subject(
+    return Subject(
         kind=kind,
         artifact=o.source,
         path="" if o.source == "-" else o.source,
@@ -102,10 +98,29 @@ def misconfiguration_finding(
         namespace=o.namespace,
         resource_kind=o.kind,
         name=o.name,
-        container=m.container,
+        container=container,
         host=o.host,
     )
-    where = o.display() + (f" container {m.container}" if m.container else "")
+
+
+def misconfiguration_finding(
+    m: Misconfiguration,
+    *,
+    version: str = "",
+    url: str = "",
+    rule: RuleRef | None = None,
+    subject: Subject | None = None,
+    where: str = "",
+) -> Finding[Misconfiguration]:
+    """The shared envelope around ``m``: the rule is the control (``rule`` when the caller built it
+    once for many findings), the subject the object (:func:`misconfiguration_subject`; ``subject`` and
+    ``where``, the title's prefix, when the caller built them once for the object), the evidence the
+    path, the actual and the expected value."""
+    o = m.object
+    if subject is None:
+        subject = misconfiguration_subject(o, m.container)
+    if not where:
+        where = o.display() + (f" container {m.container}" if m.container else "")
     return Finding(
         kind=FindingKind.MISCONFIGURATION,
         rule=rule

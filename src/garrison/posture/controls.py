@@ -254,6 +254,11 @@ def _load_builtin_yaml(text: str, origin: str) -> Any:
 def parse_control_file(text: str, origin: str, *, builtin: bool = False) -> list[Control]:
     """A family file's YAML → its controls (compiled now; a built-in file's on first use)."""
     data = _load_builtin_yaml(text, origin) if builtin else _load_yaml(text, origin)
+    return _controls_of(data, origin, builtin=builtin)
+
+
+def _controls_of(data: Any, origin: str, *, builtin: bool) -> list[Control]:
+    """A family file's parsed YAML → its controls."""
     if not isinstance(data, dict) or not isinstance(data.get("controls"), list):
         raise InputError(f"{origin}: expected a mapping with 'version', 'family' and 'controls'")
     family = str(data.get("family") or Path(origin).stem)
@@ -306,12 +311,83 @@ def builtin_files() -> list[tuple[str, str]]:
     return sorted(out)
 
 
+#: Bumped when what the rule-data cache holds changes shape.
+_RULE_CACHE_FORMAT = 1
+
+
+def _rule_cache_path() -> Path:
+    """``$GARRISON_CACHE_DIR`` (the ``cache_dir`` setting's variable), else the setting's default."""
+    import os
+
+    base = os.environ.get("GARRISON_CACHE_DIR")
+    if not base:
+        base = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "garrison")
+    return Path(base) / "posture" / "builtin-rules.marshal"
+
+
+def _rule_cache_key(files: Sequence[tuple[str, str]]) -> str:
+    import hashlib
+    import sys
+
+    import garrison
+
+    h = hashlib.sha256(f"{_RULE_CACHE_FORMAT}|{garrison.__version__}|{sys.version}".encode())
+    for name, text in files:
+        h.update(f"\0{name}\0{len(text)}\0".encode())
+        h.update(text.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def _builtin_rule_data(files: Sequence[tuple[str, str]]) -> list[Any]:
+    """The parsed YAML of the built-in family files. Parsing them was ~8 ms of every run, so the result
+    is kept in garrison's cache folder, like a ``.pyc``: marshalled, keyed by a hash of the files' text,
+    garrison's and Python's version, written atomically, and ignored (parsed again) when it is missing,
+    stale, unreadable or corrupt. Only garrison's own rule files are cached, never anything read from
+    the input."""
+    import marshal
+
+    key = _rule_cache_key(files)
+    path = _rule_cache_path()
+    try:
+        # Our own cache folder, as trusted as the .pyc files next to garrison's modules.
+        got = marshal.loads(path.read_bytes())  # noqa: S302
+        if (
+            isinstance(got, tuple)
+            and len(got) == 2
+            and got[0] == key
+            and isinstance(got[1], list)
+            and len(got[1]) == len(files)
+        ):
+            return got[1]
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    data = [_load_builtin_yaml(text, f"rules/posture/{name}") for name, text in files]
+    try:
+        blob = marshal.dumps((key, data))
+    except ValueError:  # a value marshal cannot hold (none today): no cache
+        return data
+    import os
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)
+    except OSError:  # a read-only or full cache folder: parse each time
+        import contextlib
+
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return data
+
+
 @cache
 def builtin_controls() -> tuple[Control, ...]:
     """Every built-in control (all family files in ``rules/posture/``), compiled once per process."""
+    files = builtin_files()
     out: list[Control] = []
-    for name, text in builtin_files():
-        out.extend(parse_control_file(text, f"rules/posture/{name}", builtin=True))
+    for (name, _text), data in zip(files, _builtin_rule_data(files), strict=True):
+        out.extend(_controls_of(data, f"rules/posture/{name}", builtin=True))
     _check_unique(out)
     return tuple(out)
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
-from garrison.model.common import Finding, RuleId, RuleRef
-from garrison.model.posture import Misconfiguration, ObjectRef, misconfiguration_finding
+from garrison.model.common import Finding, RuleId, RuleRef, Subject
+from garrison.model.posture import Misconfiguration, ObjectRef, misconfiguration_finding, misconfiguration_subject
 from garrison.posture.controls import LATEST, Control, parse_version
 from garrison.posture.expr import Ctx, Fn, Node, Nodes, resolve, truthy
 from garrison.posture.resources import WORKLOAD, Resource, ResourceIndex
@@ -148,6 +148,9 @@ class _Emitter:
     equivalents: tuple[str, ...]
     rule: RuleRef
     refs: dict[int, ObjectRef]
+    #: (id of the object's ref, container) → (the ref, its subject, the title's prefix): shared by every
+    #: finding on that container (the ref is held so that its id is not reused while this lives).
+    subjects: dict[tuple[int, str], tuple[ObjectRef, Subject, str]]
     ctx: Ctx
 
     def __call__(self, r: Resource, scope: Node) -> Finding[Misconfiguration]:
@@ -162,6 +165,11 @@ class _Emitter:
             at = line_at(r.obj, path)
             if at and at != ref.line:
                 ref = replace(ref, line=at)
+        container = _container_name(scope[0], scope[1])
+        shared = self.subjects.get((id(ref), container))
+        if shared is None:
+            where = ref.display() + (f" container {container}" if container else "")
+            shared = self.subjects[(id(ref), container)] = (ref, misconfiguration_subject(ref, container), where)
         m = Misconfiguration(
             control_id=control.id,
             title=control.title,
@@ -172,12 +180,12 @@ class _Emitter:
             expected=self.expected,
             remediation=control.remediation,
             family=control.family,
-            container=_container_name(scope[0], scope[1]),
+            container=container,
             frameworks=self.frameworks,
             equivalents=self.equivalents,
             context=tuple(sorted(ctx.notes.items())) if ctx.notes else (),
         )
-        return misconfiguration_finding(m, rule=self.rule)
+        return misconfiguration_finding(m, rule=self.rule, subject=shared[1], where=shared[2])
 
 
 def _visit_pairs(
@@ -213,6 +221,7 @@ def evaluate(
     findings: list[Finding[Misconfiguration]] = []
     applicable: dict[tuple[str, str], int] = {}
     refs: dict[int, ObjectRef] = {}
+    subjects: dict[tuple[int, str], tuple[ObjectRef, Subject, str]] = {}
     for control in controls:
         candidates = _candidates(control, index, workloads)
         if not candidates:
@@ -229,7 +238,7 @@ def evaluate(
         when, for_each, fails, visits = check.when, check.for_each, check.fails, check.visits
         per_ns: dict[str, int] = {}
 
-        finding = _Emitter(control, expected, fw, eq, rule, refs, ctx)
+        finding = _Emitter(control, expected, fw, eq, rule, refs, subjects, ctx)
 
         for r in candidates:
             # One context per control, reset for each object (creating one per pair was measurable).

@@ -419,7 +419,8 @@ class _LineWriter:
         cache = self.cache
         # Keyed by identity where the engine shares the object (one RuleRef per control, one ObjectRef
         # per resource): every finding stays alive in the report while the writer runs.
-        key = (id(f.rule), f.kind, f.severity, m.severity, m.control_id, m.title, m.family)
+        # Enum members by identity too (they are singletons; hashing one runs Python code).
+        key = (id(f.rule), id(f.kind), id(f.severity), id(m.severity), m.control_id, m.title, m.family)
         shared = cache.get(key)
         if shared is None:
             shared = cache[key] = self._shared(f, m)
@@ -427,9 +428,10 @@ class _LineWriter:
         fix = cache.get(fkey)
         if fix is None:
             fix = cache[fkey] = self._fix(m)
-        sub = cache.get(f.subject)
+        skey = ("subject", id(f.subject))
+        sub = cache.get(skey)
         if sub is None:
-            sub = cache[f.subject] = self._subject(f.subject)
+            sub = cache[skey] = self._subject(f.subject)
         okey = ("object", id(m.object))
         obj = cache.get(okey)
         if obj is None:
