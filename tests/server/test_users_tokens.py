@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
@@ -9,7 +10,9 @@ from tests.server.conftest import Server
 
 from garrison.services import server as svc
 from garrison.store import tables
+from garrison.store.db import open_engine
 from garrison.store.records import iso_of
+from garrison.store.repos import SqlStore
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -60,6 +63,44 @@ def test_own_tokens_create_list_revoke(server: Server) -> None:
     made = server.client.post("/api/v1/tokens", json={"user": "agent", "name": "new"}, headers=server.headers("admin"))
     assert made.status_code == 201
     assert server.client.get("/api/v1/tokens", headers=_bearer(made.json()["secret"])).status_code == 200
+
+
+def test_a_cached_token_revoked_or_disabled_here_stops_at_once(server: Server) -> None:
+    """The server trusts a checked token for ``auth_cache_ttl`` (5 s) without reading the database; a
+    revocation or a disabled user through the server empties that cache, so the next request is refused."""
+    admin = server.headers("admin")
+    reader, agent = server.headers("security-reader"), server.headers("agent")
+    assert server.settings.auth_cache_ttl > 1
+    assert server.client.get("/api/v1/alerts", headers=reader).status_code == 200  # now cached
+    assert server.client.get("/api/v1/tokens", headers=agent).status_code == 200
+    users = {u["name"]: u for u in server.client.get("/api/v1/users", headers=admin).json()["items"]}
+    assert (
+        server.client.post(f"/api/v1/users/{users['security-reader']['id']}/disable", headers=admin).status_code == 200
+    )
+    assert server.client.get("/api/v1/alerts", headers=reader).status_code == 401
+    tok = server.client.get("/api/v1/tokens", headers=agent).json()["items"][0]["id"]
+    assert server.client.post(f"/api/v1/tokens/{tok}/revoke", headers=admin).status_code == 200
+    assert server.client.get("/api/v1/tokens", headers=agent).status_code == 401
+
+
+def test_a_revocation_made_elsewhere_is_seen_within_the_cache_time(server: Server) -> None:
+    """``garrison server token revoke`` runs in another process, on its own connection to the database:
+    the running server sees it when its cached check is older than ``auth_cache_ttl``, not before."""
+    ttl = 1.0
+    server.client.app.state.token_cache.ttl = ttl  # type: ignore[attr-defined]
+    reader = server.headers("security-reader")
+    assert server.client.get("/api/v1/alerts", headers=reader).status_code == 200  # checked and cached
+    checked = time.monotonic()
+    elsewhere = SqlStore(open_engine(server.settings.database_url))  # as the CLI opens it
+    try:
+        token_id = svc.authenticate(elsewhere, server.tokens["security-reader"]).token_id
+        svc.revoke_token(elsewhere, None, token_id, "rotated")
+    finally:
+        elsewhere.engine.dispose()
+    if time.monotonic() - checked < ttl * 0.8:
+        assert server.client.get("/api/v1/alerts", headers=reader).status_code == 200  # still cached
+    time.sleep(max(0.0, checked + ttl + 0.05 - time.monotonic()))
+    assert server.client.get("/api/v1/alerts", headers=reader).status_code == 401
 
 
 def test_expired_token_is_refused(server: Server) -> None:

@@ -40,6 +40,7 @@ SETTING_FLAGS: dict[str, tuple[str, str]] = {
     "job_concurrency": ("--job-concurrency", "jobs run at once by this process (default 2)"),
     "rescan_interval": ("--rescan-interval", "seconds between periodic rescans of stored SBOMs (3600; 0: none)"),
     "stalled_after": ("--stalled-after", "take back a dead worker's jobs after this many seconds (30; at least 3)"),
+    "auth_cache_ttl": ("--auth-cache-ttl", "seconds a checked token is trusted before the database is read again (5)"),
 }
 _RUN_SETTINGS = tuple(SETTING_FLAGS)
 _METAVARS = {
@@ -58,6 +59,7 @@ _METAVARS = {
     "job_concurrency": "N",
     "rescan_interval": "SECONDS",
     "stalled_after": "SECONDS",
+    "auth_cache_ttl": "SECONDS",
 }
 _REPEATABLE = ("tls_hosts", "rules")
 

@@ -82,7 +82,10 @@ class DecisionRecorder:
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._run, name="admission-decisions", daemon=True)
                     self._thread.start()
-                self._cond.notify_all()
+                # Wake the writer only when it has something new to do: the first decision of a batch
+                # (it waits for one) or a full batch (it stops lingering); the rest join on its deadline.
+                if len(self._queue) == 1 or len(self._queue) >= self.batch:
+                    self._cond.notify_all()
                 return
         with self.store.transaction() as tx:
             tx.admission.add(d)

@@ -31,7 +31,7 @@ import httpx
 
 from garrison.errors import GarrisonError, InputError, UsageError
 from garrison.services import secretbox
-from garrison.services.server import CLI_ACTOR, Forbidden, NewToken, NotFound, Principal, Refused
+from garrison.services.server import CLI_ACTOR, Forbidden, NewToken, NotFound, Principal, Refused, forget_tokens
 from garrison.store.images import (
     SEVERITIES,
     FindingFilter,
@@ -349,7 +349,8 @@ def delete_registry(store: Store, who: Principal | None, registry_id: int) -> Re
                     tx.tokens.revoke(tok.id, at)
                     tx.audit.append(at, actor, "token.revoke", "token", str(tok.id), "registry deleted")
         tx.audit.append(at, actor, "registry.delete", "registry", str(registry_id), "", {"name": rec.name})
-        return rec
+    forget_tokens(store)
+    return rec
 
 
 def _check_scope(tx: Repositories, who: Principal | None, registry: RegistryRecord | None) -> None:

@@ -16,6 +16,9 @@ import hmac
 import json
 import logging
 import secrets
+import threading
+import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,6 +55,8 @@ TOKEN_PREFIX = "garrison_"  # noqa: S105 - a prefix, not a token
 SHOWN = len(TOKEN_PREFIX) + 4
 #: The actor of changes made by ``garrison server`` on the machine itself.
 CLI_ACTOR = "cli"
+#: Longest bearer token looked up (ours are 52 characters long).
+MAX_TOKEN = 256
 #: Longest user and token names.
 MAX_NAME = 128
 #: Most alerts one node-sensor request may carry (the sensor's webhook sink sends 100 per batch).
@@ -204,18 +209,89 @@ def disable_user(store: Store, actor: str, user_id: int, reason: str = "") -> Us
         changed = tx.users.set_disabled(user_id, True)
         assert changed is not None
         tx.audit.append(at, actor, "user.disable", "user", str(user_id), reason, {"name": user.name})
-        return changed
+    forget_tokens(store)
+    return changed
 
 
 # --- tokens ------------------------------------------------------------------------------------------
 
 
-def authenticate(store: Store, secret: str) -> Principal:
-    """The user behind a bearer token. Raises :class:`Unauthenticated` (one message for every reason,
-    so that the answer says nothing about which tokens exist)."""
-    if not secret.startswith(TOKEN_PREFIX) or len(secret) > 256:
+class TokenCache:
+    """The principals of tokens checked in the last ``ttl`` seconds, by token hash (never the token), so
+    that a caller sending 200 requests a second (the API server calling the admission webhook, an agent
+    posting audit batches) is not read from the database 200 times a second. Only valid tokens are
+    kept; the token's expiry is still checked at each use. :func:`revoke_token` and :func:`disable_user`
+    empty the cache of their store, so a change through this process takes effect at once; a change
+    made by another process (the CLI, a second server) within ``ttl`` — as Kubernetes' own webhook token
+    authenticator caches for two minutes. At most ``capacity`` tokens, the oldest dropped first."""
+
+    def __init__(self, ttl: float, capacity: int = 4096) -> None:
+        self.ttl = ttl
+        self.capacity = capacity
+        self._entries: dict[str, tuple[float, str, Principal]] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, secret: str) -> Principal | None:
+        """The principal of bearer token ``secret`` if it was checked within ``ttl``, else None."""
+        if not self._entries or not secret.startswith(TOKEN_PREFIX) or len(secret) > MAX_TOKEN:
+            return None
+        return self.get(hash_token(secret))
+
+    def get(self, digest: str) -> Principal | None:
+        hit = self._entries.get(digest)
+        if hit is None:
+            return None
+        until, expires_at, who = hit
+        if time.monotonic() >= until or (expires_at and expires_at <= now_iso()):
+            with self._lock:
+                self._entries.pop(digest, None)
+            return None
+        return who
+
+    def put(self, digest: str, who: Principal, expires_at: str) -> None:
+        if self.ttl <= 0:
+            return
+        with self._lock:
+            while len(self._entries) >= self.capacity:
+                del self._entries[next(iter(self._entries))]
+            self._entries[digest] = (time.monotonic() + self.ttl, expires_at, who)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_CACHES: weakref.WeakKeyDictionary[Store, TokenCache] = weakref.WeakKeyDictionary()
+_CACHES_LOCK = threading.Lock()
+
+
+def token_cache(store: Store, ttl: float) -> TokenCache:
+    """The token cache of ``store`` (one per store, so that a revocation empties the one that matters),
+    made with ``ttl`` on first use."""
+    with _CACHES_LOCK:
+        cache = _CACHES.get(store)
+        if cache is None:
+            cache = _CACHES[store] = TokenCache(ttl)
+        return cache
+
+
+def forget_tokens(store: Store) -> None:
+    """Empty ``store``'s token cache: every service that revokes a token or disables a user calls this
+    after its transaction."""
+    cache = _CACHES.get(store)
+    if cache is not None:
+        cache.clear()
+
+
+def authenticate(store: Store, secret: str, cache: TokenCache | None = None) -> Principal:
+    """The user behind a bearer token (from ``cache`` when it was checked within the cache's time).
+    Raises :class:`Unauthenticated` (one message for every reason, so that the answer says nothing
+    about which tokens exist)."""
+    if not secret.startswith(TOKEN_PREFIX) or len(secret) > MAX_TOKEN:
         raise Unauthenticated("invalid token")
     digest = hash_token(secret)
+    if cache is not None and (who := cache.get(digest)) is not None:
+        return who
     with store.transaction(readonly=True) as tx:
         found = tx.tokens.by_hash(digest)
         if found is None or not hmac.compare_digest(found[1], digest):
@@ -226,7 +302,10 @@ def authenticate(store: Store, secret: str) -> Principal:
         user = tx.users.get(tok.user_id)
         if user is None or user.disabled:
             raise Unauthenticated("invalid token")
-        return Principal(user, tok.id)
+        who = Principal(user, tok.id)
+    if cache is not None:
+        cache.put(digest, who, tok.expires_at or "")
+    return who
 
 
 def list_tokens(store: Store, who: Principal, limit: int = 100, offset: int = 0) -> Page[Token]:
@@ -269,7 +348,8 @@ def revoke_token(store: Store, who: Principal | None, token_id: int, reason: str
         changed = tx.tokens.revoke(token_id, at)
         assert changed is not None
         tx.audit.append(at, who.user.name if who else CLI_ACTOR, "token.revoke", "token", str(token_id), reason)
-        return changed
+    forget_tokens(store)
+    return changed
 
 
 # --- alerts ------------------------------------------------------------------------------------------

@@ -58,6 +58,10 @@ class ServerSettings:
     rescan_interval: float = 3600.0
     #: Seconds after its last heartbeat that another process takes a dead worker's jobs back.
     stalled_after: float = 30.0
+    #: Seconds a checked token is trusted without reading the database again (0: read it for every
+    #: request). A revocation or a disabled user through this server takes effect at once; one made
+    #: elsewhere (the CLI, another server process) within this time. Expiry is checked every request.
+    auth_cache_ttl: float = 5.0
 
     @property
     def sqlite(self) -> bool:
@@ -73,6 +77,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "job_concurrency": (1, 256),
     "rescan_interval": (0, 31_536_000),
     "stalled_after": (3, 86_400),
+    "auth_cache_ttl": (0, 300),
 }
 _CHOICES: dict[str, tuple[str, ...]] = {"log_format": LOG_FORMATS}
 _TRUE = ("1", "true", "yes", "on")

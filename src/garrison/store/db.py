@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -41,6 +42,12 @@ def describe(url: str) -> str:
         return "<unparseable database URL>"
 
 
+#: Connections kept open to a SQLite database (they are cheap: a file handle and a page cache).
+SQLITE_POOL = 20
+#: PostgreSQL connections kept open per process, and the extra ones opened under load.
+PG_POOL, PG_OVERFLOW = 10, 20
+
+
 def open_engine(url: str) -> Engine:
     """An engine on ``url``. For SQLite: the folder is created, foreign keys are on, and WAL lets the
     server read while it writes. Raises UsageError for a URL SQLAlchemy cannot use."""
@@ -51,7 +58,12 @@ def open_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"check_same_thread": False})
+        # A pool as large as the threads that use it at once (the server's worker threads, the decision
+        # writer, the inline queue): past pool_size, SQLAlchemy opens and closes a connection per
+        # checkout, and each new SQLite connection runs the pragmas below again.
+        on_disk = bool(parsed.database) and parsed.database != ":memory:"
+        pool: dict[str, Any] = {"pool_size": SQLITE_POOL, "max_overflow": SQLITE_POOL} if on_disk else {}
+        engine = create_engine(parsed, connect_args={"check_same_thread": False}, **pool)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -59,7 +71,7 @@ def open_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=5000")
-            if parsed.database and parsed.database != ":memory:":
+            if on_disk:
                 cur.execute("PRAGMA journal_mode=WAL")
                 # Under WAL, NORMAL syncs at checkpoints instead of at every commit: a crash of the process
                 # loses nothing, a power cut at most the last commits (never the database's integrity), and
@@ -82,7 +94,7 @@ def open_engine(url: str) -> Engine:
         # postgres extra, not SQLAlchemy's default psycopg2.
         parsed = parsed.set(drivername="postgresql+psycopg")
     try:
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, pool_size=PG_POOL, max_overflow=PG_OVERFLOW)
     except ModuleNotFoundError as e:
         raise UsageError(f"{describe(url)}: the database driver is not installed ({e.name})") from None
 
