@@ -1040,7 +1040,7 @@ def image_verdicts(store: Store, images: Iterable[str]) -> dict[str, ImageVerdic
                 digest, tagged = what
                 if not digest and tagged is not None:
                     digest = tx.images.digest_of_tag(tagged.host.lower(), tagged.repository, tagged.tag) or ""
-                rec = tx.images.get_image(digest) if digest else None
+                rec = tx.images.get_image(digest, with_tags=False) if digest else None
             out[image] = (
                 None
                 if rec is None
