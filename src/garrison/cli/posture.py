@@ -107,17 +107,31 @@ def _params(items: list[str]) -> dict[str, Any]:
 
 
 def cmd_posture(args: argparse.Namespace) -> int:
-    from garrison.cli.main import settings_from_args
-    from garrison.cli.output import open_output, output_target
+    from garrison.cli.output import output_target
 
     if args.sources == ["controls"]:
         return cmd_controls(args)
-    from garrison import api
     from garrison.errors import UsageError
 
     if not args.sources:
         raise UsageError("posture: name at least one SOURCE (a file, a folder, -, snapshot:FILE, cluster, docker)")
     target = output_target(args.output)  # a bad -o fails before the work
+    from garrison.posture import readahead
+
+    # The files are parsed in a second process while this one imports the engine (a CPU permitting).
+    ahead = readahead.start(tuple(args.sources))
+    try:
+        return _assess(args, target, ahead)
+    finally:
+        if ahead is not None:
+            ahead.close()
+
+
+def _assess(args: argparse.Namespace, target: Any, ahead: Any) -> int:
+    from garrison import api
+    from garrison.cli.main import settings_from_args
+    from garrison.cli.output import open_output
+
     options = api.PostureOptions(
         frameworks=_csv(args.framework),
         controls=_csv(args.control),
@@ -131,6 +145,7 @@ def cmd_posture(args: argparse.Namespace) -> int:
             "kubeconfig": args.kubeconfig,
             "namespaces": _csv(args.namespace),
             "daemon_config": args.daemon_config,
+            "readahead": ahead,
         },
     )
     import gc

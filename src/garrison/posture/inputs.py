@@ -379,6 +379,36 @@ def load_path(path: Path) -> Loaded:
     return load_file(path)
 
 
+def _live(spec: str) -> bool:
+    """Is ``spec`` a live source (``cluster[:CONTEXT]``, ``docker[:HOST]``, ``node:…``), not a path?"""
+    prefix, sep, _ = spec.partition(":")
+    return prefix in LIVE_SOURCES and bool(sep or spec == prefix) and not Path(spec).exists()
+
+
+def is_local(spec: str) -> bool:
+    """Is ``spec`` read from local files only (a file, a folder, ``snapshot:FILE``): not standard input,
+    not a live source? (What :mod:`garrison.posture.readahead` may read in a second process.)"""
+    return spec != "-" and (spec.startswith("snapshot:") or not _live(spec))
+
+
+def local_files(spec: str) -> list[tuple[Path, str]] | None:
+    """The files a local source is read from, in the order :func:`load_source` reads them, each with the
+    name its findings and messages use; None when ``spec`` is not local or not there (then
+    :func:`load_source` says why). Reading each with :func:`load_file` and joining the results in this
+    order gives what :func:`load_source` gives."""
+    if not is_local(spec):
+        return None
+    prefix, sep, rest = spec.partition(":")
+    if sep and prefix == "snapshot":
+        return [(Path(rest), rest)] if rest and Path(rest).is_file() else None
+    path = Path(spec)
+    if not path.exists():
+        return None
+    if path.is_dir():
+        return [(p, str(p)) for p in _walk(path)]
+    return [(path, str(path))]
+
+
 def load_source(spec: str, options: dict[str, Any] | None = None) -> Loaded:
     """One SOURCE as the user typed it."""
     if spec == "-":
@@ -401,7 +431,7 @@ def load_source(spec: str, options: dict[str, Any] | None = None) -> Loaded:
         if not p.is_file():
             raise NotFoundError(f"{spec}: no such file")
         return load_file(p, rest)
-    if prefix in LIVE_SOURCES and (sep or spec == prefix) and not Path(spec).exists():
+    if _live(spec):
         mod_name, _, fn_name = LIVE_SOURCES[prefix].partition(":")
         try:
             mod = importlib.import_module(mod_name)

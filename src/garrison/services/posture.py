@@ -48,7 +48,8 @@ class PostureOptions:
     kubernetes_version: str = "latest"
     #: Extra control files (another family, your own controls).
     control_files: tuple[Path, ...] = ()
-    #: Options for live sources (cluster: namespace filter, kubeconfig…).
+    #: Options for live sources (cluster: namespace filter, kubeconfig…); ``readahead``: a
+    #: :class:`~garrison.posture.readahead.ReadAhead` already reading the local sources.
     source_options: dict[str, Any] = field(default_factory=dict)
     #: The day expiries are judged against (tests pin it).
     today: dt.date | None = None
@@ -129,8 +130,12 @@ def assess(sources: Sequence[str], options: PostureOptions | None = None) -> Pos
     suppress_opts = build_options(severity=options.severity, ignore_file=options.ignore_file, today=options.today)
 
     loaded = Loaded()
+    # The CLI may have started reading the local sources in a second process (posture/readahead.py):
+    # what it did not read is read here, in order, as without it.
+    ahead = options.source_options.get("readahead")
     for src in sources:
-        loaded.extend(load_source(src, options.source_options))
+        got = ahead.take(src) if ahead is not None else None
+        loaded.extend(got if got is not None else load_source(src, options.source_options))
     resources, owned = _drop_owned(loaded.resources)
 
     ev = evaluate(resources, controls, options.params, version=version)
