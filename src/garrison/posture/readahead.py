@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from garrison.posture.inputs import Loaded
 
-#: What the parent's imports and control loading are worth in bytes of YAML parsing (~45 ms at ~110 ns
+#: What the parent's imports and control loading are worth in bytes of YAML parsing (~45 ms at ~180 ns
 #: a byte, measured on the 2-core build machine): the child's head start.
-IMPORT_BYTES = 400_000
+IMPORT_BYTES = 250_000
 #: Below this much input a second process costs more than it saves.
 MIN_BYTES = 32_000
 

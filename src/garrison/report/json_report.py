@@ -349,8 +349,11 @@ class _LineWriter:
     def __init__(self) -> None:
         from json.encoder import encode_basestring
 
+        from garrison.model.posture import Misconfiguration
+
         self.enc = encode_basestring  # what the C encoder uses for strings when ensure_ascii=False
         self.cache: dict[Any, Any] = {}
+        self.misconfiguration = Misconfiguration
 
     def value(self, v: Any) -> str:
         if isinstance(v, str):
@@ -404,10 +407,8 @@ class _LineWriter:
     def line(self, f: Finding[Any]) -> str:
         """The finding's JSON text without its closing ``}``, or "" for what the dict path writes (other
         kinds; a field that is not the type the model declares)."""
-        from garrison.model.posture import Misconfiguration
-
         m = f.detail
-        if type(m) is not Misconfiguration:
+        if type(m) is not self.misconfiguration:
             return ""
         try:
             return self._line(f, m)
@@ -418,16 +419,23 @@ class _LineWriter:
         e = self.enc
         cache = self.cache
         # Keyed by identity where the engine shares the object (one RuleRef per control, one ObjectRef
-        # per resource): every finding stays alive in the report while the writer runs.
-        # Enum members by identity too (they are singletons; hashing one runs Python code).
-        key = (id(f.rule), id(f.kind), id(f.severity), id(m.severity), m.control_id, m.title, m.family)
+        # per resource): every finding stays alive in the report while the writer runs. Enum members
+        # by identity too (they are singletons).
+        key = (
+            id(f.rule),
+            id(f.kind),
+            id(f.severity),
+            id(m.severity),
+            m.control_id,
+            m.title,
+            m.family,
+            m.expected,
+            m.remediation,
+            m.frameworks,
+        )
         shared = cache.get(key)
         if shared is None:
-            shared = cache[key] = self._shared(f, m)
-        fkey = ("fix", m.expected, m.remediation, m.frameworks)
-        fix = cache.get(fkey)
-        if fix is None:
-            fix = cache[fkey] = self._fix(m)
+            shared = cache[key] = (*self._shared(f, m), self._fix(m), e(m.expected))
         skey = ("subject", id(f.subject))
         sub = cache.get(skey)
         if sub is None:
@@ -436,14 +444,30 @@ class _LineWriter:
         obj = cache.get(okey)
         if obj is None:
             obj = cache[okey] = self._object(m.object)
-        evidence = ", ".join([f'{{"label": {e(k)}, "value": {e(x)}}}' for k, x in f.evidence])
+        path = e(m.path)
+        actual = e(m.actual)
+        ev = f.evidence
+        if (  # what misconfiguration_finding writes: the texts encoded once for both places
+            len(ev) == 3
+            and ev[0][1] is m.path
+            and ev[1][1] is m.actual
+            and ev[2][1] is m.expected
+            and ev[0][0] == "path"
+            and ev[1][0] == "actual"
+            and ev[2][0] == "expected"
+        ):
+            evidence = (
+                f'{{"label": "path", "value": {path}}}, {{"label": "actual", "value": {actual}}}, '
+                f'{{"label": "expected", "value": {shared[5]}}}'
+            )
+        else:
+            evidence = ", ".join([f'{{"label": {e(k)}, "value": {e(x)}}}' for k, x in ev])
         pairs = ", ".join([f"{e(k)}: {e(x)}" for k, x in dict(m.context).items()]) if m.context else ""
-        ctx = "{" + pairs + "}"
         return (
             f"{shared[0]}{e(f.fingerprint)}{shared[1]}{e(f.title)}{shared[2]}{sub}, "
             f'"evidence": [{evidence}], "first_seen": {e(f.first_seen)}, "last_seen": {e(f.last_seen)}, '
-            f'{shared[3]}{obj}, "container": {e(m.container)}, "path": {e(m.path)}, "actual": {e(m.actual)}'
-            f"{fix}{ctx}}}"
+            f'{shared[3]}{obj}, "container": {e(m.container)}, "path": {path}, "actual": {actual}'
+            f"{shared[4]}{{{pairs}}}}}"
         )
 
     def finding(self, f: Finding[Any]) -> dict[str, Any] | _Encoded:
