@@ -64,3 +64,13 @@ def test_the_nesting_check_on_random_brackets() -> None:
     for _ in range(300):
         doc = "".join(rng.choice("[[[{{]}  x\n") for _ in range(rng.randint(0, 900)))
         assert inputs._too_deep(doc) == _plain_too_deep(doc)
+
+
+def test_document_starts_are_the_patterns_matches() -> None:
+    rng = random.Random(5)
+    pieces = ["---", "...", "--- !tag", "---\t{a: 1}", "--", "----", " ---", "... ", "...x", "a: 1", "#c", "\n", "\r\n"]
+    texts = ["---", "...", "", "a\n---", "---\n---\n", "x ---\n--- y\n...\n"]
+    texts += ["\n".join(rng.choice(pieces) for _ in range(rng.randint(0, 30))) for _ in range(5_000)]
+    for text in texts:
+        want = [(m.start(), m.end(), m.group()) for m in inputs._DOC_START.finditer(text)]
+        assert [(m.start(), m.end(), m.group()) for m in inputs._doc_starts(text)] == want, repr(text)
