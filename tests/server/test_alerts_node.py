@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -25,7 +26,14 @@ from garrison.services import server as svc
 NODE = "/api/v1/events/node"
 
 
-def node_alert(rule: str = "Reverse shell", node: str = "worker-1", count: int = 3, cluster: str = "") -> Alert:
+def node_alert(
+    rule: str = "Reverse shell",
+    node: str = "worker-1",
+    count: int = 3,
+    cluster: str = "",
+    pod: str = "web-1",
+    container: str = "web",
+) -> Alert:
     """An alert of one of garrison's node rules (``rules/runtime/node.yaml``) as the sensor builds it."""
     return Alert(
         rule=rule,
@@ -39,8 +47,8 @@ def node_alert(rule: str = "Reverse shell", node: str = "worker-1", count: int =
         entities=Entities(
             cluster=cluster,
             namespace="shop",
-            pod="web-1",
-            container="web",
+            pod=pod,
+            container=container,
             image="registry.local/shop/web:1.4",
             user="root",
             node=node,
@@ -153,8 +161,18 @@ def test_resolve_then_it_happens_again_and_is_active(server: Server) -> None:
     _post_events(server)
     again = server.client.get(url, headers=server.headers("security-reader")).json()
     assert again["status"] == "active" and again["resolved_by"] == "" and again["count"] == 2 * a["count"]
-    actions = [e.action for e in svc.list_audit_log(server.store, 1000).items if e.target_type == "alert"]
-    assert actions == ["alert.resolve", "alert.dismiss", "alert.reopen", "alert.resolve"]
+    entries = [e for e in svc.list_audit_log(server.store, 1000).items if e.target_type == "alert"]
+    # (the log lists newest first: the return to active, by the poster, is the last thing that happened)
+    assert [e.action for e in entries] == [
+        "alert.recur",
+        "alert.resolve",
+        "alert.dismiss",
+        "alert.reopen",
+        "alert.resolve",
+    ]
+    recur = entries[0]
+    assert recur.target_id == str(a["id"]) and recur.actor == "agent" and recur.reason == svc.RECURRED_REASON
+    assert recur.detail["from"] == "resolved" and recur.detail["to"] == "active"
     # "open", the earlier name of "active", still filters.
     assert _alerts(server, status="open")["total"] == _alerts(server, status="active")["total"] > 0
 
@@ -219,3 +237,149 @@ def test_new_alerts_are_notified_once_and_suppressed_ones_not(server: Server, re
     _post_events(server)
     server.wait_jobs()
     assert len(notify.list_deliveries(server.store, target.id, limit=1000).items) == len(deliveries)
+
+
+def _notified(receiver: Receiver) -> list[dict[str, Any]]:
+    """The ``data`` of each ``alert.new`` the receiver got, oldest first."""
+    return [b["data"] for b in receiver.bodies if b["event"] == "alert.new"]
+
+
+def test_a_resolved_alert_that_happens_again_is_notified_once_and_a_dismissed_one_never(
+    server: Server, receiver: Receiver
+) -> None:
+    """On both databases: the recurrence of a resolved alert is an ``alert.new`` with ``"recurred": true``
+    and an ``alert.recur`` audit entry; a dismissed alert that happens again stays dismissed, counts,
+    and says nothing."""
+    from garrison.services import notify
+
+    _, agent = register(server)
+    admin = svc.authenticate(server.store, server.tokens["admin"])
+    spec = notify.TargetSpec("ops", "webhook", receiver.url, {}, ("alert.new",), min_severity="LOW")
+    notify.create_target(server.store, server.settings, admin, spec)
+    body = {"alerts": [alert_line(node_alert())]}
+
+    def post() -> dict[str, Any]:
+        r = server.client.post(NODE, json=body, headers=agent)
+        assert r.status_code == 200, r.text
+        server.wait_jobs()
+        out: dict[str, Any] = r.json()
+        return out
+
+    def recurs() -> list[Any]:
+        return [e for e in svc.list_audit_log(server.store, 1000).items if e.action == "alert.recur"]
+
+    assert post()["new_alerts"] == 1
+    first = _notified(receiver)
+    assert len(first) == 1 and first[0]["recurred"] is False
+    alert_id = first[0]["id"]
+    url = f"/api/v1/alerts/{alert_id}"
+    post()  # still active: folded, nothing to say
+    assert len(_notified(receiver)) == 1 and not recurs()
+
+    h = server.headers("security-admin")
+    assert server.client.post(f"{url}/resolve", json={"reason": "pod rebuilt"}, headers=h).status_code == 200
+    post()
+    sent = _notified(receiver)
+    assert len(sent) == 2 and sent[1]["id"] == alert_id and sent[1]["recurred"] is True
+    assert sent[1]["count"] == 3 and sent[1]["fingerprint"] == first[0]["fingerprint"]
+    titles = [b["title"] for b in receiver.bodies]
+    assert titles[1] == titles[0] + " (again, after it was resolved)"
+    now = server.client.get(url, headers=server.headers("security-reader")).json()
+    assert now["status"] == "active" and now["count"] == 9 and now["resolved_by"] == ""
+    (recur,) = recurs()
+    assert recur.target_id == str(alert_id) and recur.actor == "agent:prod" and recur.detail["count"] == 3
+    ingest = next(e for e in svc.list_audit_log(server.store, 1000).items if e.action == "events.ingest")
+    assert ingest.detail["recurred"] == 1 and ingest.detail["new"] == 0
+    post()  # active again: nothing more
+    assert len(_notified(receiver)) == 2 and len(recurs()) == 1
+
+    # Dismissed: what happens again keeps counting, stays dismissed, and is not notified.
+    assert server.client.post(f"{url}/dismiss", json={"reason": "drill"}, headers=h).status_code == 200
+    post()
+    now = server.client.get(url, headers=server.headers("security-reader")).json()
+    assert now["status"] == "dismissed" and now["count"] == 15 and now["dismissed_reason"] == "drill"
+    assert len(_notified(receiver)) == 2 and len(recurs()) == 1
+
+
+def test_a_recurrence_posted_by_many_at_once_is_notified_once(server: Server, receiver: Receiver) -> None:
+    """Eight agents post the same resolved alert at the same moment: it is active again, every event
+    counted, and exactly one of them reports (and notifies) the recurrence — on PostgreSQL the folds
+    lock the stored row before reading its status."""
+    from garrison.services import notify
+
+    _, agent = register(server)
+    admin = svc.authenticate(server.store, server.tokens["admin"])
+    spec = notify.TargetSpec("ops", "webhook", receiver.url, {}, ("alert.new",), min_severity="LOW")
+    notify.create_target(server.store, server.settings, admin, spec)
+    body = {"alerts": [alert_line(node_alert(count=1))]}
+    assert server.client.post(NODE, json=body, headers=agent).json()["new_alerts"] == 1
+    server.wait_jobs()
+    (alert_id,) = {d["id"] for d in _notified(receiver)}
+    h = server.headers("security-admin")
+    assert server.client.post(f"/api/v1/alerts/{alert_id}/resolve", json={}, headers=h).status_code == 200
+    token = agent["Authorization"].split(" ", 1)[1]
+    who = svc.authenticate(server.store, token)
+    raw = json.dumps(body).encode()
+    start = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def post() -> None:
+        try:
+            start.wait(10)
+            svc.ingest_node(server.store, who, raw, queue=server.queue)
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    server.wait_jobs()
+    now = server.client.get(f"/api/v1/alerts/{alert_id}", headers=server.headers("security-reader")).json()
+    assert now["status"] == "active" and now["count"] == 9
+    recurs = [e for e in svc.list_audit_log(server.store, 1000).items if e.action == "alert.recur"]
+    assert len(recurs) == 1
+    assert [d["recurred"] for d in _notified(receiver)] == [False, True]
+
+
+def test_node_alerts_of_two_pods_are_two_alerts_and_one_pod_folds(server: Server) -> None:
+    """The pod is part of a node alert's identity: the same rule, process and container name in two
+    pods of one workload are two alerts; the same pod again folds into its own."""
+    _, agent = register(server)
+    pods = [node_alert(pod="web-1"), node_alert(pod="web-2"), node_alert(pod="web-1", container="sidecar")]
+    r = server.client.post(NODE, json={"alerts": [alert_line(a) for a in pods]}, headers=agent)
+    assert r.status_code == 200 and r.json()["new_alerts"] == 3, r.text
+    again = [node_alert(pod="web-2", count=2), node_alert(pod="web-1", count=1)]
+    r = server.client.post(NODE, json={"alerts": [alert_line(a) for a in again]}, headers=agent)
+    assert r.status_code == 200 and r.json()["new_alerts"] == 0 and r.json()["alerts"] == 2
+    items = _alerts(server, rule="Reverse shell")["items"]
+    counts = {(a["entities"]["pod"], a["entities"]["container"]): a["count"] for a in items}
+    assert counts == {("web-1", "web"): 4, ("web-2", "web"): 5, ("web-1", "sidecar"): 3}
+    assert len({a["fingerprint"] for a in items}) == 3
+
+
+def test_fingerprints_name_the_workload_on_both_sources() -> None:
+    """Node alerts: the pod and container in the fingerprint (a host process, without a pod, as before:
+    its container alone). Audit alerts already name the pod as the targeted object (and the user):
+    exec into two pods is two alerts, the same user into one pod one."""
+    from garrison.model.common import SubjectKind
+    from garrison.model.runtime import alert_finding
+
+    a, b = alert_finding(node_alert(pod="web-1")), alert_finding(node_alert(pod="web-2"))
+    assert a.subject.kind is SubjectKind.PROCESS and a.subject.container == "web-1/web"
+    assert a.fingerprint != b.fingerprint
+    assert alert_finding(node_alert(pod="web-1", count=7)).fingerprint == a.fingerprint
+    host = alert_finding(node_alert(pod="", container=""))
+    assert host.subject.container == "" and host.fingerprint not in (a.fingerprint, b.fingerprint)
+
+    def exec_into(pod: str, user: str = "alice") -> Alert:
+        base = node_alert()
+        ents = Entities(cluster="prod", namespace="shop", pod=pod, user=user, resource="pods", name=pod)
+        return replace(base, source="k8s_audit", entities=ents)
+
+    one, two = alert_finding(exec_into("web-1")), alert_finding(exec_into("web-2"))
+    assert one.subject.kind is SubjectKind.RESOURCE and one.subject.name == "web-1"
+    assert one.fingerprint != two.fingerprint != alert_finding(exec_into("web-1", "bob")).fingerprint
+    assert alert_finding(exec_into("web-1")).fingerprint == one.fingerprint

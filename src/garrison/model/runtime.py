@@ -131,19 +131,24 @@ def _subject(a: Alert) -> Subject:
             name=e.name or e.pod,
             host=e.user,
         )
+    # The pod qualifies the container (``web-1/web``, as ``kubectl logs web-1 -c web`` names it; neither
+    # name can hold a "/"): the same process in the same-named container of two pods of one workload is
+    # two alerts, as the aggregator's entities already are; a host process (no pod) keeps its container.
     return Subject(
         kind=SubjectKind.PROCESS,
         cluster=e.cluster,
         namespace=e.namespace,
         name=e.process,
-        container=e.container,
+        container=f"{e.pod}/{e.container}" if e.pod else e.container,
         host=e.node,
     )
 
 
 def alert_finding(alert: Alert) -> Finding[Alert]:
-    """The alert in the findings envelope (the subject: the targeted object for audit alerts, with the
-    user in ``host`` so that two users doing the same are two findings; the process for node alerts)."""
+    """The alert in the findings envelope (the subject: the targeted object for audit alerts — a pod's
+    name for a pod's subresources — with the user in ``host`` so that two users doing the same are two
+    findings; for node alerts the process in its pod's container on its node). The fingerprint, which
+    the server de-duplicates stored alerts by, is derived from the subject."""
     e = alert.entities
     evidence = tuple(
         (label, value)

@@ -63,6 +63,8 @@ MAX_NAME = 128
 MAX_NODE_ALERTS = 10_000
 #: Most ``alert.new`` notifications one request publishes (one each; a flood is summarised).
 MAX_NOTIFY = 20
+#: The reason of the audit entry of a resolved alert that happened again (``alert.recur``).
+RECURRED_REASON = "happened again after it was resolved"
 
 log = logging.getLogger("garrison.server")
 
@@ -485,8 +487,12 @@ def fold_alerts(
     queue: Queue | None = None,
 ) -> tuple[int, int]:
     """Fold ``alerts`` into the store in one transaction (suppression rules applied: a matching alert is
-    stored dismissed by ``suppression:<id>`` and the rule's count goes up), audit-logged; then notify
-    ``alert.new`` for each new active alert. Returns (new alerts, alerts dismissed by a rule)."""
+    stored dismissed by ``suppression:<id>`` and the rule's count goes up), audit-logged: the ingestion,
+    and each resolved alert that happened again and is active again (``alert.recur``, beside the
+    triage that resolved it). Then ``alert.new`` for each new active alert and each recurred one
+    (``"recurred": true``): a recurrence needs a look as much as a first sighting. A dismissed alert
+    that happens again stays dismissed and is not notified (dismissal means "do not tell me again").
+    Returns (new alerts, alerts dismissed by a rule)."""
     if not alerts:
         return 0, 0
     at = now_iso()
@@ -505,26 +511,33 @@ def fold_alerts(
             tx.clusters.count_caught(rid, n, at)
         new = sum(1 for _, f in folded if f.new)
         suppressed = sum(caught.values())
-        full = {**detail, "alerts": len(alerts), "new": new, "suppressed": suppressed}
+        recurred = [(a, f) for a, f in folded if f.recurred]
+        for a, f in recurred:
+            change = {"rule": a.rule, "from": AlertStatus.RESOLVED.value, "to": f.status.value, "count": a.count}
+            tx.audit.append(at, who.user.name, "alert.recur", "alert", str(f.id), RECURRED_REASON, change)
+        full = {**detail, "alerts": len(alerts), "new": new, "suppressed": suppressed, "recurred": len(recurred)}
         tx.audit.append(at, who.user.name, "events.ingest", "events", source, "", full)
-    _notify_new(store, queue, [(a, f) for a, f in folded if f.new and f.status is AlertStatus.ACTIVE])
+    notable = [(a, f) for a, f in folded if (f.new or f.recurred) and f.status is AlertStatus.ACTIVE]
+    _notify_alerts(store, queue, notable)
     return new, suppressed
 
 
-def _notify_new(store: Store, queue: Queue | None, new: Sequence[tuple[AlertIn, Folded]]) -> None:
-    """``alert.new`` after the commit: one per new alert (the first :data:`MAX_NOTIFY`, then one summary).
-    A failure to queue a notification never undoes or fails the ingestion: it is logged."""
+def _notify_alerts(store: Store, queue: Queue | None, notable: Sequence[tuple[AlertIn, Folded]]) -> None:
+    """``alert.new`` after the commit: one per new or recurred alert (the first :data:`MAX_NOTIFY`, then
+    one summary). A failure to queue a notification never undoes or fails the ingestion: it is logged."""
     from garrison.services import notify
 
-    if not new:
+    if not notable:
         return
     try:
         with store.transaction(readonly=True) as tx:
             if not tx.notifications.subscribed("alert.new"):
                 return  # nobody listens: no transaction per alert to find that out
-        for a, f in new[:MAX_NOTIFY]:
+        for a, f in notable[:MAX_NOTIFY]:
             where = "/".join(x for x in (a.cluster, a.namespace) if x)
             title = f"[{a.severity}] {a.rule}" + (f" in {where}" if where else "")
+            if f.recurred:
+                title += " (again, after it was resolved)"
             data = {
                 "id": f.id,
                 "rule": a.rule,
@@ -536,12 +549,16 @@ def _notify_new(store: Store, queue: Queue | None, new: Sequence[tuple[AlertIn, 
                 "count": a.count,
                 "first_seen": a.first_seen,
                 "fingerprint": a.fingerprint,
+                "recurred": f.recurred,
             }
             notify.publish(store, queue, "alert.new", title, data)
-        if len(new) > MAX_NOTIFY:
-            rest = new[MAX_NOTIFY:]
+        if len(notable) > MAX_NOTIFY:
+            rest = notable[MAX_NOTIFY:]
             ids = [f.id for _, f in rest]
-            notify.publish(store, queue, "alert.new", f"{len(rest)} more new alerts", {"ids": ids[:1000]})
+            again = [f.id for _, f in rest if f.recurred]
+            what = "new or recurred" if again else "new"
+            data = {"ids": ids[:1000], "recurred": again[:1000]}
+            notify.publish(store, queue, "alert.new", f"{len(rest)} more {what} alerts", data)
     except Exception as e:  # the alerts are stored; a notification problem is not the poster's
         log.error("alert.new notification not queued: %s", type(e).__name__)
 

@@ -172,6 +172,8 @@ class Folded:
     status: AlertStatus
     #: The suppression rule that dismissed it in this fold (0: none did).
     caught_by: int = 0
+    #: It was ``resolved`` and this fold made it ``active`` again (it happened again).
+    recurred: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,7 +92,9 @@ class AlertRepository(Protocol):
     def fold(self, alert: AlertIn, at: str, dismiss: tuple[int, str] | None = None) -> Folded:
         """Insert the alert, or add its count to the stored one with its fingerprint (first and last seen
         widened). ``dismiss`` (a suppression rule's id and reason) stores a new alert dismissed and
-        dismisses an active or resolved one; without it a resolved alert that happens again is active."""
+        dismisses an active or resolved one; without it a resolved alert that happens again is active
+        (``recurred``) and a dismissed one stays dismissed. ``new`` and ``recurred`` are exact under
+        concurrent folds of a stored alert: each change of status is reported by one fold only."""
         ...
 
     def fold_many(self, items: Sequence[tuple[AlertIn, tuple[int, str] | None]], at: str) -> list[Folded]:
@@ -312,7 +314,7 @@ class SqlAlerts:
         for members in groups.values():
             for i, folded in zip(members, self._fold_group([merged[i] for i in members], at), strict=True):
                 done[i] = folded
-        return [done[j] if first else replace(done[j], new=False, caught_by=0) for j, first in owner]
+        return [done[j] if first else replace(done[j], new=False, caught_by=0, recurred=False) for j, first in owner]
 
     def _fold_group(self, items: Sequence[tuple[AlertIn, tuple[int, str] | None]], at: str) -> list[Folded]:
         """Fold alerts sharing one ``dismiss`` (and distinct fingerprints) with one statement."""
@@ -330,10 +332,15 @@ class SqlAlerts:
         c = t.alerts.c
         dismiss = items[0][1]
         fingerprints = [a.fingerprint for a, _ in items]
+        # The stored statuses, their rows locked (PostgreSQL; SQLite's transaction holds the write lock
+        # already) in fingerprint order, the order the upsert takes them in: a concurrent fold of the same
+        # alert waits here and then reads what this one wrote, so a resolved alert that happens in two
+        # batches at once is reported recurred (and notified) by one of them only.
         before: dict[str, str] = {}
         for n in range(0, len(fingerprints), 500):
             chunk = fingerprints[n : n + 500]
-            for fp, status in self.conn.execute(select(c.fingerprint, c.status).where(c.fingerprint.in_(chunk))):
+            q = select(c.fingerprint, c.status).where(c.fingerprint.in_(chunk)).order_by(c.fingerprint)
+            for fp, status in self.conn.execute(q.with_for_update()):
                 before[fp] = status
         by, why = (f"suppression:{dismiss[0]}", dismiss[1]) if dismiss else ("", "")
         target = AlertStatus.DISMISSED.value if dismiss else AlertStatus.ACTIVE.value
@@ -404,7 +411,8 @@ class SqlAlerts:
                 and (was is None or was != AlertStatus.DISMISSED.value)
                 else 0
             )
-            out.append(Folded(int(row.id), was is None, status, caught))
+            recurred = not dismiss and was == AlertStatus.RESOLVED.value and status is AlertStatus.ACTIVE
+            out.append(Folded(int(row.id), was is None, status, caught, recurred))
         return out
 
     def get(self, alert_id: int) -> StoredAlert | None:
