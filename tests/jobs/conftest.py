@@ -24,7 +24,9 @@ from garrison.store.repos import SqlStore
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Quick retries and heartbeats, so the tests see them happen.
-FAST = JobOptions(concurrency=3, retry_base=0.1, retry_max=0.5, heartbeat=0.3, stale_after=3.0, rescan_interval=0)
+FAST = JobOptions(
+    concurrency=3, retry_base=0.1, retry_max=0.5, heartbeat=0.3, stale_after=3.0, rescan_interval=0, purge_interval=0
+)
 # (worker processes keep the 1 s heartbeat every process has; their jobs are taken back after 3 s)
 
 

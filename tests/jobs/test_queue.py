@@ -2,7 +2,8 @@
 ``open_queue`` gives there), with the test tasks of :mod:`tests.jobs.handlers` doing real work in the
 store: every job runs, once; a lock keeps two jobs apart; failures are retried, then kept with their
 error; a duplicate still waiting is not added; a restart loses nothing; a graceful stop leaves the
-unfinished queued; the periodic rescan is queued."""
+unfinished queued; the periodic rescan and purge are queued; jobs are counted by task and state; old
+finished jobs are removed."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import time
 from typing import Any
 
 import pytest
-from tests.jobs.conftest import QueueFactory
+from tests.jobs.conftest import FAST, QueueFactory
 from tests.server.conftest import wait_idle
 
 from garrison.jobs import ManagedQueue
+from garrison.services.settings import ServerSettings
 from garrison.store.repos import SqlStore
 
 
@@ -170,3 +172,68 @@ def test_a_job_left_queued_by_a_stop_is_not_recorded_by_its_old_run(make_queue: 
     wait_idle(nxt, 30)
     info = q.job(job)
     assert info is not None and info.status == "done" and info.attempts == 1
+
+
+def test_periodic_purge_of_deliveries_is_queued(make_queue: QueueFactory, store: SqlStore) -> None:
+    """The real ``purge_deliveries`` handler, on its schedule (each second here; hourly by default)."""
+    q: ManagedQueue = make_queue(purge_interval=1)
+    q.start()
+    wait_for(lambda: q.counts().by_task[("purge_deliveries", "done")] >= 2, timeout=30)
+    q.stop()
+    counts = q.counts()
+    assert counts.by_task[("purge_deliveries", "failed")] == 0
+    assert counts.by_task[("purge_deliveries", "queued")] <= 1  # its queueing lock: one waits at most
+    assert counts.by_task[("rescan_all", "done")] == 0  # its interval is 0 here: never
+
+
+def test_jobs_are_counted_by_task_and_state(make_queue: QueueFactory) -> None:
+    from garrison.jobs import STATES
+    from garrison.jobs.tasks import TASKS
+
+    q = make_queue(max_attempts=1)
+    for n in range(3):
+        q.enqueue("test_record", {"key": f"c{n}"})
+    q.enqueue("test_boom", {"key": "x"})
+    queued = q.counts()
+    assert queued["queued"] == 4 and queued.by_task[("test_record", "queued")] == 3
+    q.start()
+    counts = wait_idle(q, 60)
+    assert dict(counts) == {"queued": 0, "running": 0, "done": 3, "failed": 1}
+    assert counts.by_task[("test_record", "done")] == 3 and counts.by_task[("test_boom", "failed")] == 1
+    # every task in every state, 0 included; the states' totals are the sums over the tasks
+    assert set(counts.by_task) >= {(task, state) for task in TASKS for state in STATES}
+    for state in STATES:
+        assert counts[state] == sum(n for (_, s), n in counts.by_task.items() if s == state)
+
+
+def test_finished_jobs_older_than_keep_days_are_removed(store: SqlStore, settings: ServerSettings) -> None:
+    """The inline queue's own upkeep (its first round, then hourly) deletes ``done`` and ``failed`` jobs
+    that ended more than ``keep_days`` ago; queued ones and recent ones stay. (procrastinate's queue
+    does the same with its ``delete_old_jobs``.)"""
+    from dataclasses import replace
+
+    from sqlalchemy import update
+
+    from garrison.jobs.inline import InlineQueue
+    from garrison.store.jobs import jobs
+
+    q = InlineQueue(settings, store, replace(FAST, max_attempts=1))
+    ids = [int(q.enqueue("test_record", {"key": f"o{n}"})) for n in range(3)]
+    failed = int(q.enqueue("test_boom", {"key": "old"}))
+    q.start()
+    wait_idle(q, 60)
+    q.stop()
+    waiting = int(q.enqueue("test_record", {"key": "waits"}))
+    with store.engine.begin() as conn:
+        old = [*ids[:2], failed, waiting]
+        conn.execute(update(jobs).where(jobs.c.id.in_(old)).values(finished_at="2020-01-01T00:00:00.000000Z"))
+    again = InlineQueue(settings, store, replace(FAST, max_attempts=1), run_jobs=True)
+    try:
+        again.start()
+        wait_for(lambda: again.job(str(ids[0])) is None, timeout=30)
+        wait_idle(again, 60)
+    finally:
+        again.stop()
+    assert [again.job(str(i)) is None for i in (*ids, failed)] == [True, True, False, True]
+    kept = again.job(str(waiting))  # it was queued (its finished_at aside): it ran
+    assert kept is not None and kept.status == "done"

@@ -75,8 +75,10 @@ def wait_idle(queue: ManagedQueue, timeout: float = 60.0) -> dict[str, int]:
         time.sleep(0.05)
 
 
-#: The server fixture's queue: quick retries and heartbeats, no periodic rescan during a test.
-TEST_JOB_OPTIONS = JobOptions(concurrency=2, retry_base=0.2, retry_max=2.0, heartbeat=0.5, rescan_interval=0)
+#: The server fixture's queue: quick retries and heartbeats, no periodic rescan or purge during a test.
+TEST_JOB_OPTIONS = JobOptions(
+    concurrency=2, retry_base=0.2, retry_max=2.0, heartbeat=0.5, rescan_interval=0, purge_interval=0
+)
 
 
 @pytest.fixture(scope="session")

@@ -390,3 +390,56 @@ def test_a_target_is_changed_in_place_and_its_new_secrets_sealed(server: Server,
         ["enabled", "min_severity"],
     ]
     assert HEADER_SECRET not in json.dumps(audit) and "old-secret" not in json.dumps(audit)
+
+
+def test_old_sent_and_failed_deliveries_are_purged_and_pending_ones_never(server: Server, receiver: Receiver) -> None:
+    """The ``purge_deliveries`` job (queued hourly by both queues) on the server's queue: deliveries sent
+    or failed more than ``delivery_retention_days`` ago are deleted, recent ones kept, and a pending one
+    is kept however old (its job may still run)."""
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from garrison.store.records import iso_of
+
+    made = _create(server, url=receiver.url, min_severity="LOW")
+    receiver.script = [200, 404, 200, 404]  # delivered, failed, delivered, failed
+    for n in range(4):
+        assert notify.publish(server.store, server.queue, "alert.new", f"alert {n}", {"severity": "HIGH"}) == 1
+        server.wait_jobs()
+    with server.store.transaction() as tx:
+        old_pending = tx.notifications.add_delivery(made["id"], "alert.new", "waits", {}, "2020-01-01T00:00:00.000000Z")
+    by_title = {d["title"]: d for d in _deliveries(server, made["id"])}
+    assert [by_title[f"alert {n}"]["status"] for n in range(4)] == ["delivered", "failed", "delivered", "failed"]
+    # alerts 0 and 1 ended 31 days ago, and the pending one was queued then; alerts 2 and 3 end now
+    t = notification_deliveries
+    ids = [by_title["alert 0"]["id"], by_title["alert 1"]["id"], old_pending.id]
+    month_ago = iso_of(datetime.now(UTC) - timedelta(days=31))
+    with server.store.engine.begin() as conn:
+        conn.execute(update(t).where(t.c.id.in_(ids)).values(created_at=month_ago, updated_at=month_ago))
+    server.queue.enqueue("purge_deliveries", {})
+    assert server.wait_jobs()["failed"] == 0
+    left = {d["title"]: d["status"] for d in _deliveries(server, made["id"])}
+    assert left == {"alert 2": "delivered", "alert 3": "failed", "waits": "pending"}
+    # A shorter retention, as of a later day: the rest of the sent and failed go, the pending one stays.
+    week = replace(server.settings, delivery_retention_days=7)
+    assert notify.purge_deliveries(server.store, week, datetime.now(UTC) + timedelta(days=6)) == 0
+    assert notify.purge_deliveries(server.store, week, datetime.now(UTC) + timedelta(days=8)) == 2
+    assert [d["title"] for d in _deliveries(server, made["id"])] == ["waits"]
+
+
+def test_the_retention_is_a_setting() -> None:
+    from garrison.config import SettingError
+    from garrison.services.settings import load_server_settings
+
+    empty = Path("/nonexistent")
+    env = {"GARRISON_CONFIG": str(empty), "GARRISON_DATA_DIR": "/tmp/garrison-test-data"}
+    assert load_server_settings(environ=env).delivery_retention_days == 30
+    env["GARRISON_DELIVERY_RETENTION_DAYS"] = "7"
+    assert load_server_settings(environ=env).delivery_retention_days == 7
+    flags = {"delivery_retention_days": ("--delivery-retention-days", "90")}
+    assert load_server_settings(flags, environ=env).delivery_retention_days == 90
+    env["GARRISON_DELIVERY_RETENTION_DAYS"] = "0"
+    with pytest.raises(SettingError, match="delivery_retention_days from GARRISON_DELIVERY_RETENTION_DAYS"):
+        load_server_settings(environ=env)

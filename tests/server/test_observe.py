@@ -84,6 +84,26 @@ def test_metrics_gauges_read_the_store(server: Server) -> None:
     assert after[("garrison_images", frozenset())] == 0
 
 
+def test_jobs_gauge_is_by_task_and_state(server: Server) -> None:
+    """``garrison_jobs{task, state}`` from the server's real queue (``garrison server run`` adds this source):
+    every task in every state, 0 included, and what ran counted under its own task."""
+    from garrison.jobs import STATES
+    from garrison.jobs.tasks import TASKS
+
+    server.client.app.state.metrics.sources.append(observe.queue_gauges(server.queue.counts))  # type: ignore[attr-defined]
+    before = {dict(labels)["task"] for (n, labels) in _samples(server) if n == "garrison_jobs"}
+    assert before == set(TASKS)
+    for _ in range(2):
+        server.queue.enqueue("purge_deliveries", {})
+    server.wait_jobs()
+    m = _samples(server)
+    jobs = {(dict(labels)["task"], dict(labels)["state"]): v for (n, labels), v in m.items() if n == "garrison_jobs"}
+    assert set(jobs) == {(task, state) for task in TASKS for state in STATES}
+    assert jobs[("purge_deliveries", "done")] == 2
+    assert sum(v for (task, _), v in jobs.items() if task != "purge_deliveries") == 0
+    assert all(set(dict(labels)) == {"task", "state"} for (n, labels) in m if n == "garrison_jobs")
+
+
 def test_metrics_are_for_readers_only(server: Server) -> None:
     assert server.client.get("/metrics").status_code == 401
     assert server.client.get("/metrics", headers={"Authorization": "Bearer garrison_nope"}).status_code == 401

@@ -42,6 +42,10 @@ SETTING_FLAGS: dict[str, tuple[str, str]] = {
     "rescan_interval": ("--rescan-interval", "seconds between periodic rescans of stored SBOMs (3600; 0: none)"),
     "stalled_after": ("--stalled-after", "take back a dead worker's jobs after this many seconds (30; at least 3)"),
     "auth_cache_ttl": ("--auth-cache-ttl", "seconds a checked token is trusted before the database is read again (5)"),
+    "delivery_retention_days": (
+        "--delivery-retention-days",
+        "days a sent or failed notification delivery is kept (30)",
+    ),
 }
 _RUN_SETTINGS = tuple(SETTING_FLAGS)
 _METAVARS = {
@@ -61,6 +65,7 @@ _METAVARS = {
     "rescan_interval": "SECONDS",
     "stalled_after": "SECONDS",
     "auth_cache_ttl": "SECONDS",
+    "delivery_retention_days": "DAYS",
 }
 _REPEATABLE = ("tls_hosts", "rules")
 

@@ -8,7 +8,7 @@ PostgreSQL (:mod:`.pg`, procrastinate) for many workers on many machines. See do
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -56,6 +56,39 @@ class JobInfo:
     last_error: str
 
 
+#: The states a queue reports its jobs in (each of procrastinate's maps to one of them).
+STATES = ("queued", "running", "done", "failed")
+
+
+class JobCounts(Mapping[str, int]):
+    """How many jobs a queue holds: as a mapping, by state (every one of :data:`STATES`, 0 included);
+    :attr:`by_task`, by (task, state) — every task of :data:`~garrison.jobs.tasks.TASKS` in every state,
+    and any other task name the queue still holds jobs of (one a newer or older garrison queued)."""
+
+    def __init__(self, found: Mapping[tuple[str, str], int]) -> None:
+        from garrison.jobs.tasks import TASKS
+
+        by_task = {(task, state): 0 for task in TASKS for state in STATES}
+        for key, n in found.items():
+            by_task[key] = by_task.get(key, 0) + n
+        self.by_task: dict[tuple[str, str], int] = dict(sorted(by_task.items()))
+        self._by_state = dict.fromkeys(STATES, 0)
+        for (_, state), n in by_task.items():
+            self._by_state[state] = self._by_state.get(state, 0) + n
+
+    def __getitem__(self, state: str) -> int:
+        return self._by_state[state]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_state)
+
+    def __len__(self) -> int:
+        return len(self._by_state)
+
+    def __repr__(self) -> str:
+        return f"JobCounts({self._by_state})"
+
+
 class ManagedQueue(Queue, Protocol):
     """A queue the server or a worker process owns: :meth:`start` begins running jobs (if this process
     runs any), :meth:`stop` finishes the running ones within ``grace`` seconds and leaves the rest (and
@@ -63,9 +96,9 @@ class ManagedQueue(Queue, Protocol):
 
     def start(self) -> None: ...
     def stop(self, grace: float = 30.0) -> None: ...
-    def counts(self) -> dict[str, int]:
-        """Jobs by state: ``queued``, ``running``, ``done``, ``failed`` (for metrics and for tests that
-        wait for the queue to drain)."""
+    def counts(self) -> JobCounts:
+        """Jobs by state (``queued``, ``running``, ``done``, ``failed``) and by task and state, in one read
+        (for metrics and for tests that wait for the queue to drain)."""
         ...
 
     def job(self, job_id: str) -> JobInfo | None:
@@ -95,7 +128,11 @@ class JobOptions:
     stale_after: float = 30.0
     #: Seconds between two periodic ``rescan_all`` jobs (0: none).
     rescan_interval: float = 3600.0
-    #: Finished jobs are kept this many days (inline queue; procrastinate keeps its own).
+    #: Seconds between two periodic ``purge_deliveries`` jobs (0: none; an hour on PostgreSQL is a cron
+    #: line, like the rescan's interval).
+    purge_interval: float = 3600.0
+    #: Finished jobs are kept this many days, then removed by the queue itself (both queues; on
+    #: PostgreSQL with each failed run's error).
     keep_days: float = 7.0
 
     def backoff(self, attempts: int) -> float:

@@ -13,6 +13,7 @@ why handlers must be safe to repeat.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import socket
@@ -25,8 +26,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from garrison.jobs import JobContext, JobInfo, JobOptions
+from garrison.jobs import JobContext, JobCounts, JobInfo, JobOptions
 from garrison.jobs import tasks as task_table
+from garrison.jobs.tasks import Schedule, schedules
 from garrison.services.settings import ServerSettings
 from garrison.store.jobs import Job, SqlJobs
 from garrison.store.records import iso_of, now_iso
@@ -34,10 +36,6 @@ from garrison.store.repos import SqlStore, Store
 
 log = logging.getLogger("garrison.jobs")
 
-#: The periodic rescan's task (and its queueing lock: one waiting at most), and its lock: the one
-#: services.registry's rescans take, so that two rescans never run at once.
-RESCAN_TASK = "rescan_all"
-RESCAN_LOCK = "rescan"
 #: Longest last error kept with a job.
 MAX_ERROR = 2000
 
@@ -116,7 +114,8 @@ class InlineQueue:
         self._running: dict[int, str] = {}  # job id → task, the jobs this process runs now
         self._running_lock = threading.Lock()
         self._started_at = now_iso()
-        self._purged_at = 0.0
+        self._purged_at = -math.inf  # the first upkeep purges (monotonic time may be under an hour)
+        self._schedules = schedules(options)
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -143,9 +142,9 @@ class InlineQueue:
                 self._wake.notify()
         return str(job_id)
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> JobCounts:
         with self._reader.connect() as conn:
-            return {s.value: n for s, n in SqlJobs(conn).counts().items()}
+            return JobCounts({(task, s.value): n for (task, s), n in SqlJobs(conn).counts().items()})
 
     def job(self, job_id: str) -> JobInfo | None:
         if not job_id.isdigit():
@@ -326,14 +325,16 @@ class InlineQueue:
                 log.error("job queue upkeep: %s", error_text(e))
 
     def _periodic(self) -> None:
-        """Queue ``rescan_all`` when the last one (or, for a database that never had one, this queue's
-        start) is older than the interval; the check is on the table, so restarts do not postpone it."""
-        every = self.options.rescan_interval
-        if every <= 0:
-            return
+        """Queue each scheduled task (:func:`~garrison.jobs.tasks.schedules`: the rescan, the purge of old
+        deliveries) when its last job (or, for a database that never had one, this queue's start) is
+        older than its interval; the check is on the table, so restarts do not postpone it."""
+        for s in self._schedules:
+            self._due(s)
+
+    def _due(self, s: Schedule) -> None:
         with self._reader.connect() as conn:
-            last = SqlJobs(conn).latest(RESCAN_TASK)
+            last = SqlJobs(conn).latest(s.task)
         since = last.created_at if last is not None else self._started_at
-        if since <= _later(-every):
-            job_id = self.enqueue(RESCAN_TASK, {}, lock=RESCAN_LOCK, queueing_lock=RESCAN_TASK)
-            log.info("job queue: periodic %s queued (job %s)", RESCAN_TASK, job_id)
+        if since <= _later(-s.every):
+            job_id = self.enqueue(s.task, {}, lock=s.lock or None, queueing_lock=s.task)
+            log.info("job queue: periodic %s queued (job %s)", s.task, job_id)

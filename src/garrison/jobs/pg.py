@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections.abc import Mapping
@@ -30,9 +31,10 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, text
 from sqlalchemy.engine import make_url
 
-from garrison.jobs import JobContext, JobInfo, JobOptions
+from garrison.jobs import JobContext, JobCounts, JobInfo, JobOptions
 from garrison.jobs import tasks as task_table
-from garrison.jobs.inline import RESCAN_LOCK, RESCAN_TASK, engine_of, error_text
+from garrison.jobs.inline import engine_of, error_text
+from garrison.jobs.tasks import schedules
 from garrison.services.settings import ServerSettings
 from garrison.store import jobs as job_store
 from garrison.store.records import iso_of, now_iso
@@ -134,7 +136,8 @@ class PostgresQueue:
         self.options = options
         self.run_jobs = run_jobs
         self.engine: Engine = engine_of(store, settings)
-        self.cron = cron_for(options.rescan_interval) if options.rescan_interval > 0 else ""
+        # Each schedule's cron line (ValueError here, at the start, for an interval cron cannot say).
+        self.crons = [(s, cron_for(s.every)) for s in schedules(options)]
         self._conninfo = conninfo(settings.database_url)
         prepare(settings.database_url)
         self._producer = procrastinate.App(
@@ -175,13 +178,17 @@ class PostgresQueue:
                 # it started between the two statements: the queueing lock is free again
         raise RuntimeError(f"could not queue {task!r}: its queueing lock {queueing_lock!r} keeps changing hands")
 
-    def counts(self) -> dict[str, int]:
-        found = dict.fromkeys(("queued", "running", "done", "failed"), 0)
-        q = text("SELECT status::text, count(*) FROM procrastinate_jobs WHERE queue_name = :q GROUP BY status")
+    def counts(self) -> JobCounts:
+        found: dict[tuple[str, str], int] = {}
+        q = text(
+            "SELECT task_name, status::text, count(*) FROM procrastinate_jobs WHERE queue_name = :q "
+            "GROUP BY task_name, status"
+        )
         with self.engine.connect() as conn:
-            for status, n in conn.execute(q, {"q": QUEUE}):
-                found[STATES[status]] += int(n)
-        return found
+            for task, status, n in conn.execute(q, {"q": QUEUE}):
+                key = (str(task), STATES[status])
+                found[key] = found.get(key, 0) + int(n)
+        return JobCounts(found)
 
     def job(self, job_id: str) -> JobInfo | None:
         if not job_id.isdigit():
@@ -274,12 +281,14 @@ class PostgresQueue:
             )
         )
         retry = _Retry(self.options).strategy()
-        for name in task_table.TASKS:
-            registered = app.task(name=name, queue=QUEUE, pass_context=True, retry=retry)(self._runner(name))
-            if name == RESCAN_TASK and self.cron:
-                app.periodic(
-                    cron=self.cron, periodic_id="garrison-rescan", lock=RESCAN_LOCK, queueing_lock=RESCAN_TASK
-                )(registered)
+        registered = {
+            name: app.task(name=name, queue=QUEUE, pass_context=True, retry=retry)(self._runner(name))
+            for name in task_table.TASKS
+        }
+        for s, cron in self.crons:
+            app.periodic(cron=cron, periodic_id=s.periodic_id, lock=s.lock or None, queueing_lock=s.task)(
+                registered[s.task]
+            )
         async with app.open_async():
             recovery = asyncio.create_task(self._recover_forever(app))
             self._ready.set()
@@ -332,7 +341,7 @@ class PostgresQueue:
     async def _recover_forever(self, app: Any) -> None:
         """Each heartbeat: take back stalled jobs. Each hour: remove finished jobs (and run errors) older
         than :attr:`~garrison.jobs.JobOptions.keep_days`."""
-        purged = 0.0
+        purged = -math.inf  # the first round purges (monotonic time may be under an hour)
         while True:
             try:
                 await self._recover(app)

@@ -19,7 +19,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -27,6 +27,7 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from garrison.jobs import JobCounts
 from garrison.services.server import Principal
 from garrison.store.images import ImageFilter
 from garrison.store.records import AlertFilter, AlertStatus
@@ -221,12 +222,15 @@ def store_gauges(store: Store) -> GaugeSource:
     return read
 
 
-def queue_gauges(counts: Callable[[], Mapping[str, int]]) -> GaugeSource:
-    """The queue's jobs by state (``queued``, ``running``, ``done``, ``failed``), as it counts them."""
+def queue_gauges(counts: Callable[[], JobCounts]) -> GaugeSource:
+    """The queue's jobs by task and state (``queued``, ``running``, ``done``, ``failed``), as it counts
+    them: every task in every state, 0 included, so that a series exists before its first job."""
 
     def read() -> Iterable[Gauge]:
-        samples: list[tuple[tuple[str, ...], float]] = [((state,), float(n)) for state, n in sorted(counts().items())]
-        yield "garrison_jobs", "Jobs in the queue by state", ("state",), samples
+        samples: list[tuple[tuple[str, ...], float]] = [
+            ((task, state), float(n)) for (task, state), n in sorted(counts().by_task.items())
+        ]
+        yield "garrison_jobs", "Jobs in the queue by task and state", ("task", "state"), samples
 
     return read
 

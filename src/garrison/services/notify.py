@@ -7,6 +7,8 @@ job for each; the job (:func:`run_delivery_job`) posts it, retrying what is wort
 dropped connections, 5xx, 429 with its ``Retry-After``) with :mod:`garrison.net`'s backoff, and records
 every attempt on the delivery. A target's URL and headers are sealed at rest
 (:mod:`garrison.services.secretbox`) and only their host and header names are ever shown or logged.
+Deliveries that were sent or failed are deleted after ``delivery_retention_days`` (:func:`purge_deliveries`,
+the hourly ``purge_deliveries`` job).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -26,7 +29,7 @@ from garrison.model.common import Severity
 from garrison.services import secretbox
 from garrison.services import server as svc  # module import: services.server may import this one
 from garrison.store.notify import Delivery, DeliveryStatus, NotificationTarget, TargetIn, TargetNameTaken
-from garrison.store.records import Page, now_iso
+from garrison.store.records import Page, iso_of, now_iso
 from garrison.store.repos import Store
 
 if TYPE_CHECKING:
@@ -480,6 +483,22 @@ def run_delivery_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         log.error("notify job without a delivery id: %r", sorted(payload))
         return
     deliver(ctx.store, ctx.settings, delivery_id)
+
+
+def purge_deliveries(store: Store, settings: ServerSettings, at: datetime | None = None) -> int:
+    """Delete the deliveries that were sent or failed more than ``settings.delivery_retention_days`` before
+    ``at`` (now); pending ones stay, however old (their job may still run). How many were deleted."""
+    when = (at or datetime.now(UTC)) - timedelta(days=settings.delivery_retention_days)
+    with store.transaction() as tx:
+        gone = tx.notifications.purge_deliveries(iso_of(when))
+    if gone:
+        log.info("%d notification deliveries older than %d days deleted", gone, settings.delivery_retention_days)
+    return gone
+
+
+def run_purge_job(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """The ``purge_deliveries`` task (queued every hour by both queues; ``{}``)."""
+    purge_deliveries(ctx.store, ctx.settings)
 
 
 def send_test(

@@ -62,6 +62,9 @@ class ServerSettings:
     #: request). A revocation or a disabled user through this server takes effect at once; one made
     #: elsewhere (the CLI, another server process) within this time. Expiry is checked every request.
     auth_cache_ttl: float = 5.0
+    #: Days a notification delivery that was sent or failed is kept (then an hourly job deletes it;
+    #: a pending one is never deleted).
+    delivery_retention_days: int = 30
 
     @property
     def sqlite(self) -> bool:
@@ -78,6 +81,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "rescan_interval": (0, 31_536_000),
     "stalled_after": (3, 86_400),
     "auth_cache_ttl": (0, 300),
+    "delivery_retention_days": (1, 36_500),
 }
 _CHOICES: dict[str, tuple[str, ...]] = {"log_format": LOG_FORMATS}
 _TRUE = ("1", "true", "yes", "on")

@@ -170,7 +170,10 @@ class JobRepository(Protocol):
         ...
 
     def get(self, job_id: int) -> Job | None: ...
-    def counts(self) -> dict[JobStatus, int]: ...
+    def counts(self) -> dict[tuple[str, JobStatus], int]:
+        """Jobs by (task, status), for the combinations that have any."""
+        ...
+
     def latest(self, task: str) -> Job | None:
         """The newest job of ``task`` (any status)."""
         ...
@@ -308,10 +311,10 @@ class SqlJobs:
         r = self.conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
         return None if r is None else _job(r)
 
-    def counts(self) -> dict[JobStatus, int]:
+    def counts(self) -> dict[tuple[str, JobStatus], int]:
         c = jobs.c
-        found = {JobStatus(s): int(n) for s, n in self.conn.execute(select(c.status, func.count()).group_by(c.status))}
-        return {s: found.get(s, 0) for s in JobStatus}
+        q = select(c.task, c.status, func.count()).group_by(c.task, c.status)
+        return {(str(task), JobStatus(s)): int(n) for task, s, n in self.conn.execute(q)}
 
     def latest(self, task: str) -> Job | None:
         c = jobs.c

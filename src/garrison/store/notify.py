@@ -4,7 +4,8 @@ A target's URL and extra headers are secrets (a Slack incoming-webhook URL *is* 
 rows hold them only sealed by :mod:`garrison.services.secretbox`, next to what may be shown (the host,
 the header names). A delivery is one event sent to one target: ``pending`` until an attempt succeeds
 (``delivered``) or the last one fails (``failed``); every attempt counts and leaves its HTTP status and
-error on the row.
+error on the row. Sent and failed deliveries are deleted after the server's ``delivery_retention_days``
+(:meth:`SqlNotifications.purge_deliveries`, by a periodic job); pending ones stay until they end.
 
 Tables (on :data:`garrison.store.tables.metadata`) and repository. Created by migration ``0006``.
 """
@@ -183,6 +184,11 @@ class NotificationRepository(Protocol):
         """Count one attempt and its outcome (``status`` the delivery's status after it)."""
         ...
 
+    def purge_deliveries(self, before: str) -> int:
+        """Delete the ``delivered`` and ``failed`` deliveries whose last attempt was before ``before``
+        (never a ``pending`` one); how many."""
+        ...
+
 
 def _target(r: Any) -> NotificationTarget:
     return record_of(NotificationTarget, r, header_names=as_tuple, events=as_tuple, enabled=bool)
@@ -311,3 +317,9 @@ class SqlNotifications:
             values["delivered_at"] = at
         self.conn.execute(update(d).where(d.c.id == delivery_id).values(**values))
         return self.get_delivery(delivery_id)
+
+    def purge_deliveries(self, before: str) -> int:
+        d = notification_deliveries
+        done = (DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED.value)
+        q = delete(d).where(d.c.status.in_(done), d.c.updated_at < before)
+        return int(self.conn.execute(q).rowcount)
