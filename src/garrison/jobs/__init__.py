@@ -66,7 +66,7 @@ class JobCounts(Mapping[str, int]):
     and any other task name the queue still holds jobs of (one a newer or older garrison queued)."""
 
     def __init__(self, found: Mapping[tuple[str, str], int]) -> None:
-        from garrison.jobs.tasks import TASKS
+        from garrison.jobs.tasks import TASKS  # here: tasks imports this module
 
         by_task = {(task, state): 0 for task in TASKS for state in STATES}
         for key, n in found.items():
