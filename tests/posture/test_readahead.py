@@ -8,6 +8,7 @@ import dataclasses
 import io
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,25 @@ spec:
 """
 
 
+@pytest.fixture
+def single_threaded() -> None:
+    """The read-ahead declines to fork while other threads run (a lock one of them holds would stay
+    held in the child): a test that left a server thread behind makes these checks moot, not wrong."""
+    if threading.active_count() > 1:
+        pytest.skip(f"{threading.active_count() - 1} other threads alive: the read-ahead does not fork")
+
+
+def test_no_fork_while_other_threads_run(tmp_path: Path) -> None:
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        assert readahead.start((str(_tree(tmp_path / "m")),), min_bytes=0) is None
+    finally:
+        stop.set()
+        t.join()
+
+
 def _tree(root: Path) -> Path:
     (root / "sub").mkdir(parents=True)
     (root / "a.yaml").write_text(DEPLOYMENT + "---\n- just a list\n---\nkind: List\nitems: []\n")
@@ -49,6 +69,7 @@ def _same(a: Loaded, b: Loaded) -> None:
     assert got == want
 
 
+@pytest.mark.usefixtures("single_threaded")
 @pytest.mark.parametrize("head_start", [readahead.IMPORT_BYTES, 0, 10**9])  # the child reads all, half, none
 def test_what_is_read_ahead_is_what_load_source_reads(tmp_path: Path, head_start: int) -> None:
     root = _tree(tmp_path / "m")
@@ -67,6 +88,7 @@ def test_what_is_read_ahead_is_what_load_source_reads(tmp_path: Path, head_start
         ahead.close()
 
 
+@pytest.mark.usefixtures("single_threaded")
 def test_what_the_child_cannot_read_is_left_to_the_caller(tmp_path: Path) -> None:
     missing = str(tmp_path / "nope")
     assert not is_local("-") and not is_local("cluster") and not is_local("docker:unix:///x.sock")
@@ -84,6 +106,7 @@ def test_what_the_child_cannot_read_is_left_to_the_caller(tmp_path: Path) -> Non
     assert readahead.start((str(tmp_path / "m"),)) is None  # too little to pay for a second process
 
 
+@pytest.mark.usefixtures("single_threaded")
 def test_close_before_take_stops_and_reaps_the_child(tmp_path: Path) -> None:
     ahead = readahead.start((str(_tree(tmp_path / "m")),), min_bytes=0)
     assert ahead is not None
