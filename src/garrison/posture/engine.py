@@ -123,13 +123,16 @@ def _candidates(control: Control, index: ResourceIndex, workloads: list[Resource
 
 def rule_ref(control: Control) -> RuleRef:
     """The envelope's rule for a control's findings (built once per control)."""
-    return RuleRef(
-        id=RuleId(control.id),
-        source="garrison/posture",
-        title=control.title,
-        aliases=control.equivalent_ids(),
-        version=control.version,
-    )
+    got = control._memo.get("rule")
+    if got is None:
+        got = control._memo["rule"] = RuleRef(
+            id=RuleId(control.id),
+            source="garrison/posture",
+            title=control.title,
+            aliases=control.equivalent_ids(),
+            version=control.version,
+        )
+    return got  # type: ignore[no-any-return]
 
 
 def _container_name(scope_path: str, value: Any) -> str:
