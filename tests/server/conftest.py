@@ -69,7 +69,7 @@ def wait_idle(queue: ManagedQueue, timeout: float = 60.0) -> dict[str, int]:
     while True:
         counts = queue.counts()
         if counts["queued"] == 0 and counts["running"] == 0:
-            return counts
+            return dict(counts)
         if time.monotonic() > deadline:
             raise TimeoutError(f"jobs still waiting or running after {timeout} s: {counts}")
         time.sleep(0.05)

@@ -344,6 +344,41 @@ def test_a_recurrence_posted_by_many_at_once_is_notified_once(server: Server, re
     assert [d["recurred"] for d in _notified(receiver)] == [False, True]
 
 
+def test_a_new_alert_posted_by_many_at_once_is_new_once(server: Server, receiver: Receiver) -> None:
+    """Eight agents post the same never-seen alert at the same moment: one alert holds every event, and
+    exactly one post reports it new (one ``alert.new``). On PostgreSQL no row lock can cover a row that
+    does not exist yet; the upsert itself says which statement inserted it."""
+    from garrison.services import notify
+
+    _, agent = register(server)
+    admin = svc.authenticate(server.store, server.tokens["admin"])
+    spec = notify.TargetSpec("ops", "webhook", receiver.url, {}, ("alert.new",), min_severity="LOW")
+    notify.create_target(server.store, server.settings, admin, spec)
+    who = svc.authenticate(server.store, agent["Authorization"].split(" ", 1)[1])
+    raw = json.dumps({"alerts": [alert_line(node_alert(count=1))]}).encode()
+    start = threading.Barrier(8)
+    results: list[Any] = []
+
+    def post() -> None:
+        try:
+            start.wait(10)
+            results.append(svc.ingest_node(server.store, who, raw, queue=server.queue))
+        except BaseException as e:  # reported below
+            results.append(e)
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    server.wait_jobs()
+    (alert,) = _alerts(server, rule="Reverse shell")["items"]
+    assert alert["count"] == 8 and alert["status"] == "active"
+    assert sum(r.new_alerts for r in results) == 1
+    assert [d["id"] for d in _notified(receiver)] == [alert["id"]]
+
+
 def test_node_alerts_of_two_pods_are_two_alerts_and_one_pod_folds(server: Server) -> None:
     """The pod is part of a node alert's identity: the same rule, process and container name in two
     pods of one workload are two alerts; the same pod again folds into its own."""

@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, Select, and_, case, func, insert, select, update
+from sqlalchemy import Connection, Engine, Select, and_, case, func, insert, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 
 from garrison.store import tables as t
@@ -394,25 +394,31 @@ class SqlAlerts:
                 "dismissed_reason": changed(new.dismissed_reason, c.dismissed_reason),
                 "dismissed_at": changed(new.dismissed_at, c.dismissed_at),
             }
-        stmt = stmt.on_conflict_do_update(index_elements=[c.fingerprint], set_=set_).returning(
-            c.fingerprint, c.id, c.status, c.dismissed_by
-        )
+        returned: list[Any] = [c.fingerprint, c.id, c.status, c.dismissed_by]
+        if dialect == "postgresql":
+            # Whether this statement inserted the row: a row lock cannot cover a row that does not exist
+            # yet, so two folds of a new fingerprint at once both read "absent" above; the second then
+            # waits on the unique index and updates. xmax is 0 only on the version an INSERT made.
+            returned.append(literal_column("(xmax = 0)").label("inserted"))
+        stmt = stmt.on_conflict_do_update(index_elements=[c.fingerprint], set_=set_).returning(*returned)
         got = {r.fingerprint: r for r in self.conn.execute(stmt)}
         out = []
         for fp in fingerprints:
             row = got[fp]
             status = AlertStatus(row.status)
             was = before.get(fp)
+            # SQLite: the transaction holds the write lock from its start, so "absent" means inserted.
+            inserted = bool(row.inserted) if dialect == "postgresql" else was is None
             caught = (
                 dismiss[0]
                 if dismiss
                 and status is AlertStatus.DISMISSED
                 and row.dismissed_by == by
-                and (was is None or was != AlertStatus.DISMISSED.value)
+                and (inserted or (was is not None and was != AlertStatus.DISMISSED.value))
                 else 0
             )
             recurred = not dismiss and was == AlertStatus.RESOLVED.value and status is AlertStatus.ACTIVE
-            out.append(Folded(int(row.id), was is None, status, caught, recurred))
+            out.append(Folded(int(row.id), inserted, status, caught, recurred))
         return out
 
     def get(self, alert_id: int) -> StoredAlert | None:
