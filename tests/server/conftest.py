@@ -22,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 from tests.server import postgres
 
-from garrison.jobs import JobOptions, ManagedQueue, open_queue
+from garrison.jobs import JobCounts, JobOptions, ManagedQueue, open_queue
 from garrison.runtime.engine import RuleSet
 from garrison.server.app import create_app
 from garrison.services import server as svc
@@ -57,19 +57,19 @@ class Server:
     def headers(self, role: str | None) -> dict[str, str]:
         return {} if role is None else {"Authorization": f"Bearer {self.tokens[role]}"}
 
-    def wait_jobs(self, timeout: float = 60.0) -> dict[str, int]:
+    def wait_jobs(self, timeout: float = 60.0) -> JobCounts:
         """Wait until no job is queued or running (retries waiting for their time count as queued);
         the counts by state then. Raises TimeoutError."""
         return wait_idle(self.queue, timeout)
 
 
-def wait_idle(queue: ManagedQueue, timeout: float = 60.0) -> dict[str, int]:
+def wait_idle(queue: ManagedQueue, timeout: float = 60.0) -> JobCounts:
     """Wait until ``queue`` has no job queued or running; its counts by state. Raises TimeoutError."""
     deadline = time.monotonic() + timeout
     while True:
         counts = queue.counts()
         if counts["queued"] == 0 and counts["running"] == 0:
-            return dict(counts)
+            return counts
         if time.monotonic() > deadline:
             raise TimeoutError(f"jobs still waiting or running after {timeout} s: {counts}")
         time.sleep(0.05)

@@ -55,7 +55,7 @@ class RuntimeReport:
         return self.warnings
 
     def counts(self) -> dict[Severity, int]:
-        from garrison.report.model import severity_counts
+        from garrison.model.common import severity_counts
 
         return severity_counts(self._findings)
 
