@@ -15,7 +15,7 @@ import json
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,7 +141,7 @@ class LiveServer:
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.admin}"}, timeout=30.0)
 
-    def wait_jobs(self, timeout: float = 120.0) -> dict[str, int]:
+    def wait_jobs(self, timeout: float = 120.0) -> Mapping[str, int]:
         return wait_idle(self.queue, timeout)
 
 
