@@ -238,13 +238,30 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script. Returns the exit code (and exits with it when run as a script)."""
-    code = run(sys.argv[1:] if argv is None else list(argv))
+    code = run(sys.argv[1:] if argv is None else list(argv), script=argv is None)
     if argv is None:
         sys.exit(code)
     return code
 
 
-def run(argv: list[str]) -> int:
+def _exit_now(code: int) -> None:
+    """End the process at once with ``code`` once standard output and error are flushed, skipping the
+    interpreter's shutdown: that frees every object one by one and runs a last full garbage collection
+    over them (the parsed documents and findings of an assessment: ~20 ms of a 0.25 s run on 1,000
+    objects, measured). Only for a command that declared it (``fast_exit`` in its defaults) because it
+    has closed its output and leaves no thread, child process, temporary file or ``atexit`` work
+    behind. Returns (and the normal exit follows) when flushing fails, e.g. a closed pipe."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)
+
+
+def run(argv: list[str], *, script: bool = False) -> int:
+    """Parse ``argv`` and run its command; the exit code. ``script``: this is the console script's
+    run, which a command may end itself (:func:`_exit_now`)."""
     from garrison.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, GarrisonError
 
     parser = build_parser(argv)
@@ -258,7 +275,10 @@ def run(argv: list[str]) -> int:
 
     func = getattr(importlib.import_module(modname), fname)
     try:
-        return int(func(args))
+        code = int(func(args))
+        if script and getattr(args, "fast_exit", False):
+            _exit_now(code)
+        return code
     except GarrisonError as e:
         if args.debug:
             import traceback

@@ -92,11 +92,9 @@ def open_output(target: OutputTarget) -> Iterator[IO[str]]:
         with open(target.path, "w", encoding="utf-8") as f:
             yield f
         return
-    import tempfile  # lazy: most runs write to standard output
-
     path = target.path
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = _create_beside(path)
     try:
         if target.owner is not None:
             with contextlib.suppress(OSError):
@@ -110,3 +108,17 @@ def open_output(target: OutputTarget) -> Iterator[IO[str]]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _create_beside(path: Path) -> tuple[int, str]:
+    """A new file of our own (0600, ``O_EXCL``: never one that already exists, nor one a symlink
+    points at) beside ``path``, for the atomic write: what :func:`tempfile.mkstemp` does, without
+    importing :mod:`tempfile` (with :mod:`random` and :mod:`shutil`, ~3 ms of every ``-o`` run)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        tmp = os.path.join(path.parent, f".{path.name}.{os.urandom(6).hex()}")
+        try:
+            return os.open(tmp, flags, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no temporary name free beside {path}")

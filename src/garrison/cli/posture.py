@@ -88,7 +88,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     _add_setting_flags(p, ("docker_host",))
     p.add_argument("-f", "--format", default="table", choices=POSTURE_FORMATS)
     p.add_argument("-o", "--output", type=Path, default=None, help="write to FILE instead of standard output")
-    p.set_defaults(func="garrison.cli.posture:cmd_posture")
+    # An assessment closes its output and leaves nothing running: the console script may end at once
+    # (cli/main.py's _exit_now) instead of freeing every parsed object.
+    p.set_defaults(func="garrison.cli.posture:cmd_posture", fast_exit=True)
 
 
 def _params(items: list[str]) -> dict[str, Any]:
