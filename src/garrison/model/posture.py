@@ -8,7 +8,9 @@ fills it the same way. Pure data: no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
 
 from garrison.model.common import (
     Finding,
@@ -85,6 +87,31 @@ class Misconfiguration:
     context: tuple[tuple[str, str], ...] = ()
 
 
+def positional_builder(cls: type[Any]) -> Callable[..., Any]:
+    """``cls(v0, v1, …)`` for a frozen, slotted dataclass with no ``__post_init__``, every field given in
+    declaration order, that sets the slots directly. A frozen dataclass's ``__init__`` sets each field
+    through ``object.__setattr__`` (the class refuses plain assignment): ~1.4 µs more for the 13 fields
+    of a :class:`Misconfiguration`, and an assessment builds one of these and one
+    :class:`~garrison.model.common.Finding` per finding (19,579 on 10,000 objects: ~45 ms). The object
+    is the one ``cls(v0, v1, …)`` makes (tested); the code is generated once, as dataclasses does."""
+    names = [f.name for f in fields(cls)]
+    descriptors = [cls.__dict__.get(n) for n in names]
+    if "__post_init__" in dir(cls) or not all(type(d).__name__ == "member_descriptor" for d in descriptors):
+        raise TypeError(f"{cls.__name__}: only a slotted dataclass without __post_init__")
+    env: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    env.update({f"_set{i}": d.__set__ for i, d in enumerate(descriptors)})  # type: ignore[union-attr]
+    args = ", ".join(f"v{i}" for i in range(len(names)))
+    body = "".join(f"    _set{i}(o, v{i})\n" for i in range(len(names)))
+    exec(f"def build({args}):\n    o = _new(_cls)\n{body}    return o\n", env)  # noqa: S102 - our own fixed text
+    return env["build"]  # type: ignore[no-any-return]
+
+
+#: ``Misconfiguration(control_id, title, severity, object, path, actual, expected, remediation, family,
+#: container, frameworks, equivalents, context)``, faster (:func:`positional_builder`).
+new_misconfiguration: Callable[..., Misconfiguration] = positional_builder(Misconfiguration)
+_new_finding: Callable[..., Finding[Misconfiguration]] = positional_builder(Finding)
+
+
 def misconfiguration_subject(o: ObjectRef, container: str = "") -> Subject:
     """The envelope's subject for a finding on ``o`` (and one of its containers): the object, or a host
     subject for host-level objects. One per (object, container) serves all of its findings."""
@@ -121,20 +148,24 @@ def misconfiguration_finding(
         subject = misconfiguration_subject(o, m.container)
     if not where:
         where = o.display() + (f" container {m.container}" if m.container else "")
-    return Finding(
-        kind=FindingKind.MISCONFIGURATION,
-        rule=rule
-        or RuleRef(
+    if rule is None:
+        rule = RuleRef(
             id=RuleId(m.control_id),
             source="garrison/posture",
             title=m.title,
             aliases=m.equivalents,
             url=url,
             version=version,
-        ),
-        subject=subject,
-        severity=m.severity,
-        title=f"{where}: {m.title}",
-        detail=m,
-        evidence=(("path", m.path), ("actual", m.actual), ("expected", m.expected)),
+        )
+    # Finding(kind, rule, subject, severity, title, detail, evidence, first_seen, last_seen)
+    return _new_finding(
+        FindingKind.MISCONFIGURATION,
+        rule,
+        subject,
+        m.severity,
+        f"{where}: {m.title}",
+        m,
+        (("path", m.path), ("actual", m.actual), ("expected", m.expected)),
+        "",
+        "",
     )

@@ -23,7 +23,13 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from garrison.model.common import Finding, RuleId, RuleRef, Subject
-from garrison.model.posture import Misconfiguration, ObjectRef, misconfiguration_finding, misconfiguration_subject
+from garrison.model.posture import (
+    Misconfiguration,
+    ObjectRef,
+    misconfiguration_finding,
+    misconfiguration_subject,
+    new_misconfiguration,
+)
 from garrison.posture.controls import LATEST, Control, parse_version
 from garrison.posture.expr import Ctx, Fn, Node, Nodes, resolve, truthy
 from garrison.posture.resources import WORKLOAD, Resource, ResourceIndex
@@ -173,20 +179,20 @@ class _Emitter:
         if shared is None:
             where = ref.display() + (f" container {container}" if container else "")
             shared = self.subjects[(id(ref), container)] = (ref, misconfiguration_subject(ref, container), where)
-        m = Misconfiguration(
-            control_id=control.id,
-            title=control.title,
-            severity=control.severity,
-            object=ref,
-            path=path,
-            actual=_actual(w[1]),
-            expected=self.expected,
-            remediation=control.remediation,
-            family=control.family,
-            container=container,
-            frameworks=self.frameworks,
-            equivalents=self.equivalents,
-            context=tuple(sorted(ctx.notes.items())) if ctx.notes else (),
+        m = new_misconfiguration(  # the fields in declaration order (model/posture.py)
+            control.id,
+            control.title,
+            control.severity,
+            ref,
+            path,
+            _actual(w[1]),
+            self.expected,
+            control.remediation,
+            control.family,
+            container,
+            self.frameworks,
+            self.equivalents,
+            tuple(sorted(ctx.notes.items())) if ctx.notes else (),
         )
         return misconfiguration_finding(m, rule=self.rule, subject=shared[1], where=shared[2])
 
