@@ -28,6 +28,10 @@ from garrison.errors import UsageError
 
 Mode = Literal["stdout", "atomic", "direct"]
 
+#: The file buffer of a report written to a file: reports are written in many small pieces (a JSON line
+#: per finding), and 8 KiB writes cost ~2 ms of a 3 MB report (1,000 posture objects) against 1 MiB ones.
+_BUFFER = 1 << 20
+
 
 @dataclass(frozen=True)
 class OutputTarget:
@@ -89,7 +93,7 @@ def open_output(target: OutputTarget) -> Iterator[IO[str]]:
         return
     if target.mode == "direct":
         # Truncating is harmless on devices and FIFOs and right for a hard-linked regular file.
-        with open(target.path, "w", encoding="utf-8") as f:
+        with open(target.path, "w", encoding="utf-8", buffering=_BUFFER) as f:
             yield f
         return
     path = target.path
@@ -101,7 +105,7 @@ def open_output(target: OutputTarget) -> Iterator[IO[str]]:
                 os.fchown(fd, *target.owner)
         if target.perms is not None:
             os.fchmod(fd, target.perms)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "w", encoding="utf-8", buffering=_BUFFER) as f:
             yield f
         os.replace(tmp, path)
     except BaseException:
