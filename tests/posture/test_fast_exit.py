@@ -5,6 +5,7 @@ and in-process callers of ``run`` are never ended."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,18 @@ def test_warnings_on_standard_error_are_flushed(tmp_path: Path) -> None:
 def test_in_process_runs_return(tmp_path: Path) -> None:
     code = run(["posture", str(_manifests(tmp_path, 2)), "-f", "json", "-o", str(tmp_path / "o.json"), "-q"])
     assert code == 0  # still here: only the console script's run may end the process
+
+
+def test_closed_standard_streams_are_not_an_error(tmp_path: Path) -> None:
+    out = tmp_path / "o.json"
+    got = subprocess.run(
+        [sys.executable, "-c", SCRIPT, "posture", str(_manifests(tmp_path, 2)), "-f", "json", "-o", str(out), "-q"],
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        check=False,
+        close_fds=True,
+        preexec_fn=lambda: os.close(1),  # started with standard output closed: sys.stdout is None
+    )
+    assert got.returncode == 0, got.stderr
+    assert json.loads(out.read_text(encoding="utf-8"))["findings"]

@@ -252,8 +252,9 @@ def _exit_now(code: int) -> None:
     has closed its output and leaves no thread, child process, temporary file or ``atexit`` work
     behind. Returns (and the normal exit follows) when flushing fails, e.g. a closed pipe."""
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:  # None when the process was started with it closed
+                stream.flush()
     except (OSError, ValueError):
         return
     os._exit(code)
