@@ -301,6 +301,31 @@ def test_a_resolved_alert_that_happens_again_is_notified_once_and_a_dismissed_on
     assert len(_notified(receiver)) == 2 and len(recurs()) == 1
 
 
+def _post_at_once(server: Server, agent: dict[str, str], body: dict[str, Any], n: int = 8) -> list[svc.Ingested]:
+    """``body`` ingested by ``n`` threads released together (the agents of one cluster at one moment)."""
+    who = svc.authenticate(server.store, agent["Authorization"].split(" ", 1)[1])
+    raw = json.dumps(body).encode()
+    start = threading.Barrier(n)
+    results: list[svc.Ingested] = []
+    errors: list[BaseException] = []
+
+    def post() -> None:
+        try:
+            start.wait(10)
+            results.append(svc.ingest_node(server.store, who, raw, queue=server.queue))
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=post) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert len(results) == n
+    return results
+
+
 def test_a_recurrence_posted_by_many_at_once_is_notified_once(server: Server, receiver: Receiver) -> None:
     """Eight agents post the same resolved alert at the same moment: it is active again, every event
     counted, and exactly one of them reports (and notifies) the recurrence — on PostgreSQL the folds
@@ -317,25 +342,7 @@ def test_a_recurrence_posted_by_many_at_once_is_notified_once(server: Server, re
     (alert_id,) = {d["id"] for d in _notified(receiver)}
     h = server.headers("security-admin")
     assert server.client.post(f"/api/v1/alerts/{alert_id}/resolve", json={}, headers=h).status_code == 200
-    token = agent["Authorization"].split(" ", 1)[1]
-    who = svc.authenticate(server.store, token)
-    raw = json.dumps(body).encode()
-    start = threading.Barrier(8)
-    errors: list[BaseException] = []
-
-    def post() -> None:
-        try:
-            start.wait(10)
-            svc.ingest_node(server.store, who, raw, queue=server.queue)
-        except BaseException as e:  # reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=post) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors, errors
+    _post_at_once(server, agent, body)
     server.wait_jobs()
     now = server.client.get(f"/api/v1/alerts/{alert_id}", headers=server.headers("security-reader")).json()
     assert now["status"] == "active" and now["count"] == 9
@@ -354,24 +361,7 @@ def test_a_new_alert_posted_by_many_at_once_is_new_once(server: Server, receiver
     admin = svc.authenticate(server.store, server.tokens["admin"])
     spec = notify.TargetSpec("ops", "webhook", receiver.url, {}, ("alert.new",), min_severity="LOW")
     notify.create_target(server.store, server.settings, admin, spec)
-    who = svc.authenticate(server.store, agent["Authorization"].split(" ", 1)[1])
-    raw = json.dumps({"alerts": [alert_line(node_alert(count=1))]}).encode()
-    start = threading.Barrier(8)
-    results: list[Any] = []
-
-    def post() -> None:
-        try:
-            start.wait(10)
-            results.append(svc.ingest_node(server.store, who, raw, queue=server.queue))
-        except BaseException as e:  # reported below
-            results.append(e)
-
-    threads = [threading.Thread(target=post) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not [r for r in results if isinstance(r, BaseException)], results
+    results = _post_at_once(server, agent, {"alerts": [alert_line(node_alert(count=1))]})
     server.wait_jobs()
     (alert,) = _alerts(server, rule="Reverse shell")["items"]
     assert alert["count"] == 8 and alert["status"] == "active"
