@@ -136,3 +136,24 @@ def test_the_cli_report_is_the_serial_report(tmp_path: Path) -> None:
 def test_a_missing_source_is_the_usual_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["posture", str(tmp_path / "nope"), "-q"]) != 0
     assert "no such file or directory" in capsys.readouterr().err
+
+
+def test_the_fork_checks_run_in_a_fresh_process_when_this_one_has_threads() -> None:
+    """In the whole suite other tests leave threads behind (servers, queues), so the checks above skip
+    here: they are then run again in a fresh interpreter, where nothing else runs, so that the fork
+    path is tested in every full run, not only when this file runs alone."""
+    if threading.active_count() == 1:
+        pytest.skip("this process has no other thread: the checks above ran here")
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "not fresh_process"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    summary = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr[-500:]
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-1000:]
+    assert "passed" in summary and "skipped" not in summary, summary
