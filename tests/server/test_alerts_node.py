@@ -278,7 +278,8 @@ def test_a_resolved_alert_that_happens_again_is_notified_once_and_a_dismissed_on
 
     h = server.headers("security-admin")
     assert server.client.post(f"{url}/resolve", json={"reason": "pod rebuilt"}, headers=h).status_code == 200
-    post()
+    again = post()
+    assert (again["new_alerts"], again["recurred"]) == (0, 1)  # the webhook's answer says so too
     sent = _notified(receiver)
     assert len(sent) == 2 and sent[1]["id"] == alert_id and sent[1]["recurred"] is True
     assert sent[1]["count"] == 3 and sent[1]["fingerprint"] == first[0]["fingerprint"]
@@ -290,7 +291,7 @@ def test_a_resolved_alert_that_happens_again_is_notified_once_and_a_dismissed_on
     assert recur.target_id == str(alert_id) and recur.actor == "agent:prod" and recur.detail["count"] == 3
     ingest = next(e for e in svc.list_audit_log(server.store, 1000).items if e.action == "events.ingest")
     assert ingest.detail["recurred"] == 1 and ingest.detail["new"] == 0
-    post()  # active again: nothing more
+    assert post()["recurred"] == 0  # active again: nothing more
     assert len(_notified(receiver)) == 2 and len(recurs()) == 1
 
     # Dismissed: what happens again keeps counting, stays dismissed, and is not notified.
@@ -342,7 +343,7 @@ def test_a_recurrence_posted_by_many_at_once_is_notified_once(server: Server, re
     (alert_id,) = {d["id"] for d in _notified(receiver)}
     h = server.headers("security-admin")
     assert server.client.post(f"/api/v1/alerts/{alert_id}/resolve", json={}, headers=h).status_code == 200
-    _post_at_once(server, agent, body)
+    assert sum(r.recurred for r in _post_at_once(server, agent, body)) == 1
     server.wait_jobs()
     now = server.client.get(f"/api/v1/alerts/{alert_id}", headers=server.headers("security-reader")).json()
     assert now["status"] == "active" and now["count"] == 9

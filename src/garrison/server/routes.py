@@ -146,7 +146,12 @@ async def k8s_audit(
 
 def _ingested(r: svc.Ingested) -> IngestOut:
     return IngestOut(
-        events=r.events, matches=r.matches, alerts=r.alerts, new_alerts=r.new_alerts, suppressed=r.suppressed
+        events=r.events,
+        matches=r.matches,
+        alerts=r.alerts,
+        new_alerts=r.new_alerts,
+        suppressed=r.suppressed,
+        recurred=r.recurred,
     )
 
 

@@ -130,6 +130,7 @@ class IngestOut(BaseModel):
     alerts: int = Field(description="alerts the events folded into (new or counted onto stored ones)")
     new_alerts: int
     suppressed: int = Field(description="alerts a suppression rule dismissed as they arrived (stored, dismissed)")
+    recurred: int = Field(0, description="resolved alerts that happened again and are active again (notified)")
 
 
 # --- clusters, assessments, recommendations, score, exemptions, suppressions ------------------------

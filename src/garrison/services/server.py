@@ -115,6 +115,8 @@ class Ingested:
     new_alerts: int
     #: Alerts a suppression rule dismissed as they arrived (stored dismissed, never dropped).
     suppressed: int = 0
+    #: Resolved alerts that happened again and are active again (notified like new ones).
+    recurred: int = 0
 
 
 def hash_token(secret: str) -> str:
@@ -485,16 +487,16 @@ def fold_alerts(
     source: str,
     detail: dict[str, Any],
     queue: Queue | None = None,
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """Fold ``alerts`` into the store in one transaction (suppression rules applied: a matching alert is
     stored dismissed by ``suppression:<id>`` and the rule's count goes up), audit-logged: the ingestion,
     and each resolved alert that happened again and is active again (``alert.recur``, beside the
     triage that resolved it). Then ``alert.new`` for each new active alert and each recurred one
     (``"recurred": true``): a recurrence needs a look as much as a first sighting. A dismissed alert
     that happens again stays dismissed and is not notified (dismissal means "do not tell me again").
-    Returns (new alerts, alerts dismissed by a rule)."""
+    Returns (new alerts, alerts dismissed by a rule, resolved alerts active again)."""
     if not alerts:
-        return 0, 0
+        return 0, 0, 0
     at = now_iso()
     with store.transaction() as tx:
         rules = tx.clusters.active_suppressions(at)
@@ -519,7 +521,7 @@ def fold_alerts(
         tx.audit.append(at, who.user.name, "events.ingest", "events", source, "", full)
     notable = [(a, f) for a, f in folded if (f.new or f.recurred) and f.status is AlertStatus.ACTIVE]
     _notify_alerts(store, queue, notable)
-    return new, suppressed
+    return new, suppressed, len(recurred)
 
 
 def _notify_alerts(store: Store, queue: Queue | None, notable: Sequence[tuple[AlertIn, Folded]]) -> None:
@@ -579,8 +581,8 @@ def ingest_audit(
         raise InputError(str(e)) from None
     ev = evaluate_events(events, ruleset)
     detail = {"events": ev.events, "matches": ev.matches}
-    new, suppressed = fold_alerts(store, who, [_alert_in(a) for a in ev.alerts], "k8s-audit", detail, queue)
-    return Ingested(ev.events, ev.matches, len(ev.alerts), new, suppressed)
+    new, suppressed, again = fold_alerts(store, who, [_alert_in(a) for a in ev.alerts], "k8s-audit", detail, queue)
+    return Ingested(ev.events, ev.matches, len(ev.alerts), new, suppressed, again)
 
 
 def _text(obj: dict[str, Any], key: str, where: str, limit: int = 4096, required: bool = False) -> str:
@@ -661,8 +663,8 @@ def ingest_node(store: Store, who: Principal, body: bytes, cluster: str = "", qu
         raise InputError(f"at most {MAX_NODE_ALERTS} alerts per request")
     alerts = [_node_alert(raw, f"alerts[{i}]", cluster) for i, raw in enumerate(items)]
     matches = sum(a.count for a in alerts)
-    new, suppressed = fold_alerts(store, who, [_alert_in(a) for a in alerts], "node", {"matches": matches}, queue)
-    return Ingested(0, matches, len(alerts), new, suppressed)
+    folded = fold_alerts(store, who, [_alert_in(a) for a in alerts], "node", {"matches": matches}, queue)
+    return Ingested(0, matches, len(alerts), *folded)
 
 
 def list_audit_log(store: Store, limit: int = 100, offset: int = 0) -> Page[AuditEntry]:
