@@ -1,5 +1,6 @@
-"""``garrison server init | user add | token create | token revoke`` in-process: tokens alone on
-standard output, the database in ``GARRISON_DATA_DIR``, every change in the audit log."""
+"""``garrison server init | user add | token create|revoke | cluster add|list | registry add|list|delete``
+in-process: tokens alone on standard output, the database in ``GARRISON_DATA_DIR``, every change in the
+audit log."""
 
 from __future__ import annotations
 
@@ -73,6 +74,60 @@ def test_user_add_and_token_create_revoke(data_dir: Path, capsys: pytest.Capture
     assert run(["server", "token", "revoke", "999"]) == 2
     with pytest.raises(SystemExit):
         run(["server", "user", "add", "x", "--role", "root"])
+
+
+def test_cluster_and_registry_commands(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cluster add|list`` and ``registry add|list|delete``: the agent's and the registry's token alone on
+    standard output, scoped as the API would make them; a registry password read from standard input,
+    sealed in the database and never printed; a deleted registry's token refused."""
+    import io
+
+    from garrison.services import registry
+
+    assert run(["server", "init", "-q"]) == 0
+    capsys.readouterr()
+    assert run(["server", "cluster", "add", "prod", "--name", "Production"]) == 0
+    out, err = capsys.readouterr()
+    agent_token = out.strip()
+    assert out == agent_token + "\n" and agent_token not in err and "agent:prod" in err
+    agent = svc.authenticate(_store(), agent_token).user
+    assert (agent.role.value, agent.cluster) == ("agent", "prod")
+    assert run(["server", "cluster", "list"]) == 0
+    assert "Production" in capsys.readouterr().out
+    assert run(["server", "cluster", "add", "prod"]) == 2 and "exists" in capsys.readouterr().err
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("pa55-w0rd-in-stdin\n"))
+    assert run(["server", "registry", "add", "hub", "--url", "https://reg.example:5000", "--username", "ci",
+                "--password-stdin"]) == 0  # fmt: skip
+    out, err = capsys.readouterr()
+    reg_token = out.strip()
+    assert out == reg_token + "\n" and "pa55-w0rd" not in out + err
+    who = svc.authenticate(_store(), reg_token).user
+    assert (who.role.value, who.cluster) == ("agent", "registry:hub")
+    (rec,) = registry.list_registries(_store()).items
+    assert (rec.name, rec.url, rec.has_credentials) == ("hub", "https://reg.example:5000", True)
+    assert b"pa55-w0rd" not in (data_dir / "server.db").read_bytes()  # sealed (Fernet), not stored as typed
+    assert run(["server", "registry", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "hub" in listing and "https://reg.example:5000" in listing and "pa55" not in listing
+
+    assert run(["server", "registry", "add", "x", "--url", "ftp://x.example"]) != 0
+    assert "http(s)://" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert run(["server", "registry", "add", "y", "--url", "https://y.example", "--token-stdin"]) == 2
+    assert "nothing on standard input" in capsys.readouterr().err
+    assert run(["server", "registry", "add", "z", "--url", "https://z.example", "--password-stdin"]) == 2
+    assert "--username" in capsys.readouterr().err
+
+    assert run(["server", "registry", "delete", str(rec.id)]) == 0
+    capsys.readouterr()
+    with pytest.raises(svc.Unauthenticated):
+        svc.authenticate(_store(), reg_token)
+    assert run(["server", "registry", "delete", str(rec.id)]) != 0
+    actions = {e.action for e in svc.list_audit_log(_store()).items if e.actor == "cli"}
+    assert {"cluster.create", "registry.create", "registry.delete"} <= actions
 
 
 def test_run_refuses_bad_flags(data_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -164,6 +164,40 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     revoke.add_argument("--reason", default="", help="kept in the audit log")
     revoke.set_defaults(func="garrison.cli.server:cmd_token_revoke")
 
+    cluster = ssub.add_parser(
+        "cluster", help="register clusters (their agents post audit events, node alerts, snapshots)"
+    )
+    csub = cluster.add_subparsers(dest="cluster_action", metavar="ACTION")
+    cadd = csub.add_parser("add", parents=[common], help="register a cluster; prints its agent's token alone")
+    _db_flag(cadd)
+    cadd.add_argument("id", help="the cluster's id: a-z, 0-9, '-', '.', '_' (in URLs and on alerts)")
+    cadd.add_argument("--name", default="", help="a display name (default: the id)")
+    cadd.add_argument("--description", default="")
+    cadd.set_defaults(func="garrison.cli.server:cmd_cluster_add")
+    clist = csub.add_parser("list", parents=[common], help="the registered clusters and their latest score")
+    _db_flag(clist)
+    clist.set_defaults(func="garrison.cli.server:cmd_cluster_list")
+
+    registry = ssub.add_parser("registry", help="configure registries (scan on push, credentials for pulls)")
+    rsub = registry.add_subparsers(dest="registry_action", metavar="ACTION")
+    radd = rsub.add_parser("add", parents=[common], help="configure a registry; prints its notification token alone")
+    _setting_flags(radd, ("database_url", "data_dir"))  # the data folder holds the key that seals credentials
+    radd.add_argument("name", help="1 to 64 of a-z 0-9 . _ -")
+    radd.add_argument("--url", required=True, help="http(s)://HOST[:PORT] of the registry")
+    radd.add_argument("--username", default="", help="for pulls (with --password-stdin)")
+    secret = radd.add_mutually_exclusive_group()
+    secret.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    secret.add_argument("--token-stdin", action="store_true", help="read a bearer token from standard input")
+    radd.add_argument("--no-scan-on-push", action="store_true", help="keep notifications from queueing scans")
+    radd.set_defaults(func="garrison.cli.server:cmd_registry_add")
+    rlist = rsub.add_parser("list", parents=[common], help="the configured registries (never their credentials)")
+    _db_flag(rlist)
+    rlist.set_defaults(func="garrison.cli.server:cmd_registry_list")
+    rdel = rsub.add_parser("delete", parents=[common], help="forget a registry; its notification token stops working")
+    _db_flag(rdel)
+    rdel.add_argument("id", type=int)
+    rdel.set_defaults(func="garrison.cli.server:cmd_registry_delete")
+
 
 def open_store(settings: Any) -> Any:
     """The migrated store of ``settings.database_url``."""
@@ -213,6 +247,82 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 
     tok = svc.revoke_token(_store(args), None, args.id, args.reason)
     print(f"garrison: token {tok.id} ({tok.prefix}…) revoked at {tok.revoked_at}", file=sys.stderr)
+    return 0
+
+
+def cmd_cluster_add(args: argparse.Namespace) -> int:
+    from garrison.services import clusters
+
+    made = clusters.create_cluster(_store(args), None, args.id, args.name, args.description)
+    print(
+        f"garrison: cluster {made.cluster.id!r}, agent {made.agent.name!r}, token id {made.token.token.id}",
+        file=sys.stderr,
+    )
+    print(made.token.secret)
+    return 0
+
+
+def cmd_cluster_list(args: argparse.Namespace) -> int:
+    from garrison.services import clusters
+
+    page = clusters.list_clusters(_store(args), limit=1000)
+    print(f"{'ID':<24} {'NAME':<24} {'SCORE':>6}  ASSESSED")
+    for c in page.items:
+        score = "-" if c.score is None else f"{c.score:.1f}"
+        print(f"{c.id:<24} {c.name:<24} {score:>6}  {c.assessed_at or '-'}")
+    return 0
+
+
+def _read_secret(what: str) -> str:
+    """A password or token from standard input (one line; never a flag, which ``ps`` and shell history
+    would show)."""
+    from garrison.errors import UsageError
+
+    text = sys.stdin.readline().rstrip("\r\n")
+    if not text:
+        raise UsageError(f"--{what}-stdin: nothing on standard input")
+    return text
+
+
+def cmd_registry_add(args: argparse.Namespace) -> int:
+    from garrison.errors import UsageError
+    from garrison.services import registry
+
+    if args.password_stdin and not args.username:
+        raise UsageError("--password-stdin goes with --username")
+    settings = server_settings(args)
+    rec, new = registry.create_registry(
+        open_store(settings),
+        settings,
+        None,
+        args.name,
+        args.url,
+        username=args.username,
+        password=_read_secret("password") if args.password_stdin else "",
+        token=_read_secret("token") if args.token_stdin else "",
+        scan_on_push=not args.no_scan_on_push,
+    )
+    print(f"garrison: registry {rec.id} {rec.name!r} ({rec.url}); its notification token follows", file=sys.stderr)
+    print(new.secret)
+    return 0
+
+
+def cmd_registry_list(args: argparse.Namespace) -> int:
+    from garrison.services import registry
+
+    page = registry.list_registries(_store(args), limit=1000)
+    print(f"{'ID':>4}  {'NAME':<24} {'URL':<40} CREDENTIALS  SCAN-ON-PUSH")
+    for r in page.items:
+        creds = "yes" if r.has_credentials else "no"
+        print(f"{r.id:>4}  {r.name:<24} {r.url:<40} {creds:<12} {'yes' if r.scan_on_push else 'no'}")
+    return 0
+
+
+def cmd_registry_delete(args: argparse.Namespace) -> int:
+    from garrison.services import registry
+
+    rec = registry.delete_registry(_store(args), None, args.id)
+    print(f"garrison: registry {rec.id} {rec.name!r} deleted; its notification token no longer works", file=sys.stderr)
     return 0
 
 
