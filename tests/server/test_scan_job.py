@@ -216,3 +216,8 @@ def test_a_pushed_index_is_its_platforms_images(ctx: JobContext, registry_plain:
     assert {stored[d].architecture for d in children.values()} == {"amd64", "arm64"}
     verdict = reg.image_verdict(ctx.store, f"{registry_plain.host}/garrison/multi:v1")
     assert verdict is not None and verdict.digest == children["amd64"]
+    # By the index's digest, as a pod may name it (nginx@sha256:<index>): the same image's verdict.
+    by_index = reg.image_verdict(ctx.store, f"{registry_plain.host}/garrison/multi@{index_digest}")
+    assert by_index == verdict
+    assert reg.image_verdict(ctx.store, index_digest) == verdict
+    assert reg.image_verdict(ctx.store, f"{registry_plain.host}/garrison/multi@sha256:{'0' * 64}") is None

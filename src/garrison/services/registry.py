@@ -802,7 +802,9 @@ def run_scan_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         tx.images.put_sbom(digest, inventory_document(inv, at), at)
         tx.images.see_tag(host, ref.repository, ref.tag if not ref.digest else "", digest, at, pushed=False)
         if ref.digest and ref.digest != digest:
-            # An index: its tags now name the platform's image that was scanned (what admission looks up).
+            # An index: its tags now name the platform's image that was scanned (what admission looks up),
+            # and so does its digest (a pod may name the index by digest: nginx@sha256:<index>).
+            tx.images.put_index(ref.digest, digest, at)
             for t in tx.images.tags_of([ref.digest]).get(ref.digest, ()):
                 if t.tag and t.registry == host and t.repository == ref.repository:
                     tx.images.see_tag(host, ref.repository, t.tag, digest, at, pushed=True)
@@ -1041,6 +1043,8 @@ def image_verdicts(store: Store, images: Iterable[str]) -> dict[str, ImageVerdic
                 if not digest and tagged is not None:
                     digest = tx.images.digest_of_tag(tagged.host.lower(), tagged.repository, tagged.tag) or ""
                 rec = tx.images.get_image(digest, with_tags=False) if digest else None
+                if rec is None and digest and (platform := tx.images.image_of_index(digest)):
+                    rec = tx.images.get_image(platform, with_tags=False)  # an index: the image scanned for it
             out[image] = (
                 None
                 if rec is None

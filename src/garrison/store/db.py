@@ -18,7 +18,7 @@ DATABASE_ENV = env_name("database_url")
 #: The folder of the server's data (else ``$XDG_DATA_HOME/garrison``, else ``~/.local/share/garrison``).
 DATA_DIR_ENV = env_name("data_dir")
 #: The head revision this code expects (the newest file in ``alembic/versions``).
-HEAD = "0006"
+HEAD = "0007"
 _SCRIPTS = Path(__file__).resolve().parent / "alembic"
 
 

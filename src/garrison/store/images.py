@@ -43,6 +43,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 
 from garrison.store.records import record_of
 from garrison.store.tables import TIME, metadata
@@ -186,6 +187,16 @@ rescans = Table(
     Column("aged_out", Integer, nullable=False, default=0),
     Column("appeared", Integer, nullable=False, default=0),
     Column("fixed", Integer, nullable=False, default=0),
+)
+
+#: A pushed (or referenced) image index and the platform image a scan of it resolved to and stored: a
+#: pod naming the index's digest (``nginx@sha256:<index>``) gets that image's verdict.
+image_indexes = Table(
+    "image_indexes",
+    metadata,
+    Column("index_digest", String(DIGEST), primary_key=True),
+    Column("digest", String(DIGEST), nullable=False, index=True),
+    Column("seen_at", String(TIME), nullable=False),
 )
 
 
@@ -459,6 +470,14 @@ class ImageRepository(Protocol):
 
     def list_images(self, f: ImageFilter, limit: int, offset: int) -> PageOf: ...
     def tags_of(self, digests: Sequence[str]) -> dict[str, tuple[TagRecord, ...]]: ...
+    def put_index(self, index_digest: str, digest: str, at: str) -> None:
+        """A scan of index ``index_digest`` resolved it to (and stored) the platform image ``digest``."""
+        ...
+
+    def image_of_index(self, index_digest: str) -> str | None:
+        """The platform image a scan of the index stored, or None (not an index we scanned)."""
+        ...
+
     def digest_of_tag(self, registry: str, repository: str, tag: str) -> str | None:
         """The digest the tag was last seen pointing at."""
         ...
@@ -899,6 +918,22 @@ class SqlImages:
             for r in self.conn.execute(q):
                 out.setdefault(r.digest, []).append(_tag(r))
         return {d: tuple(v) for d, v in out.items()}
+
+    def put_index(self, index_digest: str, digest: str, at: str) -> None:
+        c = image_indexes.c
+        moved = update(image_indexes).where(c.index_digest == index_digest).values(digest=digest, seen_at=at)
+        if self.conn.execute(moved).rowcount:
+            return
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(insert(image_indexes).values(index_digest=index_digest, digest=digest, seen_at=at))
+        except IntegrityError:  # stored by a concurrent scan of the same index (PostgreSQL)
+            self.conn.execute(moved)
+
+    def image_of_index(self, index_digest: str) -> str | None:
+        c = image_indexes.c
+        r = self.conn.execute(select(c.digest).where(c.index_digest == index_digest)).first()
+        return None if r is None else str(r.digest)
 
     def digest_of_tag(self, registry: str, repository: str, tag: str) -> str | None:
         c = image_tags.c
