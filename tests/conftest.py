@@ -25,6 +25,24 @@ from tests.support.images import BuiltImages, images_ready  # noqa: E402
 from tests.support.images import test_images as _build_test_images  # noqa: E402
 from tests.support.registry import Registry, RegistryKind, RegistryUnavailable, start_registry  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def _root_logging() -> Iterator[None]:
+    """The root logger as it was before each test: a command run in-process (``garrison server run``
+    with a bad flag, say) installs its handler on the standard error pytest captured for that test, and
+    a thread that logs later (procrastinate's worker) would write to the closed capture ("--- Logging
+    error ---")."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for h in list(root.handlers):
+        if h not in handlers:
+            root.removeHandler(h)
+    root.setLevel(level)
+
+
 #: Fixtures that build images or start servers: every test that uses one (directly or through another
 #: fixture) is marked ``slow``, so ``-m "not slow"`` can never run one by accident. Tests that build or
 #: start things without these fixtures carry ``@pytest.mark.slow`` themselves.
