@@ -38,7 +38,7 @@ def _root_logging() -> Iterator[None]:
     handlers, level = list(root.handlers), root.level
     yield
     for h in list(root.handlers):
-        if h not in handlers:
+        if getattr(h, "_garrison", False) and h not in handlers:  # garrison's own (pytest's stay)
             root.removeHandler(h)
     root.setLevel(level)
 
