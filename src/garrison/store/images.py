@@ -43,7 +43,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 
 from garrison.store.records import record_of
 from garrison.store.tables import TIME, metadata
@@ -920,15 +919,15 @@ class SqlImages:
         return {d: tuple(v) for d, v in out.items()}
 
     def put_index(self, index_digest: str, digest: str, at: str) -> None:
+        # Written like put_sbom: the scans of one index digest hold one job lock (image:<digest>), so no
+        # two write its row at once.
         c = image_indexes.c
-        moved = update(image_indexes).where(c.index_digest == index_digest).values(digest=digest, seen_at=at)
-        if self.conn.execute(moved).rowcount:
-            return
-        try:
-            with self.conn.begin_nested():
-                self.conn.execute(insert(image_indexes).values(index_digest=index_digest, digest=digest, seen_at=at))
-        except IntegrityError:  # stored by a concurrent scan of the same index (PostgreSQL)
-            self.conn.execute(moved)
+        if self.conn.execute(select(c.index_digest).where(c.index_digest == index_digest)).first() is None:
+            self.conn.execute(insert(image_indexes).values(index_digest=index_digest, digest=digest, seen_at=at))
+        else:
+            self.conn.execute(
+                update(image_indexes).where(c.index_digest == index_digest).values(digest=digest, seen_at=at)
+            )
 
     def image_of_index(self, index_digest: str) -> str | None:
         c = image_indexes.c
