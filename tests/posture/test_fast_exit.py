@@ -4,6 +4,7 @@ and in-process callers of ``run`` are never ended."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -66,8 +67,10 @@ def test_warnings_on_standard_error_are_flushed(tmp_path: Path) -> None:
 
 
 def test_in_process_runs_return(tmp_path: Path) -> None:
+    assert gc.isenabled()
     code = run(["posture", str(_manifests(tmp_path, 2)), "-f", "json", "-o", str(tmp_path / "o.json"), "-q"])
     assert code == 0  # still here: only the console script's run may end the process
+    assert gc.isenabled()  # the assessment turned the collector off; a process that goes on gets it back
 
 
 def test_closed_standard_streams_are_not_an_error(tmp_path: Path) -> None:

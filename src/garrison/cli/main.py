@@ -275,9 +275,12 @@ def run(argv: list[str], *, script: bool = False) -> int:
     import importlib
 
     func = getattr(importlib.import_module(modname), fname)
+    # The command may skip clean-up that only matters to a process that goes on (cmd_posture leaves the
+    # garbage collector off: turned on again, its first pass walks every object of the assessment).
+    args.ending = script and getattr(args, "fast_exit", False)
     try:
         code = int(func(args))
-        if script and getattr(args, "fast_exit", False):
+        if args.ending:
             _exit_now(code)
         return code
     except GarrisonError as e:
