@@ -9,6 +9,7 @@ runs each tool as a subprocess on the folder: wall time and peak RSS (``wait4``)
     python bench/bench_posture.py --sizes 1000 --tools garrison
     python bench/bench_posture.py --diff          # also the differential verdicts (see docs/posture.md)
     python bench/bench_posture.py --sizes 1000 --repeat 3   # each tool three times, the median run
+    python bench/bench_posture.py --sizes 1000 --repeat 5 --floor   # also what any Python tool pays
 
 The reference tools live in a venv of their own: ``python3 -m venv bench/.tools/posture &&
 bench/.tools/posture/bin/pip install checkov``; trivy at ``bench/.tools/venv/bin/trivy``.
@@ -456,6 +457,93 @@ def differential(base: Path, size: int) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- floor
+
+#: Reads every YAML file of a folder with ryaml and nothing else (no checks, no objects kept apart):
+#: what a Python tool pays at least to have the input, in one process (argv[2] == "1") or in two
+#: processes that split the files by bytes and do not hand anything back (argv[2] == "2").
+_READ_ONLY = """
+import os, sys, ryaml
+files = sorted(os.path.join(sys.argv[1], n) for n in os.listdir(sys.argv[1]) if n.endswith(".yaml"))
+sizes = [os.path.getsize(f) for f in files]
+cut, acc = len(files), 0
+if sys.argv[2] == "2":
+    for cut, size in enumerate(sizes):
+        if acc >= sum(sizes) / 2:
+            break
+        acc += size
+    pid = os.fork()
+    files = files[:cut] if pid == 0 else files[cut:]
+for f in files:
+    with open(f, encoding="utf-8") as fh:
+        ryaml.loads_all(fh.read())
+if sys.argv[2] == "2":
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+"""
+
+#: Writes garrison's report (read from argv[1] first, not timed) with orjson: what writing it costs at least.
+_WRITE_ONLY = """
+import sys, time, orjson
+doc = orjson.loads(open(sys.argv[1], "rb").read())
+start = time.perf_counter()
+with open(sys.argv[2], "wb") as out:
+    out.write(orjson.dumps(doc))
+print(time.perf_counter() - start)
+"""
+
+
+def floor(folder: Path, out_dir: Path, repeat: int, rows: list[tuple[int, str, float, float, float, int]]) -> None:
+    """What a Python tool cannot avoid at this size, next to garrison and to each tool's time / 50:
+    interpreter start, reading the input with ryaml alone (one process, and split over two), and
+    writing garrison's report with orjson."""
+    python = str(ROOT / ".venv" / "bin" / "python")
+    n = len(list(folder.glob("*.yaml")))
+
+    def best(cmd: list[str]) -> tuple[float, float]:
+        runs = sorted(measure(cmd)[0] for _ in range(repeat))
+        return runs[0], runs[len(runs) // 2]
+
+    lines: list[tuple[str, float, float]] = [
+        ("interpreter start (python -c pass)", *best([python, "-c", "pass"])),
+        ("interpreter + ryaml reading the files, 1 process", *best([python, "-c", _READ_ONLY, str(folder), "1"])),
+        ("interpreter + ryaml reading the files, 2 processes", *best([python, "-c", _READ_ONLY, str(folder), "2"])),
+    ]
+    # garrison's own fixed cost: its imports alone, and a whole run on one object (controls loaded, the
+    # report written): what is left of the budget for the objects themselves.
+    imports = "import garrison.cli.main, garrison.cli.posture, garrison.services.posture, garrison.report.json_report"
+    lines.append(
+        ("garrison: interpreter + imports (CLI, engine, findings model, renderer)", *best([python, "-c", imports]))
+    )
+    one = out_dir / "one-object.yaml"
+    one.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: one, namespace: default}\n")
+    lines.append(
+        (
+            "garrison posture on 1 object (-f json)",
+            *best([*GARRISON, "posture", str(one), "-f", "json", "-o", os.devnull, "-q"]),
+        )
+    )
+    report = out_dir / "garrison.json"
+    if report.exists():
+        writes = sorted(
+            float(measure([python, "-c", _WRITE_ONLY, str(report), str(out_dir / "floor.json")])[4] or "nan")
+            for _ in range(repeat)
+        )
+        label = f"writing garrison's report with orjson ({report.stat().st_size >> 10} KiB)"
+        lines.append((label, writes[0], writes[len(writes) // 2]))
+    size = next((r[0] for r in rows), 0)
+    for tool in ("garrison", "checkov", "trivy"):
+        got = [r for r in rows if r[1] == tool and r[0] == size]
+        if got:
+            label = "garrison posture, all of it" if tool == "garrison" else f"{tool} / 50 (the target)"
+            secs = got[0][2] if tool == "garrison" else got[0][2] / 50
+            lines.append((label, secs, secs))
+    print(f"\nfloor: {size} objects in {n} files; min / median of {repeat} runs (tools: their median run)")
+    for label, lo, med in lines:
+        print(f"  {label:<72} {lo * 1000:7.1f} ms {med * 1000:7.1f} ms")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1000,10000")
@@ -463,6 +551,7 @@ def main() -> int:
     ap.add_argument("--keep", type=Path, default=None, help="write the corpus here and keep it")
     ap.add_argument("--repeat", type=int, default=1, help="run each tool N times and report the median run")
     ap.add_argument("--diff", action="store_true", help="the differential verdicts instead of timings")
+    ap.add_argument("--floor", action="store_true", help="also what any Python tool pays at the first size")
     args = ap.parse_args()
     if args.diff:
         base = args.keep or Path(tempfile.mkdtemp(prefix="diff-posture-"))
@@ -491,6 +580,8 @@ def main() -> int:
                 line = f"{n:>6} objects  {tool:<9} {secs:8.2f} s  cpu {cpu:7.2f} s  {mib:7.0f} MiB"
                 print(f"{line}  exit {code}  findings {count}", flush=True)
                 rows.append((n, tool, secs, cpu, mib, count))
+            if args.floor and n == rows[0][0]:
+                floor(folder, out_dir, max(args.repeat, 5), [r for r in rows if r[0] == n])
         print()
         head = f"{'objects':>7}  {'tool':<9} {'wall s':>8} {'cpu s':>8} {'peak MiB':>9}"
         print(f"{head} {'findings':>9} {'wall vs garrison':>17}")
