@@ -23,6 +23,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/images"): _READERS,
     ("GET", "/api/v1/images/{digest}"): _READERS,
     ("GET", "/api/v1/images/{digest}/findings"): _READERS,
+    ("GET", "/api/v1/images/{digest}/sbom"): _READERS,
     ("POST", "/api/v1/rescans"): frozenset({ADMIN, SEC_ADMIN}),
     ("GET", "/api/v1/rescans"): _READERS,
 }

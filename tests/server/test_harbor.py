@@ -1,5 +1,6 @@
 """Harbor's pluggable scanner API: the answers' shapes checked against the spec's schemas (written out
-below from goharbor/pluggable-scanner-spec v1.1, api/spec/scanner-adapter-openapi-v1.1.yaml), the
+below from goharbor/pluggable-scanner-spec v1.1 and v1.2, api/spec/scanner-adapter-openapi-v1.2.yaml and
+data/spec/SBOM.md), the
 media-type negotiation, the roles and scopes, and hostile requests (wrong media types, bodies that are
 not JSON or not the spec's, oversized bodies): a clean 4xx in Harbor's error body, nothing written.
 The round trip with a real image in a real registry is test_harbor_e2e.py."""
@@ -49,6 +50,16 @@ METADATA = {
                     "type": {"enum": ["vulnerability", "sbom"]},
                     "consumes_mime_types": {"type": "array", "items": _STR, "minItems": 1},
                     "produces_mime_types": {"type": "array", "items": _STR, "minItems": 1},
+                    # v1.2: for the sbom type, the SBOM formats it can make
+                    "additional_attributes": {
+                        "type": "object",
+                        "properties": {
+                            "sbom_media_types": {
+                                "type": "array",
+                                "items": {"enum": ["application/spdx+json", "application/vnd.cyclonedx+json"]},
+                            }
+                        },
+                    },
                 },
                 "additionalProperties": False,
             },
@@ -129,6 +140,22 @@ REPORT = {
 }
 
 
+#: v1.2's HarborSbomReport (data/spec/SBOM.md); ``sbom`` is the SBOM document itself.
+SBOM_REPORT = {
+    "type": "object",
+    "required": ["generated_at", "artifact", "scanner", "media_type", "sbom"],
+    "properties": {
+        "generated_at": _STR,
+        "artifact": ARTIFACT,
+        "scanner": SCANNER,
+        "vendor_attributes": {"type": "object"},
+        "media_type": {"enum": ["application/spdx+json", "application/vnd.cyclonedx+json"]},
+        "sbom": {"type": "object"},
+    },
+    "additionalProperties": False,
+}
+
+
 def check(schema: dict[str, Any], doc: Any) -> None:
     jsonschema.validate(doc, schema)
 
@@ -164,7 +191,17 @@ def test_metadata_answers_the_spec_shape_in_the_version_asked(server: Server) ->
         doc = r.json()
         check(METADATA, doc)
         assert doc["scanner"]["name"] == "garrison"
-        (cap,) = doc["capabilities"]
+        cap, *rest = doc["capabilities"]
+        if version == "1.1":  # typed capabilities, and the SBOM one (v1.2)
+            (sbom,) = rest
+            assert sbom["type"] == "sbom" and sbom["consumes_mime_types"] == cap["consumes_mime_types"]
+            assert sbom["produces_mime_types"] == ["application/vnd.security.sbom.report+json; version=1.0"]
+            assert set(sbom["additional_attributes"]["sbom_media_types"]) == {
+                "application/spdx+json",
+                "application/vnd.cyclonedx+json",
+            }
+        else:
+            assert rest == []
         assert set(cap["consumes_mime_types"]) == {
             "application/vnd.oci.image.manifest.v1+json",
             "application/vnd.docker.distribution.manifest.v2+json",
@@ -247,7 +284,17 @@ HOSTILE: list[tuple[Any, str, int]] = [
     (scan_body(tag="a b"), SCAN_TYPE, 422),
     (scan_body(mime_type="application/vnd.oci.image.index.v1+json"), SCAN_TYPE, 422),
     ({**scan_body(), "enabled_capabilities": [{"type": "malware"}]}, SCAN_TYPE, 422),
-    ({**scan_body(), "enabled_capabilities": [{"type": "sbom"}]}, SCAN_TYPE, 501),
+    (
+        {**scan_body(), "enabled_capabilities": [{"type": "sbom", "parameters": {"sbom_media_types": ["text/spdx"]}}]},
+        SCAN_TYPE,
+        422,
+    ),
+    (
+        {**scan_body(), "enabled_capabilities": [{"type": "sbom", "parameters": {"sbom_media_types": "all"}}]},
+        SCAN_TYPE,
+        400,
+    ),
+    ({**scan_body(), "enabled_capabilities": [{"type": "sbom", "parameters": []}]}, SCAN_TYPE, 400),
     (
         {"registry": {"url": "https://r.example", "authorization": "Basic x\r\nX-Injected: 1"}, "artifact": {}},
         SCAN_TYPE,
@@ -271,14 +318,26 @@ def test_hostile_scan_requests_get_a_clean_error_and_store_nothing(server: Serve
 
 
 @SQLITE_ONLY
-def test_capabilities_naming_vulnerability_and_plain_json_are_accepted(server: Server) -> None:
+def test_capabilities_and_plain_json_are_accepted(server: Server) -> None:
     server.queue.stop(grace=5.0)
     body = {**scan_body(), "enabled_capabilities": [{"type": "vulnerability"}, {"type": "sbom"}]}
     assert post_scan(server, body).status_code == 202
+    # what Harbor 2.11 sends for "Generate SBOM" (spec v1.2)
+    sbom_only = {
+        **scan_body(),
+        "enabled_capabilities": [
+            {
+                "type": "sbom",
+                "produces_mime_types": ["application/vnd.security.sbom.report+json; version=1.0"],
+                "parameters": {"sbom_media_types": ["application/spdx+json"]},
+            }
+        ],
+    }
+    assert post_scan(server, sbom_only).status_code == 202
     assert post_scan(server, scan_body(), content_type="application/json").status_code == 202
     v10 = "application/vnd.scanner.adapter.scan.request+json; version=1.0"
     assert post_scan(server, scan_body(mime_type=harbor.CONSUMES[1]), content_type=v10).status_code == 202
-    assert _scans(server) == 3
+    assert _scans(server) == 4
 
 
 # --- reports ---------------------------------------------------------------------------------------
@@ -315,8 +374,16 @@ def test_report_media_types_are_negotiated(server: Server) -> None:
     ):
         r = server.client.get(url, headers={**server.headers("admin"), "Accept": accept}, follow_redirects=False)
         assert r.status_code == 302, accept
+    sbom = {**server.headers("admin"), "Accept": "application/vnd.security.sbom.report+json; version=1.0"}
+    for fmt in ("application/spdx+json", "application/vnd.cyclonedx+json"):
+        r = server.client.get(url, headers=sbom, params={"sbom_media_type": fmt}, follow_redirects=False)
+        assert r.status_code == 302, fmt
+    for params in ({}, {"sbom_media_type": "text/spdx"}, {"sbom_media_type": "x" * 5000}):
+        r = server.client.get(url, headers=sbom, params=params)  # the spec's 400 for a missing or unknown one
+        assert r.status_code == 400 and r.headers["content-type"] == harbor.ERROR, (str(params)[:60], r.text)
+        check(ERROR, r.json())
     for accept, status in (
-        ("application/vnd.security.sbom.report+json; version=1.0", 501),
+        ("application/vnd.security.sbom.report+json; version=2.0", 406),
         ("application/vnd.scanner.adapter.vuln.report.raw", 501),
         ("application/vnd.security.vulnerability.report; version=9.9", 406),
         ("text/html", 406),

@@ -3,7 +3,9 @@
 real app test image pushed by skopeo, garrison registered as the scanner with the registry agent's
 token, a scan request carrying a ``Basic`` robot credential, 302 with ``Refresh-After`` while the scan
 waits, then the report, whose vulnerabilities are exactly what the CLI pipeline finds in the image
-with the same advisory database (built from the real OSV mirror)."""
+with the same advisory database (built from the real OSV mirror); then the same scan's SBOM report
+(spec v1.2) in SPDX and CycloneDX, valid against their standards' schemas and listing exactly the
+packages the CLI inventories, and the same SBOMs from the REST API."""
 
 from __future__ import annotations
 
@@ -17,7 +19,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from tests.server.test_harbor import ERROR, METADATA, REPORT, SCAN_RESPONSE, check
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+from jsonschema import Draft7Validator
+from tests.report.test_real_report import schema
+from tests.server.test_harbor import ERROR, METADATA, REPORT, SBOM_REPORT, SCAN_RESPONSE, check
 from tests.server.test_registry_support import advisory_dbs, install_db, live_server, needs_mirror, wait_for
 from tests.support.registry import PASSWORD, USERNAME
 
@@ -38,6 +44,29 @@ def _oracle(db: Path, ref: str, cache: Path) -> set[tuple[str, str, str]]:
     return {
         (f.detail.vulnerability_id, f.detail.package.name, f.detail.package.version) for f in report.vulnerabilities
     }
+
+
+def _inventory_purls(ref: str, cache: Path) -> set[str]:
+    """The purls of the packages the CLI inventories in the image (shares nothing with the server)."""
+    from garrison.api import inventory
+
+    return {p.purl for p in inventory(ref, Settings(cache_dir=cache, offline=True)).packages if p.purl}
+
+
+def _check_sbom(media_type: str, sbom: dict[str, Any], purls: set[str]) -> None:
+    """Valid against its standard's schema, and listing exactly ``purls``."""
+    if media_type == "application/spdx+json":
+        assert not list(Draft7Validator(schema("spdx-schema-2.3.json")).iter_errors(sbom))
+        got = {
+            r["referenceLocator"]
+            for p in sbom["packages"]
+            for r in p.get("externalRefs", ())
+            if r["referenceType"] == "purl"
+        }
+    else:
+        assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(sbom)) is None
+        got = {c["purl"] for c in sbom["components"] if c.get("purl")}
+    assert got == purls
 
 
 def test_harbor_scans_a_real_image_and_reports_what_the_cli_finds(
@@ -124,6 +153,30 @@ def test_harbor_scans_a_real_image_and_reports_what_the_cli_finds(
         # the older report type: the same report under Harbor 1.10's name
         old = scanner.get(report_url, headers={"Accept": harbor.REPORT_HARBOR})
         assert old.headers["content-type"] == harbor.REPORT_HARBOR and old.json() == doc
+
+        # the SBOM report of the same scan (Harbor 2.11's "Generate SBOM", spec v1.2), in both formats
+        purls = _inventory_purls(test_images.app_oci_ref, tmp_path / "cli-cache")
+        sbom_accept = {"Accept": harbor.REPORT_SBOM}
+        for fmt in ("application/spdx+json", "application/vnd.cyclonedx+json"):
+            answer = scanner.get(report_url, headers=sbom_accept, params={"sbom_media_type": fmt})
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["content-type"] == harbor.REPORT_SBOM
+            rep = answer.json()
+            check(SBOM_REPORT, rep)
+            assert rep["media_type"] == fmt and rep["generated_at"] == doc["generated_at"]
+            assert rep["artifact"] == doc["artifact"] and rep["scanner"] == doc["scanner"]
+            _check_sbom(fmt, rep["sbom"], purls)
+        # and from the REST API, by digest, as the same documents (the serial number and ids aside)
+        api = admin.get(f"/api/v1/images/{digest}/sbom", params={"format": "spdx"})
+        assert api.status_code == 200 and api.headers["content-type"] == "application/spdx+json"
+        _check_sbom("application/spdx+json", api.json(), purls)
+        api = admin.get(f"/api/v1/images/{digest}/sbom")
+        assert api.headers["content-type"] == "application/vnd.cyclonedx+json"
+        _check_sbom("application/vnd.cyclonedx+json", api.json(), purls)
+        stored = admin.get(f"/api/v1/images/{digest}/sbom", params={"format": "garrison"}).json()
+        assert stored["schema"] == "garrison.inventory/v1" and {p["purl"] for p in stored["packages"]} >= purls
+        assert admin.get(f"/api/v1/images/{digest}/sbom", params={"format": "xml"}).status_code == 422
+        assert admin.get(f"/api/v1/images/sha256:{'0' * 64}/sbom").status_code == 404
 
         # a digest the registry does not have: the scan fails and the report says so (500: Harbor stops)
         missing = {**request, "artifact": {**request["artifact"], "digest": "sha256:" + "0" * 64}}

@@ -253,3 +253,8 @@ def render(report: ScanReport, out: IO[str]) -> None:
 
 def render_inventory(inv: Inventory, out: IO[str]) -> None:
     _write(_bom(inv, "", ""), out)
+
+
+def bom_document(inv: Inventory, generated_at: str = "", version: str = "") -> dict[str, Any]:
+    """An inventory as a CycloneDX 1.6 BOM (a dict): a stored image's SBOM exported by the server."""
+    return _bom(inv, generated_at, version)

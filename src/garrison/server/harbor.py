@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -40,11 +40,11 @@ def _refused(who: Principal) -> JSONResponse | None:
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"description": text, "content": {svc.ERROR: {"schema": {"type": "object"}}}}
     for code, text in (
-        (400, "not JSON, or a value of the wrong type"),
+        (400, "not JSON, or a value of the wrong type; an SBOM report without ?sbom_media_type="),
         (415, "not a scan request media type"),
         (422, "a field is missing or invalid"),
         (500, "the scan failed (Harbor stops polling)"),
-        (501, "a capability garrison does not have (SBOM reports)"),
+        (501, "a report type garrison does not produce (the raw vulnerability report)"),
         (503, "the server runs without a job queue"),
     )
 }
@@ -109,7 +109,8 @@ async def accept_scan(request: Request, store: StoreDep, who: Caller) -> Respons
     summary="the scan's report; 302 with Refresh-After while it runs (Harbor's GetScanReport)",
     response_class=JSONResponse,
     responses={
-        200: {"content": {t: {"schema": {"type": "object"}} for t in svc.REPORTS}},
+        200: {"content": {t: {"schema": {"type": "object"}} for t in (*svc.REPORTS, svc.REPORT_SBOM)}},
+        400: _ERRORS[400],
         302: {"description": "not ready: ask again after Refresh-After seconds"},
         404: {"description": "no such scan request"},
         406: {"description": "an Accept garrison cannot answer"},
@@ -117,12 +118,20 @@ async def accept_scan(request: Request, store: StoreDep, who: Caller) -> Respons
         501: _ERRORS[501],
     },
 )
-def get_report(request: Request, store: StoreDep, who: Caller, scan_request_id: str) -> Response:
+def get_report(
+    request: Request,
+    store: StoreDep,
+    who: Caller,
+    scan_request_id: str,
+    sbom_media_type: Annotated[
+        str, Query(description="an SBOM report's format: application/spdx+json or application/vnd.cyclonedx+json")
+    ] = "",
+) -> Response:
     if refused := _refused(who):
         return refused
     try:
         media_type = svc.report_type(request.headers.get("accept", ""))
-        state = svc.get_report(store, who, scan_request_id)
+        state = svc.get_report(store, who, scan_request_id, media_type, sbom_media_type)
     except svc.HarborError as e:
         return _error(e.status, str(e))
     if state.report is None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -390,6 +391,22 @@ def list_images(
 @images.get("/{digest}", response_model=ImageOut, summary="one image by manifest digest")
 def get_image(store: StoreDep, _: Reader, digest: str) -> ImageOut:
     return _image(reg.get_image(store, digest))
+
+
+@images.get(
+    "/{digest}/sbom",
+    summary="an image's SBOM, from its last scan (CycloneDX 1.6, SPDX 2.3 or garrison's inventory)",
+    response_class=JSONResponse,
+    responses={200: {"content": {t: {"schema": {"type": "object"}} for t in reg.SBOM_FORMATS.values()}}},
+)
+def image_sbom(
+    store: StoreDep,
+    _: Reader,
+    digest: str,
+    format: Annotated[str, Query(max_length=16, description="cyclonedx (default), spdx or garrison")] = "cyclonedx",
+) -> Response:
+    doc = reg.image_sbom(store, digest, format)
+    return JSONResponse(doc, media_type=reg.SBOM_FORMATS[format])
 
 
 @images.get("/{digest}/findings", response_model=ImageFindingPage, summary="an image's vulnerabilities and secrets")

@@ -1,10 +1,13 @@
-"""Harbor's pluggable scanner API (v1.1 of goharbor/pluggable-scanner-spec): garrison as Harbor's scanner.
+"""Harbor's pluggable scanner API (goharbor/pluggable-scanner-spec v1.1, and v1.2's SBOM capability):
+garrison as Harbor's scanner.
 
 Harbor registers a scanner by URL and an ``Authorization`` header, asks it for its metadata, posts scan
 requests (a registry URL, the artifact, and a short-lived ``Authorization`` to pull it with) and polls
 for the report. This module turns those into garrison's own scans (:func:`garrison.services.registry.request_scan`
 with ``source="harbor"``; the registry header is sealed there) and the stored findings of the scanned
-digest into Harbor's vulnerability report. Media types are negotiated here; the router only moves bytes.
+digest into Harbor's vulnerability report, or its stored SBOM into Harbor's SBOM report (SPDX or
+CycloneDX, as Harbor asks with ``sbom_media_type``). Media types are negotiated here; the router only
+moves bytes.
 
 Harbor reads ``vendor_attributes`` as a JSON object (``{"CVSS": {source: {"V3Score", "V3Vector"}}}``, the
 form Harbor's own converter parses), not as the list of key/value pairs the OpenAPI document draws;
@@ -43,10 +46,11 @@ ERROR = "application/vnd.scanner.adapter.error+json; version=1.0"
 REPORT_SECURITY = "application/vnd.security.vulnerability.report; version=1.1"
 REPORT_HARBOR = "application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0"
 REPORTS = (REPORT_SECURITY, REPORT_HARBOR)
+#: The SBOM report (spec v1.2), and the SBOM formats it carries: Harbor's ``sbom_media_type`` → garrison's.
+REPORT_SBOM = "application/vnd.security.sbom.report+json; version=1.0"
+SBOM_MEDIA_TYPES = {"application/spdx+json": "spdx", "application/vnd.cyclonedx+json": "cyclonedx"}
 #: Report types of the spec that garrison does not produce (answered 501, "no such capability").
-NOT_PRODUCED = frozenset(
-    {"application/vnd.scanner.adapter.vuln.report.raw", "application/vnd.security.sbom.report+json"}
-)
+NOT_PRODUCED = frozenset({"application/vnd.scanner.adapter.vuln.report.raw"})
 #: The artifacts garrison consumes.
 CONSUMES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")
 #: Seconds Harbor is told to wait before asking for a report again.
@@ -130,13 +134,15 @@ def report_type(accept: str) -> str:
     for mt in wanted:
         if mt.essence in ("*/*", "application/*"):
             return REPORT_SECURITY
-        for produced in REPORTS:
+        for produced in (*REPORTS, REPORT_SBOM):
             p = parse_media_type(produced)
             if mt.essence == p.essence and mt.version in ("", p.version):
                 return produced
     if any(mt.essence in NOT_PRODUCED for mt in wanted):
-        raise HarborError(501, f"garrison produces {' and '.join(REPORTS)} only")
-    raise HarborError(406, f"cannot answer Accept {accept[:200]!r}: garrison produces {' and '.join(REPORTS)}")
+        raise HarborError(501, f"garrison produces {', '.join((*REPORTS, REPORT_SBOM))} only")
+    raise HarborError(
+        406, f"cannot answer Accept {accept[:200]!r}: garrison produces {', '.join((*REPORTS, REPORT_SBOM))}"
+    )
 
 
 def metadata_type(accept: str) -> str:
@@ -185,14 +191,23 @@ def metadata(settings: ServerSettings | None, media_type: str) -> dict[str, Any]
     from garrison import __version__
 
     capability: dict[str, Any] = {"consumes_mime_types": list(CONSUMES), "produces_mime_types": list(REPORTS)}
-    if media_type.endswith("1.1"):
-        capability = {"type": "vulnerability", **capability}
+    capabilities = [capability]
+    if media_type.endswith("1.1"):  # typed capabilities: the SBOM one is Harbor 2.11's (spec v1.2)
+        capabilities = [
+            {"type": "vulnerability", **capability},
+            {
+                "type": "sbom",
+                "consumes_mime_types": list(CONSUMES),
+                "produces_mime_types": [REPORT_SBOM],
+                "additional_attributes": {"sbom_media_types": list(SBOM_MEDIA_TYPES)},
+            },
+        ]
     properties = {"harbor.scanner-adapter/scanner-type": "os-package-vulnerability"}
     if built := _database_built_at(settings):
         properties["harbor.scanner-adapter/vulnerability-database-updated-at"] = built
     return {
         "scanner": {"name": SCANNER_NAME, "vendor": SCANNER_VENDOR, "version": __version__},
-        "capabilities": [capability],
+        "capabilities": capabilities,
         "properties": properties,
     }
 
@@ -256,7 +271,9 @@ def _registry(url: str) -> str:
 
 def parse_scan_request(body: bytes) -> ScanRequest:
     """The scan request's JSON: 400 when it is not JSON or a value has the wrong type, 422 for a field
-    that is missing or invalid, 501 for a capability garrison does not have (SBOMs)."""
+    that is missing or invalid (an unknown capability or SBOM format). The scan is the same whichever
+    capabilities are enabled: it stores the image's findings and its SBOM, and the report asked for
+    later says which one Harbor gets."""
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -274,11 +291,19 @@ def parse_scan_request(body: bytes) -> ScanRequest:
     if capabilities is not None:
         if not isinstance(capabilities, list):
             raise HarborError(400, "enabled_capabilities: a list")
-        types = {_string(_object(c, "enabled_capabilities[]"), "type", "enabled_capabilities[]") for c in capabilities}
-        if types - {"vulnerability", "sbom"}:
-            raise HarborError(422, "enabled_capabilities: types vulnerability or sbom")
-        if types and "vulnerability" not in types:
-            raise HarborError(501, "garrison's Harbor adapter produces vulnerability reports only")
+        for c in capabilities:
+            kind = _string(_object(c, "enabled_capabilities[]"), "type", "enabled_capabilities[]")
+            if kind not in ("vulnerability", "sbom"):
+                raise HarborError(422, "enabled_capabilities: types vulnerability or sbom")
+            params = c.get("parameters")
+            if kind == "sbom" and params is not None:
+                formats = _object(params, "enabled_capabilities[].parameters").get("sbom_media_types", [])
+                if not isinstance(formats, list) or not all(isinstance(f, str) for f in formats):
+                    raise HarborError(400, "enabled_capabilities[].parameters.sbom_media_types: a list of strings")
+                if unknown := [f for f in formats if f not in SBOM_MEDIA_TYPES]:
+                    raise HarborError(
+                        422, f"sbom_media_types: {unknown[0][:80]!r} is not one of {', '.join(SBOM_MEDIA_TYPES)}"
+                    )
     host = _registry(url)
     if not repository:
         raise HarborError(422, "missing artifact.repository")
@@ -440,11 +465,19 @@ class ReportState:
     refresh_after: int = 0
 
 
-def get_report(store: Store, who: Principal, scan_request_id: str) -> ReportState:
+def get_report(
+    store: Store, who: Principal, scan_request_id: str, report: str = REPORT_SECURITY, sbom_media_type: str = ""
+) -> ReportState:
     """``GET /scan/{id}/report``: not ready while the scan is queued or running; 500 (Harbor stops
-    polling) with the reason when it failed; else the report of the scanned digest's open findings."""
+    polling) with the reason when it failed; else the report of the scanned digest's open findings, or
+    (``report`` the SBOM report) its SBOM in ``sbom_media_type`` (400 when that is missing or unknown)."""
     from garrison import __version__
 
+    sbom_format = ""
+    if report == REPORT_SBOM:
+        sbom_format = SBOM_MEDIA_TYPES.get(sbom_media_type.strip(), "")
+        if not sbom_format:
+            raise HarborError(400, f"an SBOM report needs ?sbom_media_type= one of {', '.join(SBOM_MEDIA_TYPES)}")
     scan = _scan_of(store, who, scan_request_id)
     if scan.status in ("queued", "running"):
         return ReportState(None, REFRESH_AFTER)
@@ -453,6 +486,24 @@ def get_report(store: Store, who: Principal, scan_request_id: str) -> ReportStat
     from garrison.sources.reference import parse_registry_ref
 
     ref = parse_registry_ref(scan.reference)
+    scanner = {"name": SCANNER_NAME, "vendor": SCANNER_VENDOR, "version": __version__}
+    if sbom_format:
+        try:
+            sbom = reg.image_sbom(store, scan.digest, sbom_format)
+        except svc.NotFound:  # the image was deleted since
+            raise HarborError(500, f"no stored SBOM for {scan.digest}") from None
+        subject: dict[str, Any] = {"repository": ref.repository, "digest": scan.digest}
+        if ref.tag:
+            subject["tag"] = ref.tag
+        return ReportState(
+            {
+                "generated_at": scan.finished_at,
+                "artifact": subject,
+                "scanner": scanner,
+                "media_type": sbom_media_type.strip(),
+                "sbom": sbom,
+            }
+        )
     try:
         found = _vulnerabilities(store, scan.digest)
     except svc.NotFound:  # the image was deleted since
@@ -466,7 +517,7 @@ def get_report(store: Store, who: Principal, scan_request_id: str) -> ReportStat
         {
             "generated_at": scan.finished_at,
             "artifact": artifact,
-            "scanner": {"name": SCANNER_NAME, "vendor": SCANNER_VENDOR, "version": __version__},
+            "scanner": scanner,
             "severity": _HARBOR_SEVERITY[worst],
             "vulnerabilities": items,
         }

@@ -985,6 +985,39 @@ def get_image(store: Store, digest: str) -> ImageRecord:
     return rec
 
 
+#: The formats a scanned image's stored SBOM is exported in (``GET /api/v1/images/{digest}/sbom``,
+#: Harbor's SBOM report): name → media type.
+SBOM_FORMATS = {
+    "cyclonedx": "application/vnd.cyclonedx+json",
+    "spdx": "application/spdx+json",
+    "garrison": "application/json",
+}
+
+
+def image_sbom(store: Store, digest: str, fmt: str = "cyclonedx") -> dict[str, Any]:
+    """A scanned image's SBOM in ``fmt`` (CycloneDX 1.6, SPDX 2.3, or the ``garrison.inventory/v1``
+    document as stored), made from what its last scan stored: no registry traffic, and the packages are
+    the ones its findings and rescans are matched from. :class:`NotFound` when the image has none."""
+    if fmt not in SBOM_FORMATS:
+        raise InputError(f"SBOM format {fmt[:40]!r}: one of {', '.join(SBOM_FORMATS)}")
+    digest = digest.strip().lower()
+    with store.transaction(readonly=True) as tx:
+        doc = tx.images.sbom(digest)
+    if doc is None:
+        raise NotFound(f"no SBOM of {digest[:80]}: the image was never scanned here")
+    if fmt == "garrison":
+        return doc
+    inv = inventory_of_document(doc)
+    at = str(doc.get("generated_at") or "")
+    if fmt == "spdx":
+        from garrison.report.spdx import spdx_document
+
+        return spdx_document(inv, at)
+    from garrison.report.cyclonedx import bom_document
+
+    return bom_document(inv, at)
+
+
 def image_findings(
     store: Store,
     digest: str,
