@@ -486,39 +486,26 @@ def get_report(
     from garrison.sources.reference import parse_registry_ref
 
     ref = parse_registry_ref(scan.reference)
-    scanner = {"name": SCANNER_NAME, "vendor": SCANNER_VENDOR, "version": __version__}
+    artifact: dict[str, Any] = {"repository": ref.repository, "digest": scan.digest}
+    if ref.tag:
+        artifact["tag"] = ref.tag
+    # What both reports begin with.
+    head = {
+        "generated_at": scan.finished_at,
+        "artifact": artifact,
+        "scanner": {"name": SCANNER_NAME, "vendor": SCANNER_VENDOR, "version": __version__},
+    }
     if sbom_format:
         try:
             sbom = reg.image_sbom(store, scan.digest, sbom_format)
         except svc.NotFound:  # the image was deleted since
             raise HarborError(500, f"no stored SBOM for {scan.digest}") from None
-        subject: dict[str, Any] = {"repository": ref.repository, "digest": scan.digest}
-        if ref.tag:
-            subject["tag"] = ref.tag
-        return ReportState(
-            {
-                "generated_at": scan.finished_at,
-                "artifact": subject,
-                "scanner": scanner,
-                "media_type": sbom_media_type.strip(),
-                "sbom": sbom,
-            }
-        )
+        return ReportState({**head, "media_type": sbom_media_type.strip(), "sbom": sbom})
     try:
         found = _vulnerabilities(store, scan.digest)
     except svc.NotFound:  # the image was deleted since
         raise HarborError(500, f"no stored results for {scan.digest}") from None
-    items = [vulnerability_item(f) for f in found]
     worst = max((_severity(f.severity) for f in found), default=Severity.UNKNOWN)
-    artifact: dict[str, Any] = {"repository": ref.repository, "digest": scan.digest}
-    if ref.tag:
-        artifact["tag"] = ref.tag
     return ReportState(
-        {
-            "generated_at": scan.finished_at,
-            "artifact": artifact,
-            "scanner": scanner,
-            "severity": _HARBOR_SEVERITY[worst],
-            "vulnerabilities": items,
-        }
+        {**head, "severity": _HARBOR_SEVERITY[worst], "vulnerabilities": [vulnerability_item(f) for f in found]}
     )
