@@ -92,9 +92,10 @@ class Authenticate:
         cache: svc.TokenCache = state.token_cache
         try:
             # A token checked within the cache's time needs no database, nor a thread.
-            who = cache.lookup(token)
+            digest = svc.token_digest(token)
+            who = cache.get(digest)
             if who is None:
-                who = await run_in_threadpool(svc.authenticate, state.store, token, cache)
+                who = await run_in_threadpool(svc.authenticate_digest, state.store, digest, cache)
         except svc.Unauthenticated as e:
             await _error(401, str(e), _CHALLENGE)(scope, receive, send)
             return

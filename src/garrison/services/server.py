@@ -235,13 +235,9 @@ class TokenCache:
         self._entries: dict[str, tuple[float, str, Principal]] = {}
         self._lock = threading.Lock()
 
-    def lookup(self, secret: str) -> Principal | None:
-        """The principal of bearer token ``secret`` if it was checked within ``ttl``, else None."""
-        if not self._entries or not secret.startswith(TOKEN_PREFIX) or len(secret) > MAX_TOKEN:
-            return None
-        return self.get(hash_token(secret))
-
     def get(self, digest: str) -> Principal | None:
+        """The principal of the token hashed to ``digest`` (:func:`token_digest`) if it was checked
+        within ``ttl``, else None."""
         hit = self._entries.get(digest)
         if hit is None:
             return None
@@ -287,13 +283,24 @@ def forget_tokens(store: Store) -> None:
         cache.clear()
 
 
+def token_digest(secret: str) -> str:
+    """The hash a bearer token is stored and cached under; :class:`Unauthenticated` for a text that
+    cannot be one of ours (checked before any hashing or lookup)."""
+    if not secret.startswith(TOKEN_PREFIX) or len(secret) > MAX_TOKEN:
+        raise Unauthenticated("invalid token")
+    return hash_token(secret)
+
+
 def authenticate(store: Store, secret: str, cache: TokenCache | None = None) -> Principal:
     """The user behind a bearer token (from ``cache`` when it was checked within the cache's time).
     Raises :class:`Unauthenticated` (one message for every reason, so that the answer says nothing
     about which tokens exist)."""
-    if not secret.startswith(TOKEN_PREFIX) or len(secret) > MAX_TOKEN:
-        raise Unauthenticated("invalid token")
-    digest = hash_token(secret)
+    return authenticate_digest(store, token_digest(secret), cache)
+
+
+def authenticate_digest(store: Store, digest: str, cache: TokenCache | None = None) -> Principal:
+    """:func:`authenticate` for a token already hashed with :func:`token_digest` (the server's
+    middleware hashes it once, looks in the cache without a thread, and comes here on a miss)."""
     if cache is not None and (who := cache.get(digest)) is not None:
         return who
     with store.transaction(readonly=True) as tx:
