@@ -109,7 +109,7 @@ async def accept_scan(request: Request, store: StoreDep, who: Caller) -> Respons
     summary="the scan's report; 302 with Refresh-After while it runs (Harbor's GetScanReport)",
     response_class=JSONResponse,
     responses={
-        200: {"content": {t: {"schema": {"type": "object"}} for t in (*svc.REPORTS, svc.REPORT_SBOM)}},
+        200: {"content": {t: {"schema": {"type": "object"}} for t in svc.PRODUCED}},
         400: _ERRORS[400],
         302: {"description": "not ready: ask again after Refresh-After seconds"},
         404: {"description": "no such scan request"},

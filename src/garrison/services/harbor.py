@@ -46,9 +46,12 @@ ERROR = "application/vnd.scanner.adapter.error+json; version=1.0"
 REPORT_SECURITY = "application/vnd.security.vulnerability.report; version=1.1"
 REPORT_HARBOR = "application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0"
 REPORTS = (REPORT_SECURITY, REPORT_HARBOR)
-#: The SBOM report (spec v1.2), and the SBOM formats it carries: Harbor's ``sbom_media_type`` → garrison's.
+#: The SBOM report (spec v1.2), and the SBOM formats it carries: Harbor's ``sbom_media_type`` → the
+#: server's SBOM format (the media types are the server's own, :data:`~garrison.services.registry.SBOM_FORMATS`).
 REPORT_SBOM = "application/vnd.security.sbom.report+json; version=1.0"
-SBOM_MEDIA_TYPES = {"application/spdx+json": "spdx", "application/vnd.cyclonedx+json": "cyclonedx"}
+SBOM_MEDIA_TYPES = {reg.SBOM_FORMATS[name]: name for name in ("spdx", "cyclonedx")}
+#: Every report type garrison answers with.
+PRODUCED = (*REPORTS, REPORT_SBOM)
 #: Report types of the spec that garrison does not produce (answered 501, "no such capability").
 NOT_PRODUCED = frozenset({"application/vnd.scanner.adapter.vuln.report.raw"})
 #: The artifacts garrison consumes.
@@ -134,15 +137,13 @@ def report_type(accept: str) -> str:
     for mt in wanted:
         if mt.essence in ("*/*", "application/*"):
             return REPORT_SECURITY
-        for produced in (*REPORTS, REPORT_SBOM):
+        for produced in PRODUCED:
             p = parse_media_type(produced)
             if mt.essence == p.essence and mt.version in ("", p.version):
                 return produced
     if any(mt.essence in NOT_PRODUCED for mt in wanted):
-        raise HarborError(501, f"garrison produces {', '.join((*REPORTS, REPORT_SBOM))} only")
-    raise HarborError(
-        406, f"cannot answer Accept {accept[:200]!r}: garrison produces {', '.join((*REPORTS, REPORT_SBOM))}"
-    )
+        raise HarborError(501, f"garrison produces {', '.join(PRODUCED)} only")
+    raise HarborError(406, f"cannot answer Accept {accept[:200]!r}: garrison produces {', '.join(PRODUCED)}")
 
 
 def metadata_type(accept: str) -> str:
