@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
+from garrison._files import create_beside
 from garrison.errors import UsageError
 
 Mode = Literal["stdout", "atomic", "direct"]
@@ -98,7 +99,7 @@ def open_output(target: OutputTarget) -> Iterator[IO[str]]:
         return
     path = target.path
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_beside(path)
+    fd, tmp = create_beside(path)
     try:
         if target.owner is not None:
             with contextlib.suppress(OSError):
@@ -112,17 +113,3 @@ def open_output(target: OutputTarget) -> Iterator[IO[str]]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-def _create_beside(path: Path) -> tuple[int, str]:
-    """A new file of our own (0600, ``O_EXCL``: never one that already exists, nor one a symlink
-    points at) beside ``path``, for the atomic write: what :func:`tempfile.mkstemp` does, without
-    importing :mod:`tempfile` (with :mod:`random` and :mod:`shutil`, ~3 ms of every ``-o`` run)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
-    for _ in range(100):
-        tmp = os.path.join(path.parent, f".{path.name}.{os.urandom(6).hex()}")
-        try:
-            return os.open(tmp, flags, 0o600), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no temporary name free beside {path}")

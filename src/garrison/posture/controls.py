@@ -389,16 +389,21 @@ def _builtin_rule_data(files: Sequence[tuple[str, str]]) -> list[Any]:
         return data
     import os
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    from garrison._files import create_beside
+
+    tmp = ""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(blob)
+        fd, tmp = create_beside(path)  # never a file that is already there, nor one a link points at
+        with os.fdopen(fd, "wb") as out:
+            out.write(blob)
         os.replace(tmp, path)
     except OSError:  # a read-only or full cache folder: parse each time
         import contextlib
 
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        if tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
     return data
 
 
